@@ -1,0 +1,224 @@
+"""Synthetic peripheral-blood-smear fields in the layout of the real ALL image dataset.
+
+Each image is a 224x224 RGB field: a pale plasma background with red cells (central pallor),
+and one centred leukocyte whose morphology follows the class the way real ones differ:
+benign lymphocytes are small with dense, smooth chromatin and no nucleoli; the B-lineage
+blasts (Early Pre-B, Pre-B, Pro-B) are larger, with a high nucleus-to-cytoplasm ratio, fine
+open chromatin, nucleoli, and (Pro-B) an irregular, cleaved nucleus. Stain and brightness vary
+per image independently of the class, so colour is *not* a shortcut unless one is planted on
+purpose with ``shortcut`` (a class-coded bottom-right corner overlay like a scale bar).
+
+Every image depends only on (seed, class, index): generation is deterministic and can be split
+across processes. ``Segmented/`` holds the leukocyte on black, so the exact mask is recoverable.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+from alldag.classes import CLASSES, file_prefix
+
+IMAGE_SIZE = 224
+JPEG_QUALITY = 92
+SEGMENTED_THRESHOLD = 24  # max-channel value above which a Segmented/ pixel is leukocyte
+
+
+@dataclass(frozen=True)
+class Morphology:
+    """Class-specific leukocyte appearance; (mean, sd) pairs are in pixels at 224 px."""
+
+    cell_radius: tuple[float, float]
+    nc_ratio: tuple[float, float]  # nucleus radius / cell radius
+    chromatin_contrast: float  # amplitude of the chromatin texture
+    chromatin_scale: int  # texture grid cells across the field (higher = finer)
+    nucleus_darkness: float  # 0 = pale, 1 = very dark
+    nucleoli: tuple[int, int]  # inclusive range of nucleoli count
+    irregularity: float  # amplitude of the nuclear outline harmonics / cleft
+    cytoplasm_rgb: tuple[int, int, int]
+
+
+MORPHOLOGY: dict[str, Morphology] = {
+    "Benign": Morphology((30, 3), (0.80, 0.04), 0.10, 14, 0.95, (0, 0), 0.04, (200, 195, 225)),
+    "Early": Morphology((42, 4), (0.90, 0.03), 0.22, 40, 0.70, (1, 2), 0.05, (170, 170, 215)),
+    "Pre": Morphology((46, 4), (0.84, 0.04), 0.30, 28, 0.75, (1, 3), 0.09, (160, 160, 210)),
+    "Pro": Morphology((50, 5), (0.78, 0.05), 0.26, 34, 0.65, (2, 4), 0.16, (150, 155, 205)),
+}
+
+_PLASMA = np.array([236, 222, 226], np.float32)
+_RBC = np.array([214, 140, 150], np.float32)
+_NUCLEUS_DARK = np.array([70, 30, 105], np.float32)
+_NUCLEUS_PALE = np.array([150, 110, 185], np.float32)
+_NUCLEOLUS = np.array([175, 160, 205], np.float32)
+# Class-coded corner overlays used only when a shortcut is planted (RGB and bar length in px).
+# Sensor noise: one fixed tile, cropped at a per-image offset (a fresh normal draw costs 2 ms).
+_GRAIN = np.random.default_rng(0).standard_normal((2 * IMAGE_SIZE, 2 * IMAGE_SIZE, 3), dtype=np.float32) * 3.0
+_SHORTCUT_BARS = {"Benign": ((20, 20, 20), 18), "Early": ((240, 240, 240), 30),
+                  "Pre": ((20, 20, 20), 42), "Pro": ((240, 240, 240), 54)}
+
+
+def image_rng(seed: int, cls: str, index: int) -> np.random.Generator:
+    """The random stream of one image, independent of every other image."""
+    return np.random.default_rng([seed, CLASSES.index(cls), index])
+
+
+def _smooth_noise(rng: np.random.Generator, size: int, cells: int) -> np.ndarray:
+    """Zero-mean, unit-ish smooth noise field of shape (size, size), `cells` blobs across."""
+    coarse = rng.standard_normal((cells, cells)).astype(np.float32)
+    up = Image.fromarray(coarse, mode="F").resize((size, size), Image.BILINEAR)
+    return np.asarray(up)
+
+
+@lru_cache(maxsize=256)
+def _disc_sprite(r_halves: int, frac_y: int, frac_x: int) -> tuple[np.ndarray, np.ndarray]:
+    """(alpha, pallor weight) of a red-cell disc of radius r_halves/2 px at a sub-pixel offset."""
+    r = r_halves / 2
+    n = int(2 * r + 4)
+    c = r + 1.5
+    yy, xx = np.ogrid[0:n, 0:n]
+    d = np.sqrt((yy - c - frac_y / 4) ** 2 + (xx - c - frac_x / 4) ** 2) / r
+    alpha = np.clip((1.0 - d) * r / 1.5, 0.0, 1.0)[..., None].astype(np.float32)  # ~1.5 px rim
+    centre = np.clip(1.0 - d / 0.55, 0.0, 1.0)[..., None].astype(np.float32)
+    return alpha, centre
+
+
+def _paint_disc(img: np.ndarray, cy: float, cx: float, r: float, rgb: np.ndarray, pallor: float) -> None:
+    """Blend a red cell (disc with a pale centre) into img in place, touching only its box."""
+    alpha, centre = _disc_sprite(int(r * 2), int((cy % 1) * 4), int((cx % 1) * 4))
+    n = alpha.shape[0]
+    r = int(r * 2) / 2
+    oy, ox = int(cy - (r + 1.5)), int(cx - (r + 1.5))
+    h, w, _ = img.shape
+    y0, x0, y1, x1 = max(oy, 0), max(ox, 0), min(oy + n, h), min(ox + n, w)
+    if y0 >= y1 or x0 >= x1:
+        return
+    a = alpha[y0 - oy:y1 - oy, x0 - ox:x1 - ox]
+    p = centre[y0 - oy:y1 - oy, x0 - ox:x1 - ox] * pallor
+    box = img[y0:y1, x0:x1]
+    box += a * (rgb + p * (_PLASMA - rgb) - box)
+
+
+def render_smear(cls: str, rng: np.random.Generator, size: int = IMAGE_SIZE,
+                 shortcut: float = 0.0) -> tuple[np.ndarray, np.ndarray]:
+    """Render one field of class `cls`.
+
+    Returns (image, mask): image is uint8 (size, size, 3) RGB; mask is bool (size, size), True on
+    the leukocyte (nucleus and cytoplasm). `shortcut` in [0, 1] is the probability that the
+    class-coded corner bar is drawn.
+    """
+    m = MORPHOLOGY[cls]
+    scale = size / IMAGE_SIZE
+    img = np.empty((size, size, 3), np.float32)
+    img[:] = _PLASMA
+
+    for _ in range(int(rng.integers(10, 20))):
+        r = rng.uniform(13, 19) * scale
+        _paint_disc(img, rng.uniform(0, size), rng.uniform(0, size), r,
+                    _RBC * rng.uniform(0.93, 1.05), pallor=rng.uniform(0.3, 0.6))
+
+    cy, cx = size / 2 + rng.normal(0, 8 * scale, 2)
+    radius = max(rng.normal(*m.cell_radius), 18) * scale
+    # All leukocyte geometry is computed inside its bounding box only (speed).
+    half = int(radius * 1.15) + 3
+    y0, y1 = max(int(cy) - half, 0), min(int(cy) + half, size)
+    x0, x1 = max(int(cx) - half, 0), min(int(cx) + half, size)
+    yy, xx = np.ogrid[y0:y1, x0:x1]
+    dy, dx = (yy - cy).astype(np.float32), (xx - cx).astype(np.float32)
+    theta = np.arctan2(dy, dx)
+    dist = np.sqrt(dy * dy + dx * dx)
+
+    aspect = rng.uniform(0.9, 1.1)
+    cell_r = radius * (1 + 0.04 * np.cos(2 * theta + rng.uniform(0, 2 * np.pi))) * np.where(
+        np.abs(np.cos(theta)) > 0.5, aspect, 1.0)
+    cell = dist <= cell_r
+
+    nc = np.clip(rng.normal(*m.nc_ratio), 0.55, 0.96)
+    phase = rng.uniform(0, 2 * np.pi, 3)
+    cleft_angle = np.mod(theta - phase[2] + np.pi, 2 * np.pi) - np.pi
+    outline = (1 + m.irregularity * 0.5 * np.cos(2 * theta + phase[0])
+               + m.irregularity * 0.3 * np.cos(3 * theta + phase[1])
+               - m.irregularity * np.exp(-(cleft_angle ** 2) / 0.05))
+    shift = (1 - nc) * radius * 0.6
+    ny, nx = cy + rng.uniform(-shift, shift), cx + rng.uniform(-shift, shift)
+    ndist = np.sqrt((yy - ny) ** 2 + (xx - nx) ** 2)
+    nucleus = (ndist <= nc * radius * outline) & cell
+
+    box = img[y0:y1, x0:x1]
+    bh, bw = y1 - y0, x1 - x0
+    cyto = np.array(m.cytoplasm_rgb, np.float32) * rng.uniform(0.95, 1.04)
+    grain = _smooth_noise(rng, 2 * half, 8)[:bh, :bw, None] * 6
+    box[:] = np.where(cell[..., None], cyto + grain, box)
+
+    texture = _smooth_noise(rng, 2 * half, max(2, m.chromatin_scale * half // 112))[:bh, :bw]
+    dark = np.clip(m.nucleus_darkness + m.chromatin_contrast * texture, 0, 1)[..., None]
+    nuc_rgb = _NUCLEUS_PALE * (1 - dark) + _NUCLEUS_DARK * dark
+    box[:] = np.where(nucleus[..., None], nuc_rgb, box)
+
+    n_nucleoli = int(rng.integers(m.nucleoli[0], m.nucleoli[1] + 1))
+    for _ in range(n_nucleoli):
+        a, rr = rng.uniform(0, 2 * np.pi), rng.uniform(0, 0.5) * nc * radius
+        oy, ox = ny + rr * np.sin(a), nx + rr * np.cos(a)
+        size_n = rng.uniform(2.5, 4.5) * scale
+        by0, bx0 = max(int(oy - size_n) - y0, 0), max(int(ox - size_n) - x0, 0)
+        by1, bx1 = max(int(oy + size_n) + 2 - y0, 0), max(int(ox + size_n) + 2 - x0, 0)
+        sub = box[by0:by1, bx0:bx1]
+        blob = ((yy[by0:by1] - oy) ** 2 + (xx[:, bx0:bx1] - ox) ** 2 <= size_n ** 2) & nucleus[by0:by1, bx0:bx1]
+        sub[:] = np.where(blob[..., None], sub * 0.3 + _NUCLEOLUS * 0.7, sub)
+    mask = np.zeros((size, size), bool)
+    mask[y0:y1, x0:x1] = cell
+
+    # Stain and illumination vary per slide, independently of the class.
+    img *= rng.uniform(0.9, 1.08, 3).astype(np.float32) * rng.uniform(0.92, 1.06)
+    oy, ox = rng.integers(0, _GRAIN.shape[0] - size + 1, 2)
+    img += _GRAIN[oy:oy + size, ox:ox + size]
+
+    if shortcut > 0 and rng.uniform() < shortcut:
+        rgb, length = _SHORTCUT_BARS[cls]
+        length = int(length * scale)
+        img[size - int(10 * scale):size - int(6 * scale), size - int(6 * scale) - length:size - int(6 * scale)] = rgb
+
+    return np.clip(img, 0, 255).astype(np.uint8), mask
+
+
+def mask_from_segmented(segmented: np.ndarray) -> np.ndarray:
+    """Leukocyte mask (bool HxW) from a Segmented/ image (leukocyte on black)."""
+    return segmented.max(axis=-1) > SEGMENTED_THRESHOLD
+
+
+def generate_dataset(root: str | os.PathLike, images_per_class: dict[str, int], seed: int,
+                     shortcut: float = 0.0, size: int = IMAGE_SIZE) -> int:
+    """Write a synthetic dataset under root as Original/<Class>/*.jpg plus its Segmented/ twin.
+
+    The folder is built in a temporary sibling and renamed into place, so an interrupted run never
+    leaves a half-written dataset. Returns the number of images written per folder.
+    """
+    root = Path(root)
+    root.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{root.name}.", dir=root.parent))
+    total = 0
+    try:
+        for cls, count in images_per_class.items():
+            orig_dir, seg_dir = tmp / "Original" / cls, tmp / "Segmented" / cls
+            orig_dir.mkdir(parents=True)
+            seg_dir.mkdir(parents=True)
+            for i in range(1, count + 1):
+                image, mask = render_smear(cls, image_rng(seed, cls, i), size, shortcut)
+                name = f"{file_prefix(cls)}-{i:03d}.jpg"
+                Image.fromarray(image).save(orig_dir / name, quality=JPEG_QUALITY)
+                segmented = np.where(mask[..., None], image, 0)
+                Image.fromarray(segmented.astype(np.uint8)).save(seg_dir / name, quality=JPEG_QUALITY)
+                total += 1
+        if root.exists():
+            shutil.rmtree(root)
+        tmp.rename(root)
+    finally:
+        if tmp.exists():
+            shutil.rmtree(tmp)
+    return total

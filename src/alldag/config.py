@@ -1,0 +1,58 @@
+"""Config validation (schema with defaults), the offline demo overrides, and cross-key checks."""
+
+from __future__ import annotations
+
+import copy
+import os
+
+import jsonschema
+import yaml
+
+from alldag import AlldagError
+
+
+def _schema(schema_path: str | os.PathLike) -> dict:
+    with open(schema_path) as f:
+        return yaml.safe_load(f)
+
+
+def schema_error(config: dict, schema_path: str | os.PathLike) -> str | None:
+    """One line describing the most relevant schema violation of config, or None if it is valid."""
+    schema = _schema(schema_path)
+    error = jsonschema.exceptions.best_match(jsonschema.Draft202012Validator(schema).iter_errors(config))
+    if error is None:
+        return None
+    where = ".".join(str(p) for p in error.absolute_path) or "top level"
+    return (f"config error at {where}: {error.message} — fix your config file "
+            f"(allowed keys and values: workflow/schemas/config.schema.yaml)")
+
+
+def validate_config(config: dict, schema_path: str | os.PathLike) -> dict:
+    """Validate config in place against the schema and fill every default; raises AlldagError (one line)."""
+    message = schema_error(config, schema_path)
+    if message:
+        raise AlldagError(message)
+    from snakemake.utils import validate
+
+    validate(config, str(schema_path), set_default=True)
+    return config
+
+
+def deep_merge(base: dict, overrides: dict) -> dict:
+    """A copy of base with overrides merged in, recursively for nested dicts."""
+    out = copy.deepcopy(base)
+    for key, value in overrides.items():
+        out[key] = deep_merge(out[key], value) if isinstance(value, dict) and isinstance(out.get(key), dict) \
+            else copy.deepcopy(value)
+    return out
+
+
+def apply_demo(config: dict, schema_path: str | os.PathLike) -> dict:
+    """Config with the demo overrides merged in, validated again."""
+    demo = config.get("demo") or {}
+    merged = deep_merge({k: v for k, v in config.items() if k != "demo"}, demo)
+    merged["demo"] = demo
+    message = schema_error(merged, schema_path)
+    if message:
+        raise AlldagError(f"in the demo overrides: {message}")
+    return merged

@@ -1,0 +1,71 @@
+"""The `download` stage: make the chosen dataset available and list its images."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+from pathlib import Path
+
+from alldag import AlldagError
+from alldag.data import SourceDecision, has_layout, scan_dataset, write_tsv_atomic
+from alldag.synthetic import generate_dataset
+
+log = logging.getLogger(__name__)
+KAGGLE_HANDLE = "mehradaria/leukemia"
+
+
+def find_dataset_root(top: str | os.PathLike, max_depth: int = 3) -> Path:
+    """The folder holding Original/ inside an unpacked download (it may be nested)."""
+    top = Path(top)
+    candidates = [top] + [p for d in range(1, max_depth + 1) for p in sorted(top.glob("/".join(["*"] * d)))]
+    for p in candidates:
+        if p.is_dir() and has_layout(p):
+            return p
+    raise AlldagError(f"the download in '{top}' holds no Original/<Class>/ folders: remove it and rerun, "
+                      "or place the dataset by hand and set data.source: local")
+
+
+def kaggle_download(handle: str = KAGGLE_HANDLE) -> Path:
+    """Download (or reuse kagglehub's cache of) the Kaggle dataset; returns the folder holding Original/."""
+    import kagglehub
+
+    try:
+        path = kagglehub.dataset_download(handle)
+    except Exception as exc:  # kagglehub raises requests/HTTP errors of many kinds
+        raise AlldagError(
+            f"downloading Kaggle dataset '{handle}' failed ({type(exc).__name__}): download it by hand "
+            "from https://www.kaggle.com/datasets/mehradaria/leukemia, unzip it and set "
+            "data.source: local, data.local_dir: <folder holding Original/>") from None
+    return find_dataset_root(path)
+
+
+def materialise_dataset(decision: SourceDecision, synthetic_dir: str | os.PathLike,
+                        images_per_class: dict[str, int], synthetic_seed: int, shortcut: float,
+                        folder: str, dataset_tsv: str | os.PathLike, provenance_json: str | os.PathLike,
+                        requested: str = "") -> int:
+    """Make the dataset of `decision` available and write its image list and provenance.
+
+    Synthetic data is generated into synthetic_dir; local and Kaggle data are read in place.
+    Writes dataset_tsv (image_id, label, path, mask_path) and provenance_json (source, root,
+    reason, demo flag, counts; `requested` is the configured data.source). Returns the number of images listed.
+    """
+    if decision.kind == "synthetic":
+        log.warning("USING BUILT-IN SYNTHETIC DATA: %s", decision.reason)
+        generate_dataset(synthetic_dir, images_per_class, synthetic_seed, shortcut)
+        root = Path(synthetic_dir)
+    elif decision.kind == "kaggle":
+        root = kaggle_download()
+    else:
+        root = Path(decision.root)
+    dataset = scan_dataset(root, folder)
+    if dataset.empty:
+        raise AlldagError(f"no images found under '{root / folder}': check data.local_dir and data.folder")
+    counts = dataset["label"].value_counts().to_dict()
+    log.info("dataset at %s: %s", root, counts)
+    write_tsv_atomic(dataset, dataset_tsv)
+    prov = {"requested": requested or decision.kind, "source": decision.kind, "root": str(root.resolve()), "reason": decision.reason,
+            "demo": decision.demo, "synthetic": decision.kind == "synthetic", "folder": folder,
+            "counts": {k: int(v) for k, v in counts.items()}}
+    Path(provenance_json).write_text(json.dumps(prov, indent=2))
+    return len(dataset)

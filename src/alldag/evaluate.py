@@ -1,0 +1,97 @@
+"""The `evaluate` stage: test-split metrics, confusion matrix and ROC curves for one model."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from sklearn import metrics as skm
+
+from alldag.data import read_tsv, write_tsv_atomic
+from alldag.figures import confusion_matrix_figure, roc_figure, save
+
+log = logging.getLogger(__name__)
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+
+def classification_metrics(y_true: np.ndarray, proba: np.ndarray) -> dict:
+    """Accuracy, balanced accuracy, macro-F1 and ROC-AUC of class probabilities.
+
+    y_true: int labels (n,); proba: (n, k) probabilities. ROC-AUC is the positive class's AUC for
+    k == 2 and the macro one-vs-rest AUC otherwise; NaN when the test set lacks a class.
+    """
+    y_pred = proba.argmax(axis=1)
+    k = proba.shape[1]
+    out = {
+        "accuracy": skm.accuracy_score(y_true, y_pred),
+        "balanced_accuracy": skm.balanced_accuracy_score(y_true, y_pred),
+        "macro_f1": skm.f1_score(y_true, y_pred, average="macro", labels=list(range(k)), zero_division=0),
+    }
+    if len(np.unique(y_true)) < k:
+        out["roc_auc"] = float("nan")
+    elif k == 2:
+        out["roc_auc"] = skm.roc_auc_score(y_true, proba[:, 1])
+    else:
+        out["roc_auc"] = skm.roc_auc_score(y_true, proba, multi_class="ovr", average="macro", labels=list(range(k)))
+    return {name: float(v) for name, v in out.items()}
+
+
+def confusion(y_true: np.ndarray, y_pred: np.ndarray, k: int) -> np.ndarray:
+    """k x k confusion counts, rows true class, columns predicted."""
+    return skm.confusion_matrix(y_true, y_pred, labels=list(range(k)))
+
+
+def roc_curves(y_true: np.ndarray, proba: np.ndarray, class_names: list[str]) -> dict:
+    """One-vs-rest ROC curve per class present in y_true: name -> (fpr, tpr, auc)."""
+    curves = {}
+    for i, name in enumerate(class_names):
+        positives = y_true == i
+        if positives.all() or not positives.any():
+            continue
+        fpr, tpr, _ = skm.roc_curve(positives, proba[:, i])
+        curves[name] = (fpr, tpr, skm.auc(fpr, tpr))
+    return curves
+
+
+def predict_split(model, rows: pd.DataFrame, image_size: int, batch_size: int = 32) -> np.ndarray:
+    """Class probabilities (n, k) for manifest rows, in row order."""
+    from alldag.inputs import make_dataset
+
+    return model.predict(make_dataset(rows, image_size, batch_size), verbose=0)
+
+
+def evaluate_model(model_path, split_manifest, run_json, classes: list[str], image_size: int, label: str,
+                   metrics_out, predictions_out, confusion_out, roc_out) -> dict:
+    """Evaluate a trained model on the test split, write outputs and log them into its MLflow run."""
+    from alldag.models import load_classifier
+    from alldag.tracking import log_artifact, log_metrics, resume_run
+
+    manifest = read_tsv(split_manifest)
+    test = manifest[manifest["split"] == "test"].reset_index(drop=True)
+    proba = predict_split(load_classifier(model_path), test, image_size)
+    y_true = test["y"].to_numpy()
+    result = classification_metrics(y_true, proba)
+    matrix = confusion(y_true, proba.argmax(axis=1), len(classes))
+    result.update(n_test=int(len(test)), chance_accuracy=float(1.0 / len(classes)),
+                  majority_accuracy=float(np.bincount(y_true, minlength=len(classes)).max() / len(test)),
+                  confusion_matrix=matrix.tolist(), classes=list(classes))
+    predictions = test[["image_id", "label", "y"]].assign(
+        predicted=[classes[i] for i in proba.argmax(axis=1)],
+        **{f"p_{c}": proba[:, i] for i, c in enumerate(classes)})
+    write_tsv_atomic(predictions, predictions_out)
+    save(confusion_matrix_figure(matrix, list(classes), f"{label}: test confusion matrix"), confusion_out)
+    save(roc_figure(roc_curves(y_true, proba, list(classes)), f"{label}: test ROC"), roc_out)
+    Path(metrics_out).write_text(json.dumps(result, indent=2))
+    run = json.loads(Path(run_json).read_text())
+    with resume_run(run["tracking_uri"], run["run_id"]):
+        log_metrics({f"test_{k}": v for k, v in result.items() if isinstance(v, float) and not np.isnan(v)})
+        for path in (confusion_out, roc_out):
+            log_artifact(path, "figures")
+        log_artifact(predictions_out, "evaluation")
+        log_artifact(metrics_out, "evaluation")
+    log.info("%s test metrics: %s", label, {k: v for k, v in result.items() if isinstance(v, float)})
+    return result

@@ -1,0 +1,92 @@
+"""Figures for the report and MLflow: the math lives elsewhere, these only draw."""
+
+from __future__ import annotations
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+
+
+def training_curves_figure(history: pd.DataFrame, title: str):
+    """Accuracy and loss per epoch, train vs validation (like the study's graphs)."""
+    fig, axes = plt.subplots(1, 2, figsize=(9, 3.4))
+    for ax, key in zip(axes, ("accuracy", "loss")):
+        ax.plot(history["epoch"], history[key], marker="o", label="train")
+        ax.plot(history["epoch"], history[f"val_{key}"], marker="o", label="validation")
+        ax.set_xlabel("epoch")
+        ax.set_ylabel(key)
+        ax.grid(alpha=0.3)
+    axes[0].legend()
+    fig.suptitle(title)
+    fig.tight_layout()
+    return fig
+
+
+def confusion_matrix_figure(matrix: np.ndarray, class_names: list[str], title: str):
+    """Confusion matrix with counts (rows: true class, columns: predicted)."""
+    import seaborn as sns
+
+    fig, ax = plt.subplots(figsize=(1.2 * len(class_names) + 2, 1.1 * len(class_names) + 1.5))
+    sns.heatmap(matrix, annot=True, fmt="d", cmap="Blues", cbar=False, xticklabels=class_names,
+                yticklabels=class_names, ax=ax)
+    ax.set_xlabel("predicted")
+    ax.set_ylabel("true")
+    ax.set_title(title)
+    fig.tight_layout()
+    return fig
+
+
+def roc_figure(curves: dict[str, tuple[np.ndarray, np.ndarray, float]], title: str):
+    """One ROC curve per class (one-vs-rest): curves maps class -> (fpr, tpr, auc)."""
+    fig, ax = plt.subplots(figsize=(4.2, 4))
+    for name, (fpr, tpr, auc) in curves.items():
+        ax.plot(fpr, tpr, label=f"{name} (AUC {auc:.3f})")
+    ax.plot([0, 1], [0, 1], ls="--", c="grey", lw=1)
+    ax.set_xlabel("false positive rate")
+    ax.set_ylabel("true positive rate")
+    ax.set_title(title)
+    ax.legend(fontsize=8, loc="lower right")
+    fig.tight_layout()
+    return fig
+
+
+def image_grid_figure(images: np.ndarray, titles: list[str], title: str, ncols: int = 6):
+    """A grid of RGB images in [0, 255]."""
+    n = len(images)
+    nrows = int(np.ceil(n / ncols))
+    fig, axes = plt.subplots(nrows, ncols, figsize=(1.8 * ncols, 1.9 * nrows), squeeze=False)
+    for ax in axes.flat:
+        ax.axis("off")
+    for ax, img, t in zip(axes.flat, images, titles):
+        ax.imshow(np.clip(img, 0, 255).astype(np.uint8))
+        ax.set_title(t, fontsize=7)
+    fig.suptitle(title)
+    fig.tight_layout()
+    return fig
+
+
+def explanation_figure(images: np.ndarray, gradcam: np.ndarray, lime: np.ndarray, titles: list[str], title: str):
+    """Rows of (image, Grad-CAM overlay, LIME overlay), one row per explained image."""
+    n = len(images)
+    fig, axes = plt.subplots(n, 3, figsize=(6.6, 2.2 * n), squeeze=False)
+    for i in range(n):
+        img = np.clip(images[i], 0, 255).astype(np.uint8)
+        for j, (heat, name) in enumerate(((None, titles[i]), (gradcam[i], "Grad-CAM"), (lime[i], "LIME"))):
+            ax = axes[i, j]
+            ax.imshow(img)
+            if heat is not None:
+                ax.imshow(heat, cmap="jet", alpha=0.45, vmin=0, vmax=1)
+            ax.set_title(name, fontsize=8)
+            ax.axis("off")
+    fig.suptitle(title)
+    fig.tight_layout()
+    return fig
+
+
+def save(fig, path, dpi: int = 110) -> None:
+    """Save and close a figure."""
+    fig.savefig(path, dpi=dpi)
+    plt.close(fig)

@@ -1,0 +1,75 @@
+"""Classifier construction on a keras.applications backbone, and Grad-CAM layer lookup."""
+
+from __future__ import annotations
+
+import re
+
+import keras
+
+from alldag import AlldagError
+from alldag.backbones import constructor, get_backbone, preprocess_fn
+
+
+@keras.saving.register_keras_serializable(package="alldag")
+class BackbonePreprocess(keras.layers.Layer):
+    """The backbone's own preprocess_input as a layer, so saved models take raw RGB in [0, 255]."""
+
+    def __init__(self, backbone: str, **kwargs):
+        super().__init__(**kwargs)
+        self.backbone = backbone
+        self._fn = preprocess_fn(backbone)
+
+    def call(self, inputs):
+        return self._fn(inputs)
+
+    def get_config(self):
+        return {**super().get_config(), "backbone": self.backbone}
+
+
+def _weights_error(name: str, exc: Exception) -> AlldagError:
+    url = re.search(r"https?://\S+", str(exc))
+    where = f" ({url.group(0).rstrip('.:')})" if url else ""
+    return AlldagError(f"ImageNet weights for {name} could not be fetched{where}: put that file in "
+                       f"~/.keras/models/, set train.weights to a local weights file, or set train.weights: null")
+
+
+def build_classifier(backbone: str, n_classes: int, image_size: int, weights: str | None,
+                     dropout: float = 0.3, bn_momentum: float | None = None) -> keras.Model:
+    """A flat functional model: raw RGB -> backbone preprocess -> backbone -> GAP -> dropout -> softmax.
+
+    weights: 'imagenet', None (random init) or a path to a weights file for the backbone.
+    bn_momentum: if set, overrides BatchNormalization momentum (0.9 suits short from-scratch runs).
+    """
+    get_backbone(backbone)
+    inputs = keras.Input((image_size, image_size, 3), name="image")
+    x = BackbonePreprocess(backbone, name="preprocess")(inputs)
+    try:
+        base = constructor(backbone)(include_top=False, weights=weights, input_tensor=x)
+    except Exception as exc:
+        if weights == "imagenet" and ("fetch" in str(exc).lower() or isinstance(exc, OSError)):
+            raise _weights_error(backbone, exc) from None
+        raise
+    if bn_momentum is not None:
+        for layer in base.layers:
+            if isinstance(layer, keras.layers.BatchNormalization):
+                layer.momentum = bn_momentum
+    features = keras.layers.GlobalAveragePooling2D(name="avg_pool")(base.output)
+    features = keras.layers.Dropout(dropout, name="head_dropout")(features)
+    outputs = keras.layers.Dense(n_classes, activation="softmax", name="predictions", dtype="float32")(features)
+    return keras.Model(inputs, outputs, name=f"{backbone}_classifier")
+
+
+def last_conv_layer_name(model: keras.Model) -> str:
+    """Name of the last layer with a 4-D (spatial) output that is not pooling: the Grad-CAM target."""
+    for layer in reversed(model.layers):
+        shape = getattr(layer, "output", None)
+        shape = getattr(shape, "shape", None)
+        if shape is not None and len(shape) == 4 and "pool" not in type(layer).__name__.lower() \
+                and not isinstance(layer, BackbonePreprocess):
+            return layer.name
+    raise AlldagError(f"model {model.name} has no spatial layer for Grad-CAM: set explain.gradcam_layer")
+
+
+def load_classifier(path) -> keras.Model:
+    """Load a model saved by the train stage."""
+    return keras.saving.load_model(path, compile=False)

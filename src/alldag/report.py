@@ -1,0 +1,117 @@
+"""The `report` stage: one self-contained HTML page with every result, figure and caveat."""
+
+from __future__ import annotations
+
+import base64
+import html
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import pandas as pd
+from jinja2 import Environment, PackageLoader, select_autoescape
+
+from alldag.data import read_tsv, write_tsv_atomic
+from alldag.split import split_counts
+
+METRIC_COLUMNS = ["accuracy", "balanced_accuracy", "macro_f1", "roc_auc"]
+STUDY_ACCURACY = {("benign_vs_pro", "VGG16"): 0.985, ("benign_vs_pro", "VGG19"): 0.971,
+                  ("benign_vs_pro", "Xception"): 0.938, ("benign_vs_pro", "MobileNet"): 0.382}
+CITATIONS = [
+    "Aria M, Ghaderzadeh M, Bashash D, Abolghasemi H, Asadi F, Hosseini A. Acute Lymphoblastic Leukemia "
+    "(ALL) image dataset. Kaggle (2021). DOI: 10.34740/KAGGLE/DSV/2175623.",
+    "Ghaderzadeh M, Aria M, Hosseini A, Asadi F, Bashash D, Abolghasemi H. A fast and efficient CNN model "
+    "for B-ALL diagnosis and its subtypes classification using peripheral blood smear images. "
+    "Int J Intell Syst. 2022;37:5113-5133. doi:10.1002/int.22753.",
+]
+
+
+@dataclass(frozen=True)
+class ModelResult:
+    """Paths of one (task, backbone) model's outputs."""
+
+    task: str
+    backbone: str
+    metrics: str
+    history: str
+    curves: str
+    confusion: str
+    roc: str
+    explanation: str
+    agreement: str
+    run: str
+
+
+def data_uri(path: str | os.PathLike) -> str:
+    """A PNG file as an inline data: URI (keeps the page self-contained)."""
+    return "data:image/png;base64," + base64.b64encode(Path(path).read_bytes()).decode("ascii")
+
+
+def results_table(models: list[ModelResult]) -> pd.DataFrame:
+    """One row per model: test metrics, chance level, best epoch, explanation agreement, study's number."""
+    rows = []
+    for m in models:
+        metrics = json.loads(Path(m.metrics).read_text())
+        history = read_tsv(m.history)
+        agreement = read_tsv(m.agreement).mean(numeric_only=True)
+        rows.append({"task": m.task, "backbone": m.backbone, **{k: metrics[k] for k in METRIC_COLUMNS},
+                     "n_test": metrics["n_test"], "chance_accuracy": metrics["chance_accuracy"],
+                     "epochs": len(history), "best_epoch": int(history["val_loss"].idxmin()) + 1,
+                     "gradcam_lime_spearman": agreement.get("spearman", float("nan")),
+                     "gradcam_lime_top_iou": agreement.get("top_iou", float("nan")),
+                     "gradcam_in_mask": agreement.get("gradcam_in_mask", float("nan")),
+                     "lime_in_mask": agreement.get("lime_in_mask", float("nan")),
+                     "study_accuracy": STUDY_ACCURACY.get((m.task, m.backbone), float("nan"))})
+    return pd.DataFrame(rows)
+
+
+def _fmt(value) -> str:
+    if isinstance(value, float):
+        return "–" if pd.isna(value) else f"{value:.3f}"
+    return html.escape(str(value))
+
+
+def _table_html(frame: pd.DataFrame) -> str:
+    head = "".join(f"<th>{html.escape(str(c))}</th>" for c in frame.columns)
+    body = "".join("<tr>" + "".join(f"<td>{_fmt(v)}</td>" for v in row) + "</tr>" for row in frame.itertuples(index=False))
+    return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+
+
+def build_report(provenance_json, split_manifests: dict[str, str], augmentation_json, previews: dict[str, str],
+                 models: list[ModelResult], config_summary: dict, report_out, table_out) -> str:
+    """Render the report page and the results table TSV; returns the page's HTML."""
+    provenance = json.loads(Path(provenance_json).read_text())
+    table = results_table(models)
+    write_tsv_atomic(table, table_out)
+    splits = {task: _table_html(split_counts(read_tsv(path)).reset_index()) for task, path in split_manifests.items()}
+    figures = []
+    for m in models:
+        figures.append({"title": f"{m.task} / {m.backbone}",
+                        "images": [(name, data_uri(p)) for name, p in (("Training curves", m.curves),
+                                                                       ("Confusion matrix", m.confusion),
+                                                                       ("ROC", m.roc),
+                                                                       ("Grad-CAM vs LIME", m.explanation))],
+                        "run_id": json.loads(Path(m.run).read_text())["run_id"],
+                        "agreement": _table_html(read_tsv(m.agreement))})
+    env = Environment(loader=PackageLoader("alldag", "templates"), autoescape=select_autoescape(["html"]))
+    page = env.get_template("report.html.j2").render(
+        synthetic=provenance["synthetic"], demo=provenance["demo"], provenance=provenance,
+        results=_table_html(table), splits=splits, augmentation=json.loads(Path(augmentation_json).read_text()),
+        previews={t: data_uri(p) for t, p in previews.items()}, figures=figures, config=config_summary,
+        citations=CITATIONS)
+    tmp = Path(report_out).with_name(f".{Path(report_out).name}.tmp")
+    tmp.write_text(page)
+    tmp.replace(report_out)
+    return page
+
+
+def build_report_from_lists(provenance_json, split_manifests: dict[str, str], augmentation_json,
+                            previews: dict[str, str], tasks: list[str], backbones: list[str],
+                            outputs: dict[str, list[str]], config_summary: dict, report_out, table_out) -> str:
+    """build_report with per-model outputs given as lists in expand(task, backbone) order."""
+    pairs = [(t, b) for t in tasks for b in backbones]
+    models = [ModelResult(task=t, backbone=b, **{kind: paths[i] for kind, paths in outputs.items()})
+              for i, (t, b) in enumerate(pairs)]
+    return build_report(provenance_json, split_manifests, augmentation_json, previews, models, config_summary,
+                        report_out, table_out)

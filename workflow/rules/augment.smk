@@ -1,0 +1,22 @@
+rule augment:
+    input:
+        manifest=rules.split.output.manifest,
+    output:
+        spec="results/augment/{task}/augmentation.json",
+        preview=report(
+            "results/augment/{task}/augmentation_preview.png",
+            caption="../report/augmentation.rst",
+            category="Data",
+            subcategory="{task}",
+            labels={"task": "{task}", "figure": "augmentation"},
+        ),
+    params:
+        augment=config["augment"],
+        image_size=config["train"]["image_size"],
+        seed=config["seed"],
+    log:
+        "logs/augment/{task}.log",
+    conda:
+        "../../envs/train.yaml"
+    script:
+        "../scripts/augment.py"

@@ -1,0 +1,99 @@
+import json
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(workflow.basedir) / "src"))
+
+from alldag import AlldagError
+from alldag.backbones import check_backbones
+from alldag.classes import CLASSES
+from alldag.config import apply_demo, validate_config
+from alldag.data import SourceDecision, check_tasks, class_counts, has_layout, resolve_source
+
+SCHEMA = Path(workflow.basedir) / "workflow/schemas/config.schema.yaml"
+DATA = "results/data"
+PROVENANCE = f"{DATA}/dataset.json"
+PARENT_RUN_FILE = "results/mlflow/parent_run.json"
+ARTIFACT_ROOT = "results/mlartifacts"
+
+
+def fail(message):
+    """Stop before any job runs, with one line that says what to fix."""
+    raise WorkflowError(f"alldag: {message}")
+
+
+def decide_source(cfg):
+    """The dataset source; a previous 'auto' decision is reused so jobs never re-probe the network."""
+    data = cfg["data"]
+    if data["source"] == "auto" and not has_layout(data["local_dir"]) and Path(PROVENANCE).is_file():
+        prov = json.loads(Path(PROVENANCE).read_text())
+        if prov.get("requested") == "auto" and prov["source"] in ("kaggle", "synthetic"):
+            return SourceDecision(prov["source"], None, prov["reason"], prov["demo"])
+    return resolve_source(data["source"], data["local_dir"])
+
+
+try:
+    validate_config(config, SCHEMA)
+    SOURCE = decide_source(config)
+    if SOURCE.demo:
+        config = apply_demo(config, SCHEMA)
+        print(f"WARNING: {SOURCE.reason}.", file=sys.stderr)
+    check_backbones(config["backbones"], config["train"]["image_size"])
+    if SOURCE.kind == "local":
+        counts = class_counts(SOURCE.root, config["data"]["folder"])
+    elif SOURCE.kind == "synthetic":
+        counts = {c: config["data"]["synthetic"]["images_per_class"] for c in CLASSES}
+    else:
+        counts = None  # known after the download
+    check_tasks(config["tasks"], counts)
+except AlldagError as exc:
+    fail(exc)
+
+TASKS = list(config["tasks"])
+BACKBONES = list(config["backbones"])
+RUN_TAGS = {
+    "alldag.study": config["study"],
+    "alldag.data_source": SOURCE.kind,
+    "alldag.synthetic": str(SOURCE.kind == "synthetic").lower(),
+    "alldag.demo": str(SOURCE.demo).lower(),
+}
+
+
+wildcard_constraints:
+    task="|".join(TASKS),
+    backbone="|".join(BACKBONES),
+
+
+def get_final_output():
+    """The report page and the results table: they depend on every other output."""
+    return ["results/report.html", "results/results_table.tsv"]
+
+
+def tracking_params():
+    """MLflow settings for jobs (the URI is resolved against the working directory at run time)."""
+    return {
+        "uri": config["mlflow"]["tracking_uri"],
+        "experiment": config["study"],
+        "artifact_root": ARTIFACT_ROOT,
+        "parent_run_file": PARENT_RUN_FILE,
+        "tags": RUN_TAGS,
+    }
+
+
+def task_classes(wildcards):
+    return config["tasks"][wildcards.task]
+
+
+def model_outputs(kind):
+    """Paths of one output kind of every (task, backbone) model, for the report."""
+    paths = {
+        "metrics": "results/evaluation/{task}/{backbone}/metrics.json",
+        "history": "results/models/{task}/{backbone}/history.tsv",
+        "curves": "results/models/{task}/{backbone}/training_curves.png",
+        "confusion": "results/evaluation/{task}/{backbone}/confusion_matrix.png",
+        "roc": "results/evaluation/{task}/{backbone}/roc_curve.png",
+        "explanation": "results/explanations/{task}/{backbone}/explanations.png",
+        "agreement": "results/explanations/{task}/{backbone}/agreement.tsv",
+        "run": "results/models/{task}/{backbone}/mlflow_run.json",
+    }[kind]
+    return expand(paths, task=TASKS, backbone=BACKBONES)

@@ -1,0 +1,15 @@
+rule split:
+    input:
+        subset=rules.subset.output.subset,
+    output:
+        manifest="results/split/{task}/split_manifest.tsv",
+    params:
+        val_fraction=config["split"]["val_fraction"],
+        test_fraction=config["split"]["test_fraction"],
+        seed=config["seed"],
+    log:
+        "logs/split/{task}.log",
+    conda:
+        "../../envs/data.yaml"
+    script:
+        "../scripts/split.py"

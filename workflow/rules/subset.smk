@@ -1,0 +1,15 @@
+rule subset:
+    input:
+        dataset=rules.download.output.dataset,
+    output:
+        subset="results/subset/{task}.tsv",
+    params:
+        classes=task_classes,
+        max_per_class=config["data"]["max_images_per_class"],
+        seed=config["seed"],
+    log:
+        "logs/subset/{task}.log",
+    conda:
+        "../../envs/data.yaml"
+    script:
+        "../scripts/subset.py"

@@ -1,0 +1,26 @@
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "src"))
+from alldag.rulelog import run_rule  # noqa: E402
+
+from alldag.data import SourceDecision  # noqa: E402
+from alldag.download import materialise_dataset  # noqa: E402
+
+p = snakemake.params
+syn = p.synthetic
+run_rule(
+    snakemake.log[0],
+    snakemake.threads,
+    lambda: materialise_dataset(
+        SourceDecision(p.source, p.root, p.reason, p.demo),
+        p.synthetic_dir,
+        {c: syn["images_per_class"] for c in ("Benign", "Early", "Pre", "Pro")},
+        syn["seed"],
+        syn["shortcut"],
+        p.folder,
+        snakemake.output.dataset,
+        snakemake.output.provenance,
+        requested=p.requested,
+    ),
+)

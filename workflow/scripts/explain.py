@@ -1,0 +1,18 @@
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "src"))
+from alldag.rulelog import run_rule  # noqa: E402
+
+from alldag.explain import explain_model  # noqa: E402
+
+inp, out, w, p = snakemake.input, snakemake.output, snakemake.wildcards, snakemake.params
+run_rule(
+    snakemake.log[0],
+    snakemake.threads,
+    lambda: explain_model(
+        inp.model, inp.manifest, inp.run, list(p.classes), p.image_size, f"{w.task}/{w.backbone}",
+        p.explain["images_per_class"], p.explain["lime_num_samples"], p.seed, p.explain["gradcam_layer"],
+        out.heatmaps, out.figure, out.agreement,
+    ),
+)

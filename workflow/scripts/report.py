@@ -1,0 +1,18 @@
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "src"))
+from alldag.rulelog import run_rule  # noqa: E402
+
+from alldag.report import build_report_from_lists  # noqa: E402
+
+inp, p = snakemake.input, snakemake.params
+run_rule(
+    snakemake.log[0],
+    snakemake.threads,
+    lambda: build_report_from_lists(
+        inp.provenance, dict(zip(p.tasks, inp.manifests)), inp.augmentation[0], dict(zip(p.tasks, inp.previews)),
+        p.tasks, p.backbones, {k: list(getattr(inp, k)) for k in ("metrics", "history", "curves", "confusion", "roc", "explanation", "agreement", "run")},
+        {**p.train, "seed": p.seed}, snakemake.output.report, snakemake.output.table,
+    ),
+)

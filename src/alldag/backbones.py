@@ -56,9 +56,12 @@ def get_backbone(name: str) -> Backbone:
                           f"{', '.join(close)} (names are case-sensitive)") from None
 
 
-def check_backbones(names: list[str], image_size: int) -> None:
-    """Fail with one line on an unknown backbone or an image size below its minimum."""
-    for name in names:
+def check_backbones(image_sizes: dict[str, int]) -> None:
+    """Fail with one line on an unknown backbone or an image size below its minimum.
+
+    image_sizes maps each backbone name to the input size it will be trained at.
+    """
+    for name, image_size in image_sizes.items():
         bb = get_backbone(name)
         if image_size < bb.min_size:
             raise AlldagError(f"backbone {name} needs images of at least {bb.min_size} px but "

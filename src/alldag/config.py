@@ -56,3 +56,20 @@ def apply_demo(config: dict, schema_path: str | os.PathLike) -> dict:
     if message:
         raise AlldagError(f"in the demo overrides: {message}")
     return merged
+
+
+def train_settings_for(config: dict, backbone: str) -> dict:
+    """The `train` settings of one backbone: config['train'] with its backbone_overrides merged in."""
+    return deep_merge(config["train"], config.get("backbone_overrides", {}).get(backbone, {}))
+
+
+def check_backbone_overrides(config: dict, schema_path: str | os.PathLike) -> None:
+    """Fail with one line if an override names a backbone not trained or an invalid train setting."""
+    for backbone in config.get("backbone_overrides", {}):
+        if backbone not in config["backbones"]:
+            raise AlldagError(f"backbone_overrides names '{backbone}', which is not in backbones: "
+                              f"add it to backbones or remove its override")
+        trial = {**config, "train": train_settings_for(config, backbone), "backbone_overrides": {}}
+        message = schema_error(trial, schema_path)
+        if message:
+            raise AlldagError(f"in backbone_overrides.{backbone}: {message}")

@@ -47,7 +47,7 @@ def gradcam_heatmap(img_array: np.ndarray, model, last_conv_layer_name: str, pre
     import keras
     import tensorflow as tf
 
-    grad_model = keras.Model(model.inputs, [model.get_layer(last_conv_layer_name).output, model.output])
+    grad_model = keras.Model(model.inputs[0], [model.get_layer(last_conv_layer_name).output, model.output])
     with tf.GradientTape() as tape:
         conv_out, preds = grad_model(img_array)
         if pred_index is None:
@@ -74,7 +74,7 @@ def lime_heatmap(image: np.ndarray, predict_fn, label: int, num_samples: int, se
     explainer = lime_image.LimeImageExplainer(random_state=seed)
     explanation = explainer.explain_instance(image.astype(np.float64), predict_fn, labels=(label,), top_labels=None,
                                              hide_color=0, num_samples=num_samples, batch_size=64,
-                                             random_seed=seed, progress_bar=False)
+                                             random_seed=seed)
     return lime_segments_to_heatmap(explanation.segments, explanation.local_exp[label])
 
 

@@ -73,3 +73,24 @@ def last_conv_layer_name(model: keras.Model) -> str:
 def load_classifier(path) -> keras.Model:
     """Load a model saved by the train stage."""
     return keras.saving.load_model(path, compile=False)
+
+
+def recalibrate_batchnorm(model: keras.Model, batches) -> int:
+    """Replace BatchNormalization moving statistics by their average over `batches` ("precise BN").
+
+    Short from-scratch runs leave the moving statistics far behind the weights, so inference-mode
+    predictions collapse to one class; averaging fresh batch statistics of the final weights fixes
+    that without touching any trained weight. batches yields (images, labels). Returns the number
+    of BatchNormalization layers recalibrated.
+    """
+    bn_layers = [layer for layer in model.layers if isinstance(layer, keras.layers.BatchNormalization)]
+    if not bn_layers:
+        return 0
+    saved = [layer.momentum for layer in bn_layers]
+    for i, (images, _) in enumerate(batches):
+        for layer in bn_layers:
+            layer.momentum = i / (i + 1)  # running mean of per-batch statistics
+        model(images, training=True)
+    for layer, momentum in zip(bn_layers, saved):
+        layer.momentum = momentum
+    return len(bn_layers)

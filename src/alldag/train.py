@@ -32,6 +32,7 @@ class TrainSettings:
     weights: str | None
     dropout: float
     bn_momentum: float | None
+    recalibrate_bn: bool
     seed: int
 
 
@@ -73,12 +74,15 @@ def _mlflow_epoch_callback():
 def fit(settings: TrainSettings, manifest: pd.DataFrame, augmentation: dict):
     """Build and fit the classifier; returns (model, history DataFrame with one row per epoch)."""
     import keras
+    import tensorflow as tf
 
     from alldag.augment import build_augmenter
     from alldag.inputs import make_dataset
-    from alldag.models import build_classifier
+    from alldag.models import build_classifier, recalibrate_batchnorm
+    from alldag.tracking import log_metrics
 
     keras.utils.set_random_seed(settings.seed)
+    tf.config.experimental.enable_op_determinism()  # same seed, same CPU -> same metrics
     train_rows = manifest[manifest["split"] == "train"]
     val_rows = manifest[manifest["split"] == "val"]
     train_ds = make_dataset(train_rows, settings.image_size, settings.batch_size, training=True,
@@ -92,6 +96,12 @@ def fit(settings: TrainSettings, manifest: pd.DataFrame, augmentation: dict):
                         callbacks=[_mlflow_epoch_callback()])
     frame = pd.DataFrame(history.history)
     frame.insert(0, "epoch", range(1, len(frame) + 1))
+    if settings.recalibrate_bn:
+        n = recalibrate_batchnorm(model, make_dataset(train_rows, settings.image_size, settings.batch_size))
+        if n:
+            loss, accuracy = model.evaluate(val_ds, verbose=0)
+            log.info("recalibrated %d BatchNormalization layers: val_loss %.4f, val_accuracy %.4f", n, loss, accuracy)
+            log_metrics({"val_loss_recalibrated": loss, "val_accuracy_recalibrated": accuracy})
     return model, frame
 
 
@@ -165,6 +175,7 @@ def settings_from_params(params: dict) -> tuple[TrainSettings, Tracking]:
     settings = TrainSettings(backbone=params["backbone"], task=params["task"], classes=tuple(params["classes"]),
                              image_size=t["image_size"], epochs=t["epochs"], batch_size=t["batch_size"],
                              learning_rate=t["learning_rate"], weights=t["weights"], dropout=t["dropout"],
-                             bn_momentum=t["bn_momentum"], seed=params["seed"])
+                             bn_momentum=t["bn_momentum"], recalibrate_bn=t["recalibrate_bn"],
+                             seed=params["seed"])
     return settings, Tracking(**params["tracking"])
 

@@ -7,7 +7,12 @@ sys.path.insert(0, str(Path(workflow.basedir) / "src"))
 from alldag import AlldagError
 from alldag.backbones import check_backbones
 from alldag.classes import CLASSES
-from alldag.config import apply_demo, validate_config
+from alldag.config import (
+    apply_demo,
+    check_backbone_overrides,
+    train_settings_for,
+    validate_config,
+)
 from alldag.data import SourceDecision, check_tasks, class_counts, has_layout, resolve_source
 
 SCHEMA = Path(workflow.basedir) / "workflow/schemas/config.schema.yaml"
@@ -19,7 +24,8 @@ ARTIFACT_ROOT = "results/mlartifacts"
 
 def fail(message):
     """Stop before any job runs, with one line that says what to fix."""
-    raise WorkflowError(f"alldag: {message}")
+    print(f"alldag: error: {message}", file=sys.stderr)
+    sys.exit(1)
 
 
 def decide_source(cfg):
@@ -32,20 +38,29 @@ def decide_source(cfg):
     return resolve_source(data["source"], data["local_dir"])
 
 
+def check_config(cfg, counts):
+    """Cross-key checks the schema cannot express: backbones, their overrides, task classes."""
+    check_backbone_overrides(cfg, SCHEMA)
+    check_backbones(
+        {b: train_settings_for(cfg, b)["image_size"] for b in cfg["backbones"]}
+    )
+    check_tasks(cfg["tasks"], counts)
+
+
 try:
     validate_config(config, SCHEMA)
+    check_config(config, None)
     SOURCE = decide_source(config)
     if SOURCE.demo:
         config = apply_demo(config, SCHEMA)
         print(f"WARNING: {SOURCE.reason}.", file=sys.stderr)
-    check_backbones(config["backbones"], config["train"]["image_size"])
     if SOURCE.kind == "local":
         counts = class_counts(SOURCE.root, config["data"]["folder"])
     elif SOURCE.kind == "synthetic":
         counts = {c: config["data"]["synthetic"]["images_per_class"] for c in CLASSES}
     else:
         counts = None  # known after the download
-    check_tasks(config["tasks"], counts)
+    check_config(config, counts)
 except AlldagError as exc:
     fail(exc)
 
@@ -82,6 +97,15 @@ def tracking_params():
 
 def task_classes(wildcards):
     return config["tasks"][wildcards.task]
+
+
+def backbone_train_settings(wildcards):
+    """`train` settings with the backbone's overrides merged in."""
+    return train_settings_for(config, wildcards.backbone)
+
+
+def backbone_image_size(wildcards):
+    return backbone_train_settings(wildcards)["image_size"]
 
 
 def model_outputs(kind):

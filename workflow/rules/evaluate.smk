@@ -22,7 +22,7 @@ rule evaluate:
         ),
     params:
         classes=task_classes,
-        image_size=config["train"]["image_size"],
+        image_size=backbone_image_size,
     log:
         "logs/evaluate/{task}/{backbone}.log",
     conda:

@@ -15,7 +15,7 @@ rule explain:
         agreement="results/explanations/{task}/{backbone}/agreement.tsv",
     params:
         classes=task_classes,
-        image_size=config["train"]["image_size"],
+        image_size=backbone_image_size,
         explain=config["explain"],
         seed=config["seed"],
     log:

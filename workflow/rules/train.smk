@@ -15,7 +15,7 @@ rule train:
         run="results/models/{task}/{backbone}/mlflow_run.json",
     params:
         classes=task_classes,
-        train=config["train"],
+        train=backbone_train_settings,
         seed=config["seed"],
         tracking=tracking_params(),
     resources:

@@ -10,13 +10,13 @@ rule augment:
             subcategory="{task}",
             labels={"task": "{task}", "figure": "augmentation"},
         ),
-    params:
-        augment=config["augment"],
-        image_size=config["train"]["image_size"],
-        seed=config["seed"],
     log:
         "logs/augment/{task}.log",
     conda:
         "../../envs/train.yaml"
+    params:
+        augment=config["augment"],
+        image_size=config["train"]["image_size"],
+        seed=config["seed"],
     script:
         "../scripts/augment.py"

@@ -13,7 +13,13 @@ from alldag.config import (
     train_settings_for,
     validate_config,
 )
-from alldag.data import SourceDecision, check_tasks, class_counts, has_layout, resolve_source
+from alldag.data import (
+    SourceDecision,
+    check_tasks,
+    class_counts,
+    has_layout,
+    resolve_source,
+)
 
 SCHEMA = Path(workflow.basedir) / "workflow/schemas/config.schema.yaml"
 DATA = "results/data"
@@ -31,9 +37,16 @@ def fail(message):
 def decide_source(cfg):
     """The dataset source; a previous 'auto' decision is reused so jobs never re-probe the network."""
     data = cfg["data"]
-    if data["source"] == "auto" and not has_layout(data["local_dir"]) and Path(PROVENANCE).is_file():
+    if (
+        data["source"] == "auto"
+        and not has_layout(data["local_dir"])
+        and Path(PROVENANCE).is_file()
+    ):
         prov = json.loads(Path(PROVENANCE).read_text())
-        if prov.get("requested") == "auto" and prov["source"] in ("kaggle", "synthetic"):
+        if prov.get("requested") == "auto" and prov["source"] in (
+            "kaggle",
+            "synthetic",
+        ):
             return SourceDecision(prov["source"], None, prov["reason"], prov["demo"])
     return resolve_source(data["source"], data["local_dir"])
 

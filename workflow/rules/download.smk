@@ -2,6 +2,10 @@ rule download:
     output:
         dataset=f"{DATA}/dataset.tsv",
         provenance=PROVENANCE,
+    log:
+        "logs/download.log",
+    conda:
+        "../../envs/data.yaml"
     params:
         source=SOURCE.kind,
         root=SOURCE.root,
@@ -11,9 +15,5 @@ rule download:
         folder=config["data"]["folder"],
         synthetic=config["data"]["synthetic"],
         synthetic_dir=f"{DATA}/synthetic",
-    log:
-        "logs/download.log",
-    conda:
-        "../../envs/data.yaml"
     script:
         "../scripts/download.py"

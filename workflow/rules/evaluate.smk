@@ -11,7 +11,11 @@ rule evaluate:
             caption="../report/confusion_matrix.rst",
             category="Evaluation",
             subcategory="{task}",
-            labels={"task": "{task}", "backbone": "{backbone}", "figure": "confusion matrix"},
+            labels={
+                "task": "{task}",
+                "backbone": "{backbone}",
+                "figure": "confusion matrix",
+            },
         ),
         roc=report(
             "results/evaluation/{task}/{backbone}/roc_curve.png",
@@ -20,12 +24,12 @@ rule evaluate:
             subcategory="{task}",
             labels={"task": "{task}", "backbone": "{backbone}", "figure": "ROC"},
         ),
-    params:
-        classes=task_classes,
-        image_size=backbone_image_size,
     log:
         "logs/evaluate/{task}/{backbone}.log",
     conda:
         "../../envs/evaluate.yaml"
+    params:
+        classes=task_classes,
+        image_size=backbone_image_size,
     script:
         "../scripts/evaluate.py"

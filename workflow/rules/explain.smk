@@ -10,17 +10,21 @@ rule explain:
             caption="../report/explanations.rst",
             category="Explanation",
             subcategory="{task}",
-            labels={"task": "{task}", "backbone": "{backbone}", "figure": "Grad-CAM vs LIME"},
+            labels={
+                "task": "{task}",
+                "backbone": "{backbone}",
+                "figure": "Grad-CAM vs LIME",
+            },
         ),
         agreement="results/explanations/{task}/{backbone}/agreement.tsv",
+    log:
+        "logs/explain/{task}/{backbone}.log",
+    conda:
+        "../../envs/explain.yaml"
     params:
         classes=task_classes,
         image_size=backbone_image_size,
         explain=config["explain"],
         seed=config["seed"],
-    log:
-        "logs/explain/{task}/{backbone}.log",
-    conda:
-        "../../envs/explain.yaml"
     script:
         "../scripts/explain.py"

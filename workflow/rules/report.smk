@@ -15,14 +15,14 @@ rule report:
     output:
         report="results/report.html",
         table="results/results_table.tsv",
+    log:
+        "logs/report.log",
+    conda:
+        "../../envs/report.yaml"
     params:
         tasks=TASKS,
         backbones=BACKBONES,
         train=config["train"],
         seed=config["seed"],
-    log:
-        "logs/report.log",
-    conda:
-        "../../envs/report.yaml"
     script:
         "../scripts/report.py"

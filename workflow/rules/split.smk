@@ -3,13 +3,13 @@ rule split:
         subset=rules.subset.output.subset,
     output:
         manifest="results/split/{task}/split_manifest.tsv",
-    params:
-        val_fraction=config["split"]["val_fraction"],
-        test_fraction=config["split"]["test_fraction"],
-        seed=config["seed"],
     log:
         "logs/split/{task}.log",
     conda:
         "../../envs/data.yaml"
+    params:
+        val_fraction=config["split"]["val_fraction"],
+        test_fraction=config["split"]["test_fraction"],
+        seed=config["seed"],
     script:
         "../scripts/split.py"

@@ -3,13 +3,13 @@ rule subset:
         dataset=rules.download.output.dataset,
     output:
         subset="results/subset/{task}.tsv",
-    params:
-        classes=task_classes,
-        max_per_class=config["data"]["max_images_per_class"],
-        seed=config["seed"],
     log:
         "logs/subset/{task}.log",
     conda:
         "../../envs/data.yaml"
+    params:
+        classes=task_classes,
+        max_per_class=config["data"]["max_images_per_class"],
+        seed=config["seed"],
     script:
         "../scripts/subset.py"

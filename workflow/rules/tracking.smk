@@ -13,7 +13,10 @@ onstart:
         PARENT_RUN_FILE,
         t["tags"],
     )
-    print(f"MLflow parent run {run_id} in experiment '{t['experiment']}'", file=sys.stderr)
+    print(
+        f"MLflow parent run {run_id} in experiment '{t['experiment']}'",
+        file=sys.stderr,
+    )
 
 
 onsuccess:

@@ -13,16 +13,16 @@ rule train:
             labels={"task": "{task}", "backbone": "{backbone}", "figure": "curves"},
         ),
         run="results/models/{task}/{backbone}/mlflow_run.json",
+    log:
+        "logs/train/{task}/{backbone}.log",
+    conda:
+        "../../envs/train.yaml"
+    resources:
+        gpu=1,
     params:
         classes=task_classes,
         train=backbone_train_settings,
         seed=config["seed"],
         tracking=tracking_params(),
-    resources:
-        gpu=1,
-    log:
-        "logs/train/{task}/{backbone}.log",
-    conda:
-        "../../envs/train.yaml"
     script:
         "../scripts/train.py"

@@ -1,0 +1,187 @@
+"""alldag.synthetic: the deterministic smear generator and its dataset layout."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from alldag.classes import CLASSES, file_prefix
+from alldag.synthetic import (
+    IMAGE_SIZE,
+    generate_dataset,
+    image_rng,
+    mask_from_segmented,
+    render_smear,
+)
+
+from conftest import SYNTHETIC_PER_CLASS, SYNTHETIC_SEED
+
+# The corner bar of a planted shortcut: rows 214..217, ending 6 px from the right edge.
+BAR_ROWS = slice(IMAGE_SIZE - 10, IMAGE_SIZE - 6)
+BAR_END = IMAGE_SIZE - 6
+
+
+def _render(cls, index, seed=1, shortcut=0.0):
+    return render_smear(cls, image_rng(seed, cls, index), shortcut=shortcut)
+
+
+@pytest.mark.parametrize("cls", CLASSES)
+def test_render_smear_types_and_shapes(cls):
+    image, mask = _render(cls, 1)
+    assert image.dtype == np.uint8
+    assert image.shape == (IMAGE_SIZE, IMAGE_SIZE, 3)
+    assert mask.dtype == bool
+    assert mask.shape == (IMAGE_SIZE, IMAGE_SIZE)
+    # one leukocyte: a sizeable blob, far from filling the field
+    assert 500 < mask.sum() < 0.5 * IMAGE_SIZE ** 2
+
+
+def test_render_smear_other_size():
+    image, mask = render_smear("Pre", image_rng(0, "Pre", 1), size=64)
+    assert image.shape == (64, 64, 3) and mask.shape == (64, 64)
+
+
+def test_leukocyte_is_darker_than_background():
+    image, mask = _render("Benign", 3)
+    grey = image.astype(float).mean(axis=-1)
+    assert grey[mask].mean() < grey[~mask].mean() - 20
+
+
+@pytest.mark.parametrize("cls", CLASSES)
+def test_render_is_deterministic(cls):
+    a_img, a_mask = _render(cls, 4)
+    b_img, b_mask = _render(cls, 4)
+    np.testing.assert_array_equal(a_img, b_img)
+    np.testing.assert_array_equal(a_mask, b_mask)
+
+
+def test_render_differs_by_index_seed_and_class():
+    base, _ = _render("Pro", 4)
+    assert (base != _render("Pro", 5)[0]).mean() > 0.1
+    assert (base != _render("Pro", 4, seed=2)[0]).mean() > 0.1
+    assert (base != _render("Early", 4)[0]).mean() > 0.1
+
+
+def test_image_rng_streams_are_independent_of_order():
+    first = image_rng(3, "Pre", 7).random(5)
+    image_rng(3, "Pre", 6).random(100)  # drawing another image's stream changes nothing
+    np.testing.assert_array_equal(first, image_rng(3, "Pre", 7).random(5))
+
+
+def test_mask_area_follows_class_morphology():
+    area = {cls: np.mean([_render(cls, i)[1].sum() for i in range(1, 21)]) for cls in CLASSES}
+    assert area["Pro"] > area["Pre"] > area["Benign"]
+    assert area["Pro"] > area["Early"] > area["Benign"]
+    # benign lymphocytes are markedly smaller than any blast
+    assert area["Benign"] < 0.6 * min(area["Early"], area["Pre"], area["Pro"])
+
+
+def _bar_pixels(image):
+    return image[BAR_ROWS, :BAR_END]
+
+
+def _bar_length(image, rgb):
+    """Columns of the bar rows that are exactly the bar colour in every bar row."""
+    region = _bar_pixels(image)
+    exact = (region == np.array(rgb, np.uint8)).all(axis=-1).all(axis=0)
+    return int(exact.sum())
+
+
+@pytest.mark.parametrize("cls,rgb,length", [
+    ("Benign", (20, 20, 20), 18), ("Early", (240, 240, 240), 30),
+    ("Pre", (20, 20, 20), 42), ("Pro", (240, 240, 240), 54)])
+def test_shortcut_draws_class_coded_corner_bar(cls, rgb, length):
+    with_bar, _ = _render(cls, 2, shortcut=1.0)
+    without, _ = _render(cls, 2, shortcut=0.0)
+    region = with_bar[BAR_ROWS, BAR_END - length:BAR_END]
+    assert (region == np.array(rgb, np.uint8)).all()
+    assert _bar_length(with_bar, rgb) >= length
+    # no bar without the shortcut: the same region is not a flat block of the bar colour
+    assert _bar_length(without, rgb) < length // 2
+    assert not (without[BAR_ROWS, BAR_END - length:BAR_END] == np.array(rgb, np.uint8)).all()
+    # and the shortcut changes nothing outside the bar
+    changed = (with_bar != without).any(axis=-1)
+    changed[BAR_ROWS, BAR_END - length:BAR_END] = False
+    assert not changed.any()
+
+
+def test_shortcut_bars_differ_between_classes():
+    corners = {cls: _render(cls, 2, shortcut=1.0)[0][BAR_ROWS, BAR_END - 54:BAR_END].astype(int)
+               for cls in CLASSES}
+    for i, a in enumerate(CLASSES):
+        for b in CLASSES[i + 1:]:
+            assert np.abs(corners[a] - corners[b]).sum() > 0, (a, b)
+
+
+def test_generate_dataset_layout(synthetic_root):
+    for folder in ("Original", "Segmented"):
+        assert sorted(p.name for p in (synthetic_root / folder).iterdir()) == sorted(CLASSES)
+        for cls in CLASSES:
+            names = sorted(p.name for p in (synthetic_root / folder / cls).iterdir())
+            assert names == [f"{file_prefix(cls)}-{i:03d}.jpg" for i in range(1, SYNTHETIC_PER_CLASS + 1)]
+    assert (synthetic_root / "Original" / "Pro" / "WBC-Malignant-Pro-001.jpg").is_file()
+    assert (synthetic_root / "Original" / "Benign" / "WBC-Benign-008.jpg").is_file()
+    assert sorted(p.name for p in synthetic_root.iterdir()) == ["Original", "Segmented"]
+
+
+def test_generated_original_matches_render(synthetic_root):
+    image, _ = render_smear("Early", image_rng(SYNTHETIC_SEED, "Early", 3))
+    with Image.open(synthetic_root / "Original" / "Early" / "WBC-Malignant-Early-003.jpg") as im:
+        assert im.size == (IMAGE_SIZE, IMAGE_SIZE) and im.mode == "RGB"
+        decoded = np.asarray(im).astype(int)
+    assert np.abs(decoded - image.astype(int)).mean() < 4  # JPEG error only
+
+
+@pytest.mark.parametrize("cls", CLASSES)
+def test_mask_from_segmented_recovers_mask(synthetic_root, cls):
+    for i in (1, 5, 8):
+        _, mask = render_smear(cls, image_rng(SYNTHETIC_SEED, cls, i))
+        with Image.open(synthetic_root / "Segmented" / cls / f"{file_prefix(cls)}-{i:03d}.jpg") as im:
+            recovered = mask_from_segmented(np.asarray(im))
+        iou = (recovered & mask).sum() / (recovered | mask).sum()
+        assert iou > 0.95, (cls, i, iou)
+
+
+def test_mask_from_segmented_threshold():
+    seg = np.zeros((2, 3, 3), np.uint8)
+    seg[0, 0] = (0, 0, 25)
+    seg[0, 1] = (24, 24, 24)
+    seg[1, 2] = (200, 10, 10)
+    np.testing.assert_array_equal(mask_from_segmented(seg), [[True, False, False], [False, False, True]])
+
+
+def test_generate_dataset_returns_count_and_replaces_existing(tmp_path):
+    root = tmp_path / "data" / "ALL"
+    assert generate_dataset(root, {"Benign": 3, "Pro": 2}, seed=1) == 5
+    stale = root / "Original" / "Benign" / "stale.jpg"
+    stale.write_bytes(b"old")
+    (root / "Original" / "Early").mkdir()
+
+    assert generate_dataset(root, {"Pre": 4}, seed=2) == 4
+    assert sorted(p.name for p in (root / "Original").iterdir()) == ["Pre"]
+    assert sorted(p.name for p in (root / "Segmented").iterdir()) == ["Pre"]
+    assert len(list((root / "Original" / "Pre").iterdir())) == 4
+    assert not stale.exists()
+    # the temporary build folder is renamed away, nothing hidden remains next to it
+    assert [p.name for p in root.parent.iterdir()] == ["ALL"]
+    assert not [p for p in root.parent.iterdir() if p.name.startswith(".")]
+
+
+def test_generate_dataset_is_deterministic(tmp_path):
+    generate_dataset(tmp_path / "a", {"Early": 2}, seed=9)
+    generate_dataset(tmp_path / "b", {"Early": 2}, seed=9)
+    for folder in ("Original", "Segmented"):
+        for name in ("WBC-Malignant-Early-001.jpg", "WBC-Malignant-Early-002.jpg"):
+            assert (tmp_path / "a" / folder / "Early" / name).read_bytes() == \
+                (tmp_path / "b" / folder / "Early" / name).read_bytes()
+
+
+def test_generate_dataset_failure_leaves_no_temp_folder(tmp_path):
+    root = tmp_path / "ALL"
+    generate_dataset(root, {"Benign": 1}, seed=1)
+    with pytest.raises((KeyError, ValueError)):
+        generate_dataset(root, {"Benign": 1, "NotAClass": 1}, seed=1)
+    # the old dataset survives a failed regeneration and no temporary sibling is left
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["ALL"]
+    assert (root / "Original" / "Benign" / "WBC-Benign-001.jpg").is_file()

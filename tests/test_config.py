@@ -141,9 +141,6 @@ def test_apply_demo_custom_and_invalid(schema_path):
     assert "\n" not in message and "demo" in message and "train.epochs" in message
 
 
-@pytest.mark.xfail(strict=False, reason=(
-    "bug: the schema's default demo block sets backbone_overrides for VGG16/VGG19, so any config whose "
-    "backbones omit them fails check_backbone_overrides once 'auto' falls back to the demo"))
 def test_default_demo_works_with_fewer_backbones(schema_path):
     config = validate_config({"backbones": ["MobileNet"]}, schema_path)
     check_backbone_overrides(config, schema_path)

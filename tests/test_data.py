@@ -394,3 +394,43 @@ def test_kaggle_download_success_finds_root(monkeypatch, tmp_path):
     monkeypatch.setattr(kagglehub, "dataset_download", fake)
     assert kaggle_download() == inner
     assert calls == ["mehradaria/leukemia"]
+
+
+def test_kaggle_reachable_offline_switch(monkeypatch):
+    import socket
+
+    from alldag.data import kaggle_reachable
+
+    def boom(*args, **kwargs):
+        raise AssertionError("ALLDAG_OFFLINE=1 must not open a socket")
+
+    monkeypatch.setattr(socket, "create_connection", boom)
+    monkeypatch.setenv("ALLDAG_OFFLINE", "1")
+    assert kaggle_reachable() is False
+
+
+def test_kaggle_reachable_probe(monkeypatch):
+    import socket
+
+    from alldag.data import KAGGLE_HOST, kaggle_reachable
+
+    monkeypatch.delenv("ALLDAG_OFFLINE", raising=False)
+    calls = []
+
+    class Conn:
+        def close(self):
+            calls.append("closed")
+
+    def ok(address, timeout=None):
+        calls.append((address, timeout))
+        return Conn()
+
+    monkeypatch.setattr(socket, "create_connection", ok)
+    assert kaggle_reachable(0.5) is True
+    assert calls == [(KAGGLE_HOST, 0.5), "closed"]
+
+    def refused(address, timeout=None):
+        raise ConnectionRefusedError("no route")
+
+    monkeypatch.setattr(socket, "create_connection", refused)
+    assert kaggle_reachable() is False

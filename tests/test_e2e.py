@@ -67,7 +67,8 @@ def test_history_has_every_epoch(run):
 
 
 def test_mlflow_has_one_child_run_per_model_under_one_parent(run):
-    client = mlflow.MlflowClient(f"sqlite:///{run / 'results/mlflow.db'}")
+    mlflow.set_tracking_uri(f"sqlite:///{run / 'results/mlflow.db'}")
+    client = mlflow.MlflowClient()
     experiment = client.get_experiment_by_name(CFG["study"])
     runs = client.search_runs([experiment.experiment_id])
     children = [r for r in runs if "mlflow.parentRunId" in r.data.tags]

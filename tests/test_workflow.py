@@ -14,8 +14,8 @@ from alldag.synthetic import generate_dataset
 from workflow_helpers import REPO, SNAKEMAKE, error_lines, snakemake, write_config
 
 
-def test_lint_is_clean(tmp_path):
-    proc = subprocess.run([SNAKEMAKE, "--lint", "-s", str(REPO / "Snakefile"), "-d", str(tmp_path)],
+def test_lint_is_clean():
+    proc = subprocess.run([SNAKEMAKE, "--lint", "-s", str(REPO / "Snakefile")],
                           cwd=REPO, capture_output=True, text=True, env={**os.environ, "ALLDAG_OFFLINE": "1"})
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert "Lints for" not in proc.stdout + proc.stderr
@@ -48,7 +48,9 @@ BAD_CONFIGS = {
     "small image": ({"backbones": ["Xception"], "train": {"image_size": 64}}, "at least 71 px"),
     "local missing": ({"data": {"source": "local", "local_dir": "/nonexistent/ALL"}}, "is not a folder"),
     "kaggle offline": ({"data": {"source": "kaggle"}}, "cannot be reached"),
-    "override of untrained backbone": ({"backbone_overrides": {"VGG19": {"epochs": 2}}}, "not in backbones"),
+    "override of untrained backbone": ({"backbones": ["VGG16"], "backbone_overrides": {"VGG19": {"epochs": 2}}},
+                                       "not in backbones"),
+    "bad override value": ({"backbone_overrides": {"VGG19": {"epochs": -1}}}, "backbone_overrides.VGG19"),
 }
 
 

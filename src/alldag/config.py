@@ -51,6 +51,9 @@ def apply_demo(config: dict, schema_path: str | os.PathLike) -> dict:
     """Config with the demo overrides merged in, validated again."""
     demo = config.get("demo") or {}
     merged = deep_merge({k: v for k, v in config.items() if k != "demo"}, demo)
+    # The demo's per-backbone settings only concern backbones this run actually trains.
+    merged["backbone_overrides"] = {b: o for b, o in merged.get("backbone_overrides", {}).items()
+                                    if b in merged["backbones"]}
     merged["demo"] = demo
     message = schema_error(merged, schema_path)
     if message:

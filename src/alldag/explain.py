@@ -101,7 +101,7 @@ def heatmap_agreement(a: np.ndarray, b: np.ndarray, mask: np.ndarray | None = No
         for name, heat in (("a", a), ("b", b)):
             total = heat.sum()
             out[f"{name}_in_mask"] = float(heat[mask].sum() / total) if total > 0 else float("nan")
-            out[f"{name}_pointing"] = float(mask.ravel()[int(np.argmax(heat))])
+            out[f"{name}_pointing"] = float(mask.ravel()[int(np.argmax(heat))]) if total > 0 else float("nan")
     return out
 
 

@@ -4,36 +4,42 @@ from __future__ import annotations
 
 import logging
 
+import numpy as np
 import pandas as pd
-from sklearn.model_selection import train_test_split
 
 from alldag import AlldagError
 
 SPLITS = ("train", "val", "test")
 
 
+def split_sizes(n: int, val_fraction: float, test_fraction: float) -> tuple[int, int, int]:
+    """(train, val, test) image counts for a class of n images: rounded shares, at least one each."""
+    n_test = max(1, round(test_fraction * n))
+    n_val = max(1, round(val_fraction * n))
+    return n - n_val - n_test, n_val, n_test
+
+
 def stratified_split(subset: pd.DataFrame, val_fraction: float, test_fraction: float,
                      seed: int) -> pd.DataFrame:
     """Assign each row of `subset` to train, val or test, stratified by `label`, with a fixed seed.
 
-    Returns a copy with a `split` column, in the input's row order. Raises AlldagError when a class
-    is too small to appear in every split.
+    Each class is shuffled (seeded) and cut at its rounded shares, so every class is within half
+    an image of the requested fractions and appears in every split. Returns a copy with a `split`
+    column, in the input's row order. Raises AlldagError when a class is too small for that.
     """
-    counts = subset["label"].value_counts()
-    too_small = counts[counts < 3]
-    if not too_small.empty:
-        raise AlldagError(f"class(es) {', '.join(too_small.index)} have fewer than 3 images, too few "
-                          "for train/val/test: add images or raise data.max_images_per_class")
-    idx = subset.index.to_numpy()
-    labels = subset["label"].to_numpy()
-    rest, test = train_test_split(idx, test_size=test_fraction, stratify=labels, random_state=seed)
-    val_share = val_fraction / (1.0 - test_fraction)
-    train, val = train_test_split(rest, test_size=val_share, stratify=subset.loc[rest, "label"],
-                                  random_state=seed)
+    rng = np.random.default_rng(seed)
     out = subset.copy()
-    out.loc[train, "split"] = "train"
-    out.loc[val, "split"] = "val"
-    out.loc[test, "split"] = "test"
+    out["split"] = ""
+    for label in sorted(subset["label"].unique()):
+        idx = subset.index[subset["label"] == label].to_numpy()
+        n_train, n_val, n_test = split_sizes(len(idx), val_fraction, test_fraction)
+        if n_train < 1:
+            raise AlldagError(f"class '{label}' has {len(idx)} images, too few for train/val/test: "
+                              "add images, raise data.max_images_per_class or lower the split fractions")
+        order = rng.permutation(idx)
+        out.loc[order[:n_test], "split"] = "test"
+        out.loc[order[n_test:n_test + n_val], "split"] = "val"
+        out.loc[order[n_test + n_val:], "split"] = "train"
     return out
 
 

@@ -1,0 +1,127 @@
+"""alldag.models on a tiny MobileNet (32x32, random weights), plus Grad-CAM on it."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+keras = pytest.importorskip("keras")
+
+from alldag.explain import gradcam_heatmap  # noqa: E402
+from alldag.models import (  # noqa: E402
+    BackbonePreprocess,
+    build_classifier,
+    last_conv_layer_name,
+    load_classifier,
+    recalibrate_batchnorm,
+)
+
+SIZE = 32
+N_CLASSES = 3
+
+
+@pytest.fixture(scope="module")
+def model():
+    keras.utils.set_random_seed(0)
+    return build_classifier("MobileNet", N_CLASSES, SIZE, None)
+
+
+@pytest.fixture(scope="module")
+def images():
+    return np.random.default_rng(0).uniform(0, 255, (4, SIZE, SIZE, 3)).astype(np.float32)
+
+
+def _bn_layers(model):
+    return [layer for layer in model.layers if isinstance(layer, keras.layers.BatchNormalization)]
+
+
+def test_output_shape_and_softmax(model, images):
+    assert model.output.shape == (None, N_CLASSES)
+    assert model.input.shape == (None, SIZE, SIZE, 3)
+    proba = np.asarray(model(images, training=False))
+    assert proba.shape == (4, N_CLASSES)
+    np.testing.assert_allclose(proba.sum(axis=1), 1.0, atol=1e-5)
+    assert (proba >= 0).all()
+
+
+def test_model_is_flat_with_preprocess_first(model):
+    assert isinstance(model.get_layer("preprocess"), BackbonePreprocess)
+    assert model.get_layer("predictions").activation is keras.activations.softmax
+    assert len(_bn_layers(model)) == 27  # MobileNet: stem + 13 depthwise blocks x 2, not nested
+
+
+def test_preprocess_layer_is_the_backbones_own():
+    layer = BackbonePreprocess("MobileNet")
+    out = np.asarray(layer(np.array([[0.0, 127.5, 255.0]], np.float32)))
+    np.testing.assert_allclose(out, [[-1.0, 0.0, 1.0]], atol=1e-6)
+    assert layer.get_config()["backbone"] == "MobileNet"
+
+
+def test_last_conv_layer_is_spatial(model):
+    name = last_conv_layer_name(model)
+    layer = model.get_layer(name)
+    assert len(layer.output.shape) == 4
+    assert "pool" not in type(layer).__name__.lower()
+    # it is the last 4-D layer before global pooling
+    names = [l.name for l in model.layers]
+    assert names.index(name) == names.index("avg_pool") - 1
+
+
+def test_save_and_load_round_trip(model, images, tmp_path):
+    path = tmp_path / "model.keras"
+    model.save(path)
+    loaded = load_classifier(path)
+    assert isinstance(loaded.get_layer("preprocess"), BackbonePreprocess)
+    assert loaded.get_layer("preprocess").backbone == "MobileNet"
+    np.testing.assert_allclose(np.asarray(loaded(images, training=False)),
+                               np.asarray(model(images, training=False)), rtol=1e-5, atol=1e-6)
+
+
+def test_recalibrate_batchnorm(images):
+    keras.utils.set_random_seed(1)
+    model = build_classifier("MobileNet", 2, SIZE, None, bn_momentum=0.9)
+    bns = _bn_layers(model)
+    assert all(layer.momentum == 0.9 for layer in bns)
+    first = bns[0]
+    before = [np.array(layer.moving_mean) for layer in bns]
+    # the first BN layer's input (conv1 output) has no BN upstream, so its batch mean is exact
+    probe = keras.Model(model.input, model.get_layer(first.name).input)
+    batches = [(images[:2], np.zeros(2)), (images[2:], np.zeros(2))]
+    expected = np.mean([np.asarray(probe(x, training=True)).mean(axis=(0, 1, 2)) for x, _ in batches], axis=0)
+
+    assert recalibrate_batchnorm(model, batches) == 27
+    after = [np.array(layer.moving_mean) for layer in bns]
+    assert all(not np.allclose(a, b) for a, b in zip(before, after))
+    np.testing.assert_allclose(after[0], expected, rtol=1e-4, atol=1e-4)
+    assert all(layer.momentum == 0.9 for layer in bns)  # momenta restored
+
+
+def test_recalibrate_without_batchnorm_returns_zero():
+    inputs = keras.Input((4,))
+    model = keras.Model(inputs, keras.layers.Dense(2)(inputs))
+    assert recalibrate_batchnorm(model, [(np.zeros((1, 4)), None)]) == 0
+
+
+def test_gradcam_heatmap(model, images):
+    heat = gradcam_heatmap(images[:1], model, last_conv_layer_name(model))
+    assert heat.shape == (SIZE, SIZE)
+    assert np.isfinite(heat).all()
+    assert heat.min() >= 0.0 and heat.max() <= 1.0 + 1e-6
+    heat1 = gradcam_heatmap(images[:1], model, last_conv_layer_name(model), pred_index=1)
+    assert heat1.shape == (SIZE, SIZE) and heat1.min() >= 0.0 and heat1.max() <= 1.0 + 1e-6
+
+
+def test_gradcam_heatmap_larger_grid():
+    keras.utils.set_random_seed(2)
+    model = build_classifier("MobileNet", 2, 96, None)
+    image = np.random.default_rng(1).uniform(0, 255, (1, 96, 96, 3)).astype(np.float32)
+    layer = last_conv_layer_name(model)
+    heats = [gradcam_heatmap(image, model, layer, pred_index=i) for i in (0, 1)]
+    for heat in heats:
+        assert heat.shape == (96, 96)
+        assert heat.min() >= 0.0 and heat.max() <= 1.0 + 1e-6
+    # binary softmax: the two classes' gradients are opposite, so at least one map has positive
+    # evidence on the 3x3 feature grid; it is normalised to peak 1 and is not constant
+    best = max(heats, key=lambda h: h.max())
+    assert best.max() == pytest.approx(1.0)
+    assert best.std() > 0.05

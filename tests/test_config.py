@@ -40,7 +40,9 @@ def test_empty_config_gets_every_default(defaults, schema_path):
     assert defaults["data"]["folder"] == "Original"
     assert defaults["data"]["max_images_per_class"] is None
     assert defaults["data"]["synthetic"] == {"images_per_class": 100, "seed": 7, "shortcut": 0.0}
-    assert defaults["split"] == {"val_fraction": 0.15, "test_fraction": 0.15}
+    assert defaults["split"] == {"folds": 5, "group_blocks": None, "val_fraction": 0.15, "test_fraction": 0.15}
+    assert defaults["data"]["verify"] == "strict"
+    assert defaults["audit"] == {"image_size": 224, "near_duplicate_threshold": 0.97, "mask_min_fraction": 0.02}
     assert defaults["backbones"] == ["Xception", "VGG16", "VGG19", "MobileNet"]
     assert defaults["tasks"] == {"benign_vs_pro": ["Benign", "Pro"], "four_class": ["Benign", "Early", "Pre", "Pro"]}
     assert defaults["seed"] == 42

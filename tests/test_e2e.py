@@ -35,7 +35,7 @@ def run(tmp_path_factory):
 
 
 def test_split_manifest_class_counts(run):
-    manifest = pd.read_csv(run / f"results/split/{TASK}/split_manifest.tsv", sep="\t")
+    manifest = pd.read_csv(run / f"results/split/{TASK}/fold0/split_manifest.tsv", sep="\t")
     n = CFG["data"]["synthetic"]["images_per_class"]
     counts = manifest.groupby(["label", "split"]).size().unstack()
     assert list(counts.index) == ["Benign", "Pro"]
@@ -43,25 +43,36 @@ def test_split_manifest_class_counts(run):
     for split, fraction in (("test", 0.15), ("val", 0.15)):
         assert (abs(counts[split] - fraction * n) <= 1).all(), counts
     assert manifest["image_id"].is_unique
+    assert len(pd.read_csv(run / f"results/split/{TASK}/leakage_check.tsv", sep="\t")) == 0
+
+
+def test_data_audit_ran_on_every_image(run):
+    audit = json.loads((run / "results/data/audit.json").read_text())
+    n = CFG["data"]["synthetic"]["images_per_class"] * 4
+    assert audit["checked"] == audit["usable"] == n and audit["quarantined"] == 0
+    assert audit["duplicate_clusters"] == 0  # the generator makes no duplicates
+    assert audit["masks_nearly_empty"] == 0 and audit["masks_missing"] == 0
+    provenance = json.loads((run / "results/data/dataset.json").read_text())
+    assert provenance["synthetic"] is True and provenance["verification"] == {"skipped": True}
 
 
 def test_metrics_are_valid_and_above_chance(run):
     for backbone in BACKBONES:
-        metrics = json.loads((run / f"results/evaluation/{TASK}/{backbone}/metrics.json").read_text())
+        metrics = json.loads((run / f"results/evaluation/{TASK}/{backbone}/fold0/metrics.json").read_text())
         for key in ("accuracy", "balanced_accuracy", "macro_f1", "roc_auc"):
             assert 0.0 <= metrics[key] <= 1.0, (backbone, key, metrics[key])
         assert metrics["accuracy"] > metrics["chance_accuracy"], (backbone, metrics)
         matrix = np.array(metrics["confusion_matrix"])
         assert matrix.shape == (2, 2) and matrix.sum() == metrics["n_test"]
         assert np.isclose(np.trace(matrix) / matrix.sum(), metrics["accuracy"])
-        predictions = pd.read_csv(run / f"results/evaluation/{TASK}/{backbone}/predictions.tsv", sep="\t")
+        predictions = pd.read_csv(run / f"results/evaluation/{TASK}/{backbone}/fold0/predictions.tsv", sep="\t")
         assert len(predictions) == metrics["n_test"]
         assert np.allclose(predictions[["p_Benign", "p_Pro"]].sum(axis=1), 1.0, atol=1e-4)
 
 
 def test_history_has_every_epoch(run):
     for backbone in BACKBONES:
-        history = pd.read_csv(run / f"results/models/{TASK}/{backbone}/history.tsv", sep="\t")
+        history = pd.read_csv(run / f"results/models/{TASK}/{backbone}/fold0/history.tsv", sep="\t")
         assert list(history["epoch"]) == list(range(1, CFG["train"]["epochs"] + 1))
         assert {"loss", "accuracy", "val_loss", "val_accuracy"} <= set(history.columns)
 
@@ -91,11 +102,11 @@ def test_heatmaps_match_image_size_and_agreement_is_measured(run):
     size = CFG["train"]["image_size"]
     n = 2 * CFG["explain"]["images_per_class"]
     for backbone in BACKBONES:
-        heat = np.load(run / f"results/explanations/{TASK}/{backbone}/heatmaps.npz")
+        heat = np.load(run / f"results/explanations/{TASK}/{backbone}/fold0/heatmaps.npz")
         for method in ("gradcam", "lime"):
             assert heat[method].shape == (n, size, size)
             assert heat[method].min() >= 0 and heat[method].max() <= 1
-        agreement = pd.read_csv(run / f"results/explanations/{TASK}/{backbone}/agreement.tsv", sep="\t")
+        agreement = pd.read_csv(run / f"results/explanations/{TASK}/{backbone}/fold0/agreement.tsv", sep="\t")
         assert len(agreement) == n
         assert agreement["top_iou"].between(0, 1).all()
         assert agreement["gradcam_in_mask"].between(0, 1).all()
@@ -111,7 +122,9 @@ def test_report_page_references_every_figure_and_says_synthetic(run):
     assert len(re.findall(r'src="data:image/png;base64,', page)) == 4 * len(BACKBONES) + 1
     assert "10.34740/KAGGLE/DSV/2175623" in page
     table = pd.read_csv(run / "results/results_table.tsv", sep="\t")
-    assert sorted(table["backbone"]) == sorted(BACKBONES)
+    assert sorted(table["backbone"]) == sorted(BACKBONES) and set(table["fold"]) == {0}
+    summary = pd.read_csv(run / "results/results_summary.tsv", sep="\t")
+    assert len(summary) == len(BACKBONES) and (summary["folds"] == 1).all()
 
 
 def test_second_invocation_runs_nothing(run):

@@ -33,8 +33,8 @@ def test_default_config_dry_run_plans_every_stage(tmp_path):
     assert proc.returncode == 0, proc.stderr
     out = proc.stdout + proc.stderr
     assert "BUILT-IN SYNTHETIC" in out  # offline, auto falls back loudly
-    for rule, count in {"download": 1, "subset": 2, "split": 2, "augment": 2, "train": 8, "evaluate": 8,
-                        "explain": 8, "report": 1}.items():
+    for rule, count in {"download": 1, "audit": 1, "subset": 2, "split": 2, "check_leakage": 2, "augment": 2,
+                        "train": 8, "evaluate": 8, "explain": 8, "report": 1}.items():
         assert any(line.split() == [rule, str(count)] for line in out.splitlines()), (rule, out)
     assert not (tmp_path / "results").exists()
 
@@ -74,7 +74,7 @@ def test_local_folder_without_original_layout_fails(tmp_path):
 
 
 def test_local_class_with_zero_images_fails(tmp_path):
-    generate_dataset(tmp_path / "ALL", {"Benign": 4, "Pro": 4}, seed=1)
+    generate_dataset(tmp_path / "ALL", {"Benign": 4, "Pro": 4}, seed=1)  # no Early/Pre folders at all
     for f in (tmp_path / "ALL/Original/Pro").iterdir():
         f.unlink()
     cfg = {"data": {"source": "local", "local_dir": str(tmp_path / "ALL")}, "tasks": {"benign_vs_pro": ["Benign", "Pro"]}}
@@ -83,19 +83,46 @@ def test_local_class_with_zero_images_fails(tmp_path):
     assert proc.returncode != 0 and len(lines) == 1 and "has no images for them" in lines[0], proc.stderr
 
 
-def test_local_dataset_runs_download_subset_and_split(tmp_path):
-    """The real ingest path on a local fake of the dataset (synthetic images in the real layout)."""
-    generate_dataset(tmp_path / "ALL", {"Benign": 10, "Early": 6, "Pre": 6, "Pro": 12}, seed=2)
-    cfg = {"data": {"source": "local", "local_dir": str(tmp_path / "ALL")}, "seed": 5}
-    target = "results/split/benign_vs_pro/split_manifest.tsv"
+def _local_fake(tmp_path, counts, seed=2):
+    """A local copy of the dataset made of synthetic images, with a matching checksum manifest."""
+    from alldag.verify import build_manifest
+
+    generate_dataset(tmp_path / "ALL", counts, seed=seed)
+    build_manifest(tmp_path / "ALL").to_csv(tmp_path / "manifest.tsv", sep="\t", index=False)
+    return {"source": "local", "local_dir": str(tmp_path / "ALL"), "manifest": str(tmp_path / "manifest.tsv")}
+
+
+def test_local_dataset_runs_download_audit_and_kfold_split(tmp_path):
+    """The real ingest path on a local fake of the dataset: verification, audit, 3-fold split, leakage check."""
+    data = _local_fake(tmp_path, {"Benign": 10, "Early": 6, "Pre": 6, "Pro": 12})
+    cfg = {"data": data, "seed": 5, "split": {"folds": 3}}
+    target = "results/split/benign_vs_pro/leakage_check.tsv"
     proc = snakemake(tmp_path, "--cores", "1", target, config=write_config(tmp_path, cfg))
     assert proc.returncode == 0, proc.stderr
-
     prov = json.loads((tmp_path / "results/data/dataset.json").read_text())
     assert prov["source"] == "local" and prov["synthetic"] is False
     assert prov["counts"] == {"Benign": 10, "Early": 6, "Pre": 6, "Pro": 12}
-    manifest = pd.read_csv(tmp_path / target, sep="\t")
-    assert manifest.groupby("label").size().to_dict() == {"Benign": 10, "Pro": 12}
-    assert set(manifest["split"]) == {"train", "val", "test"}
-    assert manifest["path"].str.startswith(str(tmp_path / "ALL/Original")).all()
+    assert prov["verification"] == {"ok": 68}
+    tested = []
+    for fold in range(3):
+        manifest = pd.read_csv(tmp_path / f"results/split/benign_vs_pro/fold{fold}/split_manifest.tsv", sep="\t")
+        assert manifest.groupby("label").size().to_dict() == {"Benign": 10, "Pro": 12}
+        assert set(manifest["split"]) == {"train", "val", "test"}
+        assert manifest["path"].str.startswith(str(tmp_path / "ALL/Original")).all()
+        tested += list(manifest.loc[manifest["split"] == "test", "image_id"])
+    assert sorted(tested) == sorted(set(tested)) and len(tested) == 22
     assert not (tmp_path / "results/data/synthetic").exists()  # local data are read in place
+
+
+def test_local_dataset_that_does_not_match_the_manifest_fails_clearly(tmp_path):
+    data = _local_fake(tmp_path, {"Benign": 5, "Pro": 5})
+    with open(tmp_path / "ALL/Original/Pro/WBC-Malignant-Pro-002.jpg", "ab") as f:
+        f.write(b"tampered")
+    cfg = {"data": data, "split": {"folds": 1}, "tasks": {"benign_vs_pro": ["Benign", "Pro"]}}
+    proc = snakemake(tmp_path, "--cores", "1", "results/data/dataset.tsv", config=write_config(tmp_path, cfg))
+    assert proc.returncode != 0
+    log = (tmp_path / "logs/download.log").read_text()
+    errors = [line for line in log.splitlines() if "ERROR alldag:" in line]
+    assert len(errors) == 1 and "does not match its manifest (1 changed" in errors[0], log[-2000:]
+    assert "WBC-Malignant-Pro-002.jpg" in log
+    assert not (tmp_path / "results/data/dataset.tsv").exists()

@@ -7,9 +7,12 @@ import logging
 import os
 from pathlib import Path
 
+import pandas as pd
+
 from alldag import AlldagError
 from alldag.data import SourceDecision, has_layout, scan_dataset, write_tsv_atomic
 from alldag.synthetic import generate_dataset
+from alldag.verify import VERIFY_COLUMNS, read_manifest, verification_failure, verify_folder
 
 log = logging.getLogger(__name__)
 KAGGLE_HANDLE = "mehradaria/leukemia"
@@ -40,15 +43,40 @@ def kaggle_download(handle: str = KAGGLE_HANDLE) -> Path:
     return find_dataset_root(path)
 
 
+def verify_dataset(root: Path, manifest_path: str | os.PathLike | None, policy: str, verification_tsv) -> dict:
+    """Check root against the checksum manifest; fail (policy 'strict') on missing or changed files.
+
+    Writes verification_tsv (one row per file, see alldag.verify); returns status counts.
+    policy: 'strict' (fail), 'warn' (log and continue) or 'off' (skip, empty table).
+    """
+    if policy == "off" or manifest_path is None:
+        write_tsv_atomic(pd.DataFrame(columns=VERIFY_COLUMNS), verification_tsv)
+        return {"skipped": True}
+    report = verify_folder(root, read_manifest(manifest_path))
+    write_tsv_atomic(report, verification_tsv)
+    counts = {k: int(v) for k, v in report["status"].value_counts().items()}
+    failure = verification_failure(report)
+    if failure and policy == "strict":
+        bad = report[report["status"] != "ok"]
+        log.error("files that do not match the manifest:\n%s", bad.head(50).to_string(index=False))
+        raise AlldagError(failure)
+    if failure:
+        log.warning("continuing although %s", failure)
+    log.info("manifest verification: %s", counts)
+    return counts
+
+
 def materialise_dataset(decision: SourceDecision, synthetic_dir: str | os.PathLike,
                         images_per_class: dict[str, int], synthetic_seed: int, shortcut: float,
                         folder: str, dataset_tsv: str | os.PathLike, provenance_json: str | os.PathLike,
-                        requested: str = "") -> int:
+                        verification_tsv: str | os.PathLike, manifest_path: str | None = None,
+                        verify: str = "strict", requested: str = "") -> int:
     """Make the dataset of `decision` available and write its image list and provenance.
 
     Synthetic data is generated into synthetic_dir; local and Kaggle data are read in place.
     Writes dataset_tsv (image_id, label, path, mask_path) and provenance_json (source, root,
-    reason, demo flag, counts; `requested` is the configured data.source). Returns the number of images listed.
+    reason, demo flag, counts; `requested` is the configured data.source). Real data (local or
+    Kaggle) are verified against manifest_path first (see verify_dataset). Returns the number of images listed.
     """
     if decision.kind == "synthetic":
         log.warning("USING BUILT-IN SYNTHETIC DATA: %s", decision.reason)
@@ -58,6 +86,9 @@ def materialise_dataset(decision: SourceDecision, synthetic_dir: str | os.PathLi
         root = kaggle_download()
     else:
         root = Path(decision.root)
+    # Synthetic data have no published manifest: they are deterministic from their seed.
+    verification = verify_dataset(root, None if decision.kind == "synthetic" else manifest_path, verify,
+                                  verification_tsv)
     dataset = scan_dataset(root, folder)
     if dataset.empty:
         raise AlldagError(f"no images found under '{root / folder}': check data.local_dir and data.folder")
@@ -66,6 +97,7 @@ def materialise_dataset(decision: SourceDecision, synthetic_dir: str | os.PathLi
     write_tsv_atomic(dataset, dataset_tsv)
     prov = {"requested": requested or decision.kind, "source": decision.kind, "root": str(root.resolve()), "reason": decision.reason,
             "demo": decision.demo, "synthetic": decision.kind == "synthetic", "folder": folder,
-            "counts": {k: int(v) for k, v in counts.items()}}
+            "counts": {k: int(v) for k, v in counts.items()}, "verification": verification,
+            "manifest": str(manifest_path) if manifest_path and decision.kind != "synthetic" else None}
     Path(provenance_json).write_text(json.dumps(prov, indent=2))
     return len(dataset)

@@ -33,6 +33,7 @@ class ModelResult:
 
     task: str
     backbone: str
+    fold: int
     metrics: str
     history: str
     curves: str
@@ -55,7 +56,7 @@ def results_table(models: list[ModelResult]) -> pd.DataFrame:
         metrics = json.loads(Path(m.metrics).read_text())
         history = read_tsv(m.history)
         agreement = read_tsv(m.agreement).mean(numeric_only=True)
-        rows.append({"task": m.task, "backbone": m.backbone, **{k: metrics[k] for k in METRIC_COLUMNS},
+        rows.append({"task": m.task, "backbone": m.backbone, "fold": m.fold, **{k: metrics[k] for k in METRIC_COLUMNS},
                      "n_test": metrics["n_test"], "chance_accuracy": metrics["chance_accuracy"],
                      "epochs": len(history), "best_epoch": int(history["val_loss"].idxmin()) + 1,
                      "gradcam_lime_spearman": agreement.get("spearman", float("nan")),
@@ -64,6 +65,16 @@ def results_table(models: list[ModelResult]) -> pd.DataFrame:
                      "lime_in_mask": agreement.get("lime_in_mask", float("nan")),
                      "study_accuracy": STUDY_ACCURACY.get((m.task, m.backbone), float("nan"))})
     return pd.DataFrame(rows)
+
+
+def fold_summary(table: pd.DataFrame) -> pd.DataFrame:
+    """Mean and standard deviation over folds of each test metric, per task and backbone."""
+    grouped = table.groupby(["task", "backbone"], sort=False)
+    out = grouped[METRIC_COLUMNS].agg(["mean", "std"])
+    out.columns = [f"{metric}_{stat}" for metric, stat in out.columns]
+    out.insert(0, "folds", grouped.size())
+    out["study_accuracy"] = grouped["study_accuracy"].first()
+    return out.reset_index()
 
 
 def _fmt(value) -> str:
@@ -78,15 +89,21 @@ def _table_html(frame: pd.DataFrame) -> str:
     return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
 
 
-def build_report(provenance_json, split_manifests: dict[str, str], augmentation_json, previews: dict[str, str],
-                 models: list[ModelResult], config_summary: dict, report_out, table_out) -> str:
-    """Render the report page and the results table TSV; returns the page's HTML."""
+def build_report(provenance_json, audit_json, leakage_tsvs: dict[str, str], split_manifests: dict[str, list[str]],
+                 augmentation_json, previews: dict[str, str], models: list[ModelResult], config_summary: dict,
+                 report_out, table_out, summary_out) -> str:
+    """Render the report page, the per-fold results table and the across-fold summary TSVs; returns the HTML."""
     provenance = json.loads(Path(provenance_json).read_text())
+    audit = json.loads(Path(audit_json).read_text())
+    data_dir = Path(audit_json).parent
     table = results_table(models)
+    summary = fold_summary(table)
     write_tsv_atomic(table, table_out)
-    splits = {task: _table_html(split_counts(read_tsv(path)).reset_index()) for task, path in split_manifests.items()}
+    write_tsv_atomic(summary, summary_out)
+    splits = {task: _table_html(split_counts(read_tsv(paths[0])).reset_index()) for task, paths in split_manifests.items()}
+    leaks = {task: len(read_tsv(path)) for task, path in leakage_tsvs.items()}
     figures = []
-    for m in models:
+    for m in (m for m in models if m.fold == 0):  # figures of the first fold; every fold is in the tables
         figures.append({"title": f"{m.task} / {m.backbone}",
                         "images": [(name, data_uri(p)) for name, p in (("Training curves", m.curves),
                                                                        ("Confusion matrix", m.confusion),
@@ -96,8 +113,11 @@ def build_report(provenance_json, split_manifests: dict[str, str], augmentation_
                         "agreement": _table_html(read_tsv(m.agreement))})
     env = Environment(loader=PackageLoader("alldag", "templates"), autoescape=select_autoescape(["html"]))
     page = env.get_template("report.html.j2").render(
-        synthetic=provenance["synthetic"], demo=provenance["demo"], provenance=provenance,
-        results=_table_html(table), splits=splits, augmentation=json.loads(Path(augmentation_json).read_text()),
+        synthetic=provenance["synthetic"], demo=provenance["demo"], provenance=provenance, audit=audit,
+        quarantine=_table_html(read_tsv(data_dir / "quarantine.tsv")),
+        duplicates=_table_html(read_tsv(data_dir / "duplicates.tsv").head(200)), leaks=leaks,
+        folds=int(table["fold"].max()) + 1, results=_table_html(table), summary=_table_html(summary),
+        splits=splits, augmentation=json.loads(Path(augmentation_json).read_text()),
         previews={t: data_uri(p) for t, p in previews.items()}, figures=figures, config=config_summary,
         citations=CITATIONS)
     tmp = Path(report_out).with_name(f".{Path(report_out).name}.tmp")
@@ -106,12 +126,14 @@ def build_report(provenance_json, split_manifests: dict[str, str], augmentation_
     return page
 
 
-def build_report_from_lists(provenance_json, split_manifests: dict[str, str], augmentation_json,
-                            previews: dict[str, str], tasks: list[str], backbones: list[str],
-                            outputs: dict[str, list[str]], config_summary: dict, report_out, table_out) -> str:
-    """build_report with per-model outputs given as lists in expand(task, backbone) order."""
-    pairs = [(t, b) for t in tasks for b in backbones]
-    models = [ModelResult(task=t, backbone=b, **{kind: paths[i] for kind, paths in outputs.items()})
-              for i, (t, b) in enumerate(pairs)]
-    return build_report(provenance_json, split_manifests, augmentation_json, previews, models, config_summary,
-                        report_out, table_out)
+def build_report_from_lists(provenance_json, audit_json, leakage_tsvs: dict[str, str], manifests: list[str],
+                            augmentation_json, previews: dict[str, str], tasks: list[str], backbones: list[str],
+                            folds: list[int], outputs: dict[str, list[str]], config_summary: dict, report_out,
+                            table_out, summary_out) -> str:
+    """build_report with per-model outputs given as lists in expand(task, backbone, fold) order."""
+    triples = [(t, b, f) for t in tasks for b in backbones for f in folds]
+    models = [ModelResult(task=t, backbone=b, fold=f, **{kind: paths[i] for kind, paths in outputs.items()})
+              for i, (t, b, f) in enumerate(triples)]
+    split_manifests = {t: manifests[i * len(folds):(i + 1) * len(folds)] for i, t in enumerate(tasks)}
+    return build_report(provenance_json, audit_json, leakage_tsvs, split_manifests, augmentation_json, previews,
+                        models, config_summary, report_out, table_out, summary_out)

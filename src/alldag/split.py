@@ -1,8 +1,16 @@
-"""Stratified train/validation/test split, written as a manifest."""
+"""Leakage-free, stratified splits: whole groups (duplicate clusters, file-number blocks) per split.
+
+A holdout split (folds = 1) assigns every group to train, val or test; k-fold cross-validation
+(folds >= 2) assigns every group to one test fold, then splits the rest of each fold into train
+and val. Groups are placed greedily, largest first (ties in seeded random order), where they
+bring each class's count closest to its target, so singleton groups give counts within one
+image of the target per class.
+"""
 
 from __future__ import annotations
 
 import logging
+import re
 
 import numpy as np
 import pandas as pd
@@ -10,37 +18,108 @@ import pandas as pd
 from alldag import AlldagError
 
 SPLITS = ("train", "val", "test")
+log = logging.getLogger(__name__)
 
 
-def split_sizes(n: int, val_fraction: float, test_fraction: float) -> tuple[int, int, int]:
-    """(train, val, test) image counts for a class of n images: rounded shares, at least one each."""
-    n_test = max(1, round(test_fraction * n))
-    n_val = max(1, round(val_fraction * n))
-    return n - n_val - n_test, n_val, n_test
+def bucket_targets(total: int, shares: list[float]) -> np.ndarray:
+    """Images per bucket for a class of `total` images: rounded shares, at least one each when possible."""
+    target = np.asarray(shares, float) * total
+    if total >= len(shares):
+        target = np.maximum(target, 1.0)
+        big = int(np.argmax(target))
+        target[big] -= target.sum() - total  # keep the sum at `total`
+    return target
 
 
-def stratified_split(subset: pd.DataFrame, val_fraction: float, test_fraction: float,
-                     seed: int) -> pd.DataFrame:
-    """Assign each row of `subset` to train, val or test, stratified by `label`, with a fixed seed.
-
-    Each class is shuffled (seeded) and cut at its rounded shares, so every class is within half
-    an image of the requested fractions and appears in every split. Returns a copy with a `split`
-    column, in the input's row order. Raises AlldagError when a class is too small for that.
-    """
+def allocate_groups(labels: np.ndarray, groups: np.ndarray, shares: list[float], seed: int) -> np.ndarray:
+    """Bucket index per row, keeping each group in one bucket and each class near shares per bucket."""
+    classes, y = np.unique(labels, return_inverse=True)
+    group_ids, g = np.unique(groups, return_inverse=True)
+    counts = np.zeros((len(group_ids), len(classes)))
+    np.add.at(counts, (g, y), 1)
+    targets = np.stack([bucket_targets(int(t), shares) for t in counts.sum(axis=0)], axis=1)  # (B, C)
+    current = np.zeros_like(targets)
     rng = np.random.default_rng(seed)
-    out = subset.copy()
-    out["split"] = ""
-    for label in sorted(subset["label"].unique()):
-        idx = subset.index[subset["label"] == label].to_numpy()
-        n_train, n_val, n_test = split_sizes(len(idx), val_fraction, test_fraction)
-        if n_train < 1:
-            raise AlldagError(f"class '{label}' has {len(idx)} images, too few for train/val/test: "
-                              "add images, raise data.max_images_per_class or lower the split fractions")
-        order = rng.permutation(idx)
-        out.loc[order[:n_test], "split"] = "test"
-        out.loc[order[n_test:n_test + n_val], "split"] = "val"
-        out.loc[order[n_test + n_val:], "split"] = "train"
-    return out
+    order = rng.permutation(len(group_ids))
+    order = order[np.argsort(-counts[order].sum(axis=1), kind="stable")]
+    bucket_of_group = np.empty(len(group_ids), int)
+    for gi in order:
+        v = counts[gi]
+        cost = (v * v + 2 * v * (current - targets)).sum(axis=1)  # change in squared deviation
+        b = int(np.argmin(cost))
+        bucket_of_group[gi] = b
+        current[b] += v
+    return bucket_of_group[g]
+
+
+def file_number(image_id: str) -> int | None:
+    """The trailing number of a dataset file name ('Pro/WBC-Malignant-Pro-012.jpg' -> 12)."""
+    match = re.search(r"(\d+)\.[A-Za-z]+$", image_id)
+    return int(match.group(1)) if match else None
+
+
+def block_key(label: str, image_id: str, block_size: int) -> str:
+    """The file-number block of an image: files 1..block_size of a class are block 0, and so on."""
+    n = file_number(image_id)
+    return f"{label}#{(n - 1) // block_size}" if n is not None else f"{label}#{image_id}"
+
+
+def split_groups(subset: pd.DataFrame, block_size: int | None) -> np.ndarray:
+    """Group label per row: the duplicate cluster, merged with file-number blocks when block_size is set.
+
+    Blocks (files (n-1)//block_size within a class) stand in for patients, since neighbouring
+    numbers come from the same acquisition.
+    """
+    clusters = subset["cluster"].to_numpy(str) if "cluster" in subset else subset["image_id"].to_numpy(str)
+    if not block_size:
+        return clusters
+    from scipy.sparse import coo_matrix
+    from scipy.sparse.csgraph import connected_components
+
+    blocks = [block_key(lbl, i, block_size) for lbl, i in zip(subset["label"], subset["image_id"])]
+    keys = pd.Index(np.unique(np.concatenate([clusters, blocks])))
+    a, b = keys.get_indexer(clusters), keys.get_indexer(blocks)
+    graph = coo_matrix((np.ones(len(a)), (a, b)), shape=(len(keys), len(keys)))
+    _, component = connected_components(graph, directed=False)
+    return component[a].astype(str)
+
+
+def make_folds(subset: pd.DataFrame, folds: int, val_fraction: float, test_fraction: float, seed: int,
+               block_size: int | None = None) -> list[pd.DataFrame]:
+    """One manifest per fold: subset plus `group` and `split` (train / val / test) columns.
+
+    folds = 1 gives one holdout split with the given fractions; folds >= 2 gives k-fold
+    cross-validation (test = one fold in turn; val_fraction of all images drawn from the rest).
+    Raises AlldagError when a class is too small for every split to hold it.
+    """
+    counts = subset["label"].value_counts()
+    need = 3 if folds == 1 else folds + 1
+    small = counts[counts < need]
+    if not small.empty:
+        raise AlldagError(f"class(es) {', '.join(f'{c} ({n})' for c, n in small.items())} have too few images for "
+                          f"{folds} fold(s) with train/val/test (need {need}): add images, raise "
+                          "data.max_images_per_class or lower split.folds")
+    labels = subset["label"].to_numpy()
+    groups = split_groups(subset, block_size)
+    base = subset.assign(group=groups)
+    if folds == 1:
+        bucket = allocate_groups(labels, groups, [1 - val_fraction - test_fraction, val_fraction, test_fraction], seed)
+        return [base.assign(split=np.asarray(SPLITS)[bucket], fold=0)]
+    test_fold = allocate_groups(labels, groups, [1.0 / folds] * folds, seed)
+    manifests = []
+    for f in range(folds):
+        rest = test_fold != f
+        val_share = min(val_fraction / (1 - 1.0 / folds), 0.5)
+        inner = allocate_groups(labels[rest], groups[rest], [1 - val_share, val_share], seed + 1 + f)
+        split = np.full(len(subset), "test", dtype=object)
+        split[np.flatnonzero(rest)] = np.where(inner == 0, "train", "val")
+        manifests.append(base.assign(split=split, fold=f))
+    return manifests
+
+
+def stratified_split(subset: pd.DataFrame, val_fraction: float, test_fraction: float, seed: int) -> pd.DataFrame:
+    """A single holdout split without grouping beyond `cluster` (if present): make_folds with folds = 1."""
+    return make_folds(subset, 1, val_fraction, test_fraction, seed)[0].drop(columns=["group", "fold"])
 
 
 def split_counts(manifest: pd.DataFrame) -> pd.DataFrame:
@@ -49,11 +128,37 @@ def split_counts(manifest: pd.DataFrame) -> pd.DataFrame:
             .reindex(columns=list(SPLITS), fill_value=0))
 
 
-def write_split(subset_tsv, manifest_tsv, val_fraction: float, test_fraction: float, seed: int) -> pd.DataFrame:
-    """Split the subset table and write the split manifest TSV; returns the manifest."""
+def leakage(manifests: list[pd.DataFrame], key: str = "cluster") -> pd.DataFrame:
+    """Rows (fold, key value, splits) for every duplicate cluster found in more than one split of a fold."""
+    rows = []
+    for m in manifests:
+        keys = m[key] if key in m else m["image_id"]
+        spread = m.assign(_k=keys).groupby("_k")["split"].agg(lambda s: ",".join(sorted(set(s))))
+        for k, splits in spread[spread.str.contains(",")].items():
+            rows.append((int(m["fold"].iloc[0]) if "fold" in m else 0, k, splits))
+    return pd.DataFrame(rows, columns=["fold", key, "splits"])
+
+
+def write_split(subset_tsv, manifest_paths: list[str], folds: int, val_fraction: float, test_fraction: float,
+                seed: int, block_size: int | None = None) -> list[pd.DataFrame]:
+    """Split the subset table and write one manifest TSV per fold; returns the manifests."""
     from alldag.data import read_tsv, write_tsv_atomic
 
-    manifest = stratified_split(read_tsv(subset_tsv), val_fraction, test_fraction, seed)
-    write_tsv_atomic(manifest, manifest_tsv)
-    logging.getLogger(__name__).info("split counts:\n%s", split_counts(manifest))
-    return manifest
+    manifests = make_folds(read_tsv(subset_tsv), folds, val_fraction, test_fraction, seed, block_size)
+    if len(manifests) != len(manifest_paths):
+        raise AlldagError(f"{len(manifests)} folds made but {len(manifest_paths)} manifest paths given")
+    for manifest, path in zip(manifests, manifest_paths):
+        write_tsv_atomic(manifest, path)
+        log.info("fold %s split counts:\n%s", manifest["fold"].iloc[0], split_counts(manifest))
+    return manifests
+
+
+def check_leakage(manifest_paths: list[str], report_tsv) -> None:
+    """Write the leakage report; raise AlldagError (one line) if any duplicate cluster crosses splits."""
+    from alldag.data import read_tsv, write_tsv_atomic
+
+    found = leakage([read_tsv(p) for p in manifest_paths])
+    write_tsv_atomic(found, report_tsv)
+    if not found.empty:
+        raise AlldagError(f"{len(found)} duplicate cluster(s) cross train/val/test (e.g. {found.iloc[0, 1]} in "
+                          f"{found.iloc[0, 2]}, fold {found.iloc[0, 0]}): the split must keep clusters together")

@@ -24,6 +24,7 @@ class TrainSettings:
 
     backbone: str
     task: str
+    fold: int
     classes: tuple[str, ...]
     image_size: int
     epochs: int
@@ -143,9 +144,10 @@ def train_model(settings: TrainSettings, split_manifest, augmentation_json, trac
     augmentation = read_spec(augmentation_json)
     parent = parent_run_id(tracking.uri, tracking.experiment, tracking.artifact_root, tracking.parent_run_file,
                            tracking.tags)
-    name = f"{settings.task}/{settings.backbone}"
+    name = f"{settings.task}/{settings.backbone}/fold{settings.fold}"
     with child_run(tracking.uri, tracking.experiment, tracking.artifact_root, parent, name,
-                   {**tracking.tags, "task": settings.task, "backbone": settings.backbone}) as run:
+                   {**tracking.tags, "task": settings.task, "backbone": settings.backbone,
+                    "fold": str(settings.fold)}) as run:
         params = {**asdict(settings), "classes": ",".join(settings.classes), "weights": str(settings.weights),
                   **{f"augment.{k}": v for k, v in augmentation.items()}, **_versions(),
                   "n_train": int((manifest["split"] == "train").sum()), "gpus": len(gpus)}
@@ -170,9 +172,9 @@ def train_model(settings: TrainSettings, split_manifest, augmentation_json, trac
 
 
 def settings_from_params(params: dict) -> tuple[TrainSettings, Tracking]:
-    """Build TrainSettings and Tracking from a rule's params (plain dicts from config)."""
+    """Build TrainSettings and Tracking from a rule's params and wildcards (task, backbone, fold)."""
     t = dict(params["train"])
-    settings = TrainSettings(backbone=params["backbone"], task=params["task"], classes=tuple(params["classes"]),
+    settings = TrainSettings(backbone=params["backbone"], task=params["task"], fold=int(params.get("fold", 0)), classes=tuple(params["classes"]),
                              image_size=t["image_size"], epochs=t["epochs"], batch_size=t["batch_size"],
                              learning_rate=t["learning_rate"], weights=t["weights"], dropout=t["dropout"],
                              bn_momentum=t["bn_momentum"], recalibrate_bn=t["recalibrate_bn"],

@@ -1,6 +1,6 @@
 rule augment:
     input:
-        manifest=rules.split.output.manifest,
+        manifest="results/split/{task}/fold0/split_manifest.tsv",
     output:
         spec="results/augment/{task}/augmentation.json",
         preview=report(

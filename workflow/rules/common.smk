@@ -79,6 +79,7 @@ except AlldagError as exc:
 
 TASKS = list(config["tasks"])
 BACKBONES = list(config["backbones"])
+FOLDS = list(range(config["split"]["folds"]))
 RUN_TAGS = {
     "alldag.study": config["study"],
     "alldag.data_source": SOURCE.kind,
@@ -90,6 +91,7 @@ RUN_TAGS = {
 wildcard_constraints:
     task="|".join(TASKS),
     backbone="|".join(BACKBONES),
+    fold=r"\d+",
 
 
 def get_final_output():
@@ -108,6 +110,22 @@ def tracking_params():
     }
 
 
+def manifest_path():
+    """The checksum manifest: as given if it exists from the working directory, else from the workflow folder."""
+    path = Path(config["data"]["manifest"])
+    return str(
+        path if path.is_absolute() or path.exists() else Path(workflow.basedir) / path
+    )
+
+
+def fold_manifests(wildcards):
+    return expand(
+        "results/split/{task}/fold{fold}/split_manifest.tsv",
+        task=wildcards.task,
+        fold=FOLDS,
+    )
+
+
 def task_classes(wildcards):
     return config["tasks"][wildcards.task]
 
@@ -122,15 +140,15 @@ def backbone_image_size(wildcards):
 
 
 def model_outputs(kind):
-    """Paths of one output kind of every (task, backbone) model, for the report."""
+    """Paths of one output kind of every (task, backbone, fold) model, for the report."""
     paths = {
-        "metrics": "results/evaluation/{task}/{backbone}/metrics.json",
-        "history": "results/models/{task}/{backbone}/history.tsv",
-        "curves": "results/models/{task}/{backbone}/training_curves.png",
-        "confusion": "results/evaluation/{task}/{backbone}/confusion_matrix.png",
-        "roc": "results/evaluation/{task}/{backbone}/roc_curve.png",
-        "explanation": "results/explanations/{task}/{backbone}/explanations.png",
-        "agreement": "results/explanations/{task}/{backbone}/agreement.tsv",
-        "run": "results/models/{task}/{backbone}/mlflow_run.json",
+        "metrics": "results/evaluation/{task}/{backbone}/fold{fold}/metrics.json",
+        "history": "results/models/{task}/{backbone}/fold{fold}/history.tsv",
+        "curves": "results/models/{task}/{backbone}/fold{fold}/training_curves.png",
+        "confusion": "results/evaluation/{task}/{backbone}/fold{fold}/confusion_matrix.png",
+        "roc": "results/evaluation/{task}/{backbone}/fold{fold}/roc_curve.png",
+        "explanation": "results/explanations/{task}/{backbone}/fold{fold}/explanations.png",
+        "agreement": "results/explanations/{task}/{backbone}/fold{fold}/agreement.tsv",
+        "run": "results/models/{task}/{backbone}/fold{fold}/mlflow_run.json",
     }[kind]
-    return expand(paths, task=TASKS, backbone=BACKBONES)
+    return expand(paths, task=TASKS, backbone=BACKBONES, fold=FOLDS)

@@ -2,6 +2,7 @@ rule download:
     output:
         dataset=f"{DATA}/dataset.tsv",
         provenance=PROVENANCE,
+        verification=f"{DATA}/verification.tsv",
     log:
         "logs/download.log",
     conda:
@@ -15,5 +16,7 @@ rule download:
         folder=config["data"]["folder"],
         synthetic=config["data"]["synthetic"],
         synthetic_dir=f"{DATA}/synthetic",
+        manifest=manifest_path(),
+        verify=config["data"]["verify"],
     script:
         "../scripts/download.py"

@@ -1,31 +1,37 @@
 rule evaluate:
     input:
         model=rules.train.output.model,
-        manifest=rules.split.output.manifest,
+        manifest="results/split/{task}/fold{fold}/split_manifest.tsv",
         run=rules.train.output.run,
     output:
-        metrics="results/evaluation/{task}/{backbone}/metrics.json",
-        predictions="results/evaluation/{task}/{backbone}/predictions.tsv",
+        metrics="results/evaluation/{task}/{backbone}/fold{fold}/metrics.json",
+        predictions="results/evaluation/{task}/{backbone}/fold{fold}/predictions.tsv",
         confusion=report(
-            "results/evaluation/{task}/{backbone}/confusion_matrix.png",
+            "results/evaluation/{task}/{backbone}/fold{fold}/confusion_matrix.png",
             caption="../report/confusion_matrix.rst",
             category="Evaluation",
             subcategory="{task}",
             labels={
                 "task": "{task}",
                 "backbone": "{backbone}",
+                "fold": "{fold}",
                 "figure": "confusion matrix",
             },
         ),
         roc=report(
-            "results/evaluation/{task}/{backbone}/roc_curve.png",
+            "results/evaluation/{task}/{backbone}/fold{fold}/roc_curve.png",
             caption="../report/roc_curve.rst",
             category="Evaluation",
             subcategory="{task}",
-            labels={"task": "{task}", "backbone": "{backbone}", "figure": "ROC"},
+            labels={
+                "task": "{task}",
+                "backbone": "{backbone}",
+                "fold": "{fold}",
+                "figure": "ROC",
+            },
         ),
     log:
-        "logs/evaluate/{task}/{backbone}.log",
+        "logs/evaluate/{task}/{backbone}/fold{fold}.log",
     conda:
         "../../envs/evaluate.yaml"
     params:

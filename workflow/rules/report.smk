@@ -1,7 +1,13 @@
 rule report:
     input:
         provenance=rules.download.output.provenance,
-        manifests=expand(rules.split.output.manifest, task=TASKS),
+        manifests=expand(
+            "results/split/{task}/fold{fold}/split_manifest.tsv",
+            task=TASKS,
+            fold=FOLDS,
+        ),
+        audit=rules.audit.output.summary,
+        leakage=expand(rules.check_leakage.output.report, task=TASKS),
         augmentation=expand(rules.augment.output.spec, task=TASKS),
         previews=expand(rules.augment.output.preview, task=TASKS),
         metrics=model_outputs("metrics"),
@@ -15,6 +21,7 @@ rule report:
     output:
         report="results/report.html",
         table="results/results_table.tsv",
+        summary="results/results_summary.tsv",
     log:
         "logs/report.log",
     conda:
@@ -22,6 +29,7 @@ rule report:
     params:
         tasks=TASKS,
         backbones=BACKBONES,
+        folds=FOLDS,
         train=config["train"],
         seed=config["seed"],
     script:

@@ -2,14 +2,31 @@ rule split:
     input:
         subset=rules.subset.output.subset,
     output:
-        manifest="results/split/{task}/split_manifest.tsv",
+        manifests=expand(
+            "results/split/{{task}}/fold{fold}/split_manifest.tsv", fold=FOLDS
+        ),
     log:
         "logs/split/{task}.log",
     conda:
         "../../envs/data.yaml"
     params:
+        folds=config["split"]["folds"],
+        group_blocks=config["split"]["group_blocks"],
         val_fraction=config["split"]["val_fraction"],
         test_fraction=config["split"]["test_fraction"],
         seed=config["seed"],
     script:
         "../scripts/split.py"
+
+
+rule check_leakage:
+    input:
+        manifests=fold_manifests,
+    output:
+        report="results/split/{task}/leakage_check.tsv",
+    log:
+        "logs/check_leakage/{task}.log",
+    conda:
+        "../../envs/data.yaml"
+    script:
+        "../scripts/check_leakage.py"

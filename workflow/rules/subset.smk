@@ -1,6 +1,6 @@
 rule subset:
     input:
-        dataset=rules.download.output.dataset,
+        images=rules.audit.output.images,
     output:
         subset="results/subset/{task}.tsv",
     log:

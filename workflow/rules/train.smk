@@ -1,20 +1,26 @@
 rule train:
     input:
-        manifest=rules.split.output.manifest,
+        manifest="results/split/{task}/fold{fold}/split_manifest.tsv",
         augmentation=rules.augment.output.spec,
+        leakage=rules.check_leakage.output.report,
     output:
-        model="results/models/{task}/{backbone}/model.keras",
-        history="results/models/{task}/{backbone}/history.tsv",
+        model="results/models/{task}/{backbone}/fold{fold}/model.keras",
+        history="results/models/{task}/{backbone}/fold{fold}/history.tsv",
         curves=report(
-            "results/models/{task}/{backbone}/training_curves.png",
+            "results/models/{task}/{backbone}/fold{fold}/training_curves.png",
             caption="../report/training_curves.rst",
             category="Training",
             subcategory="{task}",
-            labels={"task": "{task}", "backbone": "{backbone}", "figure": "curves"},
+            labels={
+                "task": "{task}",
+                "backbone": "{backbone}",
+                "fold": "{fold}",
+                "figure": "curves",
+            },
         ),
-        run="results/models/{task}/{backbone}/mlflow_run.json",
+        run="results/models/{task}/{backbone}/fold{fold}/mlflow_run.json",
     log:
-        "logs/train/{task}/{backbone}.log",
+        "logs/train/{task}/{backbone}/fold{fold}.log",
     conda:
         "../../envs/train.yaml"
     resources:

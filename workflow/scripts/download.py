@@ -21,6 +21,9 @@ run_rule(
         p.folder,
         snakemake.output.dataset,
         snakemake.output.provenance,
+        snakemake.output.verification,
+        manifest_path=p.manifest,
+        verify=p.verify,
         requested=p.requested,
     ),
 )

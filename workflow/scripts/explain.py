@@ -11,7 +11,7 @@ run_rule(
     snakemake.log[0],
     snakemake.threads,
     lambda: explain_model(
-        inp.model, inp.manifest, inp.run, list(p.classes), p.image_size, f"{w.task}/{w.backbone}",
+        inp.model, inp.manifest, inp.run, list(p.classes), p.image_size, f"{w.task}/{w.backbone}/fold{w.fold}",
         p.explain["images_per_class"], p.explain["lime_num_samples"], p.seed, p.explain["gradcam_layer"],
         out.heatmaps, out.figure, out.agreement,
     ),

@@ -6,13 +6,25 @@ from alldag.rulelog import run_rule  # noqa: E402
 
 from alldag.report import build_report_from_lists  # noqa: E402
 
-inp, p = snakemake.input, snakemake.params
+inp, p, out = snakemake.input, snakemake.params, snakemake.output
+kinds = ("metrics", "history", "curves", "confusion", "roc", "explanation", "agreement", "run")
 run_rule(
     snakemake.log[0],
     snakemake.threads,
     lambda: build_report_from_lists(
-        inp.provenance, dict(zip(p.tasks, inp.manifests)), inp.augmentation[0], dict(zip(p.tasks, inp.previews)),
-        p.tasks, p.backbones, {k: list(getattr(inp, k)) for k in ("metrics", "history", "curves", "confusion", "roc", "explanation", "agreement", "run")},
-        {**p.train, "seed": p.seed}, snakemake.output.report, snakemake.output.table,
+        inp.provenance,
+        inp.audit,
+        dict(zip(p.tasks, inp.leakage)),
+        list(inp.manifests),
+        inp.augmentation[0],
+        dict(zip(p.tasks, inp.previews)),
+        p.tasks,
+        p.backbones,
+        p.folds,
+        {k: list(getattr(inp, k)) for k in kinds},
+        {**p.train, "seed": p.seed},
+        out.report,
+        out.table,
+        out.summary,
     ),
 )

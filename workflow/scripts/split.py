@@ -10,5 +10,13 @@ p = snakemake.params
 run_rule(
     snakemake.log[0],
     snakemake.threads,
-    lambda: write_split(snakemake.input.subset, snakemake.output.manifest, p.val_fraction, p.test_fraction, p.seed),
+    lambda: write_split(
+        snakemake.input.subset,
+        list(snakemake.output.manifests),
+        p.folds,
+        p.val_fraction,
+        p.test_fraction,
+        p.seed,
+        p.group_blocks,
+    ),
 )

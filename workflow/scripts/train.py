@@ -7,9 +7,7 @@ from alldag.rulelog import run_rule  # noqa: E402
 from alldag.train import settings_from_params, train_model  # noqa: E402
 
 out = snakemake.output
-settings, tracking = settings_from_params(
-    {**dict(snakemake.params), "task": snakemake.wildcards.task, "backbone": snakemake.wildcards.backbone}
-)
+settings, tracking = settings_from_params({**dict(snakemake.params), **dict(snakemake.wildcards)})
 run_rule(
     snakemake.log[0],
     snakemake.threads,

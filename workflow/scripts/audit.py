@@ -1,0 +1,17 @@
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "src"))
+from alldag.rulelog import run_rule  # noqa: E402
+
+from alldag.audit import audit_dataset  # noqa: E402
+
+p, out = snakemake.params, snakemake.output
+run_rule(
+    snakemake.log[0],
+    snakemake.threads,
+    lambda: audit_dataset(
+        snakemake.input.dataset, p.fixed_dir, p.image_size, p.near_threshold, p.mask_min_fraction,
+        out.images, out.quarantine, out.duplicates, out.summary,
+    ),
+)

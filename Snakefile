@@ -18,6 +18,8 @@ include: "workflow/rules/split.smk"
 include: "workflow/rules/augment.smk"
 include: "workflow/rules/train.smk"
 include: "workflow/rules/evaluate.smk"
+include: "workflow/rules/baseline.smk"
+include: "workflow/rules/compare.smk"
 include: "workflow/rules/explain.smk"
 include: "workflow/rules/report.smk"
 

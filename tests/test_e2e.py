@@ -70,6 +70,21 @@ def test_metrics_are_valid_and_above_chance(run):
         assert np.allclose(predictions[["p_Benign", "p_Pro"]].sum(axis=1), 1.0, atol=1e-4)
 
 
+def test_comparison_has_ci_baseline_and_paired_tests(run):
+    table = pd.read_csv(run / f"results/comparison/{TASK}/comparison.tsv", sep="\t").set_index("model")
+    assert sorted(table.index) == sorted(BACKBONES + ["colour_baseline"])
+    for model, row in table.iterrows():
+        assert row["accuracy_ci_low"] <= row["accuracy"] <= row["accuracy_ci_high"], model
+    assert 0 <= table.loc["colour_baseline", "balanced_accuracy"] <= 1
+    assert set(table["not_better_than_colour_baseline"].astype(str)) <= {"True", "False"}
+    assert table.loc["colour_baseline", "not_better_than_colour_baseline"] in (False, "False")
+    assert table.loc["VGG16", "study_accuracy"] == 0.985
+    paired = pd.read_csv(run / f"results/comparison/{TASK}/paired_tests.tsv", sep="\t")
+    assert len(paired) == 3 and paired["p_value"].between(0, 1).all() and (paired["p_holm"] >= paired["p_value"]).all()
+    metrics = json.loads((run / f"results/evaluation/{TASK}/VGG16/fold0/metrics.json").read_text())
+    assert set(metrics["per_class"]) == {"Benign", "Pro"} and 0 <= metrics["ece"] <= 1
+
+
 def test_history_has_every_epoch(run):
     for backbone in BACKBONES:
         history = pd.read_csv(run / f"results/models/{TASK}/{backbone}/fold0/history.tsv", sep="\t")
@@ -85,8 +100,10 @@ def test_mlflow_has_one_child_run_per_model_under_one_parent(run):
     children = [r for r in runs if "mlflow.parentRunId" in r.data.tags]
     parents = [r for r in runs if "mlflow.parentRunId" not in r.data.tags]
     assert len(parents) == 1 and parents[0].info.status == "FINISHED"
-    assert sorted(r.data.tags["backbone"] for r in children) == sorted(BACKBONES)
-    for child in children:
+    assert sorted(r.data.tags["backbone"] for r in children) == sorted(BACKBONES + ["colour_baseline"])
+    parent_artifacts = {a.path for a in client.list_artifacts(parents[0].info.run_id, "comparison")}
+    assert parent_artifacts == {f"comparison/{TASK}"}
+    for child in (c for c in children if c.data.tags["backbone"] != "colour_baseline"):
         assert child.data.tags["mlflow.parentRunId"] == parents[0].info.run_id
         assert child.data.tags["alldag.synthetic"] == "true"
         assert len(client.get_metric_history(child.info.run_id, "val_loss")) == CFG["train"]["epochs"]
@@ -117,9 +134,11 @@ def test_report_page_references_every_figure_and_says_synthetic(run):
     body = page.split("<body>", 1)[1].lstrip()
     assert body.startswith('<p class="banner" id="data-banner">SYNTHETIC DATA')
     for backbone in BACKBONES:
-        for figure in ("Training curves", "Confusion matrix", "ROC", "Grad-CAM vs LIME"):
+        for figure in ("Training curves", "Confusion matrix", "ROC", "Calibration", "Grad-CAM vs LIME"):
             assert f'alt="{TASK} / {backbone}: {figure}" src="data:image/png;base64,' in page
-    assert len(re.findall(r'src="data:image/png;base64,', page)) == 4 * len(BACKBONES) + 1
+    # per model 5 figures, plus the augmentation preview and the comparison plot of the task
+    assert len(re.findall(r'src="data:image/png;base64,', page)) == 5 * len(BACKBONES) + 2
+    assert f'alt="{TASK}: model comparison"' in page
     assert "10.34740/KAGGLE/DSV/2175623" in page
     table = pd.read_csv(run / "results/results_table.tsv", sep="\t")
     assert sorted(table["backbone"]) == sorted(BACKBONES) and set(table["fold"]) == {0}

@@ -67,7 +67,7 @@ def verify_dataset(root: Path, manifest_path: str | os.PathLike | None, policy: 
 
 
 def materialise_dataset(decision: SourceDecision, synthetic_dir: str | os.PathLike,
-                        images_per_class: dict[str, int], synthetic_seed: int, shortcut: float,
+                        images_per_class: dict[str, int], synthetic_seed: int, shortcut: float | dict,
                         folder: str, dataset_tsv: str | os.PathLike, provenance_json: str | os.PathLike,
                         verification_tsv: str | os.PathLike, manifest_path: str | None = None,
                         verify: str = "strict", requested: str = "") -> int:
@@ -80,7 +80,8 @@ def materialise_dataset(decision: SourceDecision, synthetic_dir: str | os.PathLi
     """
     if decision.kind == "synthetic":
         log.warning("USING BUILT-IN SYNTHETIC DATA: %s", decision.reason)
-        generate_dataset(synthetic_dir, images_per_class, synthetic_seed, shortcut)
+        planted = shortcut if isinstance(shortcut, dict) else {"shortcut": shortcut}
+        generate_dataset(synthetic_dir, images_per_class, synthetic_seed, **planted)
         root = Path(synthetic_dir)
     elif decision.kind == "kaggle":
         root = kaggle_download()

@@ -64,34 +64,61 @@ def predict_split(model, rows: pd.DataFrame, image_size: int, batch_size: int = 
     return model.predict(make_dataset(rows, image_size, batch_size), verbose=0)
 
 
-def evaluate_model(model_path, split_manifest, run_json, classes: list[str], image_size: int, label: str,
-                   metrics_out, predictions_out, confusion_out, roc_out) -> dict:
-    """Evaluate a trained model on the test split, write outputs and log them into its MLflow run."""
-    from alldag.models import load_classifier
+def per_class_metrics(y_true: np.ndarray, y_pred: np.ndarray, classes: list[str]) -> dict:
+    """Precision, recall, F1 and support of each class."""
+    p, r, f, n = skm.precision_recall_fscore_support(y_true, y_pred, labels=list(range(len(classes))), zero_division=0)
+    return {c: {"precision": float(p[i]), "recall": float(r[i]), "f1": float(f[i]), "support": int(n[i])}
+            for i, c in enumerate(classes)}
+
+
+def write_evaluation(test: pd.DataFrame, proba: np.ndarray, classes: list[str], label: str, run_json,
+                     metrics, predictions, confusion, roc, reliability) -> dict:
+    """Score test-set probabilities, write every evaluation output and log them into the model's MLflow run.
+
+    test: manifest rows of the test split (image_id, label, y), in the order of proba's rows.
+    """
+    from alldag.figures import reliability_figure
+    from alldag.stats import expected_calibration_error, reliability as reliability_bins
     from alldag.tracking import log_artifact, log_metrics, resume_run
+
+    y_true = test["y"].to_numpy()
+    y_pred = proba.argmax(axis=1)
+    result = classification_metrics(y_true, proba)
+    matrix = confusion(y_true, y_pred, len(classes))
+    bins = reliability_bins(y_true, proba)
+    result.update(ece=expected_calibration_error(y_true, proba), n_test=int(len(test)),
+                  chance_accuracy=float(1.0 / len(classes)),
+                  majority_accuracy=float(np.bincount(y_true, minlength=len(classes)).max() / len(test)),
+                  confusion_matrix=matrix.tolist(), classes=list(classes),
+                  per_class=per_class_metrics(y_true, y_pred, list(classes)), reliability=bins)
+    table = test[["image_id", "label", "y"]].assign(
+        predicted=[classes[i] for i in y_pred], correct=y_pred == y_true,
+        **{f"p_{c}": proba[:, i] for i, c in enumerate(classes)})
+    write_tsv_atomic(table, predictions)
+    save(confusion_matrix_figure(matrix, list(classes), f"{label}: test confusion matrix"), confusion)
+    save(roc_figure(roc_curves(y_true, proba, list(classes)), f"{label}: test ROC"), roc)
+    save(reliability_figure(bins, result["ece"], f"{label}: calibration"), reliability)
+    Path(metrics).write_text(json.dumps(result, indent=2))
+    run = json.loads(Path(run_json).read_text())
+    scalars = {k: v for k, v in result.items() if isinstance(v, float) and not np.isnan(v)}
+    scalars.update({f"{c}_{m}": v for c, d in result["per_class"].items() for m, v in d.items() if m != "support"})
+    with resume_run(run["tracking_uri"], run["run_id"]):
+        log_metrics({f"test_{k}": v for k, v in scalars.items()})
+        for path in (confusion, roc, reliability):
+            log_artifact(path, "figures")
+        log_artifact(predictions, "evaluation")
+        log_artifact(metrics, "evaluation")
+    log.info("%s test metrics: %s", label, {k: round(v, 4) for k, v in result.items() if isinstance(v, float)})
+    return result
+
+
+def evaluate_model(model_path, split_manifest, run_json, classes: list[str], image_size: int, label: str,
+                   metrics_out, predictions_out, confusion_out, roc_out, reliability_out) -> dict:
+    """Evaluate a trained Keras model on the test split (see write_evaluation for the outputs)."""
+    from alldag.models import load_classifier
 
     manifest = read_tsv(split_manifest)
     test = manifest[manifest["split"] == "test"].reset_index(drop=True)
     proba = predict_split(load_classifier(model_path), test, image_size)
-    y_true = test["y"].to_numpy()
-    result = classification_metrics(y_true, proba)
-    matrix = confusion(y_true, proba.argmax(axis=1), len(classes))
-    result.update(n_test=int(len(test)), chance_accuracy=float(1.0 / len(classes)),
-                  majority_accuracy=float(np.bincount(y_true, minlength=len(classes)).max() / len(test)),
-                  confusion_matrix=matrix.tolist(), classes=list(classes))
-    predictions = test[["image_id", "label", "y"]].assign(
-        predicted=[classes[i] for i in proba.argmax(axis=1)],
-        **{f"p_{c}": proba[:, i] for i, c in enumerate(classes)})
-    write_tsv_atomic(predictions, predictions_out)
-    save(confusion_matrix_figure(matrix, list(classes), f"{label}: test confusion matrix"), confusion_out)
-    save(roc_figure(roc_curves(y_true, proba, list(classes)), f"{label}: test ROC"), roc_out)
-    Path(metrics_out).write_text(json.dumps(result, indent=2))
-    run = json.loads(Path(run_json).read_text())
-    with resume_run(run["tracking_uri"], run["run_id"]):
-        log_metrics({f"test_{k}": v for k, v in result.items() if isinstance(v, float) and not np.isnan(v)})
-        for path in (confusion_out, roc_out):
-            log_artifact(path, "figures")
-        log_artifact(predictions_out, "evaluation")
-        log_artifact(metrics_out, "evaluation")
-    log.info("%s test metrics: %s", label, {k: v for k, v in result.items() if isinstance(v, float)})
-    return result
+    return write_evaluation(test, proba, list(classes), label, run_json, metrics_out, predictions_out,
+                            confusion_out, roc_out, reliability_out)

@@ -53,6 +53,49 @@ def roc_figure(curves: dict[str, tuple[np.ndarray, np.ndarray, float]], title: s
     return fig
 
 
+def reliability_figure(bins: list[dict], ece: float, title: str):
+    """Reliability diagram: accuracy vs mean confidence per confidence bin, with bin counts."""
+    fig, ax = plt.subplots(figsize=(4.2, 4))
+    centres = [(b["low"] + b["high"]) / 2 for b in bins]
+    width = bins[0]["high"] - bins[0]["low"]
+    acc = [b["accuracy"] if b["count"] else 0 for b in bins]
+    ax.bar(centres, acc, width=width * 0.9, color="#4c72b0", edgecolor="black", label="accuracy")
+    ax.plot([0, 1], [0, 1], ls="--", c="grey", lw=1, label="perfect calibration")
+    for c, a, b in zip(centres, acc, bins):
+        if b["count"]:
+            ax.text(c, a + 0.02, str(b["count"]), ha="center", fontsize=7)
+    ax.set_xlabel("confidence (top-class probability)")
+    ax.set_ylabel("accuracy")
+    ax.set_xlim(0, 1)
+    ax.set_ylim(0, 1.1)
+    ax.set_title(f"{title} (ECE {ece:.3f})", fontsize=9)
+    ax.legend(fontsize=7, loc="upper left")
+    fig.tight_layout()
+    return fig
+
+
+def comparison_figure(summary: pd.DataFrame, metric: str, title: str):
+    """Point estimates with bootstrap 95% intervals per model; the colour baseline in grey, study marks in red."""
+    fig, ax = plt.subplots(figsize=(1.2 * len(summary) + 2.5, 3.6))
+    x = np.arange(len(summary))
+    colours = ["grey" if m == "colour_baseline" else "#4c72b0" for m in summary["model"]]
+    low = summary[metric] - summary[f"{metric}_ci_low"]
+    high = summary[f"{metric}_ci_high"] - summary[metric]
+    ax.errorbar(x, summary[metric], yerr=[low.clip(lower=0), high.clip(lower=0)], fmt="none", ecolor="black",
+                capsize=4)
+    ax.scatter(x, summary[metric], c=colours, s=50, zorder=3)
+    if "study_accuracy" in summary and metric == "accuracy":
+        ax.scatter(x, summary["study_accuracy"], marker="x", c="red", s=50, zorder=4, label="study (reported)")
+        ax.legend(fontsize=7)
+    ax.set_xticks(x, summary["model"], rotation=20)
+    ax.set_ylabel(f"{metric} (95% bootstrap CI)")
+    ax.set_ylim(0, 1.05)
+    ax.grid(axis="y", alpha=0.3)
+    ax.set_title(title, fontsize=9)
+    fig.tight_layout()
+    return fig
+
+
 def image_grid_figure(images: np.ndarray, titles: list[str], title: str, ncols: int = 6):
     """A grid of RGB images in [0, 255]."""
     n = len(images)

@@ -12,12 +12,11 @@ from pathlib import Path
 import pandas as pd
 from jinja2 import Environment, PackageLoader, select_autoescape
 
+from alldag.compare import STUDY_ACCURACY
 from alldag.data import read_tsv, write_tsv_atomic
 from alldag.split import split_counts
 
 METRIC_COLUMNS = ["accuracy", "balanced_accuracy", "macro_f1", "roc_auc"]
-STUDY_ACCURACY = {("benign_vs_pro", "VGG16"): 0.985, ("benign_vs_pro", "VGG19"): 0.971,
-                  ("benign_vs_pro", "Xception"): 0.938, ("benign_vs_pro", "MobileNet"): 0.382}
 CITATIONS = [
     "Aria M, Ghaderzadeh M, Bashash D, Abolghasemi H, Asadi F, Hosseini A. Acute Lymphoblastic Leukemia "
     "(ALL) image dataset. Kaggle (2021). DOI: 10.34740/KAGGLE/DSV/2175623.",
@@ -39,6 +38,7 @@ class ModelResult:
     curves: str
     confusion: str
     roc: str
+    reliability: str
     explanation: str
     agreement: str
     run: str
@@ -89,9 +89,20 @@ def _table_html(frame: pd.DataFrame) -> str:
     return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
 
 
+def comparison_section(task: str, comparison_tsv, paired_tsv, figure_png) -> dict:
+    """One task's comparison: the table (with CIs, flags, study numbers), the paired tests and the plot."""
+    table = read_tsv(comparison_tsv)
+    columns = ["model", "not_better_than_colour_baseline", "n_test"] + [
+        c for m in ("accuracy", "balanced_accuracy", "macro_f1", "roc_auc")
+        for c in (m, f"{m}_ci_low", f"{m}_ci_high", f"{m}_fold_sd")] + ["study_accuracy"]
+    flagged = table.loc[table["not_better_than_colour_baseline"].astype(str) == "True", "model"].tolist()
+    return {"task": task, "table": _table_html(table[columns]), "paired": _table_html(read_tsv(paired_tsv)),
+            "figure": data_uri(figure_png), "flagged": flagged}
+
+
 def build_report(provenance_json, audit_json, leakage_tsvs: dict[str, str], split_manifests: dict[str, list[str]],
-                 augmentation_json, previews: dict[str, str], models: list[ModelResult], config_summary: dict,
-                 report_out, table_out, summary_out) -> str:
+                 augmentation_json, previews: dict[str, str], models: list[ModelResult], comparisons: list[dict],
+                 config_summary: dict, report_out, table_out, summary_out) -> str:
     """Render the report page, the per-fold results table and the across-fold summary TSVs; returns the HTML."""
     provenance = json.loads(Path(provenance_json).read_text())
     audit = json.loads(Path(audit_json).read_text())
@@ -108,6 +119,7 @@ def build_report(provenance_json, audit_json, leakage_tsvs: dict[str, str], spli
                         "images": [(name, data_uri(p)) for name, p in (("Training curves", m.curves),
                                                                        ("Confusion matrix", m.confusion),
                                                                        ("ROC", m.roc),
+                                                                       ("Calibration", m.reliability),
                                                                        ("Grad-CAM vs LIME", m.explanation))],
                         "run_id": json.loads(Path(m.run).read_text())["run_id"],
                         "agreement": _table_html(read_tsv(m.agreement))})
@@ -119,6 +131,7 @@ def build_report(provenance_json, audit_json, leakage_tsvs: dict[str, str], spli
         folds=int(table["fold"].max()) + 1, results=_table_html(table), summary=_table_html(summary),
         splits=splits, augmentation=json.loads(Path(augmentation_json).read_text()),
         previews={t: data_uri(p) for t, p in previews.items()}, figures=figures, config=config_summary,
+        comparisons=comparisons,
         citations=CITATIONS)
     tmp = Path(report_out).with_name(f".{Path(report_out).name}.tmp")
     tmp.write_text(page)
@@ -128,12 +141,14 @@ def build_report(provenance_json, audit_json, leakage_tsvs: dict[str, str], spli
 
 def build_report_from_lists(provenance_json, audit_json, leakage_tsvs: dict[str, str], manifests: list[str],
                             augmentation_json, previews: dict[str, str], tasks: list[str], backbones: list[str],
-                            folds: list[int], outputs: dict[str, list[str]], config_summary: dict, report_out,
-                            table_out, summary_out) -> str:
+                            folds: list[int], outputs: dict[str, list[str]], comparisons: dict[str, list[str]],
+                            config_summary: dict, report_out, table_out, summary_out) -> str:
     """build_report with per-model outputs given as lists in expand(task, backbone, fold) order."""
     triples = [(t, b, f) for t in tasks for b in backbones for f in folds]
     models = [ModelResult(task=t, backbone=b, fold=f, **{kind: paths[i] for kind, paths in outputs.items()})
               for i, (t, b, f) in enumerate(triples)]
     split_manifests = {t: manifests[i * len(folds):(i + 1) * len(folds)] for i, t in enumerate(tasks)}
+    sections = [comparison_section(t, *paths) for t, *paths in
+                zip(tasks, comparisons["comparison"], comparisons["paired"], comparisons["figure"])]
     return build_report(provenance_json, audit_json, leakage_tsvs, split_manifests, augmentation_json, previews,
-                        models, config_summary, report_out, table_out, summary_out)
+                        models, sections, config_summary, report_out, table_out, summary_out)

@@ -60,6 +60,9 @@ _NUCLEOLUS = np.array([175, 160, 205], np.float32)
 # Class-coded corner overlays used only when a shortcut is planted (RGB and bar length in px).
 # Sensor noise: one fixed tile, cropped at a per-image offset (a fresh normal draw costs 2 ms).
 _GRAIN = np.random.default_rng(0).standard_normal((2 * IMAGE_SIZE, 2 * IMAGE_SIZE, 3), dtype=np.float32) * 3.0
+# Class-coded stain tints (RGB gains), used only when a colour shortcut is planted.
+_SHORTCUT_TINTS = {"Benign": (1.15, 0.92, 0.95), "Early": (0.9, 0.95, 1.15),
+                   "Pre": (0.95, 1.15, 0.9), "Pro": (1.1, 1.1, 0.85)}
 _SHORTCUT_BARS = {"Benign": ((20, 20, 20), 18), "Early": ((240, 240, 240), 30),
                   "Pre": ((20, 20, 20), 42), "Pro": ((240, 240, 240), 54)}
 
@@ -106,12 +109,13 @@ def _paint_disc(img: np.ndarray, cy: float, cx: float, r: float, rgb: np.ndarray
 
 
 def render_smear(cls: str, rng: np.random.Generator, size: int = IMAGE_SIZE,
-                 shortcut: float = 0.0) -> tuple[np.ndarray, np.ndarray]:
+                 shortcut: float = 0.0, colour_shortcut: float = 0.0) -> tuple[np.ndarray, np.ndarray]:
     """Render one field of class `cls`.
 
     Returns (image, mask): image is uint8 (size, size, 3) RGB; mask is bool (size, size), True on
     the leukocyte (nucleus and cytoplasm). `shortcut` in [0, 1] is the probability that the
-    class-coded corner bar is drawn.
+    class-coded corner bar is drawn; `colour_shortcut` in [0, 1] the probability of a class-coded
+    stain tint (the kind of signal a global-colour classifier picks up).
     """
     m = MORPHOLOGY[cls]
     scale = size / IMAGE_SIZE
@@ -176,6 +180,8 @@ def render_smear(cls: str, rng: np.random.Generator, size: int = IMAGE_SIZE,
 
     # Stain and illumination vary per slide, independently of the class.
     img *= rng.uniform(0.9, 1.08, 3).astype(np.float32) * rng.uniform(0.92, 1.06)
+    if colour_shortcut > 0 and rng.uniform() < colour_shortcut:
+        img *= np.asarray(_SHORTCUT_TINTS[cls], np.float32)
     oy, ox = rng.integers(0, _GRAIN.shape[0] - size + 1, 2)
     img += _GRAIN[oy:oy + size, ox:ox + size]
 
@@ -193,7 +199,7 @@ def mask_from_segmented(segmented: np.ndarray) -> np.ndarray:
 
 
 def generate_dataset(root: str | os.PathLike, images_per_class: dict[str, int], seed: int,
-                     shortcut: float = 0.0, size: int = IMAGE_SIZE) -> int:
+                     shortcut: float = 0.0, size: int = IMAGE_SIZE, colour_shortcut: float = 0.0) -> int:
     """Write a synthetic dataset under root as Original/<Class>/*.jpg plus its Segmented/ twin.
 
     The folder is built in a temporary sibling and renamed into place, so an interrupted run never
@@ -209,7 +215,7 @@ def generate_dataset(root: str | os.PathLike, images_per_class: dict[str, int], 
             orig_dir.mkdir(parents=True)
             seg_dir.mkdir(parents=True)
             for i in range(1, count + 1):
-                image, mask = render_smear(cls, image_rng(seed, cls, i), size, shortcut)
+                image, mask = render_smear(cls, image_rng(seed, cls, i), size, shortcut, colour_shortcut)
                 name = f"{file_prefix(cls)}-{i:03d}.jpg"
                 Image.fromarray(image).save(orig_dir / name, quality=JPEG_QUALITY)
                 segmented = np.where(mask[..., None], image, 0)

@@ -80,6 +80,7 @@ except AlldagError as exc:
 TASKS = list(config["tasks"])
 BACKBONES = list(config["backbones"])
 FOLDS = list(range(config["split"]["folds"]))
+COMPARED_MODELS = BACKBONES + ["colour_baseline"]
 RUN_TAGS = {
     "alldag.study": config["study"],
     "alldag.data_source": SOURCE.kind,
@@ -126,6 +127,16 @@ def fold_manifests(wildcards):
     )
 
 
+def comparison_predictions(wildcards):
+    """Test predictions of every compared model and fold of a task, in (model, fold) order."""
+    return expand(
+        "results/evaluation/{task}/{model}/fold{fold}/predictions.tsv",
+        task=wildcards.task,
+        model=COMPARED_MODELS,
+        fold=FOLDS,
+    )
+
+
 def task_classes(wildcards):
     return config["tasks"][wildcards.task]
 
@@ -147,6 +158,7 @@ def model_outputs(kind):
         "curves": "results/models/{task}/{backbone}/fold{fold}/training_curves.png",
         "confusion": "results/evaluation/{task}/{backbone}/fold{fold}/confusion_matrix.png",
         "roc": "results/evaluation/{task}/{backbone}/fold{fold}/roc_curve.png",
+        "reliability": "results/evaluation/{task}/{backbone}/fold{fold}/reliability.png",
         "explanation": "results/explanations/{task}/{backbone}/fold{fold}/explanations.png",
         "agreement": "results/explanations/{task}/{backbone}/fold{fold}/agreement.tsv",
         "run": "results/models/{task}/{backbone}/fold{fold}/mlflow_run.json",

@@ -30,6 +30,18 @@ rule evaluate:
                 "figure": "ROC",
             },
         ),
+        reliability=report(
+            "results/evaluation/{task}/{backbone}/fold{fold}/reliability.png",
+            caption="../report/reliability.rst",
+            category="Evaluation",
+            subcategory="{task}",
+            labels={
+                "task": "{task}",
+                "backbone": "{backbone}",
+                "fold": "{fold}",
+                "figure": "calibration",
+            },
+        ),
     log:
         "logs/evaluate/{task}/{backbone}/fold{fold}.log",
     conda:

@@ -18,6 +18,10 @@ rule report:
         explanation=model_outputs("explanation"),
         agreement=model_outputs("agreement"),
         run=model_outputs("run"),
+        reliability=model_outputs("reliability"),
+        comparison=expand(rules.compare.output.comparison, task=TASKS),
+        paired=expand(rules.compare.output.paired, task=TASKS),
+        comparison_figure=expand(rules.compare.output.figure, task=TASKS),
     output:
         report="results/report.html",
         table="results/results_table.tsv",
@@ -32,5 +36,6 @@ rule report:
         folds=FOLDS,
         train=config["train"],
         seed=config["seed"],
+        bootstrap=config["evaluate"]["bootstrap_samples"],
     script:
         "../scripts/report.py"

@@ -17,7 +17,7 @@ run_rule(
         p.synthetic_dir,
         {c: syn["images_per_class"] for c in ("Benign", "Early", "Pre", "Pro")},
         syn["seed"],
-        syn["shortcut"],
+        {"shortcut": syn["shortcut"], "colour_shortcut": syn["colour_shortcut"]},
         p.folder,
         snakemake.output.dataset,
         snakemake.output.provenance,

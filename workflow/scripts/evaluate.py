@@ -12,6 +12,6 @@ run_rule(
     snakemake.threads,
     lambda: evaluate_model(
         inp.model, inp.manifest, inp.run, list(snakemake.params.classes), snakemake.params.image_size,
-        f"{w.task}/{w.backbone}/fold{w.fold}", out.metrics, out.predictions, out.confusion, out.roc,
+        f"{w.task}/{w.backbone}/fold{w.fold}", out.metrics, out.predictions, out.confusion, out.roc, out.reliability,
     ),
 )

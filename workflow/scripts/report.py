@@ -7,7 +7,12 @@ from alldag.rulelog import run_rule  # noqa: E402
 from alldag.report import build_report_from_lists  # noqa: E402
 
 inp, p, out = snakemake.input, snakemake.params, snakemake.output
-kinds = ("metrics", "history", "curves", "confusion", "roc", "explanation", "agreement", "run")
+kinds = ("metrics", "history", "curves", "confusion", "roc", "reliability", "explanation", "agreement", "run")
+comparisons = {
+    "comparison": list(inp.comparison),
+    "paired": list(inp.paired),
+    "figure": list(inp.comparison_figure),
+}
 run_rule(
     snakemake.log[0],
     snakemake.threads,
@@ -22,7 +27,8 @@ run_rule(
         p.backbones,
         p.folds,
         {k: list(getattr(inp, k)) for k in kinds},
-        {**p.train, "seed": p.seed},
+        comparisons,
+        {**p.train, "seed": p.seed, "bootstrap": p.bootstrap},
         out.report,
         out.table,
         out.summary,

@@ -1,0 +1,78 @@
+"""The colour shortcut baseline: logistic regression on 15 global colour statistics of each image.
+
+On the real dataset such a baseline reaches about 97 % (4-class) and 99 % (benign vs Pro-B) under a
+random split: a CNN that does not beat it may have learned the stain, not the cells.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from PIL import Image
+from sklearn.linear_model import LogisticRegression
+from sklearn.pipeline import make_pipeline
+from sklearn.preprocessing import StandardScaler
+
+from alldag.data import read_tsv
+
+log = logging.getLogger(__name__)
+BASELINE_NAME = "colour_baseline"
+PERCENTILES = (5, 50, 95)
+FEATURE_NAMES = [f"{ch}_{stat}" for ch in "RGB" for stat in ("mean", "std", *(f"p{p}" for p in PERCENTILES))]
+
+
+def colour_features(image: np.ndarray) -> np.ndarray:
+    """15 global colour statistics of an RGB image: per channel mean, std and 5/50/95th percentiles."""
+    pixels = image.reshape(-1, 3).astype(np.float64)
+    stats = [pixels.mean(axis=0), pixels.std(axis=0), *np.percentile(pixels, PERCENTILES, axis=0)]
+    return np.stack(stats, axis=1).ravel()  # channel-major: R stats, G stats, B stats
+
+
+def features_of(paths) -> np.ndarray:
+    """Colour features (n, 15) of image files."""
+    rows = []
+    for p in paths:
+        with Image.open(p) as img:
+            rows.append(colour_features(np.asarray(img.convert("RGB"))))
+    return np.stack(rows)
+
+
+def fit_colour_baseline(features: np.ndarray, y: np.ndarray, seed: int):
+    """Standardised multinomial logistic regression (balanced class weights) on colour features."""
+    model = make_pipeline(StandardScaler(), LogisticRegression(max_iter=5000, class_weight="balanced",
+                                                               random_state=seed))
+    return model.fit(features, y)
+
+
+def run_colour_baseline(split_manifest, classes: list[str], seed: int, label: str, tracking, outputs: dict,
+                        run_out) -> dict:
+    """Fit the baseline on the fold's training images, evaluate on its test images, track it like a model.
+
+    outputs: paths for write_evaluation (metrics, predictions, confusion, roc, reliability).
+    """
+    import mlflow
+
+    from alldag.evaluate import write_evaluation
+    from alldag.tracking import child_run, parent_run_id, retry
+
+    manifest = read_tsv(split_manifest)
+    fit_rows = manifest[manifest["split"] == "train"]
+    test = manifest[manifest["split"] == "test"].reset_index(drop=True)
+    model = fit_colour_baseline(features_of(fit_rows["path"]), fit_rows["y"].to_numpy(), seed)
+    proba = np.zeros((len(test), len(classes)))
+    proba[:, model.classes_] = model.predict_proba(features_of(test["path"]))
+    parent = parent_run_id(tracking.uri, tracking.experiment, tracking.artifact_root, tracking.parent_run_file,
+                           tracking.tags)
+    task, _, fold = label.split("/")
+    with child_run(tracking.uri, tracking.experiment, tracking.artifact_root, parent, label,
+                   {**tracking.tags, "task": task, "backbone": BASELINE_NAME, "fold": fold.removeprefix("fold")}) as run:
+        retry(mlflow.log_params, {"backbone": BASELINE_NAME, "features": ",".join(FEATURE_NAMES),
+                                  "model": "StandardScaler+LogisticRegression(balanced)", "seed": seed,
+                                  "n_fit": len(fit_rows)})
+        Path(run_out).write_text(json.dumps({"run_id": run.info.run_id, "parent_run_id": parent,
+                                             "tracking_uri": tracking.uri, "name": label}, indent=2))
+    return write_evaluation(test, proba, classes, label, run_out, **outputs)

@@ -1,0 +1,158 @@
+"""Issue 5: statistics (bootstrap, McNemar, calibration, Holm), the colour baseline and the comparison."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+from scipy.stats import binomtest
+
+from alldag.baseline import colour_features, features_of, fit_colour_baseline
+from alldag.compare import compare_models, flag_against_baseline
+from alldag.data import scan_dataset, write_tsv_atomic
+from alldag.evaluate import per_class_metrics
+from alldag.split import make_folds
+from alldag.stats import bootstrap_ci, expected_calibration_error, holm, intervals_overlap, mcnemar, reliability
+from alldag.synthetic import generate_dataset
+
+
+def accuracy(y, p):
+    return float((p.argmax(axis=1) == y).mean())
+
+
+def test_bootstrap_ci_covers_the_true_accuracy_at_about_the_nominal_rate():
+    rng = np.random.default_rng(0)
+    true_accuracy, n, hits, trials = 0.8, 150, 0, 200
+    for t in range(trials):
+        y = rng.integers(0, 2, n)
+        correct = rng.uniform(size=n) < true_accuracy
+        pred = np.where(correct, y, 1 - y)
+        proba = np.eye(2)[pred]
+        low, high = bootstrap_ci(y, proba, accuracy, n_boot=300, seed=t)
+        hits += low <= true_accuracy <= high
+    assert 0.88 <= hits / trials <= 0.99, hits / trials
+
+
+def test_bootstrap_ci_brackets_the_point_estimate_and_narrows_with_n():
+    rng = np.random.default_rng(1)
+    widths = []
+    for n in (50, 800):
+        y = rng.integers(0, 2, n)
+        proba = np.eye(2)[np.where(rng.uniform(size=n) < 0.9, y, 1 - y)]
+        low, high = bootstrap_ci(y, proba, accuracy, n_boot=400, seed=0)
+        assert low <= accuracy(y, proba) <= high
+        widths.append(high - low)
+    assert widths[1] < widths[0] / 2
+
+
+@pytest.mark.parametrize("only_a,only_b", [(10, 0), (7, 3), (5, 5), (0, 1), (30, 12)])
+def test_mcnemar_matches_the_exact_binomial_test(only_a, only_b):
+    both, neither = 20, 4
+    a = np.array([True] * only_a + [False] * only_b + [True] * both + [False] * neither)
+    b = np.array([False] * only_a + [True] * only_b + [True] * both + [False] * neither)
+    result = mcnemar(a, b)
+    assert (result["only_a_correct"], result["only_b_correct"]) == (only_a, only_b)
+    assert result["p_value"] == pytest.approx(binomtest(only_a, only_a + only_b, 0.5).pvalue)
+    if (only_a, only_b) == (10, 0):
+        assert result["p_value"] == pytest.approx(2 * 0.5 ** 10)
+
+
+def test_mcnemar_without_disagreement_is_one():
+    same = np.array([True, False, True])
+    assert mcnemar(same, same)["p_value"] == 1.0
+
+
+def test_ece_hand_computed():
+    # 4 images at confidence 0.9 (3 right) and 2 at 0.6 (both right): ECE = 4/6*|0.75-0.9| + 2/6*|1-0.6|
+    proba = np.array([[0.9, 0.1]] * 4 + [[0.6, 0.4]] * 2)
+    y = np.array([0, 0, 0, 1, 0, 0])
+    assert expected_calibration_error(y, proba) == pytest.approx(4 / 6 * 0.15 + 2 / 6 * 0.4)
+    bins = [b for b in reliability(y, proba) if b["count"]]
+    assert [(b["count"], b["accuracy"]) for b in bins] == [(2, 1.0), (4, 0.75)]
+
+
+def test_perfectly_calibrated_predictions_have_small_ece():
+    rng = np.random.default_rng(2)
+    conf = rng.uniform(0.5, 1, 20000)
+    y = (rng.uniform(size=conf.size) > conf).astype(int)  # class 0 with probability conf
+    proba = np.stack([conf, 1 - conf], axis=1)
+    assert expected_calibration_error(y, proba) < 0.02
+
+
+def test_holm_adjustment():
+    assert holm([0.01, 0.04, 0.03]) == pytest.approx([0.03, 0.06, 0.06])
+    assert holm([0.5]) == [0.5]
+
+
+def test_intervals_overlap():
+    assert intervals_overlap((0.1, 0.5), (0.4, 0.9)) and not intervals_overlap((0.1, 0.3), (0.4, 0.9))
+    assert intervals_overlap((float("nan"), 0.3), (0.4, 0.9))
+
+
+def test_per_class_metrics_hand_computed():
+    out = per_class_metrics(np.array([0, 0, 1, 1, 1]), np.array([0, 1, 1, 1, 0]), ["A", "B"])
+    assert out["A"] == {"precision": 0.5, "recall": 0.5, "f1": 0.5, "support": 2}
+    assert out["B"]["precision"] == pytest.approx(2 / 3) and out["B"]["recall"] == pytest.approx(2 / 3)
+
+
+def test_colour_features_are_the_15_channel_statistics():
+    image = np.zeros((4, 4, 3), np.uint8)
+    image[..., 0] = np.arange(16).reshape(4, 4)
+    image[..., 2] = 200
+    f = colour_features(image)
+    assert f.shape == (15,)
+    assert f[0] == pytest.approx(7.5) and f[1] == pytest.approx(np.arange(16).std())
+    assert f[2:5] == pytest.approx(np.percentile(np.arange(16), [5, 50, 95]))
+    assert f[5:10] == pytest.approx([0, 0, 0, 0, 0]) and f[10] == 200 and f[11] == 0
+
+
+def _baseline_accuracy(tmp_path, colour_shortcut):
+    # Early and Pre blasts have about the same size, so their global colour statistics carry no class signal
+    # (Benign vs Pro do: a larger nucleus shifts the colour histogram, and the baseline picks that up).
+    root = tmp_path / f"ALL{colour_shortcut}"
+    generate_dataset(root, {"Early": 60, "Pre": 60}, seed=8, colour_shortcut=colour_shortcut)
+    data = scan_dataset(root)
+    data["y"] = data["label"].map({"Early": 0, "Pre": 1})
+    manifest = make_folds(data, 1, 0.15, 0.3, seed=0)[0]
+    train, test = manifest[manifest["split"] == "train"], manifest[manifest["split"] == "test"]
+    model = fit_colour_baseline(features_of(train["path"]), train["y"].to_numpy(), seed=0)
+    return (model.predict(features_of(test["path"])) == test["y"].to_numpy()).mean()
+
+
+def test_colour_baseline_near_chance_without_and_high_with_a_colour_shortcut(tmp_path):
+    assert _baseline_accuracy(tmp_path, 0.0) < 0.7  # chance is 0.5
+    assert _baseline_accuracy(tmp_path, 1.0) > 0.95
+
+
+def _predictions(tmp_path, name, fold, y, correct_rate, rng):
+    n = len(y)
+    pred = np.where(rng.uniform(size=n) < correct_rate, y, 1 - y)
+    proba = np.where(np.eye(2)[pred] == 1, 0.8, 0.2)
+    frame = pd.DataFrame({"image_id": [f"f{fold}-{i}" for i in range(n)], "label": np.where(y == 0, "A", "B"),
+                          "y": y, "predicted": np.where(pred == 0, "A", "B"), "correct": pred == y,
+                          "p_A": proba[:, 0], "p_B": proba[:, 1]})
+    path = tmp_path / f"{name}-{fold}.tsv"
+    write_tsv_atomic(frame, path)
+    return path
+
+
+def test_compare_models_flags_models_no_better_than_the_baseline(tmp_path):
+    rng = np.random.default_rng(3)
+    rates = {"Good": 0.95, "Same": 0.62, "colour_baseline": 0.6}
+    paths = []
+    ys = [rng.integers(0, 2, 120) for _ in range(2)]
+    for name, rate in rates.items():
+        for fold in range(2):
+            paths.append(_predictions(tmp_path, name, fold, ys[fold], rate, rng))
+    summary = compare_models("t", list(rates), [str(p) for p in paths], 2, ["A", "B"], 300, 0,
+                             tmp_path / "c.tsv", tmp_path / "p.tsv", tmp_path / "c.png").set_index("model")
+    assert not summary.loc["Good", "not_better_than_colour_baseline"]
+    assert summary.loc["Same", "not_better_than_colour_baseline"]
+    assert not summary.loc["colour_baseline", "not_better_than_colour_baseline"]
+    assert summary.loc["Good", "n_test"] == 240 and summary.loc["Good", "folds"] == 2
+    assert summary.loc["Good", "accuracy_fold_sd"] >= 0
+    paired = pd.read_csv(tmp_path / "p.tsv", sep="\t")
+    good_vs_base = paired[(paired["model_a"] == "Good") & (paired["model_b"] == "colour_baseline")].iloc[0]
+    assert good_vs_base["p_value"] < 1e-6 and good_vs_base["n_images"] == 240
+    assert (tmp_path / "c.png").stat().st_size > 5000
+    assert flag_against_baseline(summary.reset_index()).tolist() == [False, True, False]

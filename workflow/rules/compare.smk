@@ -1,0 +1,26 @@
+rule compare:
+    input:
+        predictions=comparison_predictions,
+    output:
+        comparison="results/comparison/{task}/comparison.tsv",
+        paired="results/comparison/{task}/paired_tests.tsv",
+        figure=report(
+            "results/comparison/{task}/comparison.png",
+            caption="../report/comparison.rst",
+            category="Comparison",
+            subcategory="{task}",
+            labels={"task": "{task}", "figure": "comparison"},
+        ),
+    log:
+        "logs/compare/{task}.log",
+    conda:
+        "../../envs/evaluate.yaml"
+    params:
+        models=COMPARED_MODELS,
+        folds=len(FOLDS),
+        classes=task_classes,
+        bootstrap=config["evaluate"]["bootstrap_samples"],
+        seed=config["seed"],
+        parent_run_file=PARENT_RUN_FILE,
+    script:
+        "../scripts/compare.py"

@@ -1,0 +1,24 @@
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "src"))
+from alldag.rulelog import run_rule  # noqa: E402
+
+from alldag.baseline import run_colour_baseline  # noqa: E402
+from alldag.train import Tracking  # noqa: E402
+
+out, w, p = snakemake.output, snakemake.wildcards, snakemake.params
+figures = {k: out[k] for k in ("metrics", "predictions", "confusion", "roc", "reliability")}
+run_rule(
+    snakemake.log[0],
+    snakemake.threads,
+    lambda: run_colour_baseline(
+        snakemake.input.manifest,
+        list(p.classes),
+        p.seed,
+        f"{w.task}/colour_baseline/fold{w.fold}",
+        Tracking(**p.tracking),
+        figures,
+        out.run,
+    ),
+)

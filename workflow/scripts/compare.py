@@ -1,0 +1,26 @@
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "src"))
+from alldag.rulelog import run_rule  # noqa: E402
+
+from alldag.compare import compare_models  # noqa: E402
+
+out, p = snakemake.output, snakemake.params
+run_rule(
+    snakemake.log[0],
+    snakemake.threads,
+    lambda: compare_models(
+        snakemake.wildcards.task,
+        list(p.models),
+        list(snakemake.input.predictions),
+        p.folds,
+        list(p.classes),
+        p.bootstrap,
+        p.seed,
+        out.comparison,
+        out.paired,
+        out.figure,
+        p.parent_run_file,
+    ),
+)

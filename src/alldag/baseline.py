@@ -52,7 +52,7 @@ def run_colour_baseline(split_manifest, classes: list[str], seed: int, label: st
                         run_out) -> dict:
     """Fit the baseline on the fold's training images, evaluate on its test images, track it like a model.
 
-    outputs: paths for write_evaluation (metrics, predictions, confusion, roc, reliability).
+    outputs: paths for write_evaluation: metrics_out, predictions_out, confusion_out, roc_out, reliability_out.
     """
     import mlflow
 

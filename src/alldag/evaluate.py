@@ -1,4 +1,4 @@
-"""The `evaluate` stage: test-split metrics, confusion matrix and ROC curves for one model."""
+"""The `evaluate` stage: test-split metrics, calibration, confusion matrix and ROC curves for one model."""
 
 from __future__ import annotations
 
@@ -12,7 +12,8 @@ import pandas as pd
 from sklearn import metrics as skm
 
 from alldag.data import read_tsv, write_tsv_atomic
-from alldag.figures import confusion_matrix_figure, roc_figure, save
+from alldag.figures import confusion_matrix_figure, reliability_figure, roc_figure, save
+from alldag.stats import expected_calibration_error, reliability
 
 log = logging.getLogger(__name__)
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
@@ -72,20 +73,18 @@ def per_class_metrics(y_true: np.ndarray, y_pred: np.ndarray, classes: list[str]
 
 
 def write_evaluation(test: pd.DataFrame, proba: np.ndarray, classes: list[str], label: str, run_json,
-                     metrics, predictions, confusion, roc, reliability) -> dict:
+                     metrics_out, predictions_out, confusion_out, roc_out, reliability_out) -> dict:
     """Score test-set probabilities, write every evaluation output and log them into the model's MLflow run.
 
     test: manifest rows of the test split (image_id, label, y), in the order of proba's rows.
     """
-    from alldag.figures import reliability_figure
-    from alldag.stats import expected_calibration_error, reliability as reliability_bins
     from alldag.tracking import log_artifact, log_metrics, resume_run
 
     y_true = test["y"].to_numpy()
     y_pred = proba.argmax(axis=1)
     result = classification_metrics(y_true, proba)
     matrix = confusion(y_true, y_pred, len(classes))
-    bins = reliability_bins(y_true, proba)
+    bins = reliability(y_true, proba)
     result.update(ece=expected_calibration_error(y_true, proba), n_test=int(len(test)),
                   chance_accuracy=float(1.0 / len(classes)),
                   majority_accuracy=float(np.bincount(y_true, minlength=len(classes)).max() / len(test)),
@@ -94,20 +93,20 @@ def write_evaluation(test: pd.DataFrame, proba: np.ndarray, classes: list[str], 
     table = test[["image_id", "label", "y"]].assign(
         predicted=[classes[i] for i in y_pred], correct=y_pred == y_true,
         **{f"p_{c}": proba[:, i] for i, c in enumerate(classes)})
-    write_tsv_atomic(table, predictions)
-    save(confusion_matrix_figure(matrix, list(classes), f"{label}: test confusion matrix"), confusion)
-    save(roc_figure(roc_curves(y_true, proba, list(classes)), f"{label}: test ROC"), roc)
-    save(reliability_figure(bins, result["ece"], f"{label}: calibration"), reliability)
-    Path(metrics).write_text(json.dumps(result, indent=2))
+    write_tsv_atomic(table, predictions_out)
+    save(confusion_matrix_figure(matrix, list(classes), f"{label}: test confusion matrix"), confusion_out)
+    save(roc_figure(roc_curves(y_true, proba, list(classes)), f"{label}: test ROC"), roc_out)
+    save(reliability_figure(bins, result["ece"], f"{label}: calibration"), reliability_out)
+    Path(metrics_out).write_text(json.dumps(result, indent=2))
     run = json.loads(Path(run_json).read_text())
     scalars = {k: v for k, v in result.items() if isinstance(v, float) and not np.isnan(v)}
     scalars.update({f"{c}_{m}": v for c, d in result["per_class"].items() for m, v in d.items() if m != "support"})
     with resume_run(run["tracking_uri"], run["run_id"]):
         log_metrics({f"test_{k}": v for k, v in scalars.items()})
-        for path in (confusion, roc, reliability):
+        for path in (confusion_out, roc_out, reliability_out):
             log_artifact(path, "figures")
-        log_artifact(predictions, "evaluation")
-        log_artifact(metrics, "evaluation")
+        log_artifact(predictions_out, "evaluation")
+        log_artifact(metrics_out, "evaluation")
     log.info("%s test metrics: %s", label, {k: round(v, 4) for k, v in result.items() if isinstance(v, float)})
     return result
 

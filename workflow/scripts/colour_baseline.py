@@ -8,7 +8,7 @@ from alldag.baseline import run_colour_baseline  # noqa: E402
 from alldag.train import Tracking  # noqa: E402
 
 out, w, p = snakemake.output, snakemake.wildcards, snakemake.params
-figures = {k: out[k] for k in ("metrics", "predictions", "confusion", "roc", "reliability")}
+figures = {f"{k}_out": out[k] for k in ("metrics", "predictions", "confusion", "roc", "reliability")}
 run_rule(
     snakemake.log[0],
     snakemake.threads,

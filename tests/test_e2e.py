@@ -80,7 +80,8 @@ def test_comparison_has_ci_baseline_and_paired_tests(run):
     assert table.loc["colour_baseline", "not_better_than_colour_baseline"] in (False, "False")
     assert table.loc["VGG16", "study_accuracy"] == 0.985
     paired = pd.read_csv(run / f"results/comparison/{TASK}/paired_tests.tsv", sep="\t")
-    assert len(paired) == 3 and paired["p_value"].between(0, 1).all() and (paired["p_holm"] >= paired["p_value"]).all()
+    assert len(paired) == 3 and set(paired["fold"]) == {"all"}  # one fold: pooled rows only
+    assert paired["p_value"].between(0, 1).all() and (paired["p_holm"] >= paired["p_value"]).all()
     metrics = json.loads((run / f"results/evaluation/{TASK}/VGG16/fold0/metrics.json").read_text())
     assert set(metrics["per_class"]) == {"Benign", "Pro"} and 0 <= metrics["ece"] <= 1
 

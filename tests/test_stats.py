@@ -152,7 +152,9 @@ def test_compare_models_flags_models_no_better_than_the_baseline(tmp_path):
     assert summary.loc["Good", "n_test"] == 240 and summary.loc["Good", "folds"] == 2
     assert summary.loc["Good", "accuracy_fold_sd"] >= 0
     paired = pd.read_csv(tmp_path / "p.tsv", sep="\t")
-    good_vs_base = paired[(paired["model_a"] == "Good") & (paired["model_b"] == "colour_baseline")].iloc[0]
-    assert good_vs_base["p_value"] < 1e-6 and good_vs_base["n_images"] == 240
+    pair = paired[(paired["model_a"] == "Good") & (paired["model_b"] == "colour_baseline")].set_index("fold")
+    assert sorted(pair.index.astype(str)) == ["0", "1", "all"]
+    assert pair.loc["all", "p_value"] < 1e-6 and pair.loc["all", "n_images"] == 240
+    assert pair.loc["0", "n_images"] == 120 and pair.loc["all", "p_holm"] >= pair.loc["all", "p_value"]
     assert (tmp_path / "c.png").stat().st_size > 5000
     assert flag_against_baseline(summary.reset_index()).tolist() == [False, True, False]

@@ -56,19 +56,25 @@ def flag_against_baseline(summary: pd.DataFrame) -> pd.Series:
         or r[FLAG_METRIC] <= base[FLAG_METRIC]), axis=1)
 
 
-def paired_tests(pooled: dict[str, pd.DataFrame]) -> pd.DataFrame:
-    """Exact McNemar test for every pair of models on the same test images (pooled over folds), Holm-adjusted."""
+def paired_tests(folds: dict[str, list[pd.DataFrame]]) -> pd.DataFrame:
+    """Exact McNemar test for every pair of models on the same test images, per fold and pooled over folds.
+
+    The pooled rows (fold 'all') carry Holm-adjusted p-values across the pairs.
+    """
     rows = []
-    for a, b in itertools.combinations(pooled, 2):
-        joined = pooled[a][["image_id", "correct"]].merge(pooled[b][["image_id", "correct"]], on="image_id",
-                                                          suffixes=("_a", "_b"))
-        result = mcnemar(joined["correct_a"].astype(bool), joined["correct_b"].astype(bool))
-        rows.append({"model_a": a, "model_b": b, "n_images": len(joined),
-                     "accuracy_a": joined["correct_a"].astype(bool).mean(),
-                     "accuracy_b": joined["correct_b"].astype(bool).mean(), **result})
+    for a, b in itertools.combinations(folds, 2):
+        per_fold = [(str(i), fa, fb) for i, (fa, fb) in enumerate(zip(folds[a], folds[b]))]
+        pooled = ("all", pd.concat(folds[a], ignore_index=True), pd.concat(folds[b], ignore_index=True))
+        for fold, fa, fb in (per_fold if len(per_fold) > 1 else []) + [pooled]:
+            joined = fa[["image_id", "correct"]].merge(fb[["image_id", "correct"]], on="image_id", suffixes=("_a", "_b"))
+            ca, cb = joined["correct_a"].astype(str) == "True", joined["correct_b"].astype(str) == "True"
+            rows.append({"model_a": a, "model_b": b, "fold": fold, "n_images": len(joined),
+                         "accuracy_a": ca.mean(), "accuracy_b": cb.mean(), **mcnemar(ca, cb)})
     table = pd.DataFrame(rows)
     if not table.empty:
-        table["p_holm"] = holm(table["p_value"].tolist())
+        pooled_rows = table["fold"] == "all"
+        table["p_holm"] = float("nan")
+        table.loc[pooled_rows, "p_holm"] = holm(table.loc[pooled_rows, "p_value"].tolist())
     return table
 
 
@@ -81,8 +87,7 @@ def compare_models(task: str, models: list[str], prediction_paths: list[str], n_
     folds = {m: [read_tsv(p) for p in prediction_paths[i * n_folds:(i + 1) * n_folds]] for i, m in enumerate(models)}
     summary = pd.DataFrame([model_summary(m, task, f, classes, n_boot, seed) for m, f in folds.items()])
     summary.insert(1, "not_better_than_colour_baseline", flag_against_baseline(summary))
-    pooled = {m: pd.concat(f, ignore_index=True) for m, f in folds.items()}
-    paired = paired_tests(pooled)
+    paired = paired_tests(folds)
     write_tsv_atomic(summary, comparison_out)
     write_tsv_atomic(paired, paired_out)
     save(comparison_figure(summary, "accuracy", f"{task}: test accuracy, 95% bootstrap CI"), figure_out)

@@ -23,7 +23,10 @@ def read_spec(path: str | os.PathLike) -> dict:
 
 
 def build_augmenter(spec: dict):
-    """A keras.Sequential applying spec to float RGB batches in [0, 255]; seeded, train-time only."""
+    """A keras.Sequential applying spec to float RGB batches in [0, 255]; seeded, train-time only.
+
+    Returns None when the spec turns every augmentation off.
+    """
     import keras
 
     seed = spec["seed"]
@@ -37,7 +40,7 @@ def build_augmenter(spec: dict):
                                                   seed=seed + 1))
     if spec["brightness"] > 0:
         layers.append(keras.layers.RandomBrightness(spec["brightness"], value_range=(0.0, 255.0), seed=seed + 2))
-    return keras.Sequential(layers, name="augmentation")
+    return keras.Sequential(layers, name="augmentation") if layers else None
 
 
 def augmentation_preview(manifest_rows, spec: dict, image_size: int, out_png, n_images: int = 6) -> None:
@@ -49,7 +52,8 @@ def augmentation_preview(manifest_rows, spec: dict, image_size: int, out_png, n_
 
     rows = manifest_rows.sort_values("image_id").groupby("label").head(max(1, n_images // 2)).head(n_images)
     raw = load_images(rows["path"], image_size)
-    augmented = np.asarray(build_augmenter(spec)(raw, training=True))
+    augmenter = build_augmenter(spec)
+    augmented = np.asarray(augmenter(raw, training=True)) if augmenter is not None else raw
     images = np.concatenate([raw, augmented])
     titles = [f"{lbl}" for lbl in rows["label"]] + [f"{lbl} (augmented)" for lbl in rows["label"]]
     save(image_grid_figure(images, titles, "Training augmentation", ncols=len(rows)), out_png)

@@ -59,6 +59,29 @@ def build_classifier(backbone: str, n_classes: int, image_size: int, weights: st
     return keras.Model(inputs, outputs, name=f"{backbone}_classifier")
 
 
+HEAD_LAYERS = ("avg_pool", "head_dropout", "predictions")
+
+
+def backbone_layers(model: keras.Model) -> list:
+    """The backbone's layers of a build_classifier model (everything but input, preprocessing and head)."""
+    return [layer for layer in model.layers if layer.name not in HEAD_LAYERS
+            and not isinstance(layer, (BackbonePreprocess, keras.layers.InputLayer))]
+
+
+def set_backbone_trainable(model: keras.Model, top_layers: int | None) -> int:
+    """Freeze the backbone except its top `top_layers` layers (BatchNormalization stays frozen).
+
+    top_layers = 0 freezes the whole backbone (train the head only); None unfreezes all of it.
+    Returns the number of backbone layers left trainable. Recompile the model afterwards.
+    """
+    layers = backbone_layers(model)
+    cut = 0 if top_layers is None else len(layers) - min(top_layers, len(layers))
+    for i, layer in enumerate(layers):
+        # Frozen BatchNormalization runs in inference mode: fine-tuning keeps pretrained statistics.
+        layer.trainable = i >= cut and not isinstance(layer, keras.layers.BatchNormalization)
+    return sum(layer.trainable for layer in layers)
+
+
 def last_conv_layer_name(model: keras.Model) -> str:
     """Name of the last layer with a 4-D (spatial) output that is not pooling: the Grad-CAM target."""
     for layer in reversed(model.layers):

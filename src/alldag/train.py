@@ -9,6 +9,7 @@ import platform
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 from alldag.data import read_tsv, write_tsv_atomic
@@ -35,6 +36,11 @@ class TrainSettings:
     bn_momentum: float | None
     recalibrate_bn: bool
     seed: int
+    class_weights: bool = True
+    early_stopping_patience: int | None = None
+    head_epochs: int = 0
+    fine_tune_layers: int = 0
+    fine_tune_learning_rate: float = 1e-5
 
 
 @dataclass(frozen=True)
@@ -72,14 +78,34 @@ def _mlflow_epoch_callback():
     return MlflowEpochLogger()
 
 
+def balanced_class_weights(y: np.ndarray, n_classes: int) -> dict[int, float]:
+    """Keras class_weight giving every class the same total weight: n / (k * count of the class)."""
+    counts = np.bincount(np.asarray(y, int), minlength=n_classes)
+    return {i: float(len(y) / (n_classes * c)) if c else 0.0 for i, c in enumerate(counts)}
+
+
+def _phase_callbacks(settings: TrainSettings) -> list:
+    import keras
+
+    callbacks = [_mlflow_epoch_callback()]
+    if settings.early_stopping_patience:
+        callbacks.append(keras.callbacks.EarlyStopping(monitor="val_loss", patience=settings.early_stopping_patience,
+                                                       restore_best_weights=True))
+    return callbacks
+
+
 def fit(settings: TrainSettings, manifest: pd.DataFrame, augmentation: dict):
-    """Build and fit the classifier; returns (model, history DataFrame with one row per epoch)."""
+    """Build and fit the classifier; returns (model, history DataFrame with one row per epoch).
+
+    With pretrained weights and head_epochs > 0, training has two phases: the head alone with the
+    backbone frozen, then the top fine_tune_layers of the backbone as well at fine_tune_learning_rate.
+    """
     import keras
     import tensorflow as tf
 
     from alldag.augment import build_augmenter
     from alldag.inputs import make_dataset
-    from alldag.models import build_classifier, recalibrate_batchnorm
+    from alldag.models import build_classifier, recalibrate_batchnorm, set_backbone_trainable
     from alldag.tracking import log_metrics
 
     keras.utils.set_random_seed(settings.seed)
@@ -91,12 +117,26 @@ def fit(settings: TrainSettings, manifest: pd.DataFrame, augmentation: dict):
     val_ds = make_dataset(val_rows, settings.image_size, settings.batch_size)
     model = build_classifier(settings.backbone, len(settings.classes), settings.image_size, settings.weights,
                              settings.dropout, settings.bn_momentum)
-    model.compile(optimizer=keras.optimizers.Adam(settings.learning_rate),
-                  loss="sparse_categorical_crossentropy", metrics=["accuracy"])
-    history = model.fit(train_ds, validation_data=val_ds, epochs=settings.epochs, verbose=2,
-                        callbacks=[_mlflow_epoch_callback()])
-    frame = pd.DataFrame(history.history)
-    frame.insert(0, "epoch", range(1, len(frame) + 1))
+    class_weight = balanced_class_weights(train_rows["y"], len(settings.classes)) if settings.class_weights else None
+    two_phase = settings.weights is not None and 0 < settings.head_epochs < settings.epochs
+    phases = ([("head", settings.head_epochs, settings.learning_rate, 0),
+               ("fine_tune", settings.epochs, settings.fine_tune_learning_rate, settings.fine_tune_layers or None)]
+              if two_phase else [("full", settings.epochs, settings.learning_rate, None)])
+    frames, done = [], 0
+    for phase, until, rate, trainable_top in phases:
+        if phase != "full":
+            n_trainable = set_backbone_trainable(model, trainable_top)
+            log.info("phase %s: %d backbone layers trainable, learning rate %g", phase, n_trainable, rate)
+        model.compile(optimizer=keras.optimizers.Adam(rate), loss="sparse_categorical_crossentropy",
+                      metrics=["accuracy"])
+        history = model.fit(train_ds, validation_data=val_ds, initial_epoch=done, epochs=until, verbose=2,
+                            class_weight=class_weight, callbacks=_phase_callbacks(settings))
+        frame = pd.DataFrame(history.history)
+        frame.insert(0, "epoch", [e + 1 for e in history.epoch])
+        frame.insert(1, "phase", phase)
+        frames.append(frame)
+        done = frame["epoch"].iloc[-1] if len(frame) else done
+    frame = pd.concat(frames, ignore_index=True)
     if settings.recalibrate_bn:
         n = recalibrate_batchnorm(model, make_dataset(train_rows, settings.image_size, settings.batch_size))
         if n:
@@ -178,6 +218,9 @@ def settings_from_params(params: dict) -> tuple[TrainSettings, Tracking]:
                              image_size=t["image_size"], epochs=t["epochs"], batch_size=t["batch_size"],
                              learning_rate=t["learning_rate"], weights=t["weights"], dropout=t["dropout"],
                              bn_momentum=t["bn_momentum"], recalibrate_bn=t["recalibrate_bn"],
-                             seed=params["seed"])
+                             seed=params["seed"], class_weights=t["class_weights"],
+                             early_stopping_patience=t["early_stopping_patience"], head_epochs=t["head_epochs"],
+                             fine_tune_layers=t["fine_tune_layers"],
+                             fine_tune_learning_rate=t["fine_tune_learning_rate"])
     return settings, Tracking(**params["tracking"])
 

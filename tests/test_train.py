@@ -56,3 +56,15 @@ def test_two_phase_fine_tuning_from_a_weights_file(tmp_path):
     assert list(history["epoch"]) == [1, 2, 3]
     assert list(history["phase"]) == ["head", "fine_tune", "fine_tune"]
     assert build_classifier("MobileNet", 2, 32, None).count_params() == model.count_params()
+
+
+def test_tracking_uri_from_environment_wins_and_relative_sqlite_becomes_absolute(monkeypatch, tmp_path):
+    from alldag.train import Tracking
+
+    params = {"uri": "sqlite:///results/mlflow.db", "experiment": "e", "artifact_root": "a",
+              "parent_run_file": "p", "tags": {}}
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    assert Tracking.from_params(params).uri == f"sqlite:///{tmp_path}/results/mlflow.db"
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", "http://127.0.0.1:5999")
+    assert Tracking.from_params(params).uri == "http://127.0.0.1:5999"

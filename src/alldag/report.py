@@ -58,7 +58,7 @@ def results_table(models: list[ModelResult]) -> pd.DataFrame:
         agreement = read_tsv(m.agreement).mean(numeric_only=True)
         rows.append({"task": m.task, "backbone": m.backbone, "fold": m.fold, **{k: metrics[k] for k in METRIC_COLUMNS},
                      "n_test": metrics["n_test"], "chance_accuracy": metrics["chance_accuracy"],
-                     "epochs": len(history), "best_epoch": int(history["val_loss"].idxmin()) + 1,
+                     "epochs": len(history), "best_epoch": int(history.loc[history["val_loss"].idxmin(), "epoch"]),
                      "gradcam_lime_spearman": agreement.get("spearman", float("nan")),
                      "gradcam_lime_top_iou": agreement.get("top_iou", float("nan")),
                      "gradcam_in_mask": agreement.get("gradcam_in_mask", float("nan")),

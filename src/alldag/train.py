@@ -53,6 +53,13 @@ class Tracking:
     parent_run_file: str
     tags: dict
 
+    @classmethod
+    def from_params(cls, params: dict) -> "Tracking":
+        """From a rule's tracking params; MLFLOW_TRACKING_URI wins, relative sqlite paths become absolute."""
+        from alldag.tracking import resolve_tracking_uri
+
+        return cls(**{**params, "uri": resolve_tracking_uri(params["uri"], os.getcwd())})
+
 
 def configure_devices() -> list:
     """Turn on GPU memory growth (no-op on CPU); returns the visible GPUs."""
@@ -155,7 +162,6 @@ def _versions() -> dict:
 
 def _log_model(model, manifest: pd.DataFrame, settings: TrainSettings) -> None:
     import mlflow
-    import numpy as np
 
     from alldag.inputs import load_images
     from alldag.tracking import retry
@@ -199,8 +205,8 @@ def train_model(settings: TrainSettings, split_manifest, augmentation_json, trac
         tmp_model.replace(model_out)
         write_tsv_atomic(history, history_out)
         save(training_curves_figure(history, f"{settings.backbone} on {settings.task}"), curves_out)
-        best = int(history["val_loss"].idxmin())
-        retry(mlflow.log_metrics, {"best_epoch": best, "best_val_accuracy": float(history["val_accuracy"][best])})
+        best = history.loc[history["val_loss"].idxmin()]
+        retry(mlflow.log_metrics, {"best_epoch": int(best["epoch"]), "best_val_accuracy": float(best["val_accuracy"])})
         log_artifact(curves_out, "figures")
         log_artifact(history_out)
         log_artifact(augmentation_json)
@@ -222,5 +228,5 @@ def settings_from_params(params: dict) -> tuple[TrainSettings, Tracking]:
                              early_stopping_patience=t["early_stopping_patience"], head_epochs=t["head_epochs"],
                              fine_tune_layers=t["fine_tune_layers"],
                              fine_tune_learning_rate=t["fine_tune_learning_rate"])
-    return settings, Tracking(**params["tracking"])
+    return settings, Tracking.from_params(params["tracking"])
 

@@ -17,7 +17,7 @@ run_rule(
         list(p.classes),
         p.seed,
         f"{w.task}/colour_baseline/fold{w.fold}",
-        Tracking(**p.tracking),
+        Tracking.from_params(dict(p.tracking)),
         figures,
         out.run,
     ),

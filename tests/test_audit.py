@@ -177,7 +177,7 @@ def test_manifest_verification_lists_missing_extra_changed(tmp_path):
 
 
 def _materialise(root, tmp_path, manifest, verify):
-    return materialise_dataset(SourceDecision("local", str(root), "test", False), tmp_path / "syn", {}, 0, 0.0,
+    return materialise_dataset(SourceDecision("local", str(root), "test", False), tmp_path / "syn", {}, 0, {},
                                "Original", tmp_path / "dataset.tsv", tmp_path / "dataset.json",
                                tmp_path / "verification.tsv", manifest_path=manifest, verify=verify)
 

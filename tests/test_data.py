@@ -302,7 +302,7 @@ def test_tsv_roundtrip_keeps_empty_strings(tmp_path):
 def test_materialise_synthetic(tmp_path):
     decision = SourceDecision("synthetic", None, "test run", demo=True)
     tsv, prov = tmp_path / "out" / "dataset.tsv", tmp_path / "dataset.json"
-    n = materialise_dataset(decision, tmp_path / "synthetic", {"Benign": 3, "Pro": 4}, 11, 0.0,
+    n = materialise_dataset(decision, tmp_path / "synthetic", {"Benign": 3, "Pro": 4}, 11, {},
                             "Original", tsv, prov, tmp_path / "verification.tsv", requested="auto")
     assert n == 7
     table = read_tsv(tsv)
@@ -321,7 +321,7 @@ def test_materialise_synthetic(tmp_path):
 
 def test_materialise_local_requested_defaults_to_kind(tmp_path, synthetic_root):
     decision = resolve_source("local", str(synthetic_root), online=_never_online)
-    n = materialise_dataset(decision, tmp_path / "unused", {}, 0, 0.0, "Segmented",
+    n = materialise_dataset(decision, tmp_path / "unused", {}, 0, {}, "Segmented",
                             tmp_path / "d.tsv", tmp_path / "d.json", tmp_path / "v.tsv", verify="off")
     assert n == SYNTHETIC_PER_CLASS * len(CLASSES)
     info = json.loads((tmp_path / "d.json").read_text())
@@ -335,7 +335,7 @@ def test_materialise_empty_local_raises(tmp_path):
     (root / "Original" / "Pro").mkdir(parents=True)
     decision = SourceDecision("local", str(root), "test", demo=False)
     with pytest.raises(AlldagError) as exc:
-        materialise_dataset(decision, tmp_path / "s", {}, 0, 0.0, "Original", tmp_path / "d.tsv", tmp_path / "d.json",
+        materialise_dataset(decision, tmp_path / "s", {}, 0, {}, "Original", tmp_path / "d.tsv", tmp_path / "d.json",
                             tmp_path / "v.tsv", verify="off")
     _one_line(exc)
     assert not (tmp_path / "d.tsv").exists()

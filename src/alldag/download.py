@@ -67,20 +67,20 @@ def verify_dataset(root: Path, manifest_path: str | os.PathLike | None, policy: 
 
 
 def materialise_dataset(decision: SourceDecision, synthetic_dir: str | os.PathLike,
-                        images_per_class: dict[str, int], synthetic_seed: int, shortcut: float | dict,
+                        images_per_class: dict[str, int], synthetic_seed: int, planted: dict[str, float],
                         folder: str, dataset_tsv: str | os.PathLike, provenance_json: str | os.PathLike,
                         verification_tsv: str | os.PathLike, manifest_path: str | None = None,
                         verify: str = "strict", requested: str = "") -> int:
     """Make the dataset of `decision` available and write its image list and provenance.
 
-    Synthetic data is generated into synthetic_dir; local and Kaggle data are read in place.
+    Synthetic data is generated into synthetic_dir (planted: generate_dataset's shortcut options,
+    e.g. {'shortcut': 0.0, 'colour_shortcut': 0.0}); local and Kaggle data are read in place.
     Writes dataset_tsv (image_id, label, path, mask_path) and provenance_json (source, root,
     reason, demo flag, counts; `requested` is the configured data.source). Real data (local or
     Kaggle) are verified against manifest_path first (see verify_dataset). Returns the number of images listed.
     """
     if decision.kind == "synthetic":
         log.warning("USING BUILT-IN SYNTHETIC DATA: %s", decision.reason)
-        planted = shortcut if isinstance(shortcut, dict) else {"shortcut": shortcut}
         generate_dataset(synthetic_dir, images_per_class, synthetic_seed, **planted)
         root = Path(synthetic_dir)
     elif decision.kind == "kaggle":

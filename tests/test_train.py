@@ -28,34 +28,133 @@ def test_freezing_keeps_head_and_batchnorm_rules():
     assert set_backbone_trainable(model, None) == sum(l.__class__.__name__ != "BatchNormalization" for l in layers)
 
 
-def test_two_phase_fine_tuning_from_a_weights_file(tmp_path):
-    import keras
+NO_AUGMENTATION = {"rotation_degrees": 0, "brightness": 0, "horizontal_flip": False, "vertical_flip": False,
+                   "seed": 0}
 
+
+@pytest.fixture(scope="module")
+def small_manifest(tmp_path_factory):
     from alldag.data import scan_dataset
-    from alldag.models import build_classifier
     from alldag.split import make_folds
     from alldag.synthetic import generate_dataset
+
+    root = tmp_path_factory.mktemp("train") / "ALL"
+    generate_dataset(root, {"Benign": 8, "Pro": 8}, seed=1, size=64)
+    data = scan_dataset(root)
+    data["y"] = (data["label"] == "Pro").astype(int)
+    return make_folds(data, 1, 0.25, 0.25, 0)[0]
+
+
+def test_two_phase_fine_tuning_from_a_weights_file(tmp_path, small_manifest):
+    import keras
+
+    from alldag.models import build_classifier
     from alldag.train import fit
 
     # a "pretrained" backbone weights file, made offline
     base = keras.applications.MobileNet(include_top=False, weights=None, input_shape=(32, 32, 3))
     base.save_weights(tmp_path / "mobilenet.weights.h5")
-    generate_dataset(tmp_path / "ALL", {"Benign": 8, "Pro": 8}, seed=1, size=64)
-    data = scan_dataset(tmp_path / "ALL")
-    data["y"] = (data["label"] == "Pro").astype(int)
-    manifest = make_folds(data, 1, 0.25, 0.25, 0)[0]
     settings = TrainSettings("MobileNet", "t", 0, ("Benign", "Pro"), 32, 3, 8, 1e-3,
                              str(tmp_path / "mobilenet.weights.h5"), 0.1, 0.9, False, 0, head_epochs=1,
                              fine_tune_layers=5, fine_tune_learning_rate=1e-4)
-    augmentation = {"rotation_degrees": 0, "brightness": 0, "horizontal_flip": False, "vertical_flip": False,
-                    "seed": 0}
-    import alldag.train as train_module
-
-    train_module._mlflow_epoch_callback = lambda: keras.callbacks.Callback()  # no tracking store in this test
-    model, history = fit(settings, manifest, augmentation)
+    reported = []
+    model, history = fit(settings, small_manifest, NO_AUGMENTATION, tmp_path / "ckpt", reported.extend)
     assert list(history["epoch"]) == [1, 2, 3]
     assert list(history["phase"]) == ["head", "fine_tune", "fine_tune"]
+    assert [r["epoch"] for r in reported] == [1, 2, 3]
     assert build_classifier("MobileNet", 2, 32, None).count_params() == model.count_params()
+
+
+class Killed(Exception):
+    """Stands in for a kill right after a checkpoint was written."""
+
+
+@pytest.mark.parametrize("weights", [None, "file"])
+def test_a_killed_fit_resumes_after_its_last_checkpoint_and_reports_each_epoch_once(tmp_path, small_manifest,
+                                                                                       weights):
+    import keras
+
+    from alldag.train import fit
+
+    if weights:  # two phases: the kill lands on the phase boundary (after head epoch 2)
+        base = keras.applications.MobileNet(include_top=False, weights=None, input_shape=(32, 32, 3))
+        weights = str(tmp_path / "mobilenet.weights.h5")
+        base.save_weights(weights)
+    settings = TrainSettings("MobileNet", "t", 0, ("Benign", "Pro"), 32, 4, 8, 1e-3, weights, 0.1, 0.9, False, 0,
+                             early_stopping_patience=3, head_epochs=2, fine_tune_layers=5)
+    reported = []
+
+    def report_then_die(rows):
+        reported.extend(rows)
+        if rows[-1]["epoch"] == 2:
+            raise Killed
+
+    with pytest.raises(Killed):
+        fit(settings, small_manifest, NO_AUGMENTATION, tmp_path / "ckpt", report_then_die)
+    state = __import__("json").loads((tmp_path / "ckpt" / "state.json").read_text())
+    assert state["epoch"] == 2 and len(list((tmp_path / "ckpt").glob("epoch*.weights.h5"))) == 1
+    model, history = fit(settings, small_manifest, NO_AUGMENTATION, tmp_path / "ckpt", reported.extend)
+    assert list(history["epoch"]) == [1, 2, 3, 4]
+    assert [r["epoch"] for r in reported] == [1, 2, 3, 4]  # nothing reported twice
+    if weights:
+        assert list(history["phase"]) == ["head", "head", "fine_tune", "fine_tune"]
+
+
+def test_a_checkpoint_made_with_other_settings_is_ignored(tmp_path, small_manifest):
+    from alldag.train import fit
+
+    settings = TrainSettings("MobileNet", "t", 0, ("Benign", "Pro"), 32, 2, 8, 1e-3, None, 0.1, 0.9, False, 0)
+    fit(settings, small_manifest, NO_AUGMENTATION, tmp_path / "ckpt")
+    other = TrainSettings("MobileNet", "t", 0, ("Benign", "Pro"), 32, 3, 8, 1e-3, None, 0.1, 0.9, False, 0)
+    _, history = fit(other, small_manifest, NO_AUGMENTATION, tmp_path / "ckpt")
+    assert list(history["epoch"]) == [1, 2, 3]  # started afresh, not from the 2-epoch checkpoint
+
+
+def test_missing_epochs_are_logged_once(tmp_path):
+    import mlflow
+    import pandas as pd
+
+    from alldag.train import epoch_reporter, log_missing_epochs
+
+    mlflow.set_tracking_uri(f"sqlite:///{tmp_path}/m.db")
+    run_id = mlflow.MlflowClient().create_run(mlflow.MlflowClient().create_experiment("e")).info.run_id
+    history = pd.DataFrame({"epoch": [1, 2, 3], "phase": "full", "loss": [0.9, 0.5, 0.4], "val_loss": [1.0, 0.8, 0.7]})
+    epoch_reporter(run_id)(history.head(1).to_dict("records"))
+    assert log_missing_epochs(run_id, history) == 2
+    assert log_missing_epochs(run_id, history) == 0
+    steps = [m.step for m in mlflow.MlflowClient().get_metric_history(run_id, "loss")]
+    assert sorted(steps) == [0, 1, 2]
+
+
+def test_parallel_jobs_write_one_sqlite_store_without_failing(tmp_path):
+    """Four processes create child runs and log 30 epochs each into one SQLite file at once."""
+    import multiprocessing
+
+    import mlflow
+
+    uri = f"sqlite:///{tmp_path}/mlflow.db"
+    with multiprocessing.get_context("spawn").Pool(4) as pool:
+        run_ids = pool.starmap(_log_a_child_run, [(uri, str(tmp_path), i) for i in range(4)])
+    client = mlflow.MlflowClient(uri)
+    for run_id in run_ids:
+        assert len(client.get_metric_history(run_id, "loss")) == 30
+        assert client.get_run(run_id).info.status == "FINISHED"
+    assert len({client.get_run(r).data.tags["mlflow.parentRunId"] for r in run_ids}) == 1
+
+
+def _log_a_child_run(uri: str, workdir: str, i: int) -> str:
+    from alldag.tracking import child_run, parent_run_id
+    from alldag.train import epoch_reporter
+
+    parent = parent_run_id(uri, "study", f"{workdir}/art", f"{workdir}/parent.json", {}) if i == 0 else None
+    while parent is None:  # the first process creates the parent run, the others wait for its file
+        try:
+            parent = __import__("json").loads(open(f"{workdir}/parent.json").read())["run_id"]
+        except (OSError, ValueError):
+            __import__("time").sleep(0.05)
+    with child_run(uri, "study", f"{workdir}/art", parent, f"model{i}", {}) as run:
+        epoch_reporter(run.info.run_id)([{"epoch": e + 1, "loss": 1 / (e + 1)} for e in range(30)])
+    return run.info.run_id
 
 
 def test_tracking_uri_from_environment_wins_and_relative_sqlite_becomes_absolute(monkeypatch, tmp_path):

@@ -8,10 +8,12 @@ from pathlib import Path
 
 
 def augmentation_spec(rotation_degrees: float, brightness: float, horizontal_flip: bool,
-                      vertical_flip: bool, seed: int) -> dict:
+                      vertical_flip: bool, seed: int, hue: float = 0.0, saturation: float = 0.0,
+                      contrast: float = 0.0) -> dict:
     """The augmentation the trainer applies, as plain data (written to the DAG, logged to MLflow)."""
     return {"rotation_degrees": float(rotation_degrees), "brightness": float(brightness),
-            "horizontal_flip": bool(horizontal_flip), "vertical_flip": bool(vertical_flip), "seed": int(seed)}
+            "horizontal_flip": bool(horizontal_flip), "vertical_flip": bool(vertical_flip),
+            "hue": float(hue), "saturation": float(saturation), "contrast": float(contrast), "seed": int(seed)}
 
 
 def write_spec(spec: dict, path: str | os.PathLike) -> None:
@@ -40,6 +42,14 @@ def build_augmenter(spec: dict):
                                                   seed=seed + 1))
     if spec["brightness"] > 0:
         layers.append(keras.layers.RandomBrightness(spec["brightness"], value_range=(0.0, 255.0), seed=seed + 2))
+    # stain jitter: smears differ in hue and saturation from lab to lab and day to day
+    if spec.get("hue", 0) > 0:
+        layers.append(keras.layers.RandomHue(spec["hue"], value_range=(0.0, 255.0), seed=seed + 3))
+    if spec.get("saturation", 0) > 0:
+        s = spec["saturation"] / 2  # RandomSaturation's factor: 0.5 = unchanged
+        layers.append(keras.layers.RandomSaturation((0.5 - s, 0.5 + s), value_range=(0.0, 255.0), seed=seed + 4))
+    if spec.get("contrast", 0) > 0:
+        layers.append(keras.layers.RandomContrast(spec["contrast"], value_range=(0.0, 255.0), seed=seed + 5))
     return keras.Sequential(layers, name="augmentation") if layers else None
 
 

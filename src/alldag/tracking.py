@@ -83,13 +83,17 @@ def parent_run_id(uri: str, experiment: str, artifact_root, run_file, tags: dict
 
 
 @contextmanager
-def child_run(uri: str, experiment: str, artifact_root, parent_id: str, name: str, tags: dict):
-    """Start a child run of parent_id named `name`; yields the active mlflow run."""
+def child_run(uri: str, experiment: str, artifact_root, parent_id: str, name: str, tags: dict,
+              run_id: str | None = None):
+    """Start a child run of parent_id named `name` (or reopen run_id, after a restart); yields the active run."""
     import mlflow
 
     mlflow.set_tracking_uri(uri)
-    exp_id = ensure_experiment(uri, experiment, artifact_root)
-    run = retry(mlflow.start_run, experiment_id=exp_id, run_name=name, tags={**tags, PARENT_TAG: parent_id})
+    if run_id is not None:
+        run = retry(mlflow.start_run, run_id=run_id)
+    else:
+        exp_id = ensure_experiment(uri, experiment, artifact_root)
+        run = retry(mlflow.start_run, experiment_id=exp_id, run_name=name, tags={**tags, PARENT_TAG: parent_id})
     try:
         yield run
     except BaseException:
@@ -115,6 +119,16 @@ def log_metrics(metrics: dict, step: int | None = None) -> None:
     import mlflow
 
     retry(mlflow.log_metrics, {k: float(v) for k, v in metrics.items()}, step=step)
+
+
+def log_metrics_to(run_id: str, metrics: dict, step: int) -> None:
+    """Log metrics of one step to a given run in one batch (the run need not be active)."""
+    import mlflow
+    from mlflow.entities import Metric
+
+    stamp = int(time.time() * 1000)
+    batch = [Metric(k, float(v), stamp, step) for k, v in metrics.items()]
+    retry(mlflow.MlflowClient().log_batch, run_id, metrics=batch)
 
 
 def log_artifact(path, artifact_path: str | None = None) -> None:

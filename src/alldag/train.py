@@ -61,55 +61,43 @@ class Tracking:
         return cls(**{**params, "uri": resolve_tracking_uri(params["uri"], os.getcwd())})
 
 
-def configure_devices() -> list:
-    """Turn on GPU memory growth (no-op on CPU); returns the visible GPUs."""
-    import tensorflow as tf
-
-    gpus = tf.config.list_physical_devices("GPU")
-    for gpu in gpus:
-        tf.config.experimental.set_memory_growth(gpu, True)
-    return gpus
-
-
-def _mlflow_epoch_callback():
-    import keras
-
-    from alldag.tracking import log_metrics
-
-    class MlflowEpochLogger(keras.callbacks.Callback):
-        """Log every epoch's train/val loss and accuracy with step=epoch."""
-
-        def on_epoch_end(self, epoch, logs=None):
-            log_metrics({k: v for k, v in (logs or {}).items() if k != "learning_rate"}, step=epoch)
-
-    return MlflowEpochLogger()
-
-
 def balanced_class_weights(y: np.ndarray, n_classes: int) -> dict[int, float]:
     """Keras class_weight giving every class the same total weight: n / (k * count of the class)."""
     counts = np.bincount(np.asarray(y, int), minlength=n_classes)
     return {i: float(len(y) / (n_classes * c)) if c else 0.0 for i, c in enumerate(counts)}
 
 
-def _phase_callbacks(settings: TrainSettings) -> list:
-    import keras
+def training_phases(settings: TrainSettings) -> list[tuple[str, int, float, int | None]]:
+    """(name, last epoch, learning rate, trainable top backbone layers) of each training phase.
 
-    callbacks = [_mlflow_epoch_callback()]
-    if settings.early_stopping_patience:
-        callbacks.append(keras.callbacks.EarlyStopping(monitor="val_loss", patience=settings.early_stopping_patience,
-                                                       restore_best_weights=True))
-    return callbacks
+    With pretrained weights and 0 < head_epochs < epochs: the head alone (backbone frozen), then the
+    top fine_tune_layers (0 = all) at fine_tune_learning_rate. Otherwise one phase, all layers.
+    """
+    if settings.weights is not None and 0 < settings.head_epochs < settings.epochs:
+        return [("head", settings.head_epochs, settings.learning_rate, 0),
+                ("fine_tune", settings.epochs, settings.fine_tune_learning_rate, settings.fine_tune_layers or None)]
+    return [("full", settings.epochs, settings.learning_rate, None)]
 
 
-def fit(settings: TrainSettings, manifest: pd.DataFrame, augmentation: dict):
-    """Build and fit the classifier; returns (model, history DataFrame with one row per epoch).
+def run_fingerprint(settings: TrainSettings, manifest: pd.DataFrame, augmentation: dict) -> str:
+    """What a checkpoint must match to be resumed: the settings, the split and the augmentation."""
+    from alldag.checkpoint import fingerprint
 
-    With pretrained weights and head_epochs > 0, training has two phases: the head alone with the
-    backbone frozen, then the top fine_tune_layers of the backbone as well at fine_tune_learning_rate.
+    return fingerprint(asdict(settings), augmentation, manifest[["path", "y", "split"]].values.tolist())
+
+
+def fit(settings: TrainSettings, manifest: pd.DataFrame, augmentation: dict, checkpoint_dir,
+        report=lambda rows: None, checkpoint_every_s: float = 0.0, build_model=None):
+    """Build and fit the classifier, resuming from checkpoint_dir; returns (model, history DataFrame).
+
+    Each epoch is checkpointed (see alldag.checkpoint) and then passed to report(rows) exactly once,
+    even across a kill and restart. build_model() replaces the keras.applications backbone for
+    custom architectures (it must take raw RGB in [0, 255]).
     """
     import keras
     import tensorflow as tf
 
+    from alldag import checkpoint
     from alldag.augment import build_augmenter
     from alldag.inputs import make_dataset
     from alldag.models import build_classifier, recalibrate_batchnorm, set_backbone_trainable
@@ -122,28 +110,43 @@ def fit(settings: TrainSettings, manifest: pd.DataFrame, augmentation: dict):
     train_ds = make_dataset(train_rows, settings.image_size, settings.batch_size, training=True,
                             augmenter=build_augmenter(augmentation), seed=settings.seed)
     val_ds = make_dataset(val_rows, settings.image_size, settings.batch_size)
-    model = build_classifier(settings.backbone, len(settings.classes), settings.image_size, settings.weights,
-                             settings.dropout, settings.bn_momentum)
+    model = (build_model() if build_model else
+             build_classifier(settings.backbone, len(settings.classes), settings.image_size, settings.weights,
+                              settings.dropout, settings.bn_momentum))
     class_weight = balanced_class_weights(train_rows["y"], len(settings.classes)) if settings.class_weights else None
-    two_phase = settings.weights is not None and 0 < settings.head_epochs < settings.epochs
-    phases = ([("head", settings.head_epochs, settings.learning_rate, 0),
-               ("fine_tune", settings.epochs, settings.fine_tune_learning_rate, settings.fine_tune_layers or None)]
-              if two_phase else [("full", settings.epochs, settings.learning_rate, None)])
-    frames, done = [], 0
+    phases = training_phases(settings)
+    key = run_fingerprint(settings, manifest, augmentation)
+    state = checkpoint.load_state(checkpoint_dir, key)
+    rows = list(state["history"]) if state else []
+    done = state["epoch"] if state else 0
+    if state:
+        log.info("resuming from the checkpoint after epoch %d (phase %s)", done, state["phase"])
+    names = [name for name, *_ in phases]
     for phase, until, rate, trainable_top in phases:
+        if state and names.index(phase) < names.index(state["phase"]):
+            continue  # finished before the checkpoint
         if phase != "full":
             n_trainable = set_backbone_trainable(model, trainable_top)
             log.info("phase %s: %d backbone layers trainable, learning rate %g", phase, n_trainable, rate)
         model.compile(optimizer=keras.optimizers.Adam(rate), loss="sparse_categorical_crossentropy",
                       metrics=["accuracy"])
-        history = model.fit(train_ds, validation_data=val_ds, initial_epoch=done, epochs=until, verbose=2,
-                            class_weight=class_weight, callbacks=_phase_callbacks(settings))
-        frame = pd.DataFrame(history.history)
-        frame.insert(0, "epoch", [e + 1 for e in history.epoch])
-        frame.insert(1, "phase", phase)
-        frames.append(frame)
-        done = frame["epoch"].iloc[-1] if len(frame) else done
-    frame = pd.concat(frames, ignore_index=True)
+        resumed, best = None, None
+        if state:
+            best = checkpoint.load_weights(checkpoint_dir, model, state)
+            resumed, finished, state = state["early_stopping"], state["phase_finished"], None
+            if finished:
+                if best is not None:
+                    model.set_weights(best)  # what EarlyStopping's restore did before the kill
+                continue
+        callbacks = []
+        if settings.early_stopping_patience:
+            callbacks.append(checkpoint.resumable_early_stopping(settings.early_stopping_patience, resumed, best))
+        callbacks.append(checkpoint.checkpoint_callback(checkpoint_dir, key, rows, phase, report,
+                                                        checkpoint_every_s, callbacks[0] if callbacks else None))
+        model.fit(train_ds, validation_data=val_ds, initial_epoch=done, epochs=until, verbose=2,
+                  class_weight=class_weight, callbacks=callbacks)
+        done = rows[-1]["epoch"] if rows else done
+    frame = pd.DataFrame(rows)
     if settings.recalibrate_bn:
         n = recalibrate_batchnorm(model, make_dataset(train_rows, settings.image_size, settings.batch_size))
         if n:
@@ -155,9 +158,56 @@ def fit(settings: TrainSettings, manifest: pd.DataFrame, augmentation: dict):
 
 def _versions() -> dict:
     import keras
+    import mlflow
     import tensorflow as tf
 
-    return {"python": platform.python_version(), "tensorflow": tf.__version__, "keras": keras.__version__}
+    from alldag import __version__
+
+    return {"python": platform.python_version(), "tensorflow": tf.__version__, "keras": keras.__version__,
+            "numpy": np.__version__, "mlflow": mlflow.__version__, "alldag": __version__}
+
+
+def git_commit(repo: str | os.PathLike = Path(__file__).resolve().parents[2]) -> str:
+    """The workflow's git commit, with '-dirty' if tracked files changed; 'unknown' outside git."""
+    import subprocess
+
+    def git(*args):
+        return subprocess.run(["git", "-C", str(repo), *args], capture_output=True, text=True, timeout=20)
+
+    try:
+        head = git("rev-parse", "HEAD")
+        if head.returncode:
+            return "unknown"
+        dirty = git("status", "--porcelain", "--untracked-files=no").stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+    return head.stdout.strip() + ("-dirty" if dirty else "")
+
+
+EPOCH_COLUMNS = ("epoch", "phase", "learning_rate")  # history columns that are not per-epoch metrics
+
+
+def epoch_reporter(run_id: str):
+    """report(rows) for fit(): logs each epoch's losses and accuracies to the run with step = epoch - 1."""
+    from alldag.tracking import log_metrics_to
+
+    def report(rows: list[dict]) -> None:
+        for row in rows:
+            log_metrics_to(run_id, {k: v for k, v in row.items() if k not in EPOCH_COLUMNS}, step=row["epoch"] - 1)
+
+    return report
+
+
+def log_missing_epochs(run_id: str, history: pd.DataFrame) -> int:
+    """Log the epochs of history the run lacks (a kill between checkpoint and logging); returns how many."""
+    import mlflow
+
+    from alldag.tracking import retry
+
+    logged = {m.step for m in retry(mlflow.MlflowClient().get_metric_history, run_id, "loss")}
+    missing = [row for row in history.to_dict("records") if row["epoch"] - 1 not in logged]
+    epoch_reporter(run_id)(missing)
+    return len(missing)
 
 
 def _log_model(model, manifest: pd.DataFrame, settings: TrainSettings) -> None:
@@ -173,48 +223,72 @@ def _log_model(model, manifest: pd.DataFrame, settings: TrainSettings) -> None:
 
 
 def train_model(settings: TrainSettings, split_manifest, augmentation_json, tracking: Tracking,
-                model_out, history_out, curves_out, run_out) -> None:
+                model_out, history_out, curves_out, run_out, checkpoint_every_s: float = 0.0,
+                mixed_precision: str = "auto", build_model=None) -> None:
     """Train one (task, backbone) model and write its outputs.
 
     Outputs: model_out (.keras), history_out (TSV, one row per epoch), curves_out (PNG of the
-    accuracy and loss curves), run_out (JSON with the MLflow child run id).
+    accuracy and loss curves), run_out (JSON with the MLflow child run id). A checkpoint folder
+    beside model_out lets a killed job resume; it is removed once the outputs are written.
     """
-    import mlflow
-
+    from alldag import checkpoint
     from alldag.augment import read_spec
+    from alldag.devices import configure_tensorflow, training_device
     from alldag.tracking import child_run, log_artifact, parent_run_id, retry
 
-    gpus = configure_devices()
-    log.info("training %s on %s; GPUs visible: %d", settings.backbone, settings.task, len(gpus))
-    manifest = read_tsv(split_manifest)
-    augmentation = read_spec(augmentation_json)
-    parent = parent_run_id(tracking.uri, tracking.experiment, tracking.artifact_root, tracking.parent_run_file,
-                           tracking.tags)
-    name = f"{settings.task}/{settings.backbone}/fold{settings.fold}"
-    with child_run(tracking.uri, tracking.experiment, tracking.artifact_root, parent, name,
-                   {**tracking.tags, "task": settings.task, "backbone": settings.backbone,
-                    "fold": str(settings.fold)}) as run:
-        params = {**asdict(settings), "classes": ",".join(settings.classes), "weights": str(settings.weights),
-                  **{f"augment.{k}": v for k, v in augmentation.items()}, **_versions(),
-                  "n_train": int((manifest["split"] == "train").sum()), "gpus": len(gpus)}
-        retry(mlflow.log_params, params)
-        model, history = fit(settings, manifest, augmentation)
-        Path(model_out).parent.mkdir(parents=True, exist_ok=True)
-        tmp_model = Path(model_out).with_name(f".{Path(model_out).name}.tmp.keras")
-        model.save(tmp_model)
-        tmp_model.replace(model_out)
-        write_tsv_atomic(history, history_out)
-        save(training_curves_figure(history, f"{settings.backbone} on {settings.task}"), curves_out)
-        best = history.loc[history["val_loss"].idxmin()]
-        retry(mlflow.log_metrics, {"best_epoch": int(best["epoch"]), "best_val_accuracy": float(best["val_accuracy"])})
-        log_artifact(curves_out, "figures")
-        log_artifact(history_out)
-        log_artifact(augmentation_json)
-        log_artifact(split_manifest)
-        _log_model(model, manifest, settings)
-        Path(run_out).write_text(json.dumps({"run_id": run.info.run_id, "parent_run_id": parent,
-                                             "tracking_uri": tracking.uri, "name": name}, indent=2))
+    with training_device() as device:
+        hardware = configure_tensorflow(mixed_precision)
+        log.info("training %s on %s; GPU %s, %s", settings.backbone, settings.task, device or "none",
+                 hardware["precision"])
+        manifest = read_tsv(split_manifest)
+        augmentation = read_spec(augmentation_json)
+        checkpoint_dir = Path(model_out).parent / "checkpoint"
+        key = run_fingerprint(settings, manifest, augmentation)
+        previous = checkpoint.load_run(checkpoint_dir, key)
+        parent = parent_run_id(tracking.uri, tracking.experiment, tracking.artifact_root, tracking.parent_run_file,
+                               tracking.tags)
+        name = f"{settings.task}/{settings.backbone}/fold{settings.fold}"
+        with child_run(tracking.uri, tracking.experiment, tracking.artifact_root, parent, name,
+                       {**tracking.tags, "task": settings.task, "backbone": settings.backbone,
+                        "fold": str(settings.fold)}, run_id=previous) as run:
+            import mlflow
+
+            if previous is None:
+                checkpoint.save_run(checkpoint_dir, key, run.info.run_id)
+                retry(mlflow.log_params, {
+                    **asdict(settings), "classes": ",".join(settings.classes), "weights": str(settings.weights),
+                    **{f"augment.{k}": v for k, v in augmentation.items()}, **_versions(),
+                    "git_commit": git_commit(), "n_train": int((manifest["split"] == "train").sum()),
+                    "gpus": hardware["gpus"], "precision": hardware["precision"]})
+            else:
+                log.info("continuing MLflow run %s", previous)
+            model, history = fit(settings, manifest, augmentation, checkpoint_dir, epoch_reporter(run.info.run_id),
+                                 checkpoint_every_s, build_model)
+            write_training_outputs(model, history, settings, model_out, history_out, curves_out)
+            if previous is not None and log_missing_epochs(run.info.run_id, history):
+                log.info("logged the epochs the interrupted job had checkpointed but not yet logged")
+            best = history.loc[history["val_loss"].idxmin()]
+            retry(mlflow.log_metrics, {"best_epoch": int(best["epoch"]), "best_val_accuracy": float(best["val_accuracy"]),
+                                       "epochs_run": len(history)})
+            for path, folder in ((curves_out, "figures"), (history_out, None), (augmentation_json, None),
+                                 (split_manifest, None)):
+                log_artifact(path, folder)
+            _log_model(model, manifest, settings)
+            Path(run_out).write_text(json.dumps({"run_id": run.info.run_id, "parent_run_id": parent,
+                                                 "tracking_uri": tracking.uri, "name": name}, indent=2))
+        checkpoint.clear(checkpoint_dir)
     log.info("saved %s (run %s)", model_out, run.info.run_id)
+
+
+def write_training_outputs(model, history: pd.DataFrame, settings: TrainSettings, model_out, history_out,
+                           curves_out) -> None:
+    """The model (.keras, written atomically), the per-epoch history TSV and the training-curves figure."""
+    Path(model_out).parent.mkdir(parents=True, exist_ok=True)
+    tmp_model = Path(model_out).with_name(f".{Path(model_out).name}.tmp.keras")
+    model.save(tmp_model)
+    tmp_model.replace(model_out)
+    write_tsv_atomic(history, history_out)
+    save(training_curves_figure(history, f"{settings.backbone} on {settings.task}"), curves_out)
 
 
 def settings_from_params(params: dict) -> tuple[TrainSettings, Tracking]:

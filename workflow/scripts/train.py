@@ -12,6 +12,8 @@ run_rule(
     snakemake.log[0],
     snakemake.threads,
     lambda: train_model(
-        settings, snakemake.input.manifest, snakemake.input.augmentation, tracking, out.model, out.history, out.curves, out.run
+        settings, snakemake.input.manifest, snakemake.input.augmentation, tracking, out.model, out.history, out.curves, out.run,
+        checkpoint_every_s=60 * snakemake.params.train["checkpoint_minutes"],
+        mixed_precision=snakemake.params.train["mixed_precision"],
     ),
 )

@@ -1,0 +1,114 @@
+"""GPU placement for training jobs: one device per concurrent job, mixed precision, memory growth.
+
+Snakemake's `gpu` resource only limits how many GPU jobs run at once; it does not say which device
+each job gets. On a multi-GPU workstation each training job therefore takes a free device id from
+a pool with an exclusive lock file and sets CUDA_VISIBLE_DEVICES before TensorFlow starts. The
+pool is ALLDAG_GPUS ("0,1,3"), else every GPU `nvidia-smi -L` lists. A scheduler that already set
+CUDA_VISIBLE_DEVICES (SLURM does) is left alone.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import logging
+import os
+import shutil
+import subprocess
+import tempfile
+import time
+from contextlib import contextmanager
+from pathlib import Path
+
+from alldag import AlldagError
+
+log = logging.getLogger(__name__)
+POOL_ENV = "ALLDAG_GPUS"
+LOCK_DIR_ENV = "ALLDAG_GPU_LOCK_DIR"
+
+
+def gpu_pool(env: dict | None = None) -> list[str]:
+    """Device ids jobs may use: ALLDAG_GPUS if set (empty = none), else those nvidia-smi lists."""
+    env = os.environ if env is None else env
+    if POOL_ENV in env:
+        return [d.strip() for d in env[POOL_ENV].split(",") if d.strip()]
+    if shutil.which("nvidia-smi") is None:
+        return []
+    try:
+        out = subprocess.run(["nvidia-smi", "-L"], capture_output=True, text=True, timeout=20).stdout
+    except (OSError, subprocess.SubprocessError):
+        return []
+    return [str(i) for i, line in enumerate(out.splitlines()) if line.startswith("GPU ")]
+
+
+def lock_dir(env: dict | None = None) -> Path:
+    """Where the pool's lock files live: shared by every workflow of this user on this machine."""
+    env = os.environ if env is None else env
+    return Path(env.get(LOCK_DIR_ENV) or Path(tempfile.gettempdir()) / f"alldag-gpu-locks-{os.getuid()}")
+
+
+def _try_lock(path: Path):
+    handle = open(path, "a+")
+    try:
+        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        handle.close()
+        return None
+    return handle
+
+
+@contextmanager
+def claim_gpu(pool: list[str], directory: Path, wait_s: float = 600.0, poll_s: float = 0.5):
+    """Hold one free device id of `pool` for the block (None when the pool is empty).
+
+    The lock is an flock on `directory/gpu<id>.lock`, so it is released even if the job is killed.
+    Raises AlldagError when every device stays busy for wait_s seconds.
+    """
+    if not pool:
+        yield None
+        return
+    directory.mkdir(parents=True, exist_ok=True)
+    deadline = time.monotonic() + wait_s
+    while True:
+        for device in pool:
+            handle = _try_lock(directory / f"gpu{device}.lock")
+            if handle is not None:
+                try:
+                    yield device
+                finally:
+                    fcntl.flock(handle, fcntl.LOCK_UN)
+                    handle.close()
+                return
+        if time.monotonic() > deadline:
+            raise AlldagError(f"all GPUs of the pool {','.join(pool)} stayed busy for {wait_s:.0f} s: "
+                              f"run fewer GPU jobs at once (--resources gpu=N) or widen {POOL_ENV}")
+        time.sleep(poll_s)
+
+
+@contextmanager
+def training_device():
+    """Pick this job's GPU (see module doc) and set CUDA_VISIBLE_DEVICES; yields the id or None."""
+    if "CUDA_VISIBLE_DEVICES" in os.environ and POOL_ENV not in os.environ:
+        log.info("CUDA_VISIBLE_DEVICES=%s set by the caller: using it", os.environ["CUDA_VISIBLE_DEVICES"])
+        yield os.environ["CUDA_VISIBLE_DEVICES"] or None
+        return
+    with claim_gpu(gpu_pool(), lock_dir()) as device:
+        if device is not None:
+            os.environ["CUDA_VISIBLE_DEVICES"] = device
+            log.info("claimed GPU %s from the pool", device)
+        yield device
+
+
+def configure_tensorflow(mixed_precision: str) -> dict:
+    """Memory growth on every visible GPU; mixed_float16 when asked ('on') or when a GPU is there ('auto').
+
+    Returns {"gpus": n, "precision": policy name}. Call before building any model.
+    """
+    import keras
+    import tensorflow as tf
+
+    gpus = tf.config.list_physical_devices("GPU")
+    for gpu in gpus:
+        tf.config.experimental.set_memory_growth(gpu, True)
+    mixed = mixed_precision == "on" or (mixed_precision == "auto" and bool(gpus))
+    keras.mixed_precision.set_global_policy("mixed_float16" if mixed else "float32")
+    return {"gpus": len(gpus), "precision": keras.mixed_precision.global_policy().name}

@@ -1,0 +1,64 @@
+"""GPU pool: each concurrent training job gets its own device; none on CPU-only machines."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+import pytest
+
+from alldag import AlldagError
+from alldag.devices import claim_gpu, gpu_pool, training_device
+
+
+def test_pool_comes_from_the_environment_first():
+    assert gpu_pool({"ALLDAG_GPUS": "0, 2,3"}) == ["0", "2", "3"]
+    assert gpu_pool({"ALLDAG_GPUS": ""}) == []
+
+
+def test_concurrent_claims_get_different_devices_and_a_full_pool_waits(tmp_path):
+    with claim_gpu(["0", "1"], tmp_path) as first, claim_gpu(["0", "1"], tmp_path) as second:
+        assert {first, second} == {"0", "1"}
+        with pytest.raises(AlldagError, match="stayed busy"):
+            with claim_gpu(["0", "1"], tmp_path, wait_s=0.3, poll_s=0.1):
+                pass
+    with claim_gpu(["0", "1"], tmp_path) as again:
+        assert again == "0"  # released on exit
+
+
+def test_a_claim_held_by_another_process_is_respected_and_freed_when_it_dies(tmp_path):
+    holder = subprocess.Popen([sys.executable, "-c", (
+        "import sys, time; from pathlib import Path; from alldag.devices import claim_gpu\n"
+        f"with claim_gpu(['0', '1'], Path({str(tmp_path)!r})) as d:\n"
+        "    print(d, flush=True); time.sleep(60)")], stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "0"
+        with claim_gpu(["0", "1"], tmp_path) as device:
+            assert device == "1"
+    finally:
+        holder.kill()
+        holder.wait()
+    with claim_gpu(["0"], tmp_path, wait_s=5) as device:  # the killed holder's lock is gone
+        assert device == "0"
+
+
+def test_training_device_sets_cuda_visible_devices_from_the_pool(tmp_path, monkeypatch):
+    monkeypatch.setenv("ALLDAG_GPUS", "3")
+    monkeypatch.setenv("ALLDAG_GPU_LOCK_DIR", str(tmp_path))
+    monkeypatch.delenv("CUDA_VISIBLE_DEVICES", raising=False)
+    with training_device() as device:
+        assert device == "3" and os.environ["CUDA_VISIBLE_DEVICES"] == "3"
+
+
+def test_a_scheduler_assigned_device_is_left_alone(monkeypatch):
+    monkeypatch.delenv("ALLDAG_GPUS", raising=False)
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "5")
+    with training_device() as device:
+        assert device == "5" and os.environ["CUDA_VISIBLE_DEVICES"] == "5"
+
+
+def test_cpu_only_machine_trains_in_float32_under_auto():
+    from alldag.devices import configure_tensorflow
+
+    assert configure_tensorflow("auto") == {"gpus": 0, "precision": "float32"}

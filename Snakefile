@@ -24,6 +24,12 @@ include: "workflow/rules/explain.smk"
 include: "workflow/rules/report.smk"
 
 
+# config custom_models: one rule file per new architecture
+for rule_file in custom_rule_files():
+
+    include: rule_file
+
+
 rule all:
     default_target: True
     input:

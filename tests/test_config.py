@@ -194,3 +194,29 @@ def test_invalid_override_value(schema_path, override, where):
     message = str(exc.value)
     assert "\n" not in message
     assert "backbone_overrides.MobileNet" in message and where in message
+
+
+def test_custom_model_names_and_rule_files_are_checked(tmp_path):
+    from alldag import AlldagError
+    from alldag.config import check_custom_models
+
+    rule = tmp_path / "mine.smk"
+    rule.write_text("")
+    check_custom_models({"MyNet": str(rule)})
+    with pytest.raises(AlldagError, match="built-in model"):
+        check_custom_models({"VGG16": str(rule)})
+    with pytest.raises(AlldagError, match="not found"):
+        check_custom_models({"MyNet": str(tmp_path / "missing.smk")})
+
+
+def test_architecture_builders_load_by_module_or_file(tmp_path):
+    from alldag import AlldagError
+    from alldag.architectures import load_builder, small_cnn
+
+    assert load_builder("alldag.architectures:small_cnn") is small_cnn
+    (tmp_path / "nets.py").write_text("def tiny(n, size, settings):\n    return (n, size)\n")
+    assert load_builder(f"{tmp_path}/nets.py:tiny")(2, 32, None) == (2, 32)
+    with pytest.raises(AlldagError, match="could not be loaded"):
+        load_builder("alldag.architectures:nope")
+    with pytest.raises(AlldagError, match="must look like"):
+        load_builder("small_cnn")

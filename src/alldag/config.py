@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import os
+from pathlib import Path
 
 import jsonschema
 import yaml
@@ -69,10 +70,23 @@ def train_settings_for(config: dict, backbone: str) -> dict:
 def check_backbone_overrides(config: dict, schema_path: str | os.PathLike) -> None:
     """Fail with one line if an override names a backbone not trained or an invalid train setting."""
     for backbone in config.get("backbone_overrides", {}):
-        if backbone not in config["backbones"]:
+        if backbone not in config["backbones"] + list(config.get("custom_models", {})):
             raise AlldagError(f"backbone_overrides names '{backbone}', which is not in backbones: "
                               f"add it to backbones or remove its override")
         trial = {**config, "train": train_settings_for(config, backbone), "backbone_overrides": {}}
         message = schema_error(trial, schema_path)
         if message:
             raise AlldagError(f"in backbone_overrides.{backbone}: {message}")
+
+
+def check_custom_models(custom_models: dict) -> None:
+    """Fail with one line if a custom model's name is taken or its rule file is missing."""
+    from alldag.backbones import REGISTRY
+
+    for name, rule_file in custom_models.items():
+        if name in REGISTRY or name == "colour_baseline":
+            raise AlldagError(f"custom_models names '{name}', which is a built-in model: give your architecture "
+                              f"another name")
+        if not Path(rule_file).is_file():
+            raise AlldagError(f"custom_models.{name}: rule file {rule_file} not found (paths are relative to the "
+                              f"working directory)")

@@ -10,6 +10,7 @@ from alldag.classes import CLASSES
 from alldag.config import (
     apply_demo,
     check_backbone_overrides,
+    check_custom_models,
     train_settings_for,
     validate_config,
 )
@@ -54,6 +55,7 @@ def decide_source(cfg):
 def check_config(cfg, counts):
     """Cross-key checks the schema cannot express: backbones, their overrides, task classes."""
     check_backbone_overrides(cfg, SCHEMA)
+    check_custom_models(cfg["custom_models"])
     check_backbones(
         {b: train_settings_for(cfg, b)["image_size"] for b in cfg["backbones"]}
     )
@@ -78,9 +80,13 @@ except AlldagError as exc:
     fail(exc)
 
 TASKS = list(config["tasks"])
-BACKBONES = list(config["backbones"])
+BACKBONES = list(
+    config["backbones"]
+)  # keras.applications models, trained by rule train
+CUSTOM_MODELS = list(config["custom_models"])  # trained by the users' own rules
+MODELS = BACKBONES + CUSTOM_MODELS
 FOLDS = list(range(config["split"]["folds"]))
-COMPARED_MODELS = BACKBONES + ["colour_baseline"]
+COMPARED_MODELS = MODELS + ["colour_baseline"]
 RUN_TAGS = {
     "alldag.study": config["study"],
     "alldag.data_source": SOURCE.kind,
@@ -91,7 +97,7 @@ RUN_TAGS = {
 
 wildcard_constraints:
     task="|".join(TASKS),
-    backbone="|".join(BACKBONES),
+    backbone="|".join(MODELS),
     fold=r"\d+",
 
 
@@ -163,4 +169,9 @@ def model_outputs(kind):
         "agreement": "results/explanations/{task}/{backbone}/fold{fold}/agreement.tsv",
         "run": "results/models/{task}/{backbone}/fold{fold}/mlflow_run.json",
     }[kind]
-    return expand(paths, task=TASKS, backbone=BACKBONES, fold=FOLDS)
+    return expand(paths, task=TASKS, backbone=MODELS, fold=FOLDS)
+
+
+def custom_rule_files():
+    """The rule files of config custom_models, as absolute paths (relative ones are from the working directory)."""
+    return [str(Path(path).resolve()) for path in config["custom_models"].values()]

@@ -32,7 +32,7 @@ rule report:
         "../../envs/report.yaml"
     params:
         tasks=TASKS,
-        backbones=BACKBONES,
+        backbones=MODELS,
         folds=FOLDS,
         train=config["train"],
         seed=config["seed"],

@@ -21,6 +21,8 @@ rule train:
         run="results/models/{task}/{backbone}/fold{fold}/mlflow_run.json",
     log:
         "logs/train/{task}/{backbone}/fold{fold}.log",
+    wildcard_constraints:
+        backbone="|".join(BACKBONES),
     conda:
         "../../envs/train.yaml"
     resources:

@@ -6,14 +6,24 @@ from alldag.rulelog import run_rule  # noqa: E402
 
 from alldag.train import settings_from_params, train_model  # noqa: E402
 
-out = snakemake.output
-settings, tracking = settings_from_params({**dict(snakemake.params), **dict(snakemake.wildcards)})
+out, params = snakemake.output, dict(snakemake.params)
+settings, tracking = settings_from_params({**params, **dict(snakemake.wildcards)})
+
+
+def build_model():
+    """A custom architecture (rules with params.architecture) instead of a keras.applications backbone."""
+    from alldag.architectures import load_builder
+
+    return load_builder(params["architecture"])(len(settings.classes), settings.image_size, settings)
+
+
 run_rule(
     snakemake.log[0],
     snakemake.threads,
     lambda: train_model(
         settings, snakemake.input.manifest, snakemake.input.augmentation, tracking, out.model, out.history, out.curves, out.run,
-        checkpoint_every_s=60 * snakemake.params.train["checkpoint_minutes"],
-        mixed_precision=snakemake.params.train["mixed_precision"],
+        checkpoint_every_s=60 * params["train"]["checkpoint_minutes"],
+        mixed_precision=params["train"]["mixed_precision"],
+        build_model=build_model if "architecture" in params else None,
     ),
 )

@@ -14,7 +14,7 @@ $(VENV)/.installed: pyproject.toml
 
 run: install  ## the study (offline: the synthetic demo, labelled as such)
 	$(VENV)/bin/snakemake --cores all
-	$(VENV)/bin/snakemake --report results/snakemake_report.zip
+	$(VENV)/bin/snakemake --report results/snakemake-report.html
 
 test: install  ## the whole test suite, end-to-end run included
 	$(PY) -m pytest -q

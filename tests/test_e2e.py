@@ -154,6 +154,38 @@ def test_second_invocation_runs_nothing(run):
 
 
 def test_snakemake_report_builds(run):
-    proc = snakemake(run, "--report", "results/snakemake_report.zip", config=CONFIG)
+    proc = snakemake(run, "--report", "results/snakemake-report.html", config=CONFIG)
     assert proc.returncode == 0, proc.stderr[-3000:]
-    assert (run / "results/snakemake_report.zip").stat().st_size > 10_000
+    assert (run / "results/snakemake-report.html").stat().st_size > 10_000
+
+
+def test_report_in_a_real_browser_has_no_broken_image_and_every_expected_row(run):
+    from PIL import Image
+
+    from browser import body_attribute, rendered_dom, screenshot
+
+    page = run / "results/report.html"
+    dom = rendered_dom(page)
+    assert body_attribute(dom, "data-broken-images") == "0"
+    assert int(body_attribute(dom, "data-images")) == 5 * len(BACKBONES) + 2
+    for backbone in BACKBONES + ["colour_baseline"]:  # comparison table
+        assert re.search(rf"<tr><td>{backbone}</td>", dom), backbone
+    for backbone in BACKBONES:  # results table and MLflow run ids
+        assert re.search(rf"<tr><td>{TASK}</td><td>{backbone}</td><td>0</td><td>ok</td>", dom), backbone
+        assert f"<td>{TASK}/{backbone}/fold0</td>" in dom
+    shot = screenshot(page, run / "results/report.png")
+    image = Image.open(shot)
+    assert image.size == (1280, 4000)
+    assert len(set(image.convert("L").resize((64, 256)).getdata())) > 20  # something was drawn
+
+
+def test_summary_json_matches_the_comparison(run):
+    summary = json.loads((run / "results/summary.json").read_text())
+    comparison = pd.read_csv(run / f"results/comparison/{TASK}/comparison.tsv", sep="\t")
+    cnns = comparison[comparison["model"] != "colour_baseline"]
+    best = cnns.loc[cnns["balanced_accuracy"].idxmax()]
+    headline = summary["tasks"][TASK]
+    assert headline["best"] == best["model"]
+    assert headline["best_value"] == pytest.approx(best["balanced_accuracy"])
+    assert summary["synthetic"] is True and summary["missing"] == []
+    assert summary["summary"].split(".")[0] in (run / "results/report.html").read_text()

@@ -10,11 +10,13 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pandas as pd
+import yaml
 from jinja2 import Environment, PackageLoader, select_autoescape
 
 from alldag.compare import STUDY_ACCURACY
 from alldag.data import read_tsv, write_tsv_atomic
 from alldag.split import split_counts
+from alldag.summary import mlflow_runs, package_versions, skipped_checks, summary_paragraph, task_headline
 
 METRIC_COLUMNS = ["accuracy", "balanced_accuracy", "macro_f1", "roc_auc"]
 CITATIONS = [
@@ -44,21 +46,36 @@ class ModelResult:
     run: str
 
 
-def data_uri(path: str | os.PathLike) -> str:
-    """A PNG file as an inline data: URI (keeps the page self-contained)."""
+def data_uri(path: str | os.PathLike) -> str | None:
+    """A PNG file as an inline data: URI (keeps the page self-contained); None if the file is missing."""
+    if not Path(path).is_file():
+        return None
     return "data:image/png;base64," + base64.b64encode(Path(path).read_bytes()).decode("ascii")
+
+
+def _exists(*paths) -> bool:
+    return all(Path(p).is_file() for p in paths)
+
+
+def _json(path) -> dict | None:
+    return json.loads(Path(path).read_text()) if _exists(path) else None
 
 
 def results_table(models: list[ModelResult]) -> pd.DataFrame:
     """One row per model: test metrics, chance level, best epoch, explanation agreement, study's number."""
     rows = []
+    nan = float("nan")
     for m in models:
-        metrics = json.loads(Path(m.metrics).read_text())
-        history = read_tsv(m.history)
-        agreement = read_tsv(m.agreement).mean(numeric_only=True)
-        rows.append({"task": m.task, "backbone": m.backbone, "fold": m.fold, **{k: metrics[k] for k in METRIC_COLUMNS},
-                     "n_test": metrics["n_test"], "chance_accuracy": metrics["chance_accuracy"],
-                     "epochs": len(history), "best_epoch": int(history.loc[history["val_loss"].idxmin(), "epoch"]),
+        metrics = _json(m.metrics) or {}
+        history = read_tsv(m.history) if _exists(m.history) else pd.DataFrame({"val_loss": [], "epoch": []})
+        agreement = read_tsv(m.agreement).mean(numeric_only=True) if _exists(m.agreement) else pd.Series(dtype=float)
+        status = "ok" if _exists(m.metrics, m.history, m.agreement) else "MISSING: " + ", ".join(
+            Path(p).name for p in (m.history, m.metrics, m.agreement) if not _exists(p))
+        rows.append({"task": m.task, "backbone": m.backbone, "fold": m.fold, "status": status,
+                     **{k: metrics.get(k, nan) for k in METRIC_COLUMNS},
+                     "n_test": metrics.get("n_test", nan), "chance_accuracy": metrics.get("chance_accuracy", nan),
+                     "epochs": len(history) if len(history) else nan,
+                     "best_epoch": int(history.loc[history["val_loss"].idxmin(), "epoch"]) if len(history) else nan,
                      "gradcam_lime_spearman": agreement.get("spearman", float("nan")),
                      "gradcam_lime_top_iou": agreement.get("top_iou", float("nan")),
                      "gradcam_in_mask": agreement.get("gradcam_in_mask", float("nan")),
@@ -90,59 +107,102 @@ def _table_html(frame: pd.DataFrame) -> str:
 
 
 def comparison_section(task: str, comparison_tsv, paired_tsv, figure_png) -> dict:
-    """One task's comparison: the table (with CIs, flags, study numbers), the paired tests and the plot."""
+    """One task's comparison: the table (with CIs, flags, study numbers), the paired tests and the plot.
+
+    A missing comparison (a model of the task failed) gives a section that says so.
+    """
+    if not _exists(comparison_tsv, paired_tsv):
+        return {"task": task, "missing": str(comparison_tsv), "headline": {}}
     table = read_tsv(comparison_tsv)
+    paired = read_tsv(paired_tsv)
     columns = ["model", "not_better_than_colour_baseline", "n_test"] + [
         c for m in ("accuracy", "balanced_accuracy", "macro_f1", "roc_auc")
         for c in (m, f"{m}_ci_low", f"{m}_ci_high", f"{m}_fold_sd")] + ["study_accuracy"]
     flagged = table.loc[table["not_better_than_colour_baseline"].astype(str) == "True", "model"].tolist()
-    return {"task": task, "table": _table_html(table[columns]), "paired": _table_html(read_tsv(paired_tsv)),
-            "figure": data_uri(figure_png), "flagged": flagged}
+    return {"task": task, "table": _table_html(table[columns]), "paired": _table_html(paired),
+            "figure": data_uri(figure_png), "flagged": flagged, "headline": task_headline(table, paired)}
+
+
+def _missing(path) -> str:
+    return f"{path} is missing: the job that makes it failed or did not run (see logs/)"
 
 
 def build_report(provenance_json, audit_json, leakage_tsvs: dict[str, str], split_manifests: dict[str, list[str]],
                  augmentation_json, previews: dict[str, str], models: list[ModelResult], comparisons: list[dict],
-                 config_summary: dict, report_out, table_out, summary_out) -> str:
-    """Render the report page, the per-fold results table and the across-fold summary TSVs; returns the HTML."""
-    provenance = json.loads(Path(provenance_json).read_text())
-    audit = json.loads(Path(audit_json).read_text())
+                 config: dict, report_out, table_out, summary_out, summary_json_out=None,
+                 parent_run_file=None) -> str:
+    """Render the report page, the per-fold results table, the across-fold summary TSV and summary.json.
+
+    Missing inputs (a job failed under --keep-going) are marked in place, listed at the top and in
+    summary.json's `missing`. Returns the HTML.
+    """
+    from alldag import __version__
+    from alldag.train import git_commit
+
+    provenance = _json(provenance_json) or {"synthetic": False, "demo": False, "source": "unknown",
+                                            "reason": _missing(provenance_json), "counts": {}}
+    audit = _json(audit_json)
     data_dir = Path(audit_json).parent
     table = results_table(models)
     summary = fold_summary(table)
     write_tsv_atomic(table, table_out)
     write_tsv_atomic(summary, summary_out)
-    splits = {task: _table_html(split_counts(read_tsv(paths[0])).reset_index()) for task, paths in split_manifests.items()}
-    leaks = {task: len(read_tsv(path)) for task, path in leakage_tsvs.items()}
+    missing = sorted({str(p) for m in models for p in (m.metrics, m.history, m.agreement, m.curves, m.confusion,
+                                                        m.roc, m.reliability, m.explanation, m.run) if not _exists(p)}
+                     | {c["missing"] for c in comparisons if c.get("missing")})
+    splits = {task: _table_html(split_counts(read_tsv(paths[0])).reset_index()) if _exists(paths[0])
+              else None for task, paths in split_manifests.items()}
+    leaks = {task: len(read_tsv(path)) if _exists(path) else None for task, path in leakage_tsvs.items()}
     figures = []
     for m in (m for m in models if m.fold == 0):  # figures of the first fold; every fold is in the tables
         figures.append({"title": f"{m.task} / {m.backbone}",
-                        "images": [(name, data_uri(p)) for name, p in (("Training curves", m.curves),
-                                                                       ("Confusion matrix", m.confusion),
-                                                                       ("ROC", m.roc),
-                                                                       ("Calibration", m.reliability),
-                                                                       ("Grad-CAM vs LIME", m.explanation))],
-                        "run_id": json.loads(Path(m.run).read_text())["run_id"],
-                        "agreement": _table_html(read_tsv(m.agreement))})
+                        "images": [(name, data_uri(p), _missing(p)) for name, p in (
+                            ("Training curves", m.curves), ("Confusion matrix", m.confusion), ("ROC", m.roc),
+                            ("Calibration", m.reliability), ("Grad-CAM vs LIME", m.explanation))],
+                        "run_id": (_json(m.run) or {}).get("run_id", "missing"),
+                        "agreement": _table_html(read_tsv(m.agreement)) if _exists(m.agreement) else None,
+                        "agreement_missing": _missing(m.agreement)})
+    headlines = {c["task"]: c["headline"] for c in comparisons}
+    checks = skipped_checks(provenance, audit)
+    runs = mlflow_runs({f"{m.task}/{m.backbone}/fold{m.fold}": m.run for m in models}, parent_run_file)
+    commit = git_commit()
+    versions = {**package_versions(), "alldag": __version__}
+    paragraph = summary_paragraph(headlines, audit, leaks, bool(provenance.get("synthetic")), missing)
+    if summary_json_out:
+        _write_json({"synthetic": bool(provenance.get("synthetic")), "demo": bool(provenance.get("demo")),
+                     "data_source": provenance.get("source"), "summary": paragraph, "tasks": headlines,
+                     "skipped_checks": checks, "missing": missing, "leakage_crossing_clusters": leaks,
+                     "audit": {k: audit[k] for k in ("checked", "usable", "quarantined", "duplicate_clusters")}
+                     if audit else None, "git_commit": commit, "versions": versions, "mlflow": runs},
+                    summary_json_out)
     env = Environment(loader=PackageLoader("alldag", "templates"), autoescape=select_autoescape(["html"]))
     page = env.get_template("report.html.j2").render(
-        synthetic=provenance["synthetic"], demo=provenance["demo"], provenance=provenance, audit=audit,
-        quarantine=_table_html(read_tsv(data_dir / "quarantine.tsv")),
-        duplicates=_table_html(read_tsv(data_dir / "duplicates.tsv").head(200)), leaks=leaks,
+        synthetic=provenance.get("synthetic"), demo=provenance.get("demo"), provenance=provenance, audit=audit,
+        audit_missing=_missing(audit_json), paragraph=paragraph, checks=checks, missing=missing,
+        quarantine=_table_html(read_tsv(data_dir / "quarantine.tsv")) if audit else "",
+        duplicates=_table_html(read_tsv(data_dir / "duplicates.tsv").head(200)) if audit else "", leaks=leaks,
         folds=int(table["fold"].max()) + 1, results=_table_html(table), summary=_table_html(summary),
-        splits=splits, augmentation=json.loads(Path(augmentation_json).read_text()),
-        previews={t: data_uri(p) for t, p in previews.items()}, figures=figures, config=config_summary,
-        comparisons=comparisons,
-        citations=CITATIONS)
+        splits=splits, augmentation=_json(augmentation_json) or {}, previews={t: data_uri(p) for t, p in previews.items()},
+        figures=figures, config=config, config_yaml=yaml.safe_dump(config, sort_keys=False),
+        comparisons=comparisons, commit=commit, versions=versions, runs=runs, citations=CITATIONS)
     tmp = Path(report_out).with_name(f".{Path(report_out).name}.tmp")
+    tmp.parent.mkdir(parents=True, exist_ok=True)
     tmp.write_text(page)
     tmp.replace(report_out)
     return page
 
 
+def _write_json(data: dict, path) -> None:
+    tmp = Path(path).with_name(f".{Path(path).name}.tmp")
+    tmp.write_text(json.dumps(data, indent=2, default=str))
+    tmp.replace(path)
+
+
 def build_report_from_lists(provenance_json, audit_json, leakage_tsvs: dict[str, str], manifests: list[str],
                             augmentation_json, previews: dict[str, str], tasks: list[str], backbones: list[str],
                             folds: list[int], outputs: dict[str, list[str]], comparisons: dict[str, list[str]],
-                            config_summary: dict, report_out, table_out, summary_out) -> str:
+                            config: dict, report_out, table_out, summary_out, summary_json_out=None,
+                            parent_run_file=None) -> str:
     """build_report with per-model outputs given as lists in expand(task, backbone, fold) order."""
     triples = [(t, b, f) for t in tasks for b in backbones for f in folds]
     models = [ModelResult(task=t, backbone=b, fold=f, **{kind: paths[i] for kind, paths in outputs.items()})
@@ -151,4 +211,23 @@ def build_report_from_lists(provenance_json, audit_json, leakage_tsvs: dict[str,
     sections = [comparison_section(t, *paths) for t, *paths in
                 zip(tasks, comparisons["comparison"], comparisons["paired"], comparisons["figure"])]
     return build_report(provenance_json, audit_json, leakage_tsvs, split_manifests, augmentation_json, previews,
-                        models, sections, config_summary, report_out, table_out, summary_out)
+                        models, sections, config, report_out, table_out, summary_out, summary_json_out,
+                        parent_run_file)
+
+
+def _as_list(value) -> list[str]:
+    return [value] if isinstance(value, str) else list(value)
+
+
+def report_job(inputs: dict, params: dict, outputs: dict) -> str:
+    """The report rule's work from its named inputs, params and outputs (also run for a partial report)."""
+    tasks = params["tasks"]
+    inputs = {k: _as_list(v) for k, v in inputs.items()}
+    kinds = ("metrics", "history", "curves", "confusion", "roc", "reliability", "explanation", "agreement", "run")
+    return build_report_from_lists(
+        inputs["provenance"][0], inputs["audit"][0], dict(zip(tasks, inputs["leakage"])), inputs["manifests"],
+        inputs["augmentation"][0], dict(zip(tasks, inputs["previews"])), tasks, params["backbones"],
+        params["folds"], {k: inputs[k] for k in kinds},
+        {"comparison": inputs["comparison"], "paired": inputs["paired"], "figure": inputs["comparison_figure"]},
+        params["config"], outputs["report"], outputs["table"], outputs["summary"], outputs.get("summary_json"),
+        params.get("parent_run_file"))

@@ -102,8 +102,8 @@ wildcard_constraints:
 
 
 def get_final_output():
-    """The report page and the results table: they depend on every other output."""
-    return ["results/report.html", "results/results_table.tsv"]
+    """The report page, the results table and summary.json: they depend on every other output."""
+    return ["results/report.html", "results/results_table.tsv", "results/summary.json"]
 
 
 def tracking_params():
@@ -175,3 +175,68 @@ def model_outputs(kind):
 def custom_rule_files():
     """The rule files of config custom_models, as absolute paths (relative ones are from the working directory)."""
     return [str(Path(path).resolve()) for path in config["custom_models"].values()]
+
+
+def report_inputs(wildcards=None):
+    """Everything the report reads (also used by the partial report of a --keep-going run)."""
+    return {
+        "provenance": rules.download.output.provenance,
+        "manifests": expand(
+            "results/split/{task}/fold{fold}/split_manifest.tsv",
+            task=TASKS,
+            fold=FOLDS,
+        ),
+        "audit": rules.audit.output.summary,
+        "leakage": expand(rules.check_leakage.output.report, task=TASKS),
+        "augmentation": expand(rules.augment.output.spec, task=TASKS),
+        "previews": expand(rules.augment.output.preview, task=TASKS),
+        **{kind: model_outputs(kind) for kind in REPORT_MODEL_OUTPUTS},
+        "comparison": expand(rules.compare.output.comparison, task=TASKS),
+        "paired": expand(rules.compare.output.paired, task=TASKS),
+        "comparison_figure": expand(rules.compare.output.figure, task=TASKS),
+    }
+
+
+REPORT_MODEL_OUTPUTS = [
+    "metrics",
+    "history",
+    "curves",
+    "confusion",
+    "roc",
+    "reliability",
+    "explanation",
+    "agreement",
+    "run",
+]
+REPORT_OUTPUTS = {
+    "report": "results/report.html",
+    "table": "results/results_table.tsv",
+    "summary": "results/results_summary.tsv",
+    "summary_json": "results/summary.json",
+}
+
+
+def write_partial_report():
+    """With --keep-going, a failed job still gets a report: every missing result is marked in place."""
+    if not workflow.execution_settings.keep_going:
+        return
+    from alldag.report import report_job
+
+    try:
+        report_job(
+            report_inputs(),
+            {
+                "tasks": TASKS,
+                "backbones": MODELS,
+                "folds": FOLDS,
+                "config": config,
+                "parent_run_file": PARENT_RUN_FILE,
+            },
+            REPORT_OUTPUTS,
+        )
+        print(
+            f"alldag: wrote a partial report marking the missing results: {REPORT_OUTPUTS['report']}",
+            file=sys.stderr,
+        )
+    except Exception as exc:  # the run already failed; say why the report is absent too
+        print(f"alldag: error: no partial report ({exc})", file=sys.stderr)

@@ -10,7 +10,7 @@ rule evaluate:
             "results/evaluation/{task}/{backbone}/fold{fold}/confusion_matrix.png",
             caption="../report/confusion_matrix.rst",
             category="Evaluation",
-            subcategory="{task}",
+            subcategory="{backbone}",
             labels={
                 "task": "{task}",
                 "backbone": "{backbone}",
@@ -22,7 +22,7 @@ rule evaluate:
             "results/evaluation/{task}/{backbone}/fold{fold}/roc_curve.png",
             caption="../report/roc_curve.rst",
             category="Evaluation",
-            subcategory="{task}",
+            subcategory="{backbone}",
             labels={
                 "task": "{task}",
                 "backbone": "{backbone}",
@@ -34,7 +34,7 @@ rule evaluate:
             "results/evaluation/{task}/{backbone}/fold{fold}/reliability.png",
             caption="../report/reliability.rst",
             category="Evaluation",
-            subcategory="{task}",
+            subcategory="{backbone}",
             labels={
                 "task": "{task}",
                 "backbone": "{backbone}",

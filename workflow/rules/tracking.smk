@@ -32,6 +32,7 @@ onsuccess:
 onerror:
     from alldag.tracking import end_parent_run, resolve_tracking_uri
 
+    write_partial_report()
     end_parent_run(
         resolve_tracking_uri(config["mlflow"]["tracking_uri"], "."),
         PARENT_RUN_FILE,

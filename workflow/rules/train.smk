@@ -10,7 +10,7 @@ rule train:
             "results/models/{task}/{backbone}/fold{fold}/training_curves.png",
             caption="../report/training_curves.rst",
             category="Training",
-            subcategory="{task}",
+            subcategory="{backbone}",
             labels={
                 "task": "{task}",
                 "backbone": "{backbone}",

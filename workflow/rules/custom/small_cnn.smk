@@ -17,7 +17,7 @@ rule train_small_cnn:
             "results/models/{task}/SmallCNN/fold{fold}/training_curves.png",
             caption="../../report/training_curves.rst",
             category="Training",
-            subcategory="{task}",
+            subcategory="SmallCNN",
             labels={
                 "task": "{task}",
                 "backbone": "SmallCNN",

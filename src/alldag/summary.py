@@ -1,0 +1,142 @@
+"""The report's headline: which model is best, by how much, how sure, against the colour baseline,
+whether the data can be trusted, and what was skipped or is missing; plus the run's provenance.
+
+Everything here works on plain tables and dicts, so the report page and results/summary.json state
+the same numbers.
+"""
+
+from __future__ import annotations
+
+import json
+import platform
+from importlib import metadata
+from pathlib import Path
+
+import pandas as pd
+
+BASELINE = "colour_baseline"
+HEADLINE_METRIC = "balanced_accuracy"
+PACKAGES = ("tensorflow", "keras", "scikit-learn", "lime", "mlflow", "snakemake", "pandas", "numpy", "scipy",
+            "seaborn", "matplotlib")
+
+
+def _f(value) -> float | None:
+    """A number as float; None for missing values (NaN, None, empty cells)."""
+    try:
+        value = float(value)
+    except (TypeError, ValueError):
+        return None
+    return None if pd.isna(value) else value
+
+
+def task_headline(comparison: pd.DataFrame, paired: pd.DataFrame | None = None) -> dict:
+    """Best model of one task by balanced accuracy, its CI, its margin over the runner-up and the baseline.
+
+    comparison: the compare stage's table (one row per model, colour_baseline included).
+    paired: its McNemar table (pooled rows have fold 'all'); used for the best-vs-runner-up p-value.
+    """
+    metric = HEADLINE_METRIC
+    cnns = comparison[comparison["model"] != BASELINE].sort_values(metric, ascending=False)
+    baseline = comparison[comparison["model"] == BASELINE]
+    models = {row["model"]: {k: _f(row.get(k)) for k in (metric, f"{metric}_ci_low", f"{metric}_ci_high", "accuracy",
+                                                         "macro_f1", "roc_auc", "study_accuracy")}
+              | {"not_better_than_colour_baseline": str(row.get("not_better_than_colour_baseline")) == "True"}
+              for _, row in comparison.iterrows()}
+    out = {"metric": metric, "models": models, "best": None}
+    if cnns.empty:
+        return out
+    best = cnns.iloc[0]
+    out["best"] = best["model"]
+    out["best_value"] = _f(best[metric])
+    out["best_ci"] = [_f(best[f"{metric}_ci_low"]), _f(best[f"{metric}_ci_high"])]
+    if len(cnns) > 1:
+        runner = cnns.iloc[1]
+        out["runner_up"] = runner["model"]
+        out["margin_over_runner_up"] = _f(best[metric] - runner[metric])
+        out["runner_up_p_holm"] = _paired_p(paired, best["model"], runner["model"])
+    if not baseline.empty:
+        out["colour_baseline"] = _f(baseline.iloc[0][metric])
+        out["margin_over_colour_baseline"] = _f(best[metric] - baseline.iloc[0][metric])
+        out["beats_colour_baseline"] = not models[best["model"]]["not_better_than_colour_baseline"]
+    out["models_not_better_than_colour_baseline"] = [m for m, v in models.items()
+                                                     if v["not_better_than_colour_baseline"]]
+    return out
+
+
+def _paired_p(paired: pd.DataFrame | None, a: str, b: str) -> float | None:
+    if paired is None or paired.empty:
+        return None
+    pooled = paired[paired["fold"].astype(str) == "all"]
+    hit = pooled[((pooled["model_a"] == a) & (pooled["model_b"] == b)) | ((pooled["model_a"] == b) & (pooled["model_b"] == a))]
+    return _f(hit.iloc[0]["p_holm"]) if len(hit) else None
+
+
+def skipped_checks(provenance: dict, audit: dict | None) -> list[str]:
+    """Checks this run skipped or that found problems it went on with, one phrase each."""
+    out = []
+    verification = provenance.get("verification") or {}
+    if not provenance.get("synthetic"):
+        if verification.get("skipped"):
+            out.append("checksum verification was off (data.verify: off)")
+        elif any(verification.get(k) for k in ("missing", "changed", "extra")):
+            out.append("checksum verification found problems and the run went on (data.verify: warn)")
+    if audit and audit.get("masks_missing"):
+        out.append(f"{audit['masks_missing']} images have no leukocyte mask, so their plausibility is not measured")
+    return out
+
+
+def summary_paragraph(headlines: dict[str, dict], audit: dict | None, leaks: dict[str, int | None],
+                      synthetic: bool, missing: list[str]) -> str:
+    """The report's opening paragraph, plain text."""
+    parts = []
+    if synthetic:
+        parts.append("These results come from the built-in synthetic smears, not from patients: they show the "
+                     "pipeline works, not how well any model diagnoses ALL.")
+    for task, h in headlines.items():
+        if not h or not h.get("best"):
+            parts.append(f"{task}: no comparison (its results are missing).")
+            continue
+        lo, hi = h["best_ci"]
+        text = (f"{task}: {h['best']} is best with balanced accuracy {h['best_value']:.3f} "
+                f"(95% CI {lo:.3f}–{hi:.3f})")
+        if h.get("runner_up"):
+            p = h.get("runner_up_p_holm")
+            text += (f", {h['margin_over_runner_up']:.3f} above {h['runner_up']}"
+                     + (f" (paired McNemar p = {p:.2g} after Holm)" if p is not None else ""))
+        if "colour_baseline" in h:
+            verdict = "beats" if h["beats_colour_baseline"] else "does NOT clearly beat"
+            text += f"; it {verdict} the colour baseline ({h['colour_baseline']:.3f})"
+        flagged = [m for m in h["models_not_better_than_colour_baseline"] if m != h["best"]]
+        if flagged:
+            text += f"; not better than the colour baseline either: {', '.join(flagged)}"
+        parts.append(text + ".")
+    if audit:
+        passed = all(n == 0 for n in leaks.values() if n is not None)
+        parts.append(f"Data: {audit['checked']} images checked, {audit['quarantined']} quarantined, "
+                     f"{audit['duplicate_clusters']} duplicate clusters kept within one split; leakage check "
+                     f"{'passed' if passed else 'FAILED'}.")
+    if missing:
+        parts.append(f"INCOMPLETE: {len(missing)} result(s) missing (a job failed): see the marked places below.")
+    return " ".join(parts)
+
+
+def package_versions() -> dict[str, str]:
+    """Versions of Python and the main packages in this environment ('not installed' where absent)."""
+    out = {"python": platform.python_version()}
+    for name in PACKAGES:
+        try:
+            out[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            out[name] = "not installed"
+    return out
+
+
+def mlflow_runs(run_jsons: dict[str, str], parent_run_file) -> dict:
+    """Parent and per-model MLflow run ids, and the command that opens the UI on this store."""
+    runs = {name: json.loads(Path(p).read_text()) for name, p in run_jsons.items() if Path(p).is_file()}
+    parent = json.loads(Path(parent_run_file).read_text()) if parent_run_file and Path(parent_run_file).is_file() else {}
+    uri = parent.get("tracking_uri") or next((r["tracking_uri"] for r in runs.values()), None)
+    ui = (f"mlflow ui --backend-store-uri {uri}" if uri and not uri.startswith("http")
+          else f"open {uri} in a browser" if uri else None)
+    return {"parent_run_id": parent.get("run_id"), "tracking_uri": uri, "ui": ui,
+            "children": {name: r["run_id"] for name, r in runs.items()}}

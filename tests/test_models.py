@@ -125,3 +125,37 @@ def test_gradcam_heatmap_larger_grid():
     best = max(heats, key=lambda h: h.max())
     assert best.max() == pytest.approx(1.0)
     assert best.std() > 0.05
+
+
+@pytest.mark.parametrize("name", ["MobileNetV2", "EfficientNetB0", "ResNet50", "DenseNet121", "ConvNeXtTiny"])
+def test_other_keras_applications_work_by_name_alone(name, tmp_path):
+    """Config alone adds a backbone: its own preprocessing, a Grad-CAM layer, and a .keras round trip."""
+    import importlib
+
+    from alldag.backbones import get_backbone
+
+    keras.utils.set_random_seed(0)
+    net = build_classifier(name, 2, SIZE, None)
+    x = np.random.default_rng(1).uniform(0, 255, (2, SIZE, SIZE, 3)).astype(np.float32)
+    family = importlib.import_module(f"keras.applications.{get_backbone(name).module}")
+    assert net.get_layer("preprocess")._fn is family.preprocess_input
+    assert len(net.get_layer(last_conv_layer_name(net)).output.shape) == 4
+    net.save(tmp_path / "m.keras")
+    np.testing.assert_allclose(load_classifier(tmp_path / "m.keras").predict(x, verbose=0), net.predict(x, verbose=0),
+                               rtol=1e-5, atol=1e-6)
+
+
+def test_offline_imagenet_weights_fail_with_one_line_naming_the_file(monkeypatch):
+    from alldag import AlldagError
+
+    url = "https://storage.googleapis.com/tensorflow/keras-applications/mobilenet/mobilenet_1_0_224_tf_no_top.h5"
+
+    def offline(*args, **kwargs):
+        raise Exception(f"URL fetch failure on {url}: None -- [Errno -3] Temporary failure in name resolution")
+
+    monkeypatch.setattr(keras.utils, "get_file", offline)
+    monkeypatch.setattr("keras.src.utils.file_utils.get_file", offline)
+    with pytest.raises(AlldagError) as err:
+        build_classifier("MobileNet", 2, 224, "imagenet")
+    message = str(err.value)
+    assert "\n" not in message and url in message and "~/.keras/models/" in message and "weights: null" in message

@@ -5,9 +5,42 @@ rule colour_baseline:
     output:
         metrics="results/evaluation/{task}/colour_baseline/fold{fold}/metrics.json",
         predictions="results/evaluation/{task}/colour_baseline/fold{fold}/predictions.tsv",
-        confusion="results/evaluation/{task}/colour_baseline/fold{fold}/confusion_matrix.png",
-        roc="results/evaluation/{task}/colour_baseline/fold{fold}/roc_curve.png",
-        reliability="results/evaluation/{task}/colour_baseline/fold{fold}/reliability.png",
+        confusion=report(
+            "results/evaluation/{task}/colour_baseline/fold{fold}/confusion_matrix.png",
+            caption="../report/confusion_matrix.rst",
+            category="Evaluation",
+            subcategory="colour_baseline",
+            labels={
+                "task": "{task}",
+                "backbone": "colour_baseline",
+                "fold": "{fold}",
+                "figure": "confusion matrix",
+            },
+        ),
+        roc=report(
+            "results/evaluation/{task}/colour_baseline/fold{fold}/roc_curve.png",
+            caption="../report/roc_curve.rst",
+            category="Evaluation",
+            subcategory="colour_baseline",
+            labels={
+                "task": "{task}",
+                "backbone": "colour_baseline",
+                "fold": "{fold}",
+                "figure": "ROC",
+            },
+        ),
+        reliability=report(
+            "results/evaluation/{task}/colour_baseline/fold{fold}/reliability.png",
+            caption="../report/reliability.rst",
+            category="Evaluation",
+            subcategory="colour_baseline",
+            labels={
+                "task": "{task}",
+                "backbone": "colour_baseline",
+                "fold": "{fold}",
+                "figure": "calibration",
+            },
+        ),
         run="results/models/{task}/colour_baseline/fold{fold}/mlflow_run.json",
     log:
         "logs/colour_baseline/{task}/fold{fold}.log",

@@ -57,17 +57,19 @@ def _try_lock(path: Path):
 
 
 @contextmanager
-def claim_gpu(pool: list[str], directory: Path, wait_s: float = 600.0, poll_s: float = 0.5):
+def claim_gpu(pool: list[str], directory: Path, wait_s: float | None = None, poll_s: float = 0.5):
     """Hold one free device id of `pool` for the block (None when the pool is empty).
 
     The lock is an flock on `directory/gpu<id>.lock`, so it is released even if the job is killed.
-    Raises AlldagError when every device stays busy for wait_s seconds.
+    While every device is busy the job waits (saying so every minute); with wait_s set it raises
+    AlldagError after that many seconds.
     """
     if not pool:
         yield None
         return
     directory.mkdir(parents=True, exist_ok=True)
-    deadline = time.monotonic() + wait_s
+    start = time.monotonic()
+    next_note = start + 60
     while True:
         for device in pool:
             handle = _try_lock(directory / f"gpu{device}.lock")
@@ -78,9 +80,14 @@ def claim_gpu(pool: list[str], directory: Path, wait_s: float = 600.0, poll_s: f
                     fcntl.flock(handle, fcntl.LOCK_UN)
                     handle.close()
                 return
-        if time.monotonic() > deadline:
+        now = time.monotonic()
+        if wait_s is not None and now - start > wait_s:
             raise AlldagError(f"all GPUs of the pool {','.join(pool)} stayed busy for {wait_s:.0f} s: "
                               f"run fewer GPU jobs at once (--resources gpu=N) or widen {POOL_ENV}")
+        if now > next_note:
+            log.info("waiting for a free GPU (pool %s all busy); --resources gpu=%d lets Snakemake queue "
+                     "GPU jobs instead", ",".join(pool), len(pool))
+            next_note = now + 60
         time.sleep(poll_s)
 
 

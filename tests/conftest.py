@@ -44,3 +44,31 @@ def synthetic_copy(synthetic_root, tmp_path) -> Path:
     dest = tmp_path / "ALL"
     shutil.copytree(synthetic_root, dest)
     return dest
+
+
+@pytest.fixture(scope="session")
+def mlflow_server(tmp_path_factory) -> str:
+    """URL of a real `mlflow server` (basic auth, 127.0.0.1, own SQLite stores) for the session."""
+    from tracking_server import basic_auth_server
+
+    with basic_auth_server(tmp_path_factory.mktemp("mlflow_server")) as url:
+        yield url
+
+
+@pytest.fixture(scope="session")
+def server_run(mlflow_server, tmp_path_factory):
+    """The one-model, two-fold study run locally (--cores 2) against the server, with secrets in its environment.
+
+    Returns (workdir, finished process, seconds). test_slurm compares its cluster run with this one.
+    """
+    import time
+
+    from tracking_server import CFG, SECRET_ENV, TARGET
+    from workflow_helpers import snakemake, write_config
+
+    workdir = tmp_path_factory.mktemp("server_run")
+    config = write_config(workdir, {**CFG, "mlflow": {"tracking_uri": mlflow_server}})
+    start = time.monotonic()
+    proc = snakemake(workdir, "--cores", "2", TARGET, config=config, env=SECRET_ENV)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-6000:]
+    return workdir, proc, time.monotonic() - start

@@ -164,3 +164,17 @@ def model_outputs(kind):
         "run": "results/models/{task}/{backbone}/fold{fold}/mlflow_run.json",
     }[kind]
     return expand(paths, task=TASKS, backbone=BACKBONES, fold=FOLDS)
+
+
+def close_parent_run(status):
+    """Mark this invocation's parent run; a tracking server gone by now only costs a warning."""
+    from alldag.tracking import end_parent_run, resolve_tracking_uri
+
+    try:
+        end_parent_run(
+            resolve_tracking_uri(config["mlflow"]["tracking_uri"], "."),
+            PARENT_RUN_FILE,
+            status,
+        )
+    except AlldagError as exc:
+        print(f"WARNING: parent run not marked {status}: {exc}", file=sys.stderr)

@@ -56,19 +56,23 @@ def mlflow_server(tmp_path_factory) -> str:
 
 
 @pytest.fixture(scope="session")
-def server_run(mlflow_server, tmp_path_factory):
-    """The one-model, two-fold study run locally (--cores 2) against the server, with secrets in its environment.
-
-    Returns (workdir, finished process, seconds). test_slurm compares its cluster run with this one.
-    """
-    import time
-
+def server_run_started(mlflow_server, tmp_path_factory):
+    """The one-model, two-fold study run locally (--cores 2) against the server, with secrets in its
+    environment, started in the background: test_slurm runs its cluster run meanwhile."""
     from tracking_server import CFG, SECRET_ENV, TARGET
-    from workflow_helpers import snakemake, write_config
+    from workflow_helpers import Background, write_config
 
     workdir = tmp_path_factory.mktemp("server_run")
     config = write_config(workdir, {**CFG, "mlflow": {"tracking_uri": mlflow_server}})
-    start = time.monotonic()
-    proc = snakemake(workdir, "--cores", "2", TARGET, config=config, env=SECRET_ENV)
+    run = Background(workdir, "--cores", "2", TARGET, config=config, env=SECRET_ENV)
+    yield workdir, run
+    run.stop()
+
+
+@pytest.fixture(scope="session")
+def server_run(server_run_started):
+    """(workdir, finished process, seconds) of the local run against the server."""
+    workdir, run = server_run_started
+    proc, seconds = run.wait()
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-6000:]
-    return workdir, proc, time.monotonic() - start
+    return workdir, proc, seconds

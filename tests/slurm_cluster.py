@@ -6,6 +6,7 @@ binds 127.0.0.1, keeps its state, logs and sockets in the scratch folder, and is
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import shutil
 import signal
@@ -32,7 +33,7 @@ SlurmdUser=root
 AuthType=auth/munge
 CredType=cred/munge
 AuthInfo=socket={state}/munge.socket
-CommunicationParameters=NoInAddrAny
+CommunicationParameters=NoCtldInAddrAny,NoInAddrAny
 StateSaveLocation={state}/ctld
 SlurmdSpoolDir={state}/spool
 SlurmctldPidFile={state}/slurmctld.pid
@@ -67,6 +68,7 @@ class Cluster:
     env: dict  # the environment for SLURM clients (SLURM_CONF set)
     pids: list[int]  # munged, slurmctld, slurmd
     state: Path  # configuration, state, logs
+    ports: list[int]  # slurmctld's, slurmd's
 
 
 class SlurmUnavailable(Exception):
@@ -77,6 +79,20 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
+
+
+def listening_addresses(port: int) -> set[str]:
+    """IP addresses with a TCP socket listening on port, from /proc/net/tcp{,6} ("::" and "0.0.0.0" = all)."""
+    found = set()
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        for line in Path(table).read_text().splitlines()[1:]:
+            local, state = line.split()[1], line.split()[3]
+            address, hex_port = local.split(":")
+            if state == "0A" and int(hex_port, 16) == port:  # 0A: LISTEN
+                raw = bytes.fromhex(address)
+                words = b"".join(raw[i:i + 4][::-1] for i in range(0, len(raw), 4))  # each 32-bit word is little-endian
+                found.add(str(ipaddress.ip_address(words)))
+    return found
 
 
 def ensure_installed(timeout: int = 600) -> None:
@@ -179,7 +195,7 @@ def single_node_cluster(state: Path):
         _wait_for(lambda: _ok(["sinfo", "-h", "-o", "%T", "-n", NODE], env).stdout.strip() == "idle", "slurmd",
                   [ctld, slurmd], logs + [state / "slurmd.out"])
         stack.callback(_cancel_all_jobs, env)  # runs first: job steps are not in the daemons' process groups
-        yield Cluster(env, [munged.pid, ctld.pid, slurmd.pid], state)
+        yield Cluster(env, [munged.pid, ctld.pid, slurmd.pid], state, [values["ctld_port"], values["slurmd_port"]])
 
 
 def _cancel_all_jobs(env: dict, timeout: float = 30) -> None:

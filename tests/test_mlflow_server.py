@@ -11,7 +11,7 @@ import time
 import pytest
 import yaml
 
-from slurm_cluster import free_port
+from slurm_cluster import free_port, listening_addresses
 from tracking_server import (CFG, TARGET, TASK, assert_no_secret, check_study_logged, metric_history, study_runs,
                              tags, written_text_files)
 from workflow_helpers import error_lines, snakemake
@@ -24,6 +24,10 @@ def test_every_job_logged_to_the_server(mlflow_server, server_run):
     print(f"local run against the server: {seconds:.0f} s")
     assert not (workdir / "results/mlflow.db").exists()  # nothing fell back to the local store
     check_study_logged(mlflow_server, CFG["study"])
+
+
+def test_server_listens_on_loopback_only(mlflow_server):
+    assert listening_addresses(int(mlflow_server.rsplit(":", 1)[1])) == {"127.0.0.1"}
 
 
 def test_training_jobs_ran_in_parallel(mlflow_server, server_run):

@@ -44,3 +44,35 @@ def synthetic_copy(synthetic_root, tmp_path) -> Path:
     dest = tmp_path / "ALL"
     shutil.copytree(synthetic_root, dest)
     return dest
+
+
+@pytest.fixture(scope="session")
+def mlflow_server(tmp_path_factory) -> str:
+    """URL of a real `mlflow server` (basic auth, 127.0.0.1, own SQLite stores) for the session."""
+    from tracking_server import basic_auth_server
+
+    with basic_auth_server(tmp_path_factory.mktemp("mlflow_server")) as url:
+        yield url
+
+
+@pytest.fixture(scope="session")
+def server_run_started(mlflow_server, tmp_path_factory):
+    """The one-model, two-fold study run locally (--cores 2) against the server, with secrets in its
+    environment, started in the background: test_slurm runs its cluster run meanwhile."""
+    from tracking_server import CFG, SECRET_ENV, TARGET
+    from workflow_helpers import Background, write_config
+
+    workdir = tmp_path_factory.mktemp("server_run")
+    config = write_config(workdir, {**CFG, "mlflow": {"tracking_uri": mlflow_server}})
+    run = Background(workdir, "--cores", "2", TARGET, config=config, env=SECRET_ENV)
+    yield workdir, run
+    run.stop()
+
+
+@pytest.fixture(scope="session")
+def server_run(server_run_started):
+    """(workdir, finished process, seconds) of the local run against the server."""
+    workdir, run = server_run_started
+    proc, seconds = run.wait()
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-6000:]
+    return workdir, proc, seconds

@@ -62,3 +62,12 @@ def test_cpu_only_machine_trains_in_float32_under_auto():
     from alldag.devices import configure_tensorflow
 
     assert configure_tensorflow("auto") == {"gpus": 0, "precision": "float32"}
+
+
+def test_inside_a_slurm_job_its_gpu_assignment_wins_over_the_pool(monkeypatch, tmp_path):
+    monkeypatch.setenv("ALLDAG_GPUS", "0,1")  # exported on the login node, passed on by sbatch --export=ALL
+    monkeypatch.setenv("ALLDAG_GPU_LOCK_DIR", str(tmp_path))
+    monkeypatch.setenv("SLURM_JOB_ID", "42")
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "3")
+    with training_device() as device:
+        assert device == "3" and os.environ["CUDA_VISIBLE_DEVICES"] == "3"

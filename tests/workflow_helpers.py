@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import yaml
@@ -19,15 +20,41 @@ def write_config(workdir: Path, config: dict) -> Path:
     return path
 
 
-def snakemake(workdir: Path, *args: str, config: Path | None = None, env: dict | None = None,
-              timeout: int = 1800) -> subprocess.CompletedProcess:
-    """Run snakemake on this repository's Snakefile in workdir; returns the finished process."""
+def _command(workdir: Path, args, config: Path | None, env: dict | None) -> tuple[list[str], dict]:
     cmd = [SNAKEMAKE, "-s", str(REPO / "Snakefile"), "-d", str(workdir)]
     if config is not None:
         cmd += ["--configfile", str(config)]
-    full_env = {**os.environ, "ALLDAG_OFFLINE": "1", **(env or {})}
-    return subprocess.run(cmd + list(args), cwd=workdir, env=full_env, capture_output=True, text=True,
-                          timeout=timeout)
+    return cmd + list(args), {**os.environ, "ALLDAG_OFFLINE": "1", **(env or {})}
+
+
+def snakemake(workdir: Path, *args: str, config: Path | None = None, env: dict | None = None,
+              timeout: int = 1800) -> subprocess.CompletedProcess:
+    """Run snakemake on this repository's Snakefile in workdir; returns the finished process."""
+    cmd, full_env = _command(workdir, args, config, env)
+    return subprocess.run(cmd, cwd=workdir, env=full_env, capture_output=True, text=True, timeout=timeout)
+
+
+class Background:
+    """A snakemake run started in the background (output in files, so it never blocks on a full pipe)."""
+
+    def __init__(self, workdir: Path, *args: str, config: Path | None = None, env: dict | None = None):
+        cmd, full_env = _command(workdir, args, config, env)
+        self.out, self.err = workdir / "snakemake.stdout", workdir / "snakemake.stderr"
+        self.start = time.monotonic()
+        with open(self.out, "w") as out, open(self.err, "w") as err:
+            self.proc = subprocess.Popen(cmd, cwd=workdir, env=full_env, stdout=out, stderr=err, text=True)
+
+    def wait(self, timeout: int = 1800) -> tuple[subprocess.CompletedProcess, float]:
+        """The finished process (as snakemake() returns it) and the seconds since the start."""
+        self.proc.wait(timeout=timeout)
+        seconds = time.monotonic() - self.start
+        return subprocess.CompletedProcess(self.proc.args, self.proc.returncode, self.out.read_text(),
+                                           self.err.read_text()), seconds
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            self.proc.wait(timeout=60)
 
 
 def error_lines(proc: subprocess.CompletedProcess) -> list[str]:

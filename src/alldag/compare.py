@@ -100,12 +100,10 @@ def compare_models(task: str, models: list[str], prediction_paths: list[str], n_
 
 def _log_to_parent(parent_run_file, task: str, summary: pd.DataFrame, paths) -> None:
     """Put the comparison on the study's parent run without reopening it (its status is the workflow's)."""
-    import mlflow
-
-    from alldag.tracking import retry
+    from alldag.tracking import client_for, retry
 
     info = json.loads(Path(parent_run_file).read_text())
-    client = mlflow.MlflowClient(info["tracking_uri"])
+    client = client_for(info["tracking_uri"])
     for path in paths:
         retry(client.log_artifact, info["run_id"], str(path), f"comparison/{task}")
     for row in summary.itertuples():

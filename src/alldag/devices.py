@@ -3,8 +3,8 @@
 Snakemake's `gpu` resource only limits how many GPU jobs run at once; it does not say which device
 each job gets. On a multi-GPU workstation each training job therefore takes a free device id from
 a pool with an exclusive lock file and sets CUDA_VISIBLE_DEVICES before TensorFlow starts. The
-pool is ALLDAG_GPUS ("0,1,3"), else every GPU `nvidia-smi -L` lists. A scheduler that already set
-CUDA_VISIBLE_DEVICES (SLURM does) is left alone.
+pool is ALLDAG_GPUS ("0,1,3"), else every GPU `nvidia-smi -L` lists. A CUDA_VISIBLE_DEVICES set by
+the caller is left alone when there is no pool, and always inside a SLURM job.
 """
 
 from __future__ import annotations
@@ -94,7 +94,8 @@ def claim_gpu(pool: list[str], directory: Path, wait_s: float | None = None, pol
 @contextmanager
 def training_device():
     """Pick this job's GPU (see module doc) and set CUDA_VISIBLE_DEVICES; yields the id or None."""
-    if "CUDA_VISIBLE_DEVICES" in os.environ and POOL_ENV not in os.environ:
+    scheduled = "SLURM_JOB_ID" in os.environ  # SLURM assigns the job's GPUs itself, even if ALLDAG_GPUS came along
+    if "CUDA_VISIBLE_DEVICES" in os.environ and (scheduled or POOL_ENV not in os.environ):
         log.info("CUDA_VISIBLE_DEVICES=%s set by the caller: using it", os.environ["CUDA_VISIBLE_DEVICES"])
         yield os.environ["CUDA_VISIBLE_DEVICES"] or None
         return

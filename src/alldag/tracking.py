@@ -2,6 +2,8 @@
 
 Jobs are separate processes, so the parent run id travels in a small JSON file and children carry
 the `mlflow.parentRunId` tag. SQLite is single-writer: every write retries on 'database is locked'.
+With an `http(s)://` tracking server, each process checks once that it answers (a down server fails
+in seconds, not after minutes of retries) and artifacts go through the server.
 """
 
 from __future__ import annotations
@@ -10,11 +12,27 @@ import json
 import os
 import random
 import time
+import urllib.error
+import urllib.parse
+import urllib.request
 from contextlib import contextmanager
+from functools import cache
 from pathlib import Path
+
+from alldag import AlldagError
 
 PARENT_TAG = "mlflow.parentRunId"
 _LOCK_WORDS = ("database is locked", "locked", "busy")
+PROBE_TIMEOUT_S = 5
+# MLflow's REST defaults (7 retries, exponential backoff, 120 s timeout) take minutes to give up on a
+# server that is down; these fail within seconds yet ride out a busy server. The environment wins.
+HTTP_DEFAULTS = {
+    "MLFLOW_HTTP_REQUEST_MAX_RETRIES": "3",
+    "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR": "1",
+    "MLFLOW_HTTP_REQUEST_TIMEOUT": "30",
+}
+SERVER_HINT = ("start it (mlflow server --host 127.0.0.1 --port 5000 --backend-store-uri sqlite:///mlflow.db) "
+               "or set mlflow.tracking_uri to sqlite:///results/mlflow.db")
 
 
 def resolve_tracking_uri(configured: str, workdir: str | os.PathLike) -> str:
@@ -24,6 +42,43 @@ def resolve_tracking_uri(configured: str, workdir: str | os.PathLike) -> str:
     if uri.startswith(prefix) and not uri[len(prefix):].startswith("/"):
         uri = prefix + str((Path(workdir) / uri[len(prefix):]).resolve())
     return uri
+
+
+def is_server(uri: str) -> bool:
+    return uri.startswith(("http://", "https://"))
+
+
+@cache
+def check_server(uri: str, timeout: float = PROBE_TIMEOUT_S) -> None:
+    """Raise AlldagError (one line) if `uri` is a tracking server that does not answer within timeout seconds.
+
+    No-op for other stores. Credentials in the URI are refused: they would end up in logs and run files.
+    """
+    if not is_server(uri):
+        return
+    parts = urllib.parse.urlsplit(uri)
+    if parts.username or parts.password:
+        raise AlldagError("the MLflow tracking URI contains credentials: remove them from the URI and set "
+                          "MLFLOW_TRACKING_USERNAME and MLFLOW_TRACKING_PASSWORD in the environment instead")
+    try:
+        urllib.request.urlopen(uri.rstrip("/") + "/health", timeout=timeout).close()
+    except urllib.error.HTTPError:  # it answered (e.g. 401 behind basic auth): reachable
+        pass
+    except (OSError, ValueError) as exc:
+        reason = getattr(exc, "reason", exc)
+        raise AlldagError(f"MLflow server {uri} is unreachable ({reason}) — {SERVER_HINT}") from None
+
+
+def _use(uri: str):
+    """Point mlflow at uri (after checking a server answers); returns the mlflow module."""
+    import mlflow
+
+    if is_server(uri):
+        for key, value in HTTP_DEFAULTS.items():
+            os.environ.setdefault(key, value)
+        check_server(uri)
+    mlflow.set_tracking_uri(uri)
+    return mlflow
 
 
 def retry(fn, *args, attempts: int = 12, **kwargs):
@@ -37,29 +92,30 @@ def retry(fn, *args, attempts: int = 12, **kwargs):
             time.sleep(min(0.2 * 2 ** i, 5.0) * (0.5 + random.random()))
 
 
-def _client(uri: str):
-    import mlflow
-
-    mlflow.set_tracking_uri(uri)
-    return mlflow.MlflowClient(uri)
+def client_for(uri: str):
+    """An MlflowClient for uri (a server is checked first)."""
+    return _use(uri).MlflowClient(uri)
 
 
 def ensure_experiment(uri: str, name: str, artifact_root: str | os.PathLike) -> str:
-    """Id of experiment `name`, created (with artifacts under artifact_root) if missing."""
-    client = _client(uri)
+    """Id of experiment `name`, created if missing: artifacts under artifact_root, or the server's store."""
+    client = client_for(uri)
     exp = retry(client.get_experiment_by_name, name)
     if exp is not None:
         return exp.experiment_id
-    Path(artifact_root).mkdir(parents=True, exist_ok=True)
+    location = None
+    if not is_server(uri):
+        Path(artifact_root).mkdir(parents=True, exist_ok=True)
+        location = Path(artifact_root).resolve().as_uri()
     try:
-        return retry(client.create_experiment, name, artifact_location=Path(artifact_root).resolve().as_uri())
+        return retry(client.create_experiment, name, artifact_location=location)
     except Exception:  # another process created it first
         return retry(client.get_experiment_by_name, name).experiment_id
 
 
 def start_parent_run(uri: str, experiment: str, artifact_root, run_file, tags: dict) -> str:
     """Create the parent run of this pipeline invocation and record its id in run_file."""
-    client = _client(uri)
+    client = client_for(uri)
     exp_id = ensure_experiment(uri, experiment, artifact_root)
     run = retry(client.create_run, exp_id, tags={**tags, "mlflow.runName": f"study-{time.strftime('%Y%m%d-%H%M%S')}"})
     Path(run_file).parent.mkdir(parents=True, exist_ok=True)
@@ -72,7 +128,7 @@ def end_parent_run(uri: str, run_file, status: str) -> None:
     if not Path(run_file).is_file():
         return
     run_id = json.loads(Path(run_file).read_text())["run_id"]
-    retry(_client(uri).set_terminated, run_id, status=status)
+    retry(client_for(uri).set_terminated, run_id, status=status)
 
 
 def parent_run_id(uri: str, experiment: str, artifact_root, run_file, tags: dict) -> str:
@@ -86,9 +142,7 @@ def parent_run_id(uri: str, experiment: str, artifact_root, run_file, tags: dict
 def child_run(uri: str, experiment: str, artifact_root, parent_id: str, name: str, tags: dict,
               run_id: str | None = None):
     """Start a child run of parent_id named `name` (or reopen run_id, after a restart); yields the active run."""
-    import mlflow
-
-    mlflow.set_tracking_uri(uri)
+    mlflow = _use(uri)
     if run_id is not None:
         run = retry(mlflow.start_run, run_id=run_id)
     else:
@@ -105,9 +159,7 @@ def child_run(uri: str, experiment: str, artifact_root, parent_id: str, name: st
 @contextmanager
 def resume_run(uri: str, run_id: str):
     """Reopen an existing run (e.g. the training child) to log evaluation or explanation results."""
-    import mlflow
-
-    mlflow.set_tracking_uri(uri)
+    mlflow = _use(uri)
     run = retry(mlflow.start_run, run_id=run_id)
     try:
         yield run

@@ -240,3 +240,17 @@ def write_partial_report():
         )
     except Exception as exc:  # the run already failed; say why the report is absent too
         print(f"alldag: error: no partial report ({exc})", file=sys.stderr)
+
+
+def close_parent_run(status):
+    """Mark this invocation's parent run; a tracking server gone by now only costs a warning."""
+    from alldag.tracking import end_parent_run, resolve_tracking_uri
+
+    try:
+        end_parent_run(
+            resolve_tracking_uri(config["mlflow"]["tracking_uri"], "."),
+            PARENT_RUN_FILE,
+            status,
+        )
+    except AlldagError as exc:
+        print(f"WARNING: parent run not marked {status}: {exc}", file=sys.stderr)

@@ -1,3 +1,8 @@
+# The download needs the internet, which cluster compute nodes often lack: it runs where snakemake runs.
+localrules:
+    download,
+
+
 rule download:
     output:
         dataset=f"{DATA}/dataset.tsv",

@@ -2,17 +2,22 @@
 
 
 onstart:
-    from alldag.tracking import resolve_tracking_uri, start_parent_run
+    from alldag.tracking import check_server, resolve_tracking_uri, start_parent_run
 
-    Path(PARENT_RUN_FILE).unlink(missing_ok=True)
     t = tracking_params()
-    run_id = start_parent_run(
-        resolve_tracking_uri(t["uri"], "."),
-        t["experiment"],
-        t["artifact_root"],
-        PARENT_RUN_FILE,
-        t["tags"],
-    )
+    uri = resolve_tracking_uri(t["uri"], ".")
+    try:  # an unreachable tracking server stops the run here, before any job or file changes
+        check_server(uri)
+        Path(PARENT_RUN_FILE).unlink(missing_ok=True)
+        run_id = start_parent_run(
+            uri,
+            t["experiment"],
+            t["artifact_root"],
+            PARENT_RUN_FILE,
+            t["tags"],
+        )
+    except AlldagError as exc:
+        fail(exc)
     print(
         f"MLflow parent run {run_id} in experiment '{t['experiment']}'",
         file=sys.stderr,
@@ -20,21 +25,9 @@ onstart:
 
 
 onsuccess:
-    from alldag.tracking import end_parent_run, resolve_tracking_uri
-
-    end_parent_run(
-        resolve_tracking_uri(config["mlflow"]["tracking_uri"], "."),
-        PARENT_RUN_FILE,
-        "FINISHED",
-    )
+    close_parent_run("FINISHED")
 
 
 onerror:
-    from alldag.tracking import end_parent_run, resolve_tracking_uri
-
     write_partial_report()
-    end_parent_run(
-        resolve_tracking_uri(config["mlflow"]["tracking_uri"], "."),
-        PARENT_RUN_FILE,
-        "FAILED",
-    )
+    close_parent_run("FAILED")

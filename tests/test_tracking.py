@@ -1,0 +1,53 @@
+"""alldag.tracking's server check: fast, one line, no credentials in URIs."""
+
+from __future__ import annotations
+
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, HTTPServer
+
+import pytest
+
+from alldag import AlldagError
+from alldag.tracking import check_server
+from slurm_cluster import free_port
+
+
+class _LoginRequired(BaseHTTPRequestHandler):
+    def do_GET(self):  # noqa: N802 (http.server's name)
+        self.send_response(401)
+        self.end_headers()
+
+    def log_message(self, *args):
+        pass
+
+
+def test_local_stores_are_not_probed():
+    check_server("sqlite:////nonexistent/mlflow.db")
+
+
+def test_unreachable_server_fails_fast_with_one_line():
+    uri = f"http://127.0.0.1:{free_port()}"
+    start = time.monotonic()
+    with pytest.raises(AlldagError) as exc:
+        check_server(uri)
+    assert time.monotonic() - start < 6
+    message = str(exc.value)
+    assert "\n" not in message and message.startswith(f"MLflow server {uri} is unreachable")
+    assert "mlflow server --host 127.0.0.1" in message and "sqlite:///" in message
+
+
+def test_a_server_that_asks_for_a_login_is_reachable():
+    server = HTTPServer(("127.0.0.1", 0), _LoginRequired)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        check_server(f"http://127.0.0.1:{server.server_port}")
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def test_credentials_in_the_uri_are_refused():
+    with pytest.raises(AlldagError, match="MLFLOW_TRACKING_PASSWORD"):
+        check_server("http://alice:hunter2@127.0.0.1:5000")

@@ -17,6 +17,12 @@ from alldag.data import read_tsv, write_tsv_atomic
 from alldag.split import split_counts
 
 METRIC_COLUMNS = ["accuracy", "balanced_accuracy", "macro_f1", "roc_auc"]
+# results-table column -> (method, metric) of explanation_summary.tsv (means over the explained images)
+EXPLANATION_COLUMNS = {"gradcam_lime_spearman": ("gradcam_vs_lime", "spearman"),
+                       "gradcam_lime_top_iou": ("gradcam_vs_lime", "top_iou"),
+                       "gradcam_mask_mass": ("gradcam", "mask_mass"), "lime_mask_mass": ("lime", "mask_mass"),
+                       "uniform_mask_mass": ("uniform", "mask_mass")}
+MAP_METRICS = ["mask_mass", "pointing", "background_mass", "corner_mass", "deletion_auc", "insertion_auc"]
 CITATIONS = [
     "Aria M, Ghaderzadeh M, Bashash D, Abolghasemi H, Asadi F, Hosseini A. Acute Lymphoblastic Leukemia "
     "(ALL) image dataset. Kaggle (2021). DOI: 10.34740/KAGGLE/DSV/2175623.",
@@ -40,7 +46,7 @@ class ModelResult:
     roc: str
     reliability: str
     explanation: str
-    agreement: str
+    explanation_summary: str
     run: str
 
 
@@ -55,14 +61,11 @@ def results_table(models: list[ModelResult]) -> pd.DataFrame:
     for m in models:
         metrics = json.loads(Path(m.metrics).read_text())
         history = read_tsv(m.history)
-        agreement = read_tsv(m.agreement).mean(numeric_only=True)
+        explained = read_tsv(m.explanation_summary).set_index(["method", "metric"])["mean"]
         rows.append({"task": m.task, "backbone": m.backbone, "fold": m.fold, **{k: metrics[k] for k in METRIC_COLUMNS},
                      "n_test": metrics["n_test"], "chance_accuracy": metrics["chance_accuracy"],
                      "epochs": len(history), "best_epoch": int(history.loc[history["val_loss"].idxmin(), "epoch"]),
-                     "gradcam_lime_spearman": agreement.get("spearman", float("nan")),
-                     "gradcam_lime_top_iou": agreement.get("top_iou", float("nan")),
-                     "gradcam_in_mask": agreement.get("gradcam_in_mask", float("nan")),
-                     "lime_in_mask": agreement.get("lime_in_mask", float("nan")),
+                     **{column: explained.get(key, float("nan")) for column, key in EXPLANATION_COLUMNS.items()},
                      "study_accuracy": STUDY_ACCURACY.get((m.task, m.backbone), float("nan"))})
     return pd.DataFrame(rows)
 
@@ -100,6 +103,17 @@ def comparison_section(task: str, comparison_tsv, paired_tsv, figure_png) -> dic
             "figure": data_uri(figure_png), "flagged": flagged}
 
 
+def explanation_tables(task: str, models: list[ModelResult]) -> dict:
+    """One task's explanation tables across its models: per backbone and method the mean of each
+    metric (averaged over folds), and per backbone and method pair the agreement."""
+    frames = [read_tsv(m.explanation_summary).assign(backbone=m.backbone, fold=m.fold) for m in models if m.task == task]
+    summary = pd.concat(frames).groupby(["backbone", "method", "metric"], sort=False)["mean"].mean().unstack("metric")
+    is_pair = summary.index.get_level_values("method").str.contains("_vs_")
+    methods, pairs = summary[~is_pair], summary[is_pair]
+    return {"task": task, "methods": _table_html(methods[MAP_METRICS].reset_index()),
+            "pairs": _table_html(pairs[["top_iou", "spearman"]].reset_index())}
+
+
 def build_report(provenance_json, audit_json, leakage_tsvs: dict[str, str], split_manifests: dict[str, list[str]],
                  augmentation_json, previews: dict[str, str], models: list[ModelResult], comparisons: list[dict],
                  config_summary: dict, report_out, table_out, summary_out) -> str:
@@ -120,9 +134,9 @@ def build_report(provenance_json, audit_json, leakage_tsvs: dict[str, str], spli
                                                                        ("Confusion matrix", m.confusion),
                                                                        ("ROC", m.roc),
                                                                        ("Calibration", m.reliability),
-                                                                       ("Grad-CAM vs LIME", m.explanation))],
+                                                                       ("Explanation gallery", m.explanation))],
                         "run_id": json.loads(Path(m.run).read_text())["run_id"],
-                        "agreement": _table_html(read_tsv(m.agreement))})
+                        "explanation_summary": _table_html(read_tsv(m.explanation_summary))})
     env = Environment(loader=PackageLoader("alldag", "templates"), autoescape=select_autoescape(["html"]))
     page = env.get_template("report.html.j2").render(
         synthetic=provenance["synthetic"], demo=provenance["demo"], provenance=provenance, audit=audit,
@@ -131,7 +145,7 @@ def build_report(provenance_json, audit_json, leakage_tsvs: dict[str, str], spli
         folds=int(table["fold"].max()) + 1, results=_table_html(table), summary=_table_html(summary),
         splits=splits, augmentation=json.loads(Path(augmentation_json).read_text()),
         previews={t: data_uri(p) for t, p in previews.items()}, figures=figures, config=config_summary,
-        comparisons=comparisons,
+        comparisons=comparisons, explanations=[explanation_tables(t, models) for t in split_manifests],
         citations=CITATIONS)
     tmp = Path(report_out).with_name(f".{Path(report_out).name}.tmp")
     tmp.write_text(page)

@@ -16,7 +16,7 @@ rule report:
         confusion=model_outputs("confusion"),
         roc=model_outputs("roc"),
         explanation=model_outputs("explanation"),
-        agreement=model_outputs("agreement"),
+        explanation_summary=model_outputs("explanation_summary"),
         run=model_outputs("run"),
         reliability=model_outputs("reliability"),
         comparison=expand(rules.compare.output.comparison, task=TASKS),

@@ -7,7 +7,7 @@ from alldag.rulelog import run_rule  # noqa: E402
 from alldag.report import build_report_from_lists  # noqa: E402
 
 inp, p, out = snakemake.input, snakemake.params, snakemake.output
-kinds = ("metrics", "history", "curves", "confusion", "roc", "reliability", "explanation", "agreement", "run")
+kinds = ("metrics", "history", "curves", "confusion", "roc", "reliability", "explanation", "explanation_summary", "run")
 comparisons = {
     "comparison": list(inp.comparison),
     "paired": list(inp.paired),

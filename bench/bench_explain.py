@@ -52,7 +52,8 @@ def lime_parts(image, samples: int, batch: int, kernel: float) -> dict:
     fill = background_fill(pixels).astype(np.uint8)
     return {"quickshift": timed(lambda: SegmentationAlgorithm("quickshift", kernel_size=kernel, max_dist=200,
                                                               ratio=0.2, random_seed=0)(pixels), 3),
-            "perturb": timed(lambda: _lime_explainer(0).data_labels(pixels, fill, segments, no_model, samples, batch), 3),
+            "perturb": timed(lambda: _lime_explainer(0).data_labels(pixels, fill, segments, no_model, samples,
+                                                                    batch), 3),
             "segments": int(segments.max() + 1)}
 
 
@@ -60,7 +61,8 @@ def bench_size(backbone: str, size: int, samples: int, batch: int, n_images: int
     """Table lines for one image size, and whether every target was met."""
     model = build_classifier(backbone, 2, size, None)
     predict = batched_predict(model, batch)
-    images = np.stack([render_smear("Pro", image_rng(0, "Pro", i), size)[0] for i in range(n_images)]).astype(np.float32)
+    images = np.stack([render_smear("Pro", image_rng(0, "Pro", i), size)[0] for i in range(n_images)])
+    images = images.astype(np.float32)
     probe = np.repeat(images[:1], samples, axis=0)
     kernel = quickshift_kernel(4.0, size)  # the config default
     in_model = []

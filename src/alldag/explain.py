@@ -170,8 +170,8 @@ def lime_explanation(image: np.ndarray, predict, label: int, num_samples: int, b
     segmenter = SegmentationAlgorithm("quickshift", kernel_size=kernel_size, max_dist=200, ratio=0.2,
                                       random_seed=seed)
     explanation = _lime_explainer(seed).explain_instance(
-        pixels, predict, labels=(label,), top_labels=None, hide_color=background_fill(pixels)[0, 0], num_samples=num_samples,
-        batch_size=batch_size, segmentation_fn=segmenter, random_seed=seed)
+        pixels, predict, labels=(label,), top_labels=None, hide_color=background_fill(pixels)[0, 0],
+        num_samples=num_samples, batch_size=batch_size, segmentation_fn=segmenter, random_seed=seed)
     return lime_segments_to_heatmap(explanation.segments, explanation.local_exp[label]), explanation.segments
 
 
@@ -192,10 +192,13 @@ def faithfulness(predict, image: np.ndarray, label: int, maps: dict[str, np.ndar
     One batched model call for all maps. Returns {name: (deletion_auc, insertion_auc)}.
     """
     baseline = background_fill(image)
-    series = [perturbation_series(image, baseline, attribution_order(heat, rng), steps, insert)
+    series = [perturbation_series(image, baseline, attribution_order(heat, rng), steps, insert)[1:-1]
               for heat in maps.values() for insert in (False, True)]
-    probs = predict(np.concatenate(series))[:, label].reshape(len(series), steps + 1)
-    return {name: (curve_auc(probs[2 * i]), curve_auc(probs[2 * i + 1])) for i, name in enumerate(maps)}
+    # every curve starts and ends at the image or the fill: those two go through the model once
+    probs = predict(np.concatenate([*series, image[None], baseline[None]]))[:, label]
+    whole, filled, inner = probs[-2], probs[-1], probs[:-2].reshape(len(series), steps - 1)
+    curves = [np.r_[(filled, row, whole) if k % 2 else (whole, row, filled)] for k, row in enumerate(inner)]
+    return {name: (curve_auc(curves[2 * i]), curve_auc(curves[2 * i + 1])) for i, name in enumerate(maps)}
 
 
 def choose_images(test: pd.DataFrame, per_class: int, seed: int) -> pd.DataFrame:
@@ -305,6 +308,8 @@ def explain_model(model_path, split_manifest, run_json, classes: list[str], imag
         log_artifact(gallery_out, "figures")
         for path in (explanations_out, agreement_out, summary_out):
             log_artifact(path, "explanation")
-    log.info("%s explanation summary (means):\n%s", label,
-             summary.pivot(index="method", columns="metric", values="mean").round(3).to_string())
+    table = summary.pivot(index="method", columns="metric", values="mean").round(3)
+    maps_only = table.index.isin([*METHODS, UNIFORM])
+    log.info("%s explanation summary (means):\n%s\n%s", label, table[maps_only].dropna(axis=1, how="all").to_string(),
+             table[~maps_only].dropna(axis=1, how="all").to_string())
     return summary

@@ -106,7 +106,7 @@ def comparison_section(task: str, comparison_tsv, paired_tsv, figure_png) -> dic
 def explanation_tables(task: str, models: list[ModelResult]) -> dict:
     """One task's explanation tables across its models: per backbone and method the mean of each
     metric (averaged over folds), and per backbone and method pair the agreement."""
-    frames = [read_tsv(m.explanation_summary).assign(backbone=m.backbone, fold=m.fold) for m in models if m.task == task]
+    frames = [read_tsv(m.explanation_summary).assign(backbone=m.backbone) for m in models if m.task == task]
     summary = pd.concat(frames).groupby(["backbone", "method", "metric"], sort=False)["mean"].mean().unstack("metric")
     is_pair = summary.index.get_level_values("method").str.contains("_vs_")
     methods, pairs = summary[~is_pair], summary[is_pair]

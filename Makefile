@@ -26,6 +26,7 @@ lint: install
 bench: install
 	$(PY) bench/bench_synthetic.py
 	$(PY) bench/bench_workflow.py
+	$(PY) bench/bench_explain.py
 
 clean:
 	rm -rf results logs .snakemake

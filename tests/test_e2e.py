@@ -106,7 +106,8 @@ def test_mlflow_has_one_child_run_per_model_under_one_parent(run):
         assert child.data.tags["mlflow.parentRunId"] == parents[0].info.run_id
         assert child.data.tags["alldag.synthetic"] == "true"
         assert len(client.get_metric_history(child.info.run_id, "val_loss")) == CFG["train"]["epochs"]
-        assert {"test_accuracy", "test_roc_auc", "explain_spearman"} <= set(child.data.metrics)
+        assert {"test_accuracy", "test_roc_auc", "explain_gradcam_vs_lime_spearman", "explain_lime_mask_mass",
+                "explain_uniform_deletion_auc"} <= set(child.data.metrics)
         assert child.data.params["backbone"] == child.data.tags["backbone"]
         artifacts = {a.path for a in client.list_artifacts(child.info.run_id)}
         assert {"figures", "evaluation", "explanation"} <= artifacts
@@ -114,18 +115,39 @@ def test_mlflow_has_one_child_run_per_model_under_one_parent(run):
         assert model.signature is not None
 
 
-def test_heatmaps_match_image_size_and_agreement_is_measured(run):
+def test_explanations_are_measured_per_image_and_summarised(run):
     size = CFG["train"]["image_size"]
     n = 2 * CFG["explain"]["images_per_class"]
+    methods = {"gradcam", "gradcam_pp", "lime"}
     for backbone in BACKBONES:
-        heat = np.load(run / f"results/explanations/{TASK}/{backbone}/fold0/heatmaps.npz")
-        for method in ("gradcam", "lime"):
+        folder = run / f"results/explanations/{TASK}/{backbone}/fold0"
+        heat = np.load(folder / "heatmaps.npz")
+        for method in methods:
             assert heat[method].shape == (n, size, size)
             assert heat[method].min() >= 0 and heat[method].max() <= 1
-        agreement = pd.read_csv(run / f"results/explanations/{TASK}/{backbone}/fold0/agreement.tsv", sep="\t")
-        assert len(agreement) == n
-        assert agreement["top_iou"].between(0, 1).all()
-        assert agreement["gradcam_in_mask"].between(0, 1).all()
+        assert heat["segments"].shape == heat["masks"].shape == (n, size, size) and heat["has_mask"].all()
+        per_image = pd.read_csv(folder / "explanations.tsv", sep="\t")
+        assert len(per_image) == n * 4 and set(per_image["method"]) == methods | {"uniform"}
+        assert per_image.groupby("label").size().to_dict() == {"Benign": 2 * n, "Pro": 2 * n}  # 4 rows an image
+        for column in ("mask_mass", "pointing", "background_mass", "corner_mass", "deletion_auc", "insertion_auc"):
+            values = per_image[column].dropna()
+            assert values.between(0, 1).all(), column
+        uniform = per_image[per_image["method"] == "uniform"].set_index("image_id")
+        mask_fraction = heat["masks"].mean(axis=(1, 2))
+        np.testing.assert_allclose(uniform.loc[heat["image_id"], "mask_mass"], mask_fraction, rtol=1e-5)
+        side = round(CFG["explain"].get("corner_fraction", 0.3) * size)
+        np.testing.assert_allclose(uniform["corner_mass"], side * side / size ** 2, rtol=1e-5)
+        np.testing.assert_allclose(uniform["mask_mass"] + uniform["background_mass"], 1.0, rtol=1e-5)
+        agreement = pd.read_csv(folder / "agreement.tsv", sep="\t")
+        assert len(agreement) == n * 3 and agreement["top_iou"].dropna().between(0, 1).all()
+        assert agreement["spearman"].dropna().between(-1, 1).all()
+        summary = pd.read_csv(folder / "explanation_summary.tsv", sep="\t").set_index(["method", "metric"])
+        assert set(summary.index.get_level_values("method")) == methods | {"uniform", "gradcam_vs_lime",
+                                                                          "gradcam_vs_gradcam_pp", "gradcam_pp_vs_lime"}
+        assert summary.loc[("uniform", "mask_mass"), "n"] == n
+        assert summary.loc[("uniform", "mask_mass"), "mean"] == pytest.approx(mask_fraction.mean(), rel=1e-5)
+        ok = summary.dropna(subset=["ci_low"])
+        assert ((ok["ci_low"] <= ok["mean"] + 1e-12) & (ok["mean"] <= ok["ci_high"] + 1e-12)).all()
 
 
 def test_report_page_references_every_figure_and_says_synthetic(run):
@@ -133,14 +155,19 @@ def test_report_page_references_every_figure_and_says_synthetic(run):
     body = page.split("<body>", 1)[1].lstrip()
     assert body.startswith('<p class="banner" id="data-banner">SYNTHETIC DATA')
     for backbone in BACKBONES:
-        for figure in ("Training curves", "Confusion matrix", "ROC", "Calibration", "Grad-CAM vs LIME"):
+        for figure in ("Training curves", "Confusion matrix", "ROC", "Calibration", "Explanation gallery"):
             assert f'alt="{TASK} / {backbone}: {figure}" src="data:image/png;base64,' in page
     # per model 5 figures, plus the augmentation preview and the comparison plot of the task
     assert len(re.findall(r'src="data:image/png;base64,', page)) == 5 * len(BACKBONES) + 2
     assert f'alt="{TASK}: model comparison"' in page
+    explained = page.split('<h2 id="explanations">', 1)[1].split("<h2", 1)[0]
+    for backbone in BACKBONES:
+        assert f"<td>{backbone}</td><td>uniform</td>" in explained and f"<td>{backbone}</td><td>lime</td>" in explained
+    assert "gradcam_vs_lime" in explained and "deletion_auc" in explained
     assert "10.34740/KAGGLE/DSV/2175623" in page
     table = pd.read_csv(run / "results/results_table.tsv", sep="\t")
     assert sorted(table["backbone"]) == sorted(BACKBONES) and set(table["fold"]) == {0}
+    assert table["uniform_mask_mass"].between(0, 1).all() and table["lime_mask_mass"].between(0, 1).all()
     summary = pd.read_csv(run / "results/results_summary.tsv", sep="\t")
     assert len(summary) == len(BACKBONES) and (summary["folds"] == 1).all()
 

@@ -1,4 +1,4 @@
-"""alldag.explain: the pure heatmap functions (no model needed)."""
+"""alldag.explain: the attribution methods, the faithfulness driver and the stage's helpers."""
 
 from __future__ import annotations
 
@@ -9,18 +9,23 @@ import pandas as pd
 import pytest
 
 from alldag.explain import (
+    METHODS,
+    UNIFORM,
+    _lime_explainer,
+    background_fill,
+    batched_predict,
     choose_images,
-    heatmap_agreement,
+    explain_images,
+    faithfulness,
     lime_segments_to_heatmap,
     load_mask,
     normalise_heatmap,
+    quickshift_kernel,
     resize_heatmap,
 )
 
-
-def _blob(size, cy, cx, sigma):
-    yy, xx = np.mgrid[0:size, 0:size]
-    return np.exp(-((yy - cy) ** 2 + (xx - cx) ** 2) / (2 * sigma ** 2)).astype(np.float32)
+SETTINGS = {"lime_num_samples": 40, "lime_batch_size": 16, "lime_kernel_size": 4.0, "top_percent": 20,
+            "faithfulness_steps": 5, "corner_fraction": 0.3, "gradcam_layer": None}
 
 
 def test_normalise_heatmap():
@@ -29,23 +34,16 @@ def test_normalise_heatmap():
     assert out.dtype == np.float32
     np.testing.assert_allclose(out, [[0.0, 0.0], [0.25, 1.0]])
     assert heat[0, 0] == -2.0  # input untouched
-
-
-def test_normalise_heatmap_all_zero_or_negative_stays_zero():
-    np.testing.assert_array_equal(normalise_heatmap(np.zeros((3, 3))), np.zeros((3, 3)))
     np.testing.assert_array_equal(normalise_heatmap(-np.ones((2, 2))), np.zeros((2, 2)))
 
 
 def test_resize_heatmap():
     heat = np.arange(16, dtype=np.float32).reshape(4, 4)
     out = resize_heatmap(heat, 10)
-    assert out.shape == (10, 10)
-    assert out.dtype == np.float32
+    assert out.shape == (10, 10) and out.dtype == np.float32
     assert heat.min() <= out.min() and out.max() <= heat.max()
-    # increasing along both axes is kept
     assert (np.diff(out, axis=0) >= -1e-5).all() and (np.diff(out, axis=1) >= -1e-5).all()
     np.testing.assert_allclose(resize_heatmap(np.full((2, 2), 0.5), 7), np.full((7, 7), 0.5), atol=1e-6)
-    assert resize_heatmap(np.ones((1, 1)), 5).shape == (5, 5)
 
 
 def test_lime_segments_to_heatmap():
@@ -58,85 +56,93 @@ def test_lime_segments_to_heatmap():
                                       [1.0, 1.0, 0.0, 0.0],
                                       [0.5, 0.5, 0.0, 0.0],
                                       [0.5, 0.5, 0.0, 0.0]])
-    assert heat.dtype == np.float32 and heat.shape == segments.shape
+    assert heat.dtype == np.float32
+    np.testing.assert_array_equal(lime_segments_to_heatmap(segments, [(0, -1.0)]), np.zeros((4, 4)))
 
 
-def test_lime_segments_all_negative_is_zero():
-    segments = np.array([[0, 1], [1, 0]])
-    np.testing.assert_array_equal(lime_segments_to_heatmap(segments, [(0, -1.0), (1, -0.5)]), np.zeros((2, 2)))
+def test_vectorised_lime_perturbation_matches_lime():
+    """Same random draws, same perturbed images, same labels as lime's own per-sample loop."""
+    from lime import lime_image
+
+    rng = np.random.default_rng(0)
+    image = rng.integers(0, 255, (12, 12, 3)).astype(np.uint8)
+    segments = np.repeat(np.repeat(np.arange(9).reshape(3, 3), 4, axis=0), 4, axis=1)
+    fudged = np.full_like(image, 7)
+    seen = {}
+
+    def classifier(tag):
+        def fn(batch):
+            seen.setdefault(tag, []).append(np.array(batch))
+            return np.stack([batch.mean(axis=(1, 2, 3)), batch[:, 0, 0, 0]], axis=1)
+        return fn
+
+    ours = _lime_explainer(3).data_labels(image, fudged, segments, classifier("ours"), 25, batch_size=10)
+    theirs = lime_image.LimeImageExplainer(random_state=3).data_labels(image, fudged, segments, classifier("lime"),
+                                                                      25, batch_size=10)
+    np.testing.assert_array_equal(ours[0], theirs[0])
+    np.testing.assert_allclose(ours[1], theirs[1])
+    np.testing.assert_array_equal(np.concatenate(seen["ours"]), np.concatenate(seen["lime"]))
+    assert [len(b) for b in seen["ours"]] == [10, 10, 5]
 
 
-def test_agreement_identical_maps():
-    a = _blob(40, 15, 20, 6) + 0.01 * np.arange(1600, dtype=np.float32).reshape(40, 40) / 1600
-    out = heatmap_agreement(a, a.copy())
-    assert out["spearman"] == pytest.approx(1.0)
-    assert out["top_iou"] == pytest.approx(1.0)
-    assert set(out) == {"spearman", "top_iou"}  # no mask, no mask metrics
+def test_quickshift_kernel_scales_with_size():
+    assert quickshift_kernel(4.0, 224) == 4.0 and quickshift_kernel(4.0, 112) == 2.0
+    assert quickshift_kernel(4.0, 32) == 1.0  # quickshift's minimum
 
 
-def test_agreement_disjoint_blobs():
-    a, b = _blob(40, 8, 8, 4), _blob(40, 32, 32, 4)
-    out = heatmap_agreement(a, b)
-    assert out["top_iou"] == 0.0
-    assert out["spearman"] < 0
+def test_background_fill_is_the_median_colour():
+    image = np.zeros((3, 3, 3), np.float32)
+    image[..., 0] = [[1, 1, 1], [1, 1, 1], [9, 9, 200]]
+    fill = background_fill(image)
+    assert fill.shape == image.shape and (fill[..., 0] == 1).all() and (fill[..., 1:] == 0).all()
 
 
-def test_agreement_partial_overlap_iou():
-    a = np.zeros((10, 10), np.float32)
-    b = np.zeros((10, 10), np.float32)
-    a[:, :2] = 1.0   # top 20% of a: columns 0-1
-    b[:, 1:3] = 1.0  # top 20% of b: columns 1-2
-    out = heatmap_agreement(a, b)
-    assert out["top_iou"] == pytest.approx(10 / 30)
+def test_batched_predict_calls_in_batches():
+    calls = []
+
+    class Model:
+        def predict_on_batch(self, x):
+            calls.append(len(x))
+            return np.stack([x.mean(axis=(1, 2, 3)), -x.mean(axis=(1, 2, 3))], axis=1)
+
+    images = np.arange(7 * 2 * 2 * 3, dtype=np.uint8).reshape(7, 2, 2, 3)
+    out = batched_predict(Model(), 3)(images)
+    assert calls == [3, 3, 1] and out.shape == (7, 2) and out.dtype == np.float32
+    np.testing.assert_allclose(out[:, 0], images.reshape(7, -1).mean(axis=1), rtol=1e-6)
 
 
-def test_agreement_mask_metrics():
-    size = 30
-    mask = np.zeros((size, size), bool)
-    mask[5:20, 5:20] = True
-    a = np.zeros((size, size), np.float32)
-    a[8:16, 8:16] = _blob(size, 12, 12, 3)[8:16, 8:16]  # all its mass inside the mask
-    b = _blob(size, 26, 26, 3)  # peak outside the mask
-    out = heatmap_agreement(a, b, mask)
-    assert out["a_in_mask"] == pytest.approx(1.0)
-    assert out["a_pointing"] == 1.0
-    assert out["b_pointing"] == 0.0
-    assert 0.0 <= out["b_in_mask"] < 0.05
-    expected_b = b[mask].sum() / b.sum()
-    assert out["b_in_mask"] == pytest.approx(expected_b, rel=1e-5)
+def test_faithfulness_rewards_the_map_on_the_evidence():
+    """Toy model: p(class 0) is the brightness of the top-left quarter; the right map beats random."""
+    size = 16
+    image = np.full((size, size, 3), 100.0, np.float32)
+    image[:8, :8] = 250.0  # the evidence, brighter than the median colour
+
+    def predict(batch):
+        p = (np.asarray(batch)[:, :8, :8, 0].mean(axis=(1, 2)) - 100.0) / 150.0
+        return np.stack([p, 1 - p], axis=1)
+
+    right = np.zeros((size, size), np.float32)
+    right[:8, :8] = 1.0
+    aucs = faithfulness(predict, image, 0, {"right": right, "wrong": 1 - right, UNIFORM: np.ones((size, size))},
+                        8, np.random.default_rng(0))
+    assert aucs["right"][0] < aucs[UNIFORM][0] < aucs["wrong"][0]  # deletion: lower is better
+    assert aucs["right"][1] > aucs[UNIFORM][1] > aucs["wrong"][1]  # insertion: higher is better
+    # p = 1, 0.5, 0 at x = 0, 1/8, 2/8 (the evidence is the first quarter of the order), then 0
+    assert aucs["right"] == pytest.approx((0.125, 0.875))
 
 
-def test_agreement_empty_mask_is_ignored():
-    a = _blob(10, 3, 3, 2)
-    out = heatmap_agreement(a, a, np.zeros((10, 10), bool))
-    assert "a_in_mask" not in out and "b_pointing" not in out
-
-
-def test_agreement_constant_map():
-    a = _blob(20, 5, 5, 3)
-    out = heatmap_agreement(a, np.full((20, 20), 0.3, np.float32))
-    assert math.isnan(out["spearman"])
-    zero = heatmap_agreement(np.zeros((5, 5)), np.zeros((5, 5)), np.ones((5, 5), bool))
-    assert math.isnan(zero["spearman"]) and math.isnan(zero["top_iou"])
-    assert math.isnan(zero["a_in_mask"]) and math.isnan(zero["b_in_mask"])
-
-
-def test_choose_images_first_per_class():
-    test = pd.DataFrame({
-        "image_id": ["Pro/c.jpg", "Benign/b.jpg", "Pro/a.jpg", "Benign/z.jpg", "Benign/a.jpg", "Pro/b.jpg"],
-        "label": ["Pro", "Benign", "Pro", "Benign", "Benign", "Pro"],
-        "y": [1, 0, 1, 0, 0, 1],
-    }, index=[10, 11, 12, 13, 14, 15])
-    chosen = choose_images(test, 2)
-    assert chosen["image_id"].tolist() == ["Benign/a.jpg", "Benign/b.jpg", "Pro/a.jpg", "Pro/b.jpg"]
-    assert list(chosen.index) == [0, 1, 2, 3]
-    assert choose_images(test, 1)["image_id"].tolist() == ["Benign/a.jpg", "Pro/a.jpg"]
-    assert len(choose_images(test, 10)) == 6
-
-
-def test_choose_images_orders_by_task_class_index():
-    test = pd.DataFrame({"image_id": ["Benign/a.jpg", "Pro/a.jpg"], "label": ["Benign", "Pro"], "y": [1, 0]})
-    assert choose_images(test, 1)["label"].tolist() == ["Pro", "Benign"]
+def test_choose_images_is_a_seeded_stratified_sample():
+    test = pd.DataFrame({"image_id": [f"{c}/{i:02d}.jpg" for c in ("Pro", "Benign") for i in range(10)],
+                         "label": ["Pro"] * 10 + ["Benign"] * 10, "y": [1] * 10 + [0] * 10})
+    chosen = choose_images(test, 3, seed=1)
+    assert chosen["label"].tolist() == ["Benign"] * 3 + ["Pro"] * 3  # class order, then image_id
+    assert list(chosen.index) == list(range(6))
+    assert chosen["image_id"].tolist() == sorted(chosen["image_id"])
+    assert chosen.equals(choose_images(test, 3, seed=1))
+    assert not chosen.equals(choose_images(test, 3, seed=2))
+    assert chosen["image_id"].tolist() != ["Benign/00.jpg", "Benign/01.jpg", "Benign/02.jpg",
+                                           "Pro/00.jpg", "Pro/01.jpg", "Pro/02.jpg"]  # not just the first files
+    assert len(choose_images(test.iloc[:12], 5, seed=0)) == 7  # Benign has 2 test images only
 
 
 def test_load_mask(synthetic_root):
@@ -146,3 +152,64 @@ def test_load_mask(synthetic_root):
     assert 0.01 < mask.mean() < 0.5
     assert load_mask("", 64) is None
     assert load_mask(str(synthetic_root / "missing.jpg"), 64) is None
+
+
+def _red_model(size):
+    """A fixed Keras model: channel 0 of layer "conv" fires on bright red, channel 1 on bright green;
+    class 0's logit grows with the mean of channel 0 only (green is ignored)."""
+    import keras
+
+    inputs = keras.Input((size, size, 3))
+    conv = keras.layers.Conv2D(2, 1, activation="relu", name="conv",
+                               kernel_initializer=keras.initializers.Constant([[[[1.0, 0.0], [0.0, 1.0], [0.0, 0.0]]]]),
+                               bias_initializer=keras.initializers.Constant(-200.0))(inputs)
+    pooled = keras.layers.GlobalAveragePooling2D()(conv)
+    outputs = keras.layers.Dense(2, activation="softmax", name="predictions",
+                                 kernel_initializer=keras.initializers.Constant([[2.0, -2.0], [0.0, 0.0]]))(pooled)
+    return keras.Model(inputs, outputs)
+
+
+def _red_and_green(n, size, red_at, green_at):
+    """Dim noise images with a bright red 4x4 patch at red_at and a bright green one at green_at."""
+    images = np.random.default_rng(1).uniform(0, 120, (n, size, size, 3)).astype(np.float32)
+    (ry, rx), (gy, gx) = red_at, green_at
+    images[:, ry:ry + 4, rx:rx + 4, 0] = 250.0
+    images[:, gy:gy + 4, gx:gx + 4, 1] = 250.0
+    return images
+
+
+def test_gradient_cams_weigh_the_channel_the_model_reads():
+    from alldag.explain import gradient_cam_fn
+
+    size = 16
+    maps = gradient_cam_fn(_red_model(size), "conv")(_red_and_green(3, size, (10, 10), (2, 2)), np.zeros(3, int))
+    for name in ("gradcam", "gradcam_pp"):
+        heat = maps[name]
+        assert heat.shape == (3, size, size) and heat.min() >= 0 and heat.max() == pytest.approx(1.0)
+        assert heat[:, 10:14, 10:14].sum() / heat.sum() > 0.95  # the red patch, not the green one
+
+
+def test_explain_images_rows_and_maps():
+    size = 32
+    model = _red_model(size)
+    images = _red_and_green(2, size, (27, 27), (12, 12))  # evidence in the corner, a decoy on the "cell"
+    masks = [np.zeros((size, size), bool), None]
+    masks[0][8:20, 8:20] = True
+    maps, segments, predicted, proba, method_rows, pair_rows = explain_images(model, images, masks, SETTINGS, 0)
+    assert set(maps) == set(METHODS) and all(m.shape == (2, size, size) for m in maps.values())
+    assert segments.shape == (2, size, size) and (predicted == 0).all() and proba.shape == (2, 2)
+    rows = pd.DataFrame(method_rows)
+    assert len(rows) == 2 * (len(METHODS) + 1) and set(rows["method"]) == set(METHODS) | {UNIFORM}
+    uniform = rows[rows["method"] == UNIFORM].set_index("index")
+    assert uniform.at[0, "mask_mass"] == pytest.approx(144 / 1024)
+    assert uniform.at[0, "corner_mass"] == pytest.approx(100 / 1024)  # side round(0.3 * 32) = 10
+    assert math.isnan(uniform.at[1, "mask_mass"])  # no mask for image 1
+    for method in METHODS:
+        found = rows[rows["method"] == method].set_index("index")
+        assert (found["corner_mass"] > 3 * uniform["corner_mass"]).all(), (method, found)
+        assert (found["deletion_auc"] < uniform["deletion_auc"]).all(), (method, found)
+        assert (found["insertion_auc"] > uniform["insertion_auc"]).all(), (method, found)
+    pairs = pd.DataFrame(pair_rows)
+    assert len(pairs) == 2 * 3 and set(pairs["pair"]) == {"gradcam_vs_gradcam_pp", "gradcam_vs_lime",
+                                                          "gradcam_pp_vs_lime"}
+    assert pairs["top_iou"].between(0, 1).all()

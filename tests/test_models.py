@@ -7,7 +7,7 @@ import pytest
 
 keras = pytest.importorskip("keras")
 
-from alldag.explain import gradcam_heatmap  # noqa: E402
+from alldag.explain import gradient_cam_fn  # noqa: E402
 from alldag.models import (  # noqa: E402
     BackbonePreprocess,
     build_classifier,
@@ -102,25 +102,22 @@ def test_recalibrate_without_batchnorm_returns_zero():
     assert recalibrate_batchnorm(model, [(np.zeros((1, 4)), None)]) == 0
 
 
-def test_gradcam_heatmap(model, images):
-    heat = gradcam_heatmap(images[:1], model, last_conv_layer_name(model))
-    assert heat.shape == (SIZE, SIZE)
-    assert np.isfinite(heat).all()
-    assert heat.min() >= 0.0 and heat.max() <= 1.0 + 1e-6
-    heat1 = gradcam_heatmap(images[:1], model, last_conv_layer_name(model), pred_index=1)
-    assert heat1.shape == (SIZE, SIZE) and heat1.min() >= 0.0 and heat1.max() <= 1.0 + 1e-6
+def test_gradient_cams_on_a_backbone(model, images):
+    cams = gradient_cam_fn(model, last_conv_layer_name(model))
+    for class_index in (np.zeros(4, int), np.array([0, 1, 2, 1])):
+        maps = cams(images, class_index)
+        for heat in maps.values():
+            assert heat.shape == (4, SIZE, SIZE) and np.isfinite(heat).all()
+            assert heat.min() >= 0.0 and heat.max() <= 1.0 + 1e-6
 
 
-def test_gradcam_heatmap_larger_grid():
+def test_gradcam_larger_grid():
     keras.utils.set_random_seed(2)
     model = build_classifier("MobileNet", 2, 96, None)
     image = np.random.default_rng(1).uniform(0, 255, (1, 96, 96, 3)).astype(np.float32)
-    layer = last_conv_layer_name(model)
-    heats = [gradcam_heatmap(image, model, layer, pred_index=i) for i in (0, 1)]
-    for heat in heats:
-        assert heat.shape == (96, 96)
-        assert heat.min() >= 0.0 and heat.max() <= 1.0 + 1e-6
-    # binary softmax: the two classes' gradients are opposite, so at least one map has positive
+    cams = gradient_cam_fn(model, last_conv_layer_name(model))
+    heats = [cams(image, [i])["gradcam"][0] for i in (0, 1)]
+    # binary softmax: the two classes' centred logits are opposite, so at least one map has positive
     # evidence on the 3x3 feature grid; it is normalised to peak 1 and is not constant
     best = max(heats, key=lambda h: h.max())
     assert best.max() == pytest.approx(1.0)

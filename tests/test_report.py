@@ -78,7 +78,8 @@ def fake_results(tmp_path):
              "accuracy_b": 0.8, "only_a_correct": 5, "only_b_correct": 1, "p_value": 0.2, "p_holm": 0.4}]))],
         "comparison_figure": [png(r / f"comparison/{TASK}/comparison.png")],
     }
-    for kind in ("metrics", "history", "curves", "confusion", "roc", "reliability", "explanation", "agreement", "run"):
+    for kind in ("metrics", "history", "curves", "confusion", "roc", "reliability", "explanation", "explanation_summary",
+                 "run"):
         inputs[kind] = []
     for model in MODELS:
         m, e, x = (r / f"{k}/{TASK}/{model}/fold0" for k in ("models", "evaluation", "explanations"))
@@ -90,11 +91,16 @@ def fake_results(tmp_path):
              "val_accuracy": [0.5, 0.7]})))
         for kind, where in (("curves", m / "training_curves.png"), ("confusion", e / "confusion_matrix.png"),
                             ("roc", e / "roc_curve.png"), ("reliability", e / "reliability.png"),
-                            ("explanation", x / "explanations.png")):
+                            ("explanation", x / "explanation_gallery.png")):
             inputs[kind].append(png(where))
-        inputs["agreement"].append(tsv(x / "agreement.tsv", pd.DataFrame(
-            {"image_id": ["a", "b"], "label": ["Benign", "Pro"], "predicted": ["Benign", "Pro"],
-             "spearman": [0.2, 0.4], "top_iou": [0.1, 0.3], "gradcam_in_mask": [0.5, 0.7], "lime_in_mask": [0.4, 0.6]})))
+        inputs["explanation_summary"].append(tsv(x / "explanation_summary.tsv", pd.DataFrame(
+            [{"method": method, "metric": metric, "n": 2, "mean": value, "sd": 0.1}
+             for method, shares in (("gradcam", (0.6, 0.05)), ("lime", (0.5, 0.1)), ("uniform", (0.2, 0.09)))
+             for metric, value in (("mask_mass", shares[0]), ("corner_mass", shares[1]), ("pointing", 1.0),
+                                   ("background_mass", 1 - shares[0]), ("deletion_auc", 0.3),
+                                   ("insertion_auc", 0.7))]
+            + [{"method": "gradcam_vs_lime", "metric": m, "n": 2, "mean": v, "sd": 0.1}
+               for m, v in (("spearman", 0.3), ("top_iou", 0.2))])))
         inputs["run"].append(jsonfile(m / "mlflow_run.json", {"run_id": f"run-{model}", "tracking_uri": "sqlite:///x.db"}))
     del inputs["_quarantine"], inputs["_duplicates"]  # read beside audit.json, not rule inputs
     params = {"tasks": [TASK], "backbones": MODELS, "folds": [0], "parent_run_file": str(r / "mlflow/parent.json"),
@@ -162,18 +168,22 @@ def test_summary_json_holds_the_numbers_the_page_shows(fake_results):
     assert summary["synthetic"] is True and summary["missing"] == []
     assert summary["summary"] in html.replace("&#39;", "'")
     assert "MobileNet is best with balanced accuracy 0.900 (95% CI 0.850–0.950)" in summary["summary"]
+    assert "Grad-CAM and LIME agree weakly (median per-superpixel Spearman 0.30, top-region IoU 0.20)" in summary["summary"]
+    assert "LIME puts 50% of its attribution on the leukocyte and 10% in the scale-bar corner" in summary["summary"]
+    assert summary["explanations"][TASK]["gradcam_mask_mass"] == pytest.approx(0.6)
 
 
 def test_missing_results_are_marked_in_place_not_a_crash(fake_results):
     inputs, params, outputs = fake_results
-    for kind in ("metrics", "history", "curves", "confusion", "roc", "reliability", "explanation", "agreement", "run"):
+    for kind in ("metrics", "history", "curves", "confusion", "roc", "reliability", "explanation", "explanation_summary",
+                 "run"):
         Path(inputs[kind][1]).unlink()  # VGG16 failed
     for kind in ("comparison", "paired", "comparison_figure"):
         Path(inputs[kind][0]).unlink()  # so the task's comparison never ran
     page_text = report_job(inputs, params, outputs)
     page = Page(page_text)
     assert "missing-banner" in page.ids
-    assert page_text.count('class="missing"') >= 6  # 5 figures + agreement of VGG16, and the comparison
+    assert page_text.count('class="missing"') >= 7  # 5 figures + explanations of VGG16, and the comparison
     assert f"{TASK}/VGG16/fold0/model" not in page_text  # no bogus paths
     summary = json.loads(Path(outputs["summary_json"]).read_text())
     assert any("VGG16" in m for m in summary["missing"]) and any("comparison.tsv" in m for m in summary["missing"])

@@ -49,8 +49,9 @@ def test_a_new_architecture_rule_is_trained_evaluated_explained_and_reported(ful
     assert set(table["backbone"]) >= set(MODELS)
     small = table[table["backbone"] == "SmallCNN"].iloc[0]
     assert 0 <= small["accuracy"] <= 1 and small["epochs"] == CFG["train"]["epochs"]
-    agreement = pd.read_csv(model_dir(full_run, "SmallCNN", "explanations") / "agreement.tsv", sep="\t")
-    assert len(agreement) == 2 * CFG["explain"]["images_per_class"]
+    explained = pd.read_csv(model_dir(full_run, "SmallCNN", "explanations") / "explanations.tsv", sep="\t")
+    assert len(explained["image_id"].unique()) == 2 * CFG["explain"]["images_per_class"]
+    assert {"gradcam", "gradcam_pp", "lime"} <= set(explained["method"])
     comparison = pd.read_csv(full_run / f"results/comparison/{TASK}/comparison.tsv", sep="\t")
     assert "SmallCNN" in set(comparison.iloc[:, 0]) | set(comparison.get("model", []))
     assert "SmallCNN" in (full_run / "results/report.html").read_text()

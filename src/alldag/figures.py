@@ -111,20 +111,41 @@ def image_grid_figure(images: np.ndarray, titles: list[str], title: str, ncols: 
     return fig
 
 
-def explanation_figure(images: np.ndarray, gradcam: np.ndarray, lime: np.ndarray, titles: list[str], title: str):
-    """Rows of (image, Grad-CAM overlay, LIME overlay), one row per explained image."""
-    n = len(images)
-    fig, axes = plt.subplots(n, 3, figsize=(6.6, 2.2 * n), squeeze=False)
+METHOD_TITLES = {"gradcam": "Grad-CAM", "gradcam_pp": "Grad-CAM++", "lime": "LIME"}
+
+
+def explanation_gallery(images: np.ndarray, maps: dict[str, np.ndarray], notes: dict[str, list[str]],
+                        segments: np.ndarray, masks: list, corner: np.ndarray, titles: list[str], title: str):
+    """One row per image: the image, each method's map over it (LIME with its superpixel
+    boundaries), and the leukocyte mask with the scale-bar corner outlined.
+
+    maps: method -> (n, H, W) in [0, 1]; notes: method -> one caption line per image.
+    """
+    from skimage.segmentation import find_boundaries
+
+    n, size = len(images), images.shape[1]
+    ncols = len(maps) + 2
+    fig, axes = plt.subplots(n, ncols, figsize=(2.1 * ncols, 2.25 * n), squeeze=False)
+    corner_side = int(corner.sum() ** 0.5)
     for i in range(n):
         img = np.clip(images[i], 0, 255).astype(np.uint8)
-        for j, (heat, name) in enumerate(((None, titles[i]), (gradcam[i], "Grad-CAM"), (lime[i], "LIME"))):
-            ax = axes[i, j]
+        axes[i, 0].imshow(img)
+        axes[i, 0].set_title(titles[i], fontsize=7)
+        for ax, (method, heat) in zip(axes[i, 1:], maps.items()):
             ax.imshow(img)
-            if heat is not None:
-                ax.imshow(heat, cmap="jet", alpha=0.45, vmin=0, vmax=1)
-            ax.set_title(name, fontsize=8)
+            ax.imshow(heat[i], cmap="jet", alpha=0.45, vmin=0, vmax=1)
+            if method == "lime":
+                edges = np.ma.masked_where(~find_boundaries(segments[i], mode="inner"), np.ones((size, size)))
+                ax.imshow(edges, cmap="Greys", vmin=0, vmax=1, alpha=0.6)
+            ax.set_title(f"{METHOD_TITLES.get(method, method)}\n{notes[method][i]}", fontsize=7)
+        ax = axes[i, -1]
+        ax.imshow(np.zeros((size, size)) if masks[i] is None else masks[i], cmap="gray", vmin=0, vmax=1)
+        ax.add_patch(plt.Rectangle((size - corner_side - 0.5, size - corner_side - 0.5), corner_side, corner_side,
+                                   fill=False, ec="orange", lw=1.2))
+        ax.set_title("mask, corner" if masks[i] is not None else "no mask; corner", fontsize=7)
+        for ax in axes[i]:
             ax.axis("off")
-    fig.suptitle(title)
+    fig.suptitle(title, fontsize=9)
     fig.tight_layout()
     return fig
 

@@ -19,6 +19,12 @@ from alldag.split import split_counts
 from alldag.summary import mlflow_runs, package_versions, skipped_checks, summary_paragraph, task_headline
 
 METRIC_COLUMNS = ["accuracy", "balanced_accuracy", "macro_f1", "roc_auc"]
+# results-table column -> (method, metric) of explanation_summary.tsv (means over the explained images)
+EXPLANATION_COLUMNS = {"gradcam_lime_spearman": ("gradcam_vs_lime", "spearman"),
+                       "gradcam_lime_top_iou": ("gradcam_vs_lime", "top_iou"),
+                       "gradcam_mask_mass": ("gradcam", "mask_mass"), "lime_mask_mass": ("lime", "mask_mass"),
+                       "uniform_mask_mass": ("uniform", "mask_mass")}
+MAP_METRICS = ["mask_mass", "pointing", "background_mass", "corner_mass", "deletion_auc", "insertion_auc"]
 CITATIONS = [
     "Aria M, Ghaderzadeh M, Bashash D, Abolghasemi H, Asadi F, Hosseini A. Acute Lymphoblastic Leukemia "
     "(ALL) image dataset. Kaggle (2021). DOI: 10.34740/KAGGLE/DSV/2175623.",
@@ -42,7 +48,7 @@ class ModelResult:
     roc: str
     reliability: str
     explanation: str
-    agreement: str
+    explanation_summary: str
     run: str
 
 
@@ -68,18 +74,16 @@ def results_table(models: list[ModelResult]) -> pd.DataFrame:
     for m in models:
         metrics = _json(m.metrics) or {}
         history = read_tsv(m.history) if _exists(m.history) else pd.DataFrame({"val_loss": [], "epoch": []})
-        agreement = read_tsv(m.agreement).mean(numeric_only=True) if _exists(m.agreement) else pd.Series(dtype=float)
-        status = "ok" if _exists(m.metrics, m.history, m.agreement) else "MISSING: " + ", ".join(
-            Path(p).name for p in (m.history, m.metrics, m.agreement) if not _exists(p))
+        explained = (read_tsv(m.explanation_summary).set_index(["method", "metric"])["mean"]
+                     if _exists(m.explanation_summary) else pd.Series(dtype=float))
+        status = "ok" if _exists(m.metrics, m.history, m.explanation_summary) else "MISSING: " + ", ".join(
+            Path(p).name for p in (m.history, m.metrics, m.explanation_summary) if not _exists(p))
         rows.append({"task": m.task, "backbone": m.backbone, "fold": m.fold, "status": status,
                      **{k: metrics.get(k, nan) for k in METRIC_COLUMNS},
                      "n_test": metrics.get("n_test", nan), "chance_accuracy": metrics.get("chance_accuracy", nan),
                      "epochs": len(history) if len(history) else nan,
                      "best_epoch": int(history.loc[history["val_loss"].idxmin(), "epoch"]) if len(history) else nan,
-                     "gradcam_lime_spearman": agreement.get("spearman", float("nan")),
-                     "gradcam_lime_top_iou": agreement.get("top_iou", float("nan")),
-                     "gradcam_in_mask": agreement.get("gradcam_in_mask", float("nan")),
-                     "lime_in_mask": agreement.get("lime_in_mask", float("nan")),
+                     **{column: explained.get(key, nan) for column, key in EXPLANATION_COLUMNS.items()},
                      "study_accuracy": STUDY_ACCURACY.get((m.task, m.backbone), float("nan"))})
     return pd.DataFrame(rows)
 
@@ -127,6 +131,31 @@ def _missing(path) -> str:
     return f"{path} is missing: the job that makes it failed or did not run (see logs/)"
 
 
+def explanation_tables(task: str, models: list[ModelResult]) -> dict:
+    """One task's explanation tables across its models: per backbone and method the mean of each
+    metric (averaged over folds), per backbone and method pair the agreement, and a headline (medians
+    over models of Grad-CAM-vs-LIME agreement and of each method's corner and mask shares)."""
+    frames = [read_tsv(m.explanation_summary).assign(backbone=m.backbone) for m in models
+              if m.task == task and _exists(m.explanation_summary)]
+    if not frames:
+        return {"task": task, "methods": None, "pairs": None, "headline": {}}
+    summary = pd.concat(frames).groupby(["backbone", "method", "metric"], sort=False)["mean"].mean().unstack("metric")
+    is_pair = summary.index.get_level_values("method").str.contains("_vs_")
+    methods, pairs = summary[~is_pair], summary[is_pair]
+    by_method = methods.groupby(level="method")
+    headline = {"gradcam_vs_lime_spearman": _median(pairs, "gradcam_vs_lime", "spearman"),
+                "gradcam_vs_lime_top_iou": _median(pairs, "gradcam_vs_lime", "top_iou"),
+                **{f"{method}_{metric}": float(values[metric].median())
+                   for method, values in by_method for metric in ("mask_mass", "corner_mass") if metric in values}}
+    return {"task": task, "methods": _table_html(methods[MAP_METRICS].reset_index()),
+            "pairs": _table_html(pairs[["top_iou", "spearman"]].reset_index()), "headline": headline}
+
+
+def _median(frame: pd.DataFrame, method: str, metric: str) -> float | None:
+    rows = frame[frame.index.get_level_values("method") == method]
+    return float(rows[metric].median()) if len(rows) and metric in rows else None
+
+
 def build_report(provenance_json, audit_json, leakage_tsvs: dict[str, str], split_manifests: dict[str, list[str]],
                  augmentation_json, previews: dict[str, str], models: list[ModelResult], comparisons: list[dict],
                  config: dict, report_out, table_out, summary_out, summary_json_out=None,
@@ -147,7 +176,8 @@ def build_report(provenance_json, audit_json, leakage_tsvs: dict[str, str], spli
     summary = fold_summary(table)
     write_tsv_atomic(table, table_out)
     write_tsv_atomic(summary, summary_out)
-    missing = sorted({str(p) for m in models for p in (m.metrics, m.history, m.agreement, m.curves, m.confusion,
+    missing = sorted({str(p) for m in models for p in (m.metrics, m.history, m.explanation_summary, m.curves,
+                                                        m.confusion,
                                                         m.roc, m.reliability, m.explanation, m.run) if not _exists(p)}
                      | {c["missing"] for c in comparisons if c.get("missing")})
     splits = {task: _table_html(split_counts(read_tsv(paths[0])).reset_index()) if _exists(paths[0])
@@ -158,19 +188,23 @@ def build_report(provenance_json, audit_json, leakage_tsvs: dict[str, str], spli
         figures.append({"title": f"{m.task} / {m.backbone}",
                         "images": [(name, data_uri(p), _missing(p)) for name, p in (
                             ("Training curves", m.curves), ("Confusion matrix", m.confusion), ("ROC", m.roc),
-                            ("Calibration", m.reliability), ("Grad-CAM vs LIME", m.explanation))],
+                            ("Calibration", m.reliability), ("Explanation gallery", m.explanation))],
                         "run_id": (_json(m.run) or {}).get("run_id", "missing"),
-                        "agreement": _table_html(read_tsv(m.agreement)) if _exists(m.agreement) else None,
-                        "agreement_missing": _missing(m.agreement)})
+                        "explanation_summary": (_table_html(read_tsv(m.explanation_summary))
+                                                if _exists(m.explanation_summary) else None),
+                        "explanation_missing": _missing(m.explanation_summary)})
     headlines = {c["task"]: c["headline"] for c in comparisons}
     checks = skipped_checks(provenance, audit)
     runs = mlflow_runs({f"{m.task}/{m.backbone}/fold{m.fold}": m.run for m in models}, parent_run_file)
     commit = git_commit()
     versions = {**package_versions(), "alldag": __version__}
-    paragraph = summary_paragraph(headlines, audit, leaks, bool(provenance.get("synthetic")), missing)
+    explanations = [explanation_tables(t, models) for t in split_manifests]
+    paragraph = summary_paragraph(headlines, audit, leaks, bool(provenance.get("synthetic")), missing,
+                                  {e["task"]: e["headline"] for e in explanations})
     if summary_json_out:
         _write_json({"synthetic": bool(provenance.get("synthetic")), "demo": bool(provenance.get("demo")),
                      "data_source": provenance.get("source"), "summary": paragraph, "tasks": headlines,
+                     "explanations": {e["task"]: e["headline"] for e in explanations},
                      "skipped_checks": checks, "missing": missing, "leakage_crossing_clusters": leaks,
                      "audit": {k: audit[k] for k in ("checked", "usable", "quarantined", "duplicate_clusters")}
                      if audit else None, "git_commit": commit, "versions": versions, "mlflow": runs},
@@ -184,7 +218,8 @@ def build_report(provenance_json, audit_json, leakage_tsvs: dict[str, str], spli
         folds=int(table["fold"].max()) + 1, results=_table_html(table), summary=_table_html(summary),
         splits=splits, augmentation=_json(augmentation_json) or {}, previews={t: data_uri(p) for t, p in previews.items()},
         figures=figures, config=config, config_yaml=yaml.safe_dump(config, sort_keys=False),
-        comparisons=comparisons, commit=commit, versions=versions, runs=runs, citations=CITATIONS)
+        comparisons=comparisons, explanations=explanations, commit=commit, versions=versions, runs=runs,
+        citations=CITATIONS)
     tmp = Path(report_out).with_name(f".{Path(report_out).name}.tmp")
     tmp.parent.mkdir(parents=True, exist_ok=True)
     tmp.write_text(page)
@@ -223,7 +258,8 @@ def report_job(inputs: dict, params: dict, outputs: dict) -> str:
     """The report rule's work from its named inputs, params and outputs (also run for a partial report)."""
     tasks = params["tasks"]
     inputs = {k: _as_list(v) for k, v in inputs.items()}
-    kinds = ("metrics", "history", "curves", "confusion", "roc", "reliability", "explanation", "agreement", "run")
+    kinds = ("metrics", "history", "curves", "confusion", "roc", "reliability", "explanation", "explanation_summary",
+             "run")
     return build_report_from_lists(
         inputs["provenance"][0], inputs["audit"][0], dict(zip(tasks, inputs["leakage"])), inputs["manifests"],
         inputs["augmentation"][0], dict(zip(tasks, inputs["previews"])), tasks, params["backbones"],

@@ -85,8 +85,30 @@ def skipped_checks(provenance: dict, audit: dict | None) -> list[str]:
     return out
 
 
+def explanation_sentence(task: str, headline: dict) -> str | None:
+    """Where the models of a task look, in one sentence (medians over models); None without numbers."""
+    rho, iou = headline.get("gradcam_vs_lime_spearman"), headline.get("gradcam_vs_lime_top_iou")
+    if rho is None and iou is None:
+        return None
+    strength = ("barely" if rho is None or rho < 0.2 else "weakly" if rho < 0.5 else "moderately" if rho < 0.8
+                else "strongly")
+    text = f"{task} explanations: Grad-CAM and LIME agree {strength}"
+    text += f" (median per-superpixel Spearman {rho:.2f}" if rho is not None else " ("
+    text += f", top-region IoU {iou:.2f})" if iou is not None else ")"
+    shares = [f"{name} puts {headline[f'{key}_mask_mass']:.0%} of its attribution on the leukocyte and "
+              f"{headline[f'{key}_corner_mass']:.0%} in the scale-bar corner"
+              for key, name in (("gradcam", "Grad-CAM"), ("lime", "LIME"))
+              if headline.get(f"{key}_mask_mass") is not None and headline.get(f"{key}_corner_mass") is not None]
+    if shares:
+        reference = headline.get("uniform_mask_mass"), headline.get("uniform_corner_mass")
+        text += "; " + "; ".join(shares)
+        if None not in reference:
+            text += f" (a uniform map: {reference[0]:.0%} and {reference[1]:.0%})"
+    return text + "."
+
+
 def summary_paragraph(headlines: dict[str, dict], audit: dict | None, leaks: dict[str, int | None],
-                      synthetic: bool, missing: list[str]) -> str:
+                      synthetic: bool, missing: list[str], explanations: dict[str, dict] | None = None) -> str:
     """The report's opening paragraph, plain text."""
     parts = []
     if synthetic:
@@ -110,6 +132,10 @@ def summary_paragraph(headlines: dict[str, dict], audit: dict | None, leaks: dic
         if flagged:
             text += f"; not better than the colour baseline either: {', '.join(flagged)}"
         parts.append(text + ".")
+    for task, headline in (explanations or {}).items():
+        sentence = explanation_sentence(task, headline)
+        if sentence:
+            parts.append(sentence)
     if audit:
         passed = all(n == 0 for n in leaks.values() if n is not None)
         parts.append(f"Data: {audit['checked']} images checked, {audit['quarantined']} quarantined, "

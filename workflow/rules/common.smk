@@ -165,8 +165,8 @@ def model_outputs(kind):
         "confusion": "results/evaluation/{task}/{backbone}/fold{fold}/confusion_matrix.png",
         "roc": "results/evaluation/{task}/{backbone}/fold{fold}/roc_curve.png",
         "reliability": "results/evaluation/{task}/{backbone}/fold{fold}/reliability.png",
-        "explanation": "results/explanations/{task}/{backbone}/fold{fold}/explanations.png",
-        "agreement": "results/explanations/{task}/{backbone}/fold{fold}/agreement.tsv",
+        "explanation": "results/explanations/{task}/{backbone}/fold{fold}/explanation_gallery.png",
+        "explanation_summary": "results/explanations/{task}/{backbone}/fold{fold}/explanation_summary.tsv",
         "run": "results/models/{task}/{backbone}/fold{fold}/mlflow_run.json",
     }[kind]
     return expand(paths, task=TASKS, backbone=MODELS, fold=FOLDS)
@@ -205,7 +205,7 @@ REPORT_MODEL_OUTPUTS = [
     "roc",
     "reliability",
     "explanation",
-    "agreement",
+    "explanation_summary",
     "run",
 ]
 REPORT_OUTPUTS = {

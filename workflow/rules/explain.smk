@@ -5,8 +5,8 @@ rule explain:
         run=rules.train.output.run,
     output:
         heatmaps="results/explanations/{task}/{backbone}/fold{fold}/heatmaps.npz",
-        figure=report(
-            "results/explanations/{task}/{backbone}/fold{fold}/explanations.png",
+        gallery=report(
+            "results/explanations/{task}/{backbone}/fold{fold}/explanation_gallery.png",
             caption="../report/explanations.rst",
             category="Explanation",
             subcategory="{task}",
@@ -14,10 +14,23 @@ rule explain:
                 "task": "{task}",
                 "backbone": "{backbone}",
                 "fold": "{fold}",
-                "figure": "Grad-CAM vs LIME",
+                "figure": "gallery",
             },
         ),
+        explanations="results/explanations/{task}/{backbone}/fold{fold}/explanations.tsv",
         agreement="results/explanations/{task}/{backbone}/fold{fold}/agreement.tsv",
+        summary=report(
+            "results/explanations/{task}/{backbone}/fold{fold}/explanation_summary.tsv",
+            caption="../report/explanation_summary.rst",
+            category="Explanation",
+            subcategory="{task}",
+            labels={
+                "task": "{task}",
+                "backbone": "{backbone}",
+                "fold": "{fold}",
+                "figure": "summary table",
+            },
+        ),
     log:
         "logs/explain/{task}/{backbone}/fold{fold}.log",
     conda:

@@ -12,7 +12,6 @@ run_rule(
     snakemake.threads,
     lambda: explain_model(
         inp.model, inp.manifest, inp.run, list(p.classes), p.image_size, f"{w.task}/{w.backbone}/fold{w.fold}",
-        p.explain["images_per_class"], p.explain["lime_num_samples"], p.seed, p.explain["gradcam_layer"],
-        out.heatmaps, out.figure, out.agreement,
+        dict(p.explain), p.seed, out.heatmaps, out.gallery, out.explanations, out.agreement, out.summary,
     ),
 )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 from pathlib import Path
 
@@ -76,3 +77,15 @@ def server_run(server_run_started):
     proc, seconds = run.wait()
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-6000:]
     return workdir, proc, seconds
+
+
+@pytest.fixture(autouse=True)
+def _no_leaked_tracking_uri():
+    """mlflow.set_tracking_uri exports MLFLOW_TRACKING_URI, which workflow runs started later would
+    inherit (and prefer to their config): restore it after every test."""
+    before = os.environ.get("MLFLOW_TRACKING_URI")
+    yield
+    if before is None:
+        os.environ.pop("MLFLOW_TRACKING_URI", None)
+    else:
+        os.environ["MLFLOW_TRACKING_URI"] = before

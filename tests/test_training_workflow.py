@@ -15,7 +15,7 @@ import pandas as pd
 import pytest
 import yaml
 
-from workflow_helpers import REPO, SNAKEMAKE, snakemake, write_config
+from workflow_helpers import REPO, SNAKEMAKE, snakemake, workflow_env, write_config
 
 pytestmark = pytest.mark.e2e
 CFG = yaml.safe_load((REPO / "tests/configs/micro.yaml").read_text())
@@ -91,7 +91,7 @@ def test_a_killed_training_job_resumes_from_its_last_epoch(tmp_path):
     state = model_dir(tmp_path, "MobileNet") / "checkpoint/state.json"
     cmd = [SNAKEMAKE, "-s", str(REPO / "Snakefile"), "-d", str(tmp_path), "--configfile", str(config),
            "--cores", "1", target]
-    proc = subprocess.Popen(cmd, cwd=tmp_path, env={**os.environ, "ALLDAG_OFFLINE": "1"},
+    proc = subprocess.Popen(cmd, cwd=tmp_path, env=workflow_env(),
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
     deadline = time.monotonic() + 600
     while time.monotonic() < deadline and proc.poll() is None:

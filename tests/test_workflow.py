@@ -11,12 +11,12 @@ import pandas as pd
 import pytest
 
 from alldag.synthetic import generate_dataset
-from workflow_helpers import REPO, SNAKEMAKE, error_lines, snakemake, write_config
+from workflow_helpers import REPO, SNAKEMAKE, error_lines, snakemake, workflow_env, write_config
 
 
 def test_lint_is_clean():
     proc = subprocess.run([SNAKEMAKE, "--lint", "-s", str(REPO / "Snakefile")],
-                          cwd=REPO, capture_output=True, text=True, env={**os.environ, "ALLDAG_OFFLINE": "1"})
+                          cwd=REPO, capture_output=True, text=True, env=workflow_env())
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert "Lints for" not in proc.stdout + proc.stderr
 

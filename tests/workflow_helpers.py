@@ -20,11 +20,18 @@ def write_config(workdir: Path, config: dict) -> Path:
     return path
 
 
+def workflow_env(env: dict | None = None) -> dict:
+    """The environment of a workflow run: offline, plus env. An MLFLOW_TRACKING_URI that an in-process
+    test left behind (mlflow.set_tracking_uri exports it) is dropped unless env sets it."""
+    inherited = {k: v for k, v in os.environ.items() if k != "MLFLOW_TRACKING_URI"}
+    return {**inherited, "ALLDAG_OFFLINE": "1", **(env or {})}
+
+
 def _command(workdir: Path, args, config: Path | None, env: dict | None) -> tuple[list[str], dict]:
     cmd = [SNAKEMAKE, "-s", str(REPO / "Snakefile"), "-d", str(workdir)]
     if config is not None:
         cmd += ["--configfile", str(config)]
-    return cmd + list(args), {**os.environ, "ALLDAG_OFFLINE": "1", **(env or {})}
+    return cmd + list(args), workflow_env(env)
 
 
 def snakemake(workdir: Path, *args: str, config: Path | None = None, env: dict | None = None,

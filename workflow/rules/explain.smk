@@ -9,7 +9,7 @@ rule explain:
             "results/explanations/{task}/{backbone}/fold{fold}/explanation_gallery.png",
             caption="../report/explanations.rst",
             category="Explanation",
-            subcategory="{task}",
+            subcategory="{backbone}",
             labels={
                 "task": "{task}",
                 "backbone": "{backbone}",
@@ -23,7 +23,7 @@ rule explain:
             "results/explanations/{task}/{backbone}/fold{fold}/explanation_summary.tsv",
             caption="../report/explanation_summary.rst",
             category="Explanation",
-            subcategory="{task}",
+            subcategory="{backbone}",
             labels={
                 "task": "{task}",
                 "backbone": "{backbone}",

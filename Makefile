@@ -27,6 +27,8 @@ bench: install
 	$(PY) bench/bench_synthetic.py
 	$(PY) bench/bench_workflow.py
 	$(PY) bench/bench_explain.py
+	$(PY) bench/bench_input_pipeline.py
+	$(PY) bench/bench_training_overhead.py
 
 clean:
 	rm -rf results logs .snakemake

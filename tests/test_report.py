@@ -199,3 +199,10 @@ def test_headline_flags_a_best_model_that_does_not_beat_the_colour_baseline():
     assert headline["margin_over_colour_baseline"] == pytest.approx(-0.02)
     text = summary_paragraph({TASK: headline}, None, {}, False, [])
     assert "does NOT clearly beat the colour baseline (0.820)" in text
+
+
+def test_headline_says_tie_instead_of_a_zero_margin():
+    table = pd.DataFrame([comparison_row("Xception", 1.0, True), comparison_row("VGG16", 1.0, True),
+                          comparison_row("colour_baseline", 1.0, False)])
+    text = summary_paragraph({TASK: task_headline(table)}, None, {}, False, [])
+    assert "Xception and VGG16 tie for best with balanced accuracy 1.000" in text and "0.000 above" not in text

@@ -121,7 +121,9 @@ def summary_paragraph(headlines: dict[str, dict], audit: dict | None, leaks: dic
         lo, hi = h["best_ci"]
         text = (f"{task}: {h['best']} is best with balanced accuracy {h['best_value']:.3f} "
                 f"(95% CI {lo:.3f}–{hi:.3f})")
-        if h.get("runner_up"):
+        if h.get("runner_up") and abs(h["margin_over_runner_up"]) < 1e-9:
+            text = text.replace(f"{h['best']} is best", f"{h['best']} and {h['runner_up']} tie for best")
+        elif h.get("runner_up"):
             p = h.get("runner_up_p_holm")
             text += (f", {h['margin_over_runner_up']:.3f} above {h['runner_up']}"
                      + (f" (paired McNemar p = {p:.2g} after Holm)" if p is not None else ""))

@@ -16,6 +16,8 @@ import os
 import shutil
 from pathlib import Path
 
+from alldag.data import write_text_atomic
+
 log = logging.getLogger(__name__)
 STATE = "state.json"
 RUN = "run.json"
@@ -56,9 +58,7 @@ def save_state(directory: str | os.PathLike, model, state: dict, best_weights=No
         if not (directory / state["best_weights"]).is_file():
             np.savez(directory / f".{state['best_weights']}", *best_weights)
             (directory / f".{state['best_weights']}").replace(directory / state["best_weights"])
-    tmp = directory / f".{STATE}.tmp"
-    tmp.write_text(json.dumps(state, indent=1, default=float))
-    tmp.replace(directory / STATE)
+    write_text_atomic(json.dumps(state, indent=1, default=float), directory / STATE)
     keep = {STATE, RUN, weights, state["best_weights"]}
     for old in directory.iterdir():
         if old.name not in keep and not old.name.startswith("."):

@@ -156,6 +156,15 @@ def select_subset(dataset: pd.DataFrame, classes: list[str], max_per_class: int 
     return pd.concat(parts, ignore_index=True)
 
 
+def write_text_atomic(text: str, path: str | os.PathLike) -> None:
+    """Write text via a temporary file, so a crash never leaves a half-written file."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(text)
+    tmp.replace(path)
+
+
 def write_tsv_atomic(df: pd.DataFrame, path: str | os.PathLike) -> None:
     """Write df as TSV via a temporary file, so a crash never leaves a half-written table."""
     path = Path(path)

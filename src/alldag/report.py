@@ -6,7 +6,7 @@ import base64
 import html
 import json
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from pathlib import Path
 
 import pandas as pd
@@ -14,7 +14,7 @@ import yaml
 from jinja2 import Environment, PackageLoader, select_autoescape
 
 from alldag.compare import STUDY_ACCURACY
-from alldag.data import read_tsv, write_tsv_atomic
+from alldag.data import read_tsv, write_text_atomic, write_tsv_atomic
 from alldag.split import split_counts
 from alldag.summary import mlflow_runs, package_versions, skipped_checks, summary_paragraph, task_headline
 
@@ -202,13 +202,13 @@ def build_report(provenance_json, audit_json, leakage_tsvs: dict[str, str], spli
     paragraph = summary_paragraph(headlines, audit, leaks, bool(provenance.get("synthetic")), missing,
                                   {e["task"]: e["headline"] for e in explanations})
     if summary_json_out:
-        _write_json({"synthetic": bool(provenance.get("synthetic")), "demo": bool(provenance.get("demo")),
+        write_text_atomic(json.dumps({"synthetic": bool(provenance.get("synthetic")), "demo": bool(provenance.get("demo")),
                      "data_source": provenance.get("source"), "summary": paragraph, "tasks": headlines,
                      "explanations": {e["task"]: e["headline"] for e in explanations},
                      "skipped_checks": checks, "missing": missing, "leakage_crossing_clusters": leaks,
                      "audit": {k: audit[k] for k in ("checked", "usable", "quarantined", "duplicate_clusters")}
                      if audit else None, "git_commit": commit, "versions": versions, "mlflow": runs},
-                    summary_json_out)
+                    indent=2, default=str), summary_json_out)
     env = Environment(loader=PackageLoader("alldag", "templates"), autoescape=select_autoescape(["html"]))
     page = env.get_template("report.html.j2").render(
         synthetic=provenance.get("synthetic"), demo=provenance.get("demo"), provenance=provenance, audit=audit,
@@ -220,17 +220,8 @@ def build_report(provenance_json, audit_json, leakage_tsvs: dict[str, str], spli
         figures=figures, config=config, config_yaml=yaml.safe_dump(config, sort_keys=False),
         comparisons=comparisons, explanations=explanations, commit=commit, versions=versions, runs=runs,
         citations=CITATIONS)
-    tmp = Path(report_out).with_name(f".{Path(report_out).name}.tmp")
-    tmp.parent.mkdir(parents=True, exist_ok=True)
-    tmp.write_text(page)
-    tmp.replace(report_out)
+    write_text_atomic(page, report_out)
     return page
-
-
-def _write_json(data: dict, path) -> None:
-    tmp = Path(path).with_name(f".{Path(path).name}.tmp")
-    tmp.write_text(json.dumps(data, indent=2, default=str))
-    tmp.replace(path)
 
 
 def build_report_from_lists(provenance_json, audit_json, leakage_tsvs: dict[str, str], manifests: list[str],
@@ -258,8 +249,7 @@ def report_job(inputs: dict, params: dict, outputs: dict) -> str:
     """The report rule's work from its named inputs, params and outputs (also run for a partial report)."""
     tasks = params["tasks"]
     inputs = {k: _as_list(v) for k, v in inputs.items()}
-    kinds = ("metrics", "history", "curves", "confusion", "roc", "reliability", "explanation", "explanation_summary",
-             "run")
+    kinds = [f.name for f in fields(ModelResult) if f.name not in ("task", "backbone", "fold")]
     return build_report_from_lists(
         inputs["provenance"][0], inputs["audit"][0], dict(zip(tasks, inputs["leakage"])), inputs["manifests"],
         inputs["augmentation"][0], dict(zip(tasks, inputs["previews"])), tasks, params["backbones"],

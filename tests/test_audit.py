@@ -15,7 +15,8 @@ from alldag.audit import audit_dataset
 from alldag.data import SourceDecision, scan_dataset, write_tsv_atomic
 from alldag.download import materialise_dataset
 from alldag.split import check_leakage, leakage, make_folds, split_counts
-from alldag.synthetic import generate_dataset, image_rng, render_smear
+from alldag.classes import file_prefix
+from alldag.synthetic import SEGMENTATION_FAILURE_RATE, generate_dataset, image_rng, render_smear, twin_rng
 from alldag.verify import build_manifest, verification_failure, verify_folder
 
 
@@ -104,13 +105,21 @@ def test_duplicate_audit_finds_all_planted_and_no_others(audited):
     assert summary["cross_class_clusters"] == 0
 
 
-def test_nearly_empty_masks_are_flagged(audited):
+def test_nearly_empty_masks_are_flagged_and_replaced_by_the_stain_mask(audited):
     summary, t = audited
     images = t["images"].set_index("image_id")
-    assert images.loc["Benign/WBC-Benign-005.jpg", "mask_empty"] in (True, "True")
-    assert summary["masks_nearly_empty"] == 1
+    # the generator's failed segmentations (class-dependent) plus the planted black twin
+    failed = {f"{c}/{file_prefix(c)}-{i:03d}.jpg" for c, n in {"Benign": 12, "Early": 6, "Pre": 6, "Pro": 14}.items()
+              for i in range(1, n + 1) if twin_rng(4, c, i).uniform() < SEGMENTATION_FAILURE_RATE[c]}
+    failed.add("Benign/WBC-Benign-005.jpg")
+    empty = set(images.index[images["mask_empty"].astype(str).eq("True") & (images["mask_path"] != "")])
+    assert empty == failed and summary["masks_nearly_empty"] == len(failed)
+    assert (images.loc[sorted(failed), "mask_source"] == "stain").all()
     ok = images.loc["Benign/WBC-Benign-006.jpg"]
     assert ok["mask_empty"] in (False, "False") and 0.03 < float(ok["mask_fraction"]) < 0.4
+    assert ok["mask_source"] == "segmented" and float(ok["leukocyte_fraction"]) == float(ok["mask_fraction"])
+    assert images.loc["Pro/WBC-Malignant-Pro-101.jpg", "mask_source"] == "stain"  # no twin: the stain mask
+    assert sum(summary["mask_sources"].values()) == summary["usable"]
 
 
 def test_group_aware_kfold_keeps_clusters_together_and_stratifies(audited):

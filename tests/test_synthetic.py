@@ -5,14 +5,18 @@ from __future__ import annotations
 import numpy as np
 import pytest
 from PIL import Image
+from scipy import ndimage
 
 from alldag.classes import CLASSES, file_prefix
 from alldag.synthetic import (
+    EXTRA_LEUKOCYTE_RATE,
     IMAGE_SIZE,
+    SEGMENTATION_FAILURE_RATE,
     generate_dataset,
     image_rng,
-    mask_from_segmented,
     render_smear,
+    segmented_twin,
+    twin_rng,
 )
 
 from conftest import SYNTHETIC_PER_CLASS, SYNTHETIC_SEED
@@ -126,29 +130,38 @@ def test_generate_dataset_layout(synthetic_root):
 
 
 def test_generated_original_matches_render(synthetic_root):
-    image, _ = render_smear("Early", image_rng(SYNTHETIC_SEED, "Early", 3))
+    image, _ = render_smear("Early", image_rng(SYNTHETIC_SEED, "Early", 3), extra_leukocytes=EXTRA_LEUKOCYTE_RATE)
     with Image.open(synthetic_root / "Original" / "Early" / "WBC-Malignant-Early-003.jpg") as im:
         assert im.size == (IMAGE_SIZE, IMAGE_SIZE) and im.mode == "RGB"
         decoded = np.asarray(im).astype(int)
     assert np.abs(decoded - image.astype(int)).mean() < 4  # JPEG error only
 
 
-@pytest.mark.parametrize("cls", CLASSES)
-def test_mask_from_segmented_recovers_mask(synthetic_root, cls):
-    for i in (1, 5, 8):
-        _, mask = render_smear(cls, image_rng(SYNTHETIC_SEED, cls, i))
-        with Image.open(synthetic_root / "Segmented" / cls / f"{file_prefix(cls)}-{i:03d}.jpg") as im:
-            recovered = mask_from_segmented(np.asarray(im))
-        iou = (recovered & mask).sum() / (recovered | mask).sum()
-        assert iou > 0.95, (cls, i, iou)
+def test_extra_leukocytes_share_some_fields_and_leave_the_rest_alone():
+    counts = []
+    for i in range(1, 31):
+        one, one_mask = render_smear("Pre", image_rng(2, "Pre", i))
+        more, more_mask = render_smear("Pre", image_rng(2, "Pre", i), extra_leukocytes=1.0)
+        assert (one_mask & ~more_mask).sum() == 0  # the first leukocyte is where it was
+        outside = ~more_mask
+        assert np.abs(one[outside].astype(int) - more[outside]).max() == 0  # the rest of the field too
+        counts.append(ndimage.label(more_mask)[1])
+    assert min(counts) >= 1 and max(counts) == 3 and np.mean(np.array(counts) > 1) > 0.6, counts
 
 
-def test_mask_from_segmented_threshold():
-    seg = np.zeros((2, 3, 3), np.uint8)
-    seg[0, 0] = (0, 0, 25)
-    seg[0, 1] = (24, 24, 24)
-    seg[1, 2] = (200, 10, 10)
-    np.testing.assert_array_equal(mask_from_segmented(seg), [[True, False, False], [False, False, True]])
+def test_segmented_twin_has_speckle_outlines_and_failures():
+    image, mask = render_smear("Pro", image_rng(2, "Pro", 1))
+    twin = segmented_twin(image, mask, twin_rng(2, "Pro", 1), failed=False)
+    lit = twin.max(axis=-1) > 0
+    np.testing.assert_array_equal(twin[mask], image[mask])  # the leukocyte as it is in the image
+    assert 0.01 < (lit & ~mask).mean() < 0.1  # speckle and red-cell outlines on the black field
+    assert np.percentile(twin[lit & ~mask].max(axis=-1), 95) < 100  # faint
+    failed = segmented_twin(image, mask, twin_rng(2, "Pro", 1), failed=True)
+    assert 0 < ((failed.max(axis=-1) > 0) & mask).sum() < 0.06 * mask.sum()
+    # failures are class-dependent: most often Pro-B
+    rate = {c: np.mean([twin_rng(0, c, i).uniform() < SEGMENTATION_FAILURE_RATE[c] for i in range(400)])
+            for c in CLASSES}
+    assert rate["Pro"] > 0.4 and max(rate["Benign"], rate["Early"], rate["Pre"]) < 0.1
 
 
 def test_generate_dataset_returns_count_and_replaces_existing(tmp_path):

@@ -13,7 +13,8 @@ from PIL import Image
 
 from alldag.data import read_tsv, write_tsv_atomic
 from alldag.duplicates import cluster_duplicates
-from alldag.quality import check_image, mask_fraction
+from alldag.masks import SOURCES, leukocyte_mask, mask_from_segmented, read_rgb
+from alldag.quality import check_image
 from alldag.verify import sha256_file
 
 log = logging.getLogger(__name__)
@@ -40,10 +41,23 @@ def check_images(dataset: pd.DataFrame, fixed_dir: str | os.PathLike, expected_s
     return pd.DataFrame(usable), pd.DataFrame(quarantined, columns=QUARANTINE_COLUMNS)
 
 
+def leukocyte_mask_record(image_path, twin_path, min_fraction: float) -> dict:
+    """One image's mask columns: mask_fraction (share of the cleaned Segmented/ twin; NaN without one),
+    mask_source (segmented / stain / none: see alldag.masks) and leukocyte_fraction (share of the mask
+    used; NaN for none)."""
+    image, twin = read_rgb(image_path), read_rgb(twin_path)
+    found = leukocyte_mask(image, twin, min_fraction) if image is not None else None
+    return {"mask_fraction": float(mask_from_segmented(twin).mean()) if twin is not None else float("nan"),
+            "mask_source": found.source if found else "none",
+            "leukocyte_fraction": float(found.mask.mean()) if found and found.mask is not None else float("nan")}
+
+
 def add_mask_coverage(images: pd.DataFrame, min_fraction: float) -> pd.DataFrame:
-    """Add mask_fraction (leukocyte share of the Segmented/ twin; NaN if none) and mask_empty flags."""
-    fractions = np.array([mask_fraction(p) if p else np.nan for p in images["mask_path"]])
-    return images.assign(mask_fraction=fractions, mask_empty=~(fractions >= min_fraction))
+    """Add leukocyte_mask_record's columns and mask_empty (the twin is nearly empty or missing)."""
+    records = pd.DataFrame([leukocyte_mask_record(path, twin, min_fraction)
+                            for path, twin in zip(images["path"], images["mask_path"])], index=images.index,
+                           columns=["mask_fraction", "mask_source", "leukocyte_fraction"])
+    return images.assign(**records, mask_empty=~(records["mask_fraction"] >= min_fraction))
 
 
 def audit_dataset(dataset_tsv, fixed_dir, expected_size: int, near_threshold: float, mask_min_fraction: float,
@@ -72,6 +86,7 @@ def audit_dataset(dataset_tsv, fixed_dir, expected_size: int, near_threshold: fl
         "masks_missing": int(images["mask_fraction"].isna().sum()),
         "masks_nearly_empty": int((images["mask_empty"] & images["mask_fraction"].notna()).sum()),
         "mask_min_fraction": mask_min_fraction,
+        "mask_sources": {s: int((images["mask_source"] == s).sum()) for s in SOURCES},
     }
     write_tsv_atomic(images, images_out)
     write_tsv_atomic(quarantine, quarantine_out)

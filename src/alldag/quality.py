@@ -13,7 +13,6 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
-from alldag.synthetic import mask_from_segmented
 
 EXPECTED_SIZE = 224
 
@@ -66,12 +65,3 @@ def _to_rgb(img: Image.Image) -> Image.Image:
         arr = (arr - arr.min()) / span * 255 if span > 0 else np.zeros_like(arr)
         return Image.fromarray(arr.astype(np.uint8)).convert("RGB")
     return img.convert("RGB")
-
-
-def mask_fraction(mask_path: str | os.PathLike) -> float:
-    """Share of the Segmented/ image covered by the leukocyte; NaN when it cannot be read."""
-    try:
-        with Image.open(mask_path) as img:
-            return float(mask_from_segmented(np.asarray(img.convert("RGB"))).mean())
-    except (OSError, UnidentifiedImageError, ValueError):
-        return float("nan")

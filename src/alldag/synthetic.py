@@ -9,7 +9,10 @@ per image independently of the class, so colour is *not* a shortcut unless one i
 purpose with ``shortcut`` (a class-coded bottom-right corner overlay like a scale bar).
 
 Every image depends only on (seed, class, index): generation is deterministic and can be split
-across processes. ``Segmented/`` holds the leukocyte on black, so the exact mask is recoverable.
+across processes. ``Segmented/`` holds the leukocyte on black with the artefacts of the real twins
+(JPEG speckle, faint red-cell outlines, and a class-dependent rate of failed, nearly empty
+segmentations, most often Pro-B); some fields hold more than one leukocyte. The exact mask is what
+``render_smear`` returns.
 """
 
 from __future__ import annotations
@@ -28,7 +31,11 @@ from alldag.classes import CLASSES, file_prefix
 
 IMAGE_SIZE = 224
 JPEG_QUALITY = 92
-SEGMENTED_THRESHOLD = 24  # max-channel value above which a Segmented/ pixel is leukocyte
+# Real-twin artefacts (generate_dataset): share of fields with extra leukocytes, and per class the share of
+# Segmented/ twins whose segmentation failed (597 of 3,256 real twins are nearly empty, most of them Pro-B).
+EXTRA_LEUKOCYTE_RATE = 0.3
+SEGMENTATION_FAILURE_RATE = {"Benign": 0.04, "Early": 0.04, "Pre": 0.04, "Pro": 0.6}
+SPECKLE_DENSITY = 0.01  # share of black twin pixels hit by a JPEG-like speck
 
 
 @dataclass(frozen=True)
@@ -109,13 +116,16 @@ def _paint_disc(img: np.ndarray, cy: float, cx: float, r: float, rgb: np.ndarray
 
 
 def render_smear(cls: str, rng: np.random.Generator, size: int = IMAGE_SIZE,
-                 shortcut: float = 0.0, colour_shortcut: float = 0.0) -> tuple[np.ndarray, np.ndarray]:
+                 shortcut: float = 0.0, colour_shortcut: float = 0.0,
+                 extra_leukocytes: float = 0.0) -> tuple[np.ndarray, np.ndarray]:
     """Render one field of class `cls`.
 
     Returns (image, mask): image is uint8 (size, size, 3) RGB; mask is bool (size, size), True on
-    the leukocyte (nucleus and cytoplasm). `shortcut` in [0, 1] is the probability that the
+    the leukocytes (nucleus and cytoplasm). `shortcut` in [0, 1] is the probability that the
     class-coded corner bar is drawn; `colour_shortcut` in [0, 1] the probability of a class-coded
-    stain tint (the kind of signal a global-colour classifier picks up).
+    stain tint (the kind of signal a global-colour classifier picks up); `extra_leukocytes` in
+    [0, 1] the probability that one or two more leukocytes of the class share the field (drawn from
+    a child stream, so the rest of the field is the same with or without them).
     """
     m = MORPHOLOGY[cls]
     scale = size / IMAGE_SIZE
@@ -177,6 +187,8 @@ def render_smear(cls: str, rng: np.random.Generator, size: int = IMAGE_SIZE,
         sub[:] = np.where(blob[..., None], sub * 0.3 + _NUCLEOLUS * 0.7, sub)
     mask = np.zeros((size, size), bool)
     mask[y0:y1, x0:x1] = cell
+    if extra_leukocytes > 0:
+        _paint_extra_leukocytes(img, mask, m, rng.spawn(1)[0], scale, extra_leukocytes)
 
     # Stain and illumination vary per slide, independently of the class.
     img *= rng.uniform(0.9, 1.08, 3).astype(np.float32) * rng.uniform(0.92, 1.06)
@@ -193,14 +205,82 @@ def render_smear(cls: str, rng: np.random.Generator, size: int = IMAGE_SIZE,
     return np.clip(img, 0, 255).astype(np.uint8), mask
 
 
-def mask_from_segmented(segmented: np.ndarray) -> np.ndarray:
-    """Leukocyte mask (bool HxW) from a Segmented/ image (leukocyte on black)."""
-    return segmented.max(axis=-1) > SEGMENTED_THRESHOLD
+def _paint_extra_leukocytes(img: np.ndarray, mask: np.ndarray, m: Morphology, rng: np.random.Generator,
+                            scale: float, rate: float) -> None:
+    """With probability `rate`, paint one or two more leukocytes of morphology `m` into img and mask
+    (in place): round cells clear of the other leukocytes and of the scale-bar corner."""
+    if rng.uniform() >= rate:
+        return
+    size = img.shape[0]
+    yy, xx = np.ogrid[0:size, 0:size]
+    for _ in range(int(rng.integers(1, 3))):
+        radius = max(rng.normal(*m.cell_radius), 18) * scale * 0.8  # room beside the centred cell
+        for _attempt in range(50):
+            cy, cx = rng.uniform(radius + 2, size - radius - 2, 2)
+            in_corner = min(cy, cx) + radius > 0.7 * size  # the scale-bar corner (corner_fraction 0.3)
+            clear = not mask[(yy - cy) ** 2 + (xx - cx) ** 2 <= (radius + 6 * scale) ** 2].any()
+            if clear and not in_corner:
+                break
+        else:
+            continue
+        dist2 = (yy - cy) ** 2 + (xx - cx) ** 2
+        cell = dist2 <= radius ** 2
+        nc = np.clip(rng.normal(*m.nc_ratio), 0.55, 0.96)
+        nucleus = dist2 <= (nc * radius) ** 2
+        texture = _smooth_noise(rng, size, max(2, m.chromatin_scale * size // 224))
+        dark = np.clip(m.nucleus_darkness + m.chromatin_contrast * texture, 0, 1)[..., None]
+        cyto = np.array(m.cytoplasm_rgb, np.float32) * rng.uniform(0.95, 1.04)
+        img[:] = np.where(cell[..., None], cyto, img)
+        img[:] = np.where(nucleus[..., None], _NUCLEUS_PALE * (1 - dark) + _NUCLEUS_DARK * dark, img)
+        mask |= cell
+
+
+def twin_rng(seed: int, cls: str, index: int) -> np.random.Generator:
+    """The random stream of one Segmented/ twin's artefacts, apart from the image's own stream."""
+    return np.random.default_rng([seed, CLASSES.index(cls), index, 1])
+
+
+def segmented_twin(image: np.ndarray, mask: np.ndarray, rng: np.random.Generator, failed: bool) -> np.ndarray:
+    """The Segmented/ twin of a field (uint8 RGB) as the real ones look: the leukocytes on black, with
+    faint red-cell outlines and JPEG-like speckle; a `failed` segmentation keeps only a small fragment."""
+    kept = _failed_fragment(mask, rng) if failed else mask
+    twin = np.where(kept[..., None], image, 0).astype(np.float32)
+    twin += _red_cell_outlines(image, mask)[..., None] * image * 0.3
+    twin += np.where(kept, 0, _speckle(rng, mask.shape[0]))[..., None]
+    return np.clip(twin, 0, 255).astype(np.uint8)
+
+
+def _failed_fragment(mask: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """What a failed segmentation keeps: a small disc of the leukocyte (about 3 % of its area)."""
+    ys, xs = np.nonzero(mask)
+    if len(ys) == 0:
+        return mask
+    pick = int(rng.integers(len(ys)))
+    r = np.sqrt(0.03 * len(ys) / np.pi)
+    yy, xx = np.ogrid[0:mask.shape[0], 0:mask.shape[1]]
+    return mask & ((yy - ys[pick]) ** 2 + (xx - xs[pick]) ** 2 <= r * r)
+
+
+def _red_cell_outlines(image: np.ndarray, mask: np.ndarray) -> np.ndarray:
+    """Bool rims (about 2 px at 224 px) of the red cells outside the leukocytes: where R - B is well above
+    the field's median (the plasma's)."""
+    from scipy.ndimage import binary_erosion
+
+    redness = image[..., 0].astype(np.int16) - image[..., 2]
+    red = (redness > np.median(redness) + 30) & ~mask
+    return red & ~binary_erosion(red, iterations=max(1, round(2 * image.shape[0] / IMAGE_SIZE)))
+
+
+def _speckle(rng: np.random.Generator, size: int) -> np.ndarray:
+    """Sparse faint specks (float, 0 off the specks) like JPEG noise on a black Segmented/ field."""
+    hits = rng.random((size, size)) < SPECKLE_DENSITY
+    return np.where(hits, rng.uniform(20, 90, (size, size)), 0.0).astype(np.float32)
 
 
 def generate_dataset(root: str | os.PathLike, images_per_class: dict[str, int], seed: int,
                      shortcut: float = 0.0, size: int = IMAGE_SIZE, colour_shortcut: float = 0.0) -> int:
-    """Write a synthetic dataset under root as Original/<Class>/*.jpg plus its Segmented/ twin.
+    """Write a synthetic dataset under root as Original/<Class>/*.jpg plus its Segmented/ twin
+    (with the real twins' artefacts, see segmented_twin; extra leukocytes in EXTRA_LEUKOCYTE_RATE of fields).
 
     The folder is built in a temporary sibling and renamed into place, so an interrupted run never
     leaves a half-written dataset. Returns the number of images written per folder.
@@ -215,11 +295,14 @@ def generate_dataset(root: str | os.PathLike, images_per_class: dict[str, int], 
             orig_dir.mkdir(parents=True)
             seg_dir.mkdir(parents=True)
             for i in range(1, count + 1):
-                image, mask = render_smear(cls, image_rng(seed, cls, i), size, shortcut, colour_shortcut)
+                image, mask = render_smear(cls, image_rng(seed, cls, i), size, shortcut, colour_shortcut,
+                                           extra_leukocytes=EXTRA_LEUKOCYTE_RATE)
                 name = f"{file_prefix(cls)}-{i:03d}.jpg"
                 Image.fromarray(image).save(orig_dir / name, quality=JPEG_QUALITY)
-                segmented = np.where(mask[..., None], image, 0)
-                Image.fromarray(segmented.astype(np.uint8)).save(seg_dir / name, quality=JPEG_QUALITY)
+                artefacts = twin_rng(seed, cls, i)
+                failed = artefacts.uniform() < SEGMENTATION_FAILURE_RATE[cls]
+                segmented = segmented_twin(image, mask, artefacts, failed)
+                Image.fromarray(segmented).save(seg_dir / name, quality=JPEG_QUALITY)
                 total += 1
         if root.exists():
             shutil.rmtree(root)

@@ -24,6 +24,7 @@ from alldag.attribution_metrics import (
     superpixel_spearman,
     top_iou,
     top_region,
+    wilson_ci,
 )
 
 
@@ -49,6 +50,20 @@ def test_top_region_takes_the_top_share():
     sparse[0, :5] = 1.0
     assert top_region(sparse, 20).sum() == 5
     assert not top_region(np.zeros((4, 4)), 20).any()
+
+
+def test_ties_do_not_enlarge_the_top_region():
+    lime_like = np.zeros((10, 10), np.float32)
+    lime_like[:5] = 1.0  # one superpixel of 50 pixels with the top weight
+    lime_like[5:] = 0.5
+    for seed in range(3):
+        region = top_region(lime_like, 20, np.random.default_rng(seed).random(100))
+        assert region.sum() == 20 and region[:5].sum() == 20  # exactly k, all from the top superpixel
+    a, b = top_region(lime_like, 20, np.random.default_rng(0).random(100)), \
+        top_region(lime_like, 20, np.random.default_rng(1).random(100))
+    assert not np.array_equal(a, b)  # which tied pixels: random with the seed
+    assert top_iou(lime_like, lime_like.copy(), 20, np.random.default_rng(5)) == 1.0  # same keys for both maps
+    assert top_region(np.ones((10, 10)), 20).sum() == 20  # a flat map too
 
 
 def test_top_iou_identical_disjoint_partial():
@@ -128,19 +143,40 @@ def test_map_metrics():
     heat = np.zeros((10, 10), np.float32)
     heat[1, 1], heat[9, 9] = 3.0, 1.0
     out = map_metrics(heat, mask, corner)
-    assert out == pytest.approx({"mask_mass": 0.75, "pointing": 1.0, "background_mass": 0.25, "corner_mass": 0.25})
+    assert out == pytest.approx({"mask_mass": 0.75, "pointing": 1.0, "background_mass": 0.25, "corner_mass": 0.25,
+                                 "mask_ratio": 3.0, "background_ratio": 1 / 3, "corner_ratio": 0.25 / 0.09,
+                                 "mask_area": 0.25})
     uniform = map_metrics(np.ones((10, 10)), mask, corner)
     assert uniform == pytest.approx({"mask_mass": 0.25, "pointing": 0.25, "background_mass": 0.75,
-                                     "corner_mass": 0.09})
+                                     "corner_mass": 0.09, "mask_ratio": 1.0, "background_ratio": 1.0,
+                                     "corner_ratio": 1.0, "mask_area": 0.25})
     no_mask = map_metrics(heat, None, corner)
     assert math.isnan(no_mask["mask_mass"]) and math.isnan(no_mask["pointing"]) and no_mask["corner_mass"] == 0.25
+    assert math.isnan(no_mask["mask_ratio"]) and math.isnan(no_mask["mask_area"])
     assert math.isnan(map_metrics(heat, np.zeros((10, 10), bool), corner)["background_mass"])
+
+
+@pytest.mark.parametrize("size,cells", [(32, 1), (64, 1), (224, 1), (224, 3)])
+def test_mask_ratio_reads_the_same_on_every_size_and_cell_count(size, cells):
+    """A uniform map scores 1.0; a map exactly on the mask scores the maximum, 1 / the mask's area fraction;
+    a map half on, half off (by mass) scores the same share over area whatever the field."""
+    yy, xx = np.mgrid[0:size, 0:size]
+    mask = np.zeros((size, size), bool)
+    for k in range(cells):
+        mask |= (yy - size * (k + 1) / (cells + 1)) ** 2 + (xx - size / 2) ** 2 <= (size / 10) ** 2
+    corner = corner_region(size, 0.3)
+    assert map_metrics(np.ones((size, size)), mask, corner)["mask_ratio"] == pytest.approx(1.0)
+    on_mask = map_metrics(mask.astype(np.float32), mask, corner)
+    assert on_mask["mask_ratio"] == pytest.approx(1 / mask.mean()) and on_mask["background_ratio"] == 0.0
+    half = np.where(mask, 0.5 / mask.sum(), 0.5 / (~mask).sum())
+    assert map_metrics(half, mask, corner)["mask_ratio"] == pytest.approx(0.5 / mask.mean())
+    assert map_metrics(half, mask, corner)["mask_mass"] == pytest.approx(0.5)
 
 
 def test_agreement_metrics():
     seg = _quadrants()
     a = seg.astype(np.float32)
-    assert agreement_metrics(a, a, seg, 25) == pytest.approx({"top_iou": 1.0, "spearman": 1.0})
+    assert agreement_metrics(a, a, seg, 25, np.random.default_rng(0)) == pytest.approx({"top_iou": 1.0, "spearman": 1.0})
 
 
 def test_attribution_order_most_first_ties_random():
@@ -197,26 +233,51 @@ def test_curve_auc():
     assert curve_auc([1, 1, 1]) == pytest.approx(1.0)
     assert curve_auc([1, 0]) == pytest.approx(0.5)
     assert curve_auc(np.linspace(0, 1, 11)) == pytest.approx(0.5)
+    assert curve_auc([0.5, 0.5], reference=0.5) == pytest.approx(1.0)  # relative to the original probability
+    assert math.isnan(curve_auc([0, 0], reference=0.0))
 
 
-def test_mean_ci():
+def test_wilson_ci_stays_inside_0_1():
+    low, high = wilson_ci(0, 10)
+    assert low == 0.0 and 0.2 < high < 0.35  # 0/10: [0, 0.278]
+    low, high = wilson_ci(10, 10)
+    assert high == pytest.approx(1.0) and high <= 1.0 and 0.65 < low < 0.8
+    assert wilson_ci(5, 10) == pytest.approx((0.2366, 0.7634), abs=1e-4)
+    assert all(math.isnan(v) for v in wilson_ci(0, 0))
+
+
+def test_mean_ci_bootstrap_and_wilson():
     out = mean_ci([1.0, 2.0, 3.0, float("nan")])
     assert out["n"] == 3 and out["mean"] == pytest.approx(2.0) and out["sd"] == pytest.approx(1.0)
-    half = 4.302653 / np.sqrt(3)  # t(0.975, df=2)
-    assert out["ci_low"] == pytest.approx(2 - half, rel=1e-5) and out["ci_high"] == pytest.approx(2 + half, rel=1e-5)
+    assert out["interval"] == "bootstrap" and 1.0 <= out["ci_low"] < 2.0 < out["ci_high"] <= 3.0
+    assert out == mean_ci([1.0, 2.0, 3.0])  # seeded
     one = mean_ci([0.4])
     assert one["mean"] == 0.4 and math.isnan(one["ci_low"])
     assert mean_ci([])["n"] == 0
+    # shares near 0 never get an interval below 0 (a t-interval would)
+    shares = mean_ci([0.0] * 9 + [0.3])
+    assert shares["ci_low"] >= 0.0 and shares["ci_high"] <= 0.3
+    hits = mean_ci([0, 0, 0, 1, 0, 0, 0, 0], proportion=True)
+    assert hits["interval"] == "wilson" and (hits["ci_low"], hits["ci_high"]) == pytest.approx(wilson_ci(1, 8))
+    tied = mean_ci([0, 0.5, 1, 0.25], proportion=True)  # expected hits of tied peaks: not 0/1
+    assert tied["interval"] == "bootstrap" and 0 <= tied["ci_low"] <= tied["ci_high"] <= 1
 
 
 def test_summarise_explanations():
-    per_image = pd.DataFrame({"image_id": ["a", "a", "b", "b"], "label": "x", "predicted": "x", "confidence": 0.9,
-                              "method": ["gradcam", "uniform"] * 2, "mask_mass": [0.6, 0.1, 0.8, 0.1]})
+    per_image = pd.DataFrame({"image_id": ["a", "a", "b", "b", "c", "c"], "label": ["x", "x", "x", "x", "y", "y"],
+                              "predicted": "x", "confidence": 0.9, "mask_source": ["segmented"] * 4 + ["none"] * 2,
+                              "method": ["gradcam", "uniform"] * 3, "mask_mass": [0.6, 0.1, 0.8, 0.1, np.nan, np.nan],
+                              "pointing": [1.0, 0.1, 0.0, 0.1, np.nan, np.nan]})
     agreement = pd.DataFrame({"image_id": ["a", "b"], "label": "x", "predicted": "x", "confidence": 0.9,
-                              "pair": "gradcam_vs_lime", "top_iou": [0.2, 0.4], "spearman": [0.1, float("nan")]})
-    summary = summarise_explanations(per_image, agreement).set_index(["method", "metric"])
-    assert summary.loc[("gradcam", "mask_mass"), "mean"] == pytest.approx(0.7)
-    assert summary.loc[("uniform", "mask_mass"), "sd"] == 0.0
-    assert summary.loc[("gradcam_vs_lime", "top_iou"), "n"] == 2
-    assert summary.loc[("gradcam_vs_lime", "spearman"), "n"] == 1
-    assert set(summary.columns) == {"n", "mean", "sd", "ci_low", "ci_high"}
+                              "mask_source": "segmented", "pair": "gradcam_vs_lime", "top_iou": [0.2, 0.4],
+                              "spearman": [0.1, float("nan")]})
+    summary = summarise_explanations(per_image, agreement).set_index(["method", "label", "metric"])
+    assert summary.loc[("gradcam", "all", "mask_mass"), "mean"] == pytest.approx(0.7)
+    assert summary.loc[("gradcam", "all", "mask_mass"), "n"] == 2  # image c has no mask: not scored, not 0
+    assert summary.loc[("gradcam", "x", "mask_mass"), "mean"] == pytest.approx(0.7)
+    assert summary.loc[("gradcam", "y", "mask_mass"), "n"] == 0
+    assert summary.loc[("gradcam", "all", "pointing"), "interval"] == "wilson"
+    assert summary.loc[("uniform", "all", "mask_mass"), "sd"] == 0.0
+    assert summary.loc[("gradcam_vs_lime", "all", "top_iou"), "n"] == 2
+    assert summary.loc[("gradcam_vs_lime", "all", "spearman"), "n"] == 1
+    assert set(summary.columns) == {"n", "mean", "sd", "ci_low", "ci_high", "interval"}

@@ -9,16 +9,19 @@ import pandas as pd
 import pytest
 
 from alldag.explain import (
+    FILLS,
     METHODS,
     UNIFORM,
     _lime_explainer,
     background_fill,
     batched_predict,
+    blurred_fill,
     choose_images,
     explain_images,
     faithfulness,
+    gallery_choice,
     lime_segments_to_heatmap,
-    load_mask,
+    load_masks,
     normalise_heatmap,
     quickshift_kernel,
     resize_heatmap,
@@ -112,23 +115,46 @@ def test_batched_predict_calls_in_batches():
 
 
 def test_faithfulness_rewards_the_map_on_the_evidence():
-    """Toy model: p(class 0) is the brightness of the top-left quarter; the right map beats random."""
-    size = 16
+    """Toy model: p(class 0) is the contrast of a fine checkerboard in the top-left quarter, which both the
+    median fill and the blurred copy remove; the right map beats random, random beats the wrong map."""
+    size = 32
     image = np.full((size, size, 3), 100.0, np.float32)
-    image[:8, :8] = 250.0  # the evidence, brighter than the median colour
+    image[:16, :16] += 100.0 * (np.indices((16, 16)).sum(axis=0) % 2)[..., None]  # the evidence
 
     def predict(batch):
-        p = (np.asarray(batch)[:, :8, :8, 0].mean(axis=(1, 2)) - 100.0) / 150.0
+        quarter = np.asarray(batch)[:, :16, :16, 0]
+        p = np.clip(np.abs(np.diff(quarter, axis=2)).mean(axis=(1, 2)) / 100.0, 0, 1)
         return np.stack([p, 1 - p], axis=1)
 
     right = np.zeros((size, size), np.float32)
-    right[:8, :8] = 1.0
+    right[:16, :16] = 1.0
     aucs = faithfulness(predict, image, 0, {"right": right, "wrong": 1 - right, UNIFORM: np.ones((size, size))},
                         8, np.random.default_rng(0))
-    assert aucs["right"][0] < aucs[UNIFORM][0] < aucs["wrong"][0]  # deletion: lower is better
-    assert aucs["right"][1] > aucs[UNIFORM][1] > aucs["wrong"][1]  # insertion: higher is better
-    # p = 1, 0.5, 0 at x = 0, 1/8, 2/8 (the evidence is the first quarter of the order), then 0
-    assert aucs["right"] == pytest.approx((0.125, 0.875))
+    for fill in FILLS:
+        deletion, insertion = f"deletion_auc_{fill}", f"insertion_auc_{fill}"
+        assert aucs["right"][deletion] < aucs[UNIFORM][deletion] < aucs["wrong"][deletion], (fill, aucs)
+        assert aucs["right"][insertion] > aucs[UNIFORM][insertion] > aucs["wrong"][insertion], (fill, aucs)
+    # median fill: p = 1, about 0.5, 0 at x = 0, 1/8, 2/8 (the evidence is the first quarter of the order), then 0
+    assert aucs["right"]["deletion_auc_median"] == pytest.approx(0.125, abs=0.02)
+
+
+def test_faithfulness_aucs_are_relative_to_the_original_probability():
+    image = np.random.default_rng(0).uniform(0, 255, (16, 16, 3)).astype(np.float32)
+
+    def half_sure(batch):  # p = 0.4 whatever the pixels: every curve is flat at the original probability
+        return np.tile([0.4, 0.6], (len(batch), 1))
+
+    aucs = faithfulness(half_sure, image, 0, {UNIFORM: np.ones((16, 16))}, 4, np.random.default_rng(0))
+    assert aucs[UNIFORM] == pytest.approx({f"{c}_auc_{f}": 1.0 for c in ("deletion", "insertion") for f in FILLS})
+
+
+def test_blurred_fill_keeps_colour_and_removes_detail():
+    image = np.full((64, 64, 3), 120.0, np.float32)
+    image[::2, :, 0] = 220.0  # fine stripes in red
+    blurred = blurred_fill(image)
+    assert blurred.shape == image.shape and blurred.dtype == np.float32
+    assert np.ptp(blurred[8:-8, 8:-8, 0]) < 5 and blurred[..., 0].mean() == pytest.approx(170, abs=1)
+    np.testing.assert_allclose(blurred[..., 1], 120.0)
 
 
 def test_choose_images_is_a_seeded_stratified_sample():
@@ -145,13 +171,26 @@ def test_choose_images_is_a_seeded_stratified_sample():
     assert len(choose_images(test.iloc[:12], 5, seed=0)) == 7  # Benign has 2 test images only
 
 
-def test_load_mask(synthetic_root):
-    seg = synthetic_root / "Segmented" / "Benign" / "WBC-Benign-001.jpg"
-    mask = load_mask(str(seg), 64)
-    assert mask.shape == (64, 64) and mask.dtype == bool
-    assert 0.01 < mask.mean() < 0.5
-    assert load_mask("", 64) is None
-    assert load_mask(str(synthetic_root / "missing.jpg"), 64) is None
+def test_load_masks_rebuilds_the_recorded_source(synthetic_root):
+    name = "Benign/WBC-Benign-001.jpg"
+    row = {"image_id": name, "path": str(synthetic_root / "Original" / name),
+           "mask_path": str(synthetic_root / "Segmented" / name)}
+    chosen = pd.DataFrame([row | {"mask_source": s} for s in ("segmented", "stain", "none")] + [row | {"mask_path": ""}])
+    found = load_masks(chosen, 64)
+    assert [f.source for f in found] == ["segmented", "stain", "none", "stain"]
+    assert found[0].mask.shape == (64, 64) and found[0].mask.dtype == bool and 0.01 < found[0].mask.mean() < 0.5
+    assert found[2].mask is None
+    iou = (found[0].mask & found[1].mask).sum() / (found[0].mask | found[1].mask).sum()
+    assert iou > 0.6  # the stain mask finds the same cell
+    assert [f.source for f in load_masks(chosen.drop(columns="mask_source").iloc[:1], 64)] == ["segmented"]
+
+
+def test_gallery_choice_takes_the_best_and_worst_per_class():
+    chosen = pd.DataFrame({"image_id": list("abcdefg"), "label": ["A"] * 4 + ["B"] * 3})
+    ratios = {"a": 2.0, "b": 5.0, "c": float("nan"), "d": 1.0, "e": float("nan"), "f": float("nan"), "g": 3.0}
+    per_image = pd.DataFrame([{"image_id": i, "method": m, "mask_ratio": r} for i, r in ratios.items()
+                              for m in METHODS] + [{"image_id": "a", "method": UNIFORM, "mask_ratio": 1.0}])
+    assert chosen["image_id"].to_numpy()[gallery_choice(per_image, chosen)].tolist() == ["b", "d", "g", "e"]
 
 
 def _red_model(size):
@@ -201,14 +240,15 @@ def test_explain_images_rows_and_maps():
     rows = pd.DataFrame(method_rows)
     assert len(rows) == 2 * (len(METHODS) + 1) and set(rows["method"]) == set(METHODS) | {UNIFORM}
     uniform = rows[rows["method"] == UNIFORM].set_index("index")
-    assert uniform.at[0, "mask_mass"] == pytest.approx(144 / 1024)
+    assert uniform.at[0, "mask_mass"] == pytest.approx(144 / 1024) and uniform.at[0, "mask_ratio"] == pytest.approx(1)
     assert uniform.at[0, "corner_mass"] == pytest.approx(100 / 1024)  # side round(0.3 * 32) = 10
     assert math.isnan(uniform.at[1, "mask_mass"])  # no mask for image 1
     for method in METHODS:
         found = rows[rows["method"] == method].set_index("index")
         assert (found["corner_mass"] > 3 * uniform["corner_mass"]).all(), (method, found)
-        assert (found["deletion_auc"] < uniform["deletion_auc"]).all(), (method, found)
-        assert (found["insertion_auc"] > uniform["insertion_auc"]).all(), (method, found)
+        for fill in FILLS:
+            assert (found[f"deletion_auc_{fill}"] < uniform[f"deletion_auc_{fill}"]).all(), (method, fill, found)
+            assert (found[f"insertion_auc_{fill}"] > uniform[f"insertion_auc_{fill}"]).all(), (method, fill, found)
     pairs = pd.DataFrame(pair_rows)
     assert len(pairs) == 2 * 3 and set(pairs["pair"]) == {"gradcam_vs_gradcam_pp", "gradcam_vs_lime",
                                                           "gradcam_pp_vs_lime"}

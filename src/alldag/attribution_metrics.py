@@ -10,19 +10,30 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
-from scipy.stats import spearmanr, t as student_t
+from scipy.stats import norm, spearmanr
+
+BOOTSTRAP_RESAMPLES = 2000
+PROPORTION_METRICS = ("pointing",)  # per-image hit (0/1, or an expected hit for tied peaks): Wilson when 0/1
 
 
-def top_region(heat: np.ndarray, percent: float) -> np.ndarray:
-    """The map's top `percent` % of pixels (bool); ties at the threshold are kept, zeros never are."""
+def top_region(heat: np.ndarray, percent: float, tiebreak: np.ndarray | None = None) -> np.ndarray:
+    """Exactly the map's top round(`percent` % of pixels) by rank (bool), zeros never included.
+
+    Ties are ordered by `tiebreak` (random keys, one per pixel; default a fixed seeded draw), so a
+    piecewise-constant map (LIME's superpixels) gets a region of the same size as any other map's.
+    """
     k = max(1, int(round(percent / 100 * heat.size)))
-    threshold = np.partition(heat.ravel(), -k)[-k]
-    return heat >= threshold if threshold > 0 else heat > 0
+    keys = np.random.default_rng(0).random(heat.size) if tiebreak is None else np.ravel(tiebreak)
+    region = np.zeros(heat.size, bool)
+    region[np.lexsort((keys, -heat.ravel()))[:k]] = True
+    return region.reshape(heat.shape) & (heat > 0)
 
 
-def top_iou(a: np.ndarray, b: np.ndarray, percent: float) -> float:
-    """Intersection over union of two maps' top-`percent` % regions; NaN if both regions are empty."""
-    ra, rb = top_region(a, percent), top_region(b, percent)
+def top_iou(a: np.ndarray, b: np.ndarray, percent: float, rng: np.random.Generator | None = None) -> float:
+    """Intersection over union of two maps' top-`percent` % regions (ties broken by the same random keys
+    drawn from rng for both maps); NaN if both regions are empty."""
+    keys = (rng or np.random.default_rng(0)).random(a.size)
+    ra, rb = top_region(a, percent, keys), top_region(b, percent, keys)
     union = (ra | rb).sum()
     return float((ra & rb).sum() / union) if union else float("nan")
 
@@ -88,54 +99,98 @@ def perturbation_series(image: np.ndarray, baseline: np.ndarray, order: np.ndarr
     return np.where(changed, target[None], source[None]).astype(image.dtype)
 
 
-def curve_auc(probabilities: np.ndarray) -> float:
-    """Area under a curve of probabilities sampled at evenly spaced fractions of [0, 1] (trapezoid)."""
+def curve_auc(probabilities: np.ndarray, reference: float = 1.0) -> float:
+    """Area under a curve of probabilities sampled at evenly spaced fractions of [0, 1] (trapezoid), divided
+    by `reference` (the original image's probability of the class: so AUCs compare across models)."""
     p = np.asarray(probabilities, np.float64)
-    return float(np.trapezoid(p, np.linspace(0, 1, len(p))))
+    return float(np.trapezoid(p, np.linspace(0, 1, len(p))) / reference) if reference > 0 else float("nan")
 
 
-def mean_ci(values, confidence: float = 0.95) -> dict:
-    """n, mean, SD and the t-interval of the mean of `values` (NaNs dropped; interval NaN for n < 2)."""
+def wilson_ci(successes: float, n: int, confidence: float = 0.95) -> tuple[float, float]:
+    """Wilson score interval of a proportion successes / n (inside [0, 1]); NaNs for n = 0."""
+    if n == 0:
+        return float("nan"), float("nan")
+    z = norm.ppf(0.5 + confidence / 2)
+    p = successes / n
+    centre = (p + z * z / (2 * n)) / (1 + z * z / n)
+    half = z * np.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / (1 + z * z / n)
+    return float(max(0.0, centre - half)), float(min(1.0, centre + half))
+
+
+def bootstrap_mean_ci(values: np.ndarray, confidence: float = 0.95, seed: int = 0) -> tuple[float, float]:
+    """Percentile bootstrap interval of the mean (BOOTSTRAP_RESAMPLES resamples, seeded): it stays within the
+    values' range, so a share's interval never leaves [0, 1]. NaNs for fewer than 2 values."""
+    v = np.asarray(values, np.float64)
+    if len(v) < 2:
+        return float("nan"), float("nan")
+    means = v[np.random.default_rng(seed).integers(0, len(v), (BOOTSTRAP_RESAMPLES, len(v)))].mean(axis=1)
+    tail = (1 - confidence) / 2
+    return float(np.quantile(means, tail)), float(np.quantile(means, 1 - tail))
+
+
+def mean_ci(values, confidence: float = 0.95, proportion: bool = False) -> dict:
+    """n, mean, SD and the 95 % interval of the mean of `values` (NaNs dropped), and which interval:
+    Wilson for a proportion of 0/1 outcomes (`proportion` and every value 0 or 1), else a percentile bootstrap.
+    """
     v = np.asarray(values, np.float64)
     v = v[~np.isnan(v)]
     n = len(v)
     if n == 0:
-        return {"n": 0, "mean": float("nan"), "sd": float("nan"), "ci_low": float("nan"), "ci_high": float("nan")}
-    mean = float(v.mean())
-    sd = float(v.std(ddof=1)) if n > 1 else float("nan")
-    half = float(student_t.ppf(0.5 + confidence / 2, n - 1) * sd / np.sqrt(n)) if n > 1 else float("nan")
-    return {"n": n, "mean": mean, "sd": sd, "ci_low": mean - half, "ci_high": mean + half}
+        return {"n": 0, "mean": float("nan"), "sd": float("nan"), "ci_low": float("nan"), "ci_high": float("nan"),
+                "interval": ""}
+    binary = proportion and np.isin(v, (0.0, 1.0)).all()
+    low, high = wilson_ci(v.sum(), n, confidence) if binary else bootstrap_mean_ci(v, confidence)
+    return {"n": n, "mean": float(v.mean()), "sd": float(v.std(ddof=1)) if n > 1 else float("nan"),
+            "ci_low": low, "ci_high": high, "interval": "wilson" if binary else "bootstrap"}
 
 
 def map_metrics(heat: np.ndarray, mask: np.ndarray | None, corner: np.ndarray) -> dict:
     """Plausibility and shortcut probes of one map.
 
-    mask_mass (share of mass on the leukocyte), pointing (pointing_hit), background_mass (share
-    outside the leukocyte), corner_mass (share in the scale-bar corner). Mask metrics are NaN
-    without a mask (or with an empty one).
+    mask_mass (share of mass on the leukocytes), pointing (pointing_hit), background_mass (share
+    outside them), corner_mass (share in the scale-bar corner); each share also as a ratio to a uniform
+    map's (the region's area fraction: 1.0 = no better than chance, so it reads the same on every image
+    size and cell count): mask_ratio, background_ratio, corner_ratio; mask_area, the leukocytes' area
+    fraction. Mask metrics are NaN without a mask (or with an empty one): such images are not scored.
     """
-    out = {"mask_mass": float("nan"), "pointing": float("nan"), "background_mass": float("nan"),
-           "corner_mass": mass_share(heat, corner)}
+    nan = float("nan")
+    corner_mass = mass_share(heat, corner)
+    out = {"mask_mass": nan, "pointing": nan, "background_mass": nan, "corner_mass": corner_mass,
+           "mask_ratio": nan, "background_ratio": nan,
+           "corner_ratio": corner_mass / corner.mean() if corner.any() else nan, "mask_area": nan}
     if mask is not None and mask.any():
+        area = float(mask.mean())
         out.update(mask_mass=mass_share(heat, mask), pointing=pointing_hit(heat, mask),
-                   background_mass=mass_share(heat, ~mask))
+                   background_mass=mass_share(heat, ~mask), mask_area=area)
+        out.update(mask_ratio=out["mask_mass"] / area,
+                   background_ratio=out["background_mass"] / (1 - area) if area < 1 else nan)
     return out
 
 
-def agreement_metrics(a: np.ndarray, b: np.ndarray, segments: np.ndarray, percent: float) -> dict:
-    """Agreement of two maps: top_iou (IoU of the top-`percent` % regions), spearman (per superpixel)."""
-    return {"top_iou": top_iou(a, b, percent), "spearman": superpixel_spearman(a, b, segments)}
+def agreement_metrics(a: np.ndarray, b: np.ndarray, segments: np.ndarray, percent: float,
+                      rng: np.random.Generator | None = None) -> dict:
+    """Agreement of two maps: top_iou (IoU of the top-`percent` % regions, ties broken with rng),
+    spearman (per superpixel)."""
+    return {"top_iou": top_iou(a, b, percent, rng), "spearman": superpixel_spearman(a, b, segments)}
+
+
+ALL_CLASSES = "all"  # the `label` of a summary row over every class
+IMAGE_COLUMNS = ("image_id", "label", "predicted", "confidence", "mask_source")
 
 
 def summarise_explanations(per_image: pd.DataFrame, agreement: pd.DataFrame) -> pd.DataFrame:
-    """Long summary table: one row per (method or method pair, metric) with mean_ci's columns.
+    """Long summary table: one row per (method or method pair, class, metric) with mean_ci's columns.
 
     per_image: rows of (image, method) with the map_metrics and AUC columns; agreement: rows of
-    (image, pair) with the agreement_metrics columns.
+    (image, pair) with the agreement_metrics columns. `label` is the class, or ALL_CLASSES for every
+    image; n counts the images with a value (images without a usable mask have no plausibility value).
     """
     rows = []
     for table, key in ((per_image, "method"), (agreement, "pair")):
-        metrics = [c for c in table.columns if c not in ("image_id", "label", "predicted", "confidence", key)]
-        for name, group in table.groupby(key, sort=False):
-            rows += [{"method": name, "metric": m, **mean_ci(group[m])} for m in metrics]
+        metrics = [c for c in table.columns if c not in (*IMAGE_COLUMNS, key)]
+        groups = [(name, ALL_CLASSES, group) for name, group in table.groupby(key, sort=False)]
+        if "label" in table:
+            groups += [(name, label, group) for (name, label), group in table.groupby([key, "label"], sort=False)]
+        rows += [{"method": name, "label": label, "metric": m, **mean_ci(group[m], proportion=m in PROPORTION_METRICS)}
+                 for name, label, group in groups for m in metrics]
     return pd.DataFrame(rows)

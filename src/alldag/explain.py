@@ -17,6 +17,7 @@ import numpy as np
 import pandas as pd
 
 from alldag.attribution_metrics import (
+    ALL_CLASSES,
     agreement_metrics,
     attribution_order,
     corner_region,
@@ -27,6 +28,7 @@ from alldag.attribution_metrics import (
 )
 from alldag.data import read_tsv, write_tsv_atomic
 from alldag.figures import explanation_gallery, save
+from alldag.masks import LeukocyteMask, load_leukocyte_mask
 
 log = logging.getLogger(__name__)
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
@@ -34,7 +36,9 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 METHODS = ("gradcam", "gradcam_pp", "lime")
 UNIFORM = "uniform"  # reference map: the same attribution everywhere (a random deletion/insertion order)
 GRADCAM_BATCH = 16  # images per backward pass (the tape keeps every activation of the batch)
-GALLERY_PER_CLASS = 2  # explained images per class shown in the gallery (every image is in the tables)
+GALLERY_PER_CLASS = 2  # explained images per class shown in the gallery: the best and the worst plausibility
+FILLS = ("blur", "median")  # what deleted pixels become in the faithfulness curves (see faithfulness)
+BLUR_SIGMA = 0.04  # the blurred fill's Gaussian sigma, as a share of the image side (9 px at 224 px)
 
 
 def normalise_heatmap(heat: np.ndarray) -> np.ndarray:
@@ -184,21 +188,39 @@ def background_fill(image: np.ndarray) -> np.ndarray:
     return np.broadcast_to(np.median(image, axis=(0, 1)), image.shape).astype(np.float32)
 
 
-def faithfulness(predict, image: np.ndarray, label: int, maps: dict[str, np.ndarray], steps: int,
-                 rng: np.random.Generator) -> dict[str, tuple[float, float]]:
-    """Deletion and insertion AUC of each map: in attribution order, pixels are replaced by the
-    background fill (deletion) or restored into it (insertion) in `steps` steps, tracking p(label).
+def blurred_fill(image: np.ndarray) -> np.ndarray:
+    """A Gaussian-blurred copy of the image (sigma BLUR_SIGMA of its side): removes detail (chromatin, edges,
+    a thin bar) but keeps each region's colour, so it does not share LIME's fill."""
+    from scipy.ndimage import gaussian_filter
 
-    One batched model call for all maps. Returns {name: (deletion_auc, insertion_auc)}.
+    sigma = BLUR_SIGMA * image.shape[0]
+    return gaussian_filter(np.asarray(image, np.float32), (sigma, sigma, 0), mode="nearest")
+
+
+def faithfulness(predict, image: np.ndarray, label: int, maps: dict[str, np.ndarray], steps: int,
+                 rng: np.random.Generator) -> dict[str, dict[str, float]]:
+    """Deletion and insertion AUC of each map with each fill of FILLS: in attribution order (ties at
+    random, the same order for every fill), pixels are replaced by the fill (deletion) or restored into
+    it (insertion) in `steps` steps, tracking p(label); each AUC is divided by p(label) of the image.
+
+    One batched model call for all maps and fills. Returns {name: {"deletion_auc_<fill>": ...,
+    "insertion_auc_<fill>": ...}}.
     """
-    baseline = background_fill(image)
-    series = [perturbation_series(image, baseline, attribution_order(heat, rng), steps, insert)[1:-1]
-              for heat in maps.values() for insert in (False, True)]
-    # every curve starts and ends at the image or the fill: those two go through the model once
-    probs = predict(np.concatenate([*series, image[None], baseline[None]]))[:, label]
-    whole, filled, inner = probs[-2], probs[-1], probs[:-2].reshape(len(series), steps - 1)
-    curves = [np.r_[(filled, row, whole) if k % 2 else (whole, row, filled)] for k, row in enumerate(inner)]
-    return {name: (curve_auc(curves[2 * i]), curve_auc(curves[2 * i + 1])) for i, name in enumerate(maps)}
+    fills = {"blur": blurred_fill(image), "median": background_fill(image)}
+    orders = {name: attribution_order(heat, rng) for name, heat in maps.items()}
+    curves = [(fill, name, insert) for fill in FILLS for name in maps for insert in (False, True)]
+    series = [perturbation_series(image, fills[fill], orders[name], steps, insert)[1:-1]
+              for fill, name, insert in curves]
+    # every curve starts and ends at the image or a fill: those go through the model once
+    ends = [image[None], *(fills[fill][None] for fill in FILLS)]
+    probs = predict(np.concatenate([*series, *ends]))[:, label]
+    inner, whole = probs[:-len(ends)].reshape(len(curves), steps - 1), probs[-len(ends)]
+    filled = dict(zip(FILLS, probs[-len(FILLS):]))
+    out = {name: {} for name in maps}
+    for (fill, name, insert), row in zip(curves, inner):
+        curve = np.r_[filled[fill], row, whole] if insert else np.r_[whole, row, filled[fill]]
+        out[name][f"{'insertion' if insert else 'deletion'}_auc_{fill}"] = curve_auc(curve, reference=whole)
+    return out
 
 
 def choose_images(test: pd.DataFrame, per_class: int, seed: int) -> pd.DataFrame:
@@ -207,16 +229,12 @@ def choose_images(test: pd.DataFrame, per_class: int, seed: int) -> pd.DataFrame
     return sample.sort_values(["y", "image_id"]).reset_index(drop=True)
 
 
-def load_mask(mask_path: str, size: int) -> np.ndarray | None:
-    """Leukocyte mask at (size, size) from a Segmented/ image, or None when there is none."""
-    if not mask_path or not Path(mask_path).is_file():
-        return None
-    from PIL import Image
-
-    from alldag.synthetic import mask_from_segmented
-
-    seg = np.asarray(Image.open(mask_path).convert("RGB").resize((size, size), Image.NEAREST))
-    return mask_from_segmented(seg)
+def load_masks(chosen: pd.DataFrame, size: int) -> list[LeukocyteMask]:
+    """The leukocyte mask (alldag.masks) of each chosen image at (size, size), from its image and its
+    Segmented/ twin, of the source the audit recorded (mask_source) when the manifest has one."""
+    sources = chosen["mask_source"] if "mask_source" in chosen else [None] * len(chosen)
+    return [load_leukocyte_mask(path, twin, size, source=source or None)
+            for path, twin, source in zip(chosen["path"], chosen["mask_path"], sources)]
 
 
 def explain_images(model, images: np.ndarray, masks: list, settings: dict, seed: int):
@@ -245,23 +263,40 @@ def explain_images(model, images: np.ndarray, masks: list, settings: dict, seed:
         per_image = {m: maps[m][i] for m in METHODS} | {UNIFORM: np.ones((size, size), np.float32)}
         aucs = faithfulness(predict, images[i], int(predicted[i]), per_image, settings["faithfulness_steps"], rng)
         for method, heat in per_image.items():
-            method_rows.append({"index": i, "method": method, **map_metrics(heat, masks[i], corner),
-                                "deletion_auc": aucs[method][0], "insertion_auc": aucs[method][1]})
+            method_rows.append({"index": i, "method": method, **map_metrics(heat, masks[i], corner), **aucs[method]})
         for a_pos, a in enumerate(METHODS):
             for b in METHODS[a_pos + 1:]:
-                pair_rows.append({"index": i, "pair": f"{a}_vs_{b}",
-                                  **agreement_metrics(maps[a][i], maps[b][i], segments[i], settings["top_percent"])})
+                pair_rows.append({"index": i, "pair": f"{a}_vs_{b}", **agreement_metrics(
+                    maps[a][i], maps[b][i], segments[i], settings["top_percent"], rng)})
     return maps, segments, predicted, proba, method_rows, pair_rows
 
 
-def _with_image_columns(rows: list[dict], chosen: pd.DataFrame, classes, predicted, proba) -> pd.DataFrame:
+def _with_image_columns(rows: list[dict], chosen: pd.DataFrame, classes, predicted, proba,
+                        sources: list[str]) -> pd.DataFrame:
     table = pd.DataFrame(rows)
     i = table.pop("index").to_numpy()
     table.insert(0, "image_id", chosen["image_id"].to_numpy()[i])
     table.insert(1, "label", chosen["label"].to_numpy()[i])
     table.insert(2, "predicted", np.asarray(classes)[predicted[i]])
     table.insert(3, "confidence", proba[i, predicted[i]])
+    table.insert(4, "mask_source", np.asarray(sources)[i])
     return table
+
+
+def gallery_choice(per_image: pd.DataFrame, chosen: pd.DataFrame) -> np.ndarray:
+    """Positions in `chosen` of the gallery's images: per class the best and the worst plausibility (mean
+    mask_ratio over METHODS), GALLERY_PER_CLASS in all; images without a mask only when a class has too few."""
+    plausibility = (per_image[per_image["method"].isin(METHODS)].groupby("image_id")["mask_ratio"].mean()
+                    .reindex(chosen["image_id"]).to_numpy())
+    picked = []
+    for _, rows in chosen.groupby("label", sort=False):
+        positions = rows.index.to_numpy()
+        scored = positions[~np.isnan(plausibility[positions])]
+        ranked = scored[np.argsort(-plausibility[scored], kind="stable")]
+        ends = [*ranked[:1], *ranked[1:][-1:]] if len(ranked) else []
+        ends += [p for p in positions if p not in ends][:max(0, GALLERY_PER_CLASS - len(ends))]
+        picked += ends[:GALLERY_PER_CLASS]
+    return np.array(picked, int)
 
 
 def explain_model(model_path, split_manifest, run_json, classes: list[str], image_size: int, label: str,
@@ -269,7 +304,7 @@ def explain_model(model_path, split_manifest, run_json, classes: list[str], imag
                   summary_out) -> pd.DataFrame:
     """The rule's work: explain a stratified test sample, write maps, gallery, tables; log to MLflow.
 
-    Returns the summary table (method or method pair, metric, n, mean, sd, 95% CI).
+    Returns the summary table (method or method pair, class, metric, n, mean, sd, 95% CI).
     """
     from alldag.inputs import load_images
     from alldag.models import load_classifier
@@ -279,11 +314,12 @@ def explain_model(model_path, split_manifest, run_json, classes: list[str], imag
     manifest = read_tsv(split_manifest)
     chosen = choose_images(manifest[manifest["split"] == "test"], settings["images_per_class"], seed)
     images = load_images(chosen["path"], image_size)
-    masks = [load_mask(p, image_size) for p in chosen["mask_path"]]
+    found = load_masks(chosen, image_size)
+    masks, sources = [f.mask for f in found], [f.source for f in found]
     maps, segments, predicted, proba, method_rows, pair_rows = explain_images(
         model, images, masks, settings, seed)
-    per_image = _with_image_columns(method_rows, chosen, classes, predicted, proba)
-    agreement = _with_image_columns(pair_rows, chosen, classes, predicted, proba)
+    per_image = _with_image_columns(method_rows, chosen, classes, predicted, proba, sources)
+    agreement = _with_image_columns(pair_rows, chosen, classes, predicted, proba, sources)
     summary = summarise_explanations(per_image, agreement)
     write_tsv_atomic(per_image, explanations_out)
     write_tsv_atomic(agreement, agreement_out)
@@ -291,25 +327,29 @@ def explain_model(model_path, split_manifest, run_json, classes: list[str], imag
     no_mask = np.zeros((image_size, image_size), bool)
     np.savez_compressed(heatmaps_out, image_id=chosen["image_id"].to_numpy(str), segments=segments.astype(np.int32),
                         masks=np.stack([no_mask if m is None else m for m in masks]),
-                        has_mask=np.array([m is not None for m in masks]), **maps)
-    shown = chosen.groupby("label", sort=False).head(GALLERY_PER_CLASS).index.to_numpy()
+                        has_mask=np.array([m is not None for m in masks]), mask_source=np.array(sources, str), **maps)
+    shown = gallery_choice(per_image, chosen)
     metrics = per_image.set_index(["image_id", "method"])
-    notes = {m: [f"mask {metrics.at[(chosen.at[i, 'image_id'], m), 'mask_mass']:.2f}, "
-                 f"corner {metrics.at[(chosen.at[i, 'image_id'], m), 'corner_mass']:.2f}" for i in shown]
+    notes = {m: [f"leukocytes {metrics.at[(chosen.at[i, 'image_id'], m), 'mask_ratio']:.1f}x, "
+                 f"corner {metrics.at[(chosen.at[i, 'image_id'], m), 'corner_ratio']:.1f}x chance" for i in shown]
              for m in METHODS}
     titles = [f"{chosen.at[i, 'label']} -> {classes[predicted[i]]} ({proba[i].max():.2f})" for i in shown]
     save(explanation_gallery(images[shown], {m: maps[m][shown] for m in METHODS}, notes, segments[shown],
-                             [masks[i] for i in shown], corner_region(image_size, settings["corner_fraction"]),
-                             titles, f"{label}: explanations ({len(chosen)} test images measured)"), gallery_out)
+                             [masks[i] for i in shown], [sources[i] for i in shown],
+                             corner_region(image_size, settings["corner_fraction"]), titles,
+                             f"{label}: explanations ({len(chosen)} test images measured; per class the best "
+                             f"and the worst on the leukocytes)"), gallery_out)
+    overall = summary[summary["label"] == ALL_CLASSES]
     run = json.loads(Path(run_json).read_text())
-    means = {f"explain_{r.method}_{r.metric}": r.mean for r in summary.itertuples() if not np.isnan(r.mean)}
+    means = {f"explain_{r.method}_{r.metric}": r.mean for r in overall.itertuples() if not np.isnan(r.mean)}
     with resume_run(run["tracking_uri"], run["run_id"]):
         log_metrics(means)
         log_artifact(gallery_out, "figures")
         for path in (explanations_out, agreement_out, summary_out):
             log_artifact(path, "explanation")
-    table = summary.pivot(index="method", columns="metric", values="mean").round(3)
+    table = overall.pivot(index="method", columns="metric", values="mean").round(3)
     maps_only = table.index.isin([*METHODS, UNIFORM])
-    log.info("%s explanation summary (means):\n%s\n%s", label, table[maps_only].dropna(axis=1, how="all").to_string(),
+    log.info("%s explanation summary (means; masks: %s):\n%s\n%s", label, pd.Series(sources).value_counts().to_dict(),
+             table[maps_only].dropna(axis=1, how="all").to_string(),
              table[~maps_only].dropna(axis=1, how="all").to_string())
     return summary

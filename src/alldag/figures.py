@@ -115,22 +115,32 @@ METHOD_TITLES = {"gradcam": "Grad-CAM", "gradcam_pp": "Grad-CAM++", "lime": "LIM
 
 
 def explanation_gallery(images: np.ndarray, maps: dict[str, np.ndarray], notes: dict[str, list[str]],
-                        segments: np.ndarray, masks: list, corner: np.ndarray, titles: list[str], title: str):
-    """One row per image: the image, each method's map over it (LIME with its superpixel
-    boundaries), and the leukocyte mask with the scale-bar corner outlined.
+                        segments: np.ndarray, masks: list, sources: list[str], corner: np.ndarray,
+                        titles: list[str], title: str):
+    """One row per image: the image with the leukocyte mask outlined (green) and the scale-bar corner
+    (orange), its mask's source in the caption, then each method's map over it (LIME with its superpixel
+    boundaries).
 
-    maps: method -> (n, H, W) in [0, 1]; notes: method -> one caption line per image.
+    maps: method -> (n, H, W) in [0, 1]; notes: method -> one caption line per image; masks: bool (H, W)
+    or None per image; sources: 'segmented', 'stain' or 'none' per image.
     """
+    from matplotlib.colors import ListedColormap
     from skimage.segmentation import find_boundaries
 
     n, size = len(images), images.shape[1]
-    ncols = len(maps) + 2
-    fig, axes = plt.subplots(n, ncols, figsize=(2.1 * ncols, 2.25 * n), squeeze=False)
+    ncols = len(maps) + 1
+    fig, axes = plt.subplots(n, ncols, figsize=(2.2 * ncols, 2.3 * n + 0.5), squeeze=False, layout="constrained")
     corner_side = int(corner.sum() ** 0.5)
     for i in range(n):
         img = np.clip(images[i], 0, 255).astype(np.uint8)
-        axes[i, 0].imshow(img)
-        axes[i, 0].set_title(titles[i], fontsize=7)
+        ax = axes[i, 0]
+        ax.imshow(img)
+        if masks[i] is not None:
+            outline = np.ma.masked_where(~find_boundaries(masks[i], mode="inner"), np.ones((size, size)))
+            ax.imshow(outline, cmap=ListedColormap(["lime"]), interpolation="nearest")
+        ax.add_patch(plt.Rectangle((size - corner_side - 0.5, size - corner_side - 0.5), corner_side, corner_side,
+                                   fill=False, ec="orange", lw=1.2))
+        ax.set_title(f"{titles[i]}\nmask: {sources[i]}", fontsize=7)
         for ax, (method, heat) in zip(axes[i, 1:], maps.items()):
             ax.imshow(img)
             ax.imshow(heat[i], cmap="jet", alpha=0.45, vmin=0, vmax=1)
@@ -138,15 +148,9 @@ def explanation_gallery(images: np.ndarray, maps: dict[str, np.ndarray], notes: 
                 edges = np.ma.masked_where(~find_boundaries(segments[i], mode="inner"), np.ones((size, size)))
                 ax.imshow(edges, cmap="Greys", vmin=0, vmax=1, alpha=0.6)
             ax.set_title(f"{METHOD_TITLES.get(method, method)}\n{notes[method][i]}", fontsize=7)
-        ax = axes[i, -1]
-        ax.imshow(np.zeros((size, size)) if masks[i] is None else masks[i], cmap="gray", vmin=0, vmax=1)
-        ax.add_patch(plt.Rectangle((size - corner_side - 0.5, size - corner_side - 0.5), corner_side, corner_side,
-                                   fill=False, ec="orange", lw=1.2))
-        ax.set_title("mask, corner" if masks[i] is not None else "no mask; corner", fontsize=7)
         for ax in axes[i]:
             ax.axis("off")
     fig.suptitle(title, fontsize=9)
-    fig.tight_layout()
     return fig
 
 

@@ -126,17 +126,25 @@ def read_rgb(path: str | os.PathLike | None) -> np.ndarray | None:
         return None
 
 
-def load_leukocyte_mask(image_path, mask_path, size: int | None = None,
-                        min_fraction: float = MIN_FRACTION) -> LeukocyteMask:
+def load_leukocyte_mask(image_path, mask_path, size: int | None = None, min_fraction: float = MIN_FRACTION,
+                        source: str | None = None) -> LeukocyteMask:
     """leukocyte_mask of an image file and its Segmented/ twin ('' or a missing file: no twin), computed
-    at the files' resolution and resized to (size, size) (nearest) when size is given."""
-    image = read_rgb(image_path)
-    segmented = read_rgb(mask_path)
-    if image is None:
+    at the files' resolution and resized to (size, size) (nearest) when size is given.
+
+    source: the source the audit recorded ('segmented', 'stain', 'none'), to rebuild that mask without
+    deciding again; None decides with min_fraction.
+    """
+    image, segmented = read_rgb(image_path), read_rgb(mask_path)
+    if image is None or source == "none":
         return LeukocyteMask(None, "none")
     if segmented is not None and segmented.shape != image.shape:
         segmented = np.asarray(Image.fromarray(segmented).resize(image.shape[1::-1], Image.NEAREST))
-    found = leukocyte_mask(image, segmented, min_fraction)
+    if source == "segmented" and segmented is not None:
+        found = LeukocyteMask(mask_from_segmented(segmented), "segmented")
+    elif source == "stain":
+        found = LeukocyteMask(stain_mask(image), "stain")
+    else:
+        found = leukocyte_mask(image, segmented, min_fraction)
     if found.mask is None or size is None or found.mask.shape == (size, size):
         return found
     resized = Image.fromarray(found.mask).resize((size, size), Image.NEAREST)

@@ -107,7 +107,7 @@ def test_mlflow_has_one_child_run_per_model_under_one_parent(run):
         assert child.data.tags["alldag.synthetic"] == "true"
         assert len(client.get_metric_history(child.info.run_id, "val_loss")) == CFG["train"]["epochs"]
         assert {"test_accuracy", "test_roc_auc", "explain_gradcam_vs_lime_spearman", "explain_lime_mask_mass",
-                "explain_uniform_deletion_auc"} <= set(child.data.metrics)
+                "explain_uniform_deletion_auc_blur", "explain_lime_mask_ratio"} <= set(child.data.metrics)
         assert child.data.params["backbone"] == child.data.tags["backbone"]
         artifacts = {a.path for a in client.list_artifacts(child.info.run_id)}
         assert {"figures", "evaluation", "explanation"} <= artifacts
@@ -129,9 +129,12 @@ def test_explanations_are_measured_per_image_and_summarised(run):
         per_image = pd.read_csv(folder / "explanations.tsv", sep="\t")
         assert len(per_image) == n * 4 and set(per_image["method"]) == methods | {"uniform"}
         assert per_image.groupby("label").size().to_dict() == {"Benign": 2 * n, "Pro": 2 * n}  # 4 rows an image
-        for column in ("mask_mass", "pointing", "background_mass", "corner_mass", "deletion_auc", "insertion_auc"):
+        for column in ("mask_mass", "pointing", "background_mass", "corner_mass"):
             values = per_image[column].dropna()
             assert values.between(0, 1).all(), column
+        for column in ("deletion_auc_blur", "deletion_auc_median", "insertion_auc_blur", "insertion_auc_median"):
+            assert (per_image[column] >= 0).all(), column  # relative to the original probability: may pass 1
+        assert set(per_image["mask_source"]) <= {"segmented", "stain"}  # synthetic twins: cleaned or stain fallback
         uniform = per_image[per_image["method"] == "uniform"].set_index("image_id")
         mask_fraction = heat["masks"].mean(axis=(1, 2))
         np.testing.assert_allclose(uniform.loc[heat["image_id"], "mask_mass"], mask_fraction, rtol=1e-5)
@@ -141,13 +144,16 @@ def test_explanations_are_measured_per_image_and_summarised(run):
         agreement = pd.read_csv(folder / "agreement.tsv", sep="\t")
         assert len(agreement) == n * 3 and agreement["top_iou"].dropna().between(0, 1).all()
         assert agreement["spearman"].dropna().between(-1, 1).all()
-        summary = pd.read_csv(folder / "explanation_summary.tsv", sep="\t").set_index(["method", "metric"])
+        summary = pd.read_csv(folder / "explanation_summary.tsv", sep="\t")
+        summary = summary[summary["label"] == "all"].set_index(["method", "metric"])
         assert set(summary.index.get_level_values("method")) == methods | {"uniform", "gradcam_vs_lime",
                                                                           "gradcam_vs_gradcam_pp", "gradcam_pp_vs_lime"}
         assert summary.loc[("uniform", "mask_mass"), "n"] == n
         assert summary.loc[("uniform", "mask_mass"), "mean"] == pytest.approx(mask_fraction.mean(), rel=1e-5)
         ok = summary.dropna(subset=["ci_low"])
         assert ((ok["ci_low"] <= ok["mean"] + 1e-12) & (ok["mean"] <= ok["ci_high"] + 1e-12)).all()
+        shares = ok[ok.index.get_level_values("metric").isin(["mask_mass", "pointing", "corner_mass"])]
+        assert ((shares["ci_low"] >= 0) & (shares["ci_high"] <= 1)).all()  # intervals of shares stay in [0, 1]
 
 
 def test_report_page_references_every_figure_and_says_synthetic(run):
@@ -216,3 +222,6 @@ def test_summary_json_matches_the_comparison(run):
     assert headline["best_value"] == pytest.approx(best["balanced_accuracy"])
     assert summary["synthetic"] is True and summary["missing"] == []
     assert summary["summary"].split(".")[0] in (run / "results/report.html").read_text()
+    where = headline["where_models_look"]
+    assert set(where["methods"]) == {"gradcam", "gradcam_pp", "lime"} and where["sentence"].startswith(f"{TASK}: by")
+    assert where["explained"] == len(BACKBONES) * 2 * CFG["explain"]["images_per_class"]

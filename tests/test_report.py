@@ -79,7 +79,7 @@ def fake_results(tmp_path):
         "comparison_figure": [png(r / f"comparison/{TASK}/comparison.png")],
     }
     for kind in ("metrics", "history", "curves", "confusion", "roc", "reliability", "explanation", "explanation_summary",
-                 "run"):
+                 "run", "explanations", "agreement"):
         inputs[kind] = []
     for model in MODELS:
         m, e, x = (r / f"{k}/{TASK}/{model}/fold0" for k in ("models", "evaluation", "explanations"))
@@ -102,6 +102,16 @@ def fake_results(tmp_path):
             + [{"method": "gradcam_vs_lime", "metric": m, "n": 2, "mean": v, "sd": 0.1}
                for m, v in (("spearman", 0.3), ("top_iou", 0.2))])))
         inputs["run"].append(jsonfile(m / "mlflow_run.json", {"run_id": f"run-{model}", "tracking_uri": "sqlite:///x.db"}))
+        # per image: 10 % of the field is leukocyte; Grad-CAM puts 40 % there (4x chance), LIME 10 % (1x)
+        inputs["explanations"].append(tsv(x / "explanations.tsv", pd.DataFrame(
+            [{"image_id": f"i{i}", "label": "Pro", "predicted": "Pro", "confidence": 0.9, "mask_source": source,
+              "method": method, "mask_mass": share if source != "none" else float("nan"),
+              "background_mass": 1 - share if source != "none" else float("nan"),
+              "mask_area": 0.1 if source != "none" else float("nan"), "corner_mass": 0.09, "corner_ratio": 1.0}
+             for i, source in enumerate(["segmented"] * 6 + ["stain"] * 3 + ["none"])
+             for method, share in (("gradcam", 0.4 + 0.01 * i), ("lime", 0.1), ("uniform", 0.1))])))
+        inputs["agreement"].append(tsv(x / "agreement.tsv", pd.DataFrame(
+            {"image_id": [f"i{i}" for i in range(10)], "pair": "gradcam_vs_lime", "top_iou": 0.3, "spearman": 0.2})))
     del inputs["_quarantine"], inputs["_duplicates"]  # read beside audit.json, not rule inputs
     params = {"tasks": [TASK], "backbones": MODELS, "folds": [0], "parent_run_file": str(r / "mlflow/parent.json"),
               "config": {"seed": 1, "train": {"image_size": 64, "epochs": 2, "weights": None},
@@ -168,9 +178,21 @@ def test_summary_json_holds_the_numbers_the_page_shows(fake_results):
     assert summary["synthetic"] is True and summary["missing"] == []
     assert summary["summary"] in html.replace("&#39;", "'")
     assert "MobileNet is best with balanced accuracy 0.900 (95% CI 0.850–0.950)" in summary["summary"]
-    assert "Grad-CAM and LIME agree weakly (median per-superpixel Spearman 0.30, top-region IoU 0.20)" in summary["summary"]
-    assert "LIME puts 50% of its attribution on the leukocyte and 10% in the scale-bar corner" in summary["summary"]
+    assert "Grad-CAM and LIME agree weakly (their top regions overlap 0.30 by IoU)" in summary["summary"]
     assert summary["explanations"][TASK]["gradcam_mask_mass"] == pytest.approx(0.6)
+
+
+def test_where_the_models_look_is_in_summary_json_and_on_the_page(fake_results):
+    inputs, params, outputs = fake_results
+    html = report_job(inputs, params, outputs)
+    where = json.loads(Path(outputs["summary_json"]).read_text())["tasks"][TASK]["where_models_look"]
+    gradcam, lime = where["methods"]["gradcam"], where["methods"]["lime"]
+    assert gradcam["leukocytes"]["ratio"] == pytest.approx(4.4) and gradcam["leukocytes"]["n"] == 2 * 9
+    assert gradcam["verdict"] == "leukocytes" and lime["verdict"] == "chance" and where["verdict"] == "disagree"
+    assert where["mask_sources"] == {"segmented": 12, "stain": 6, "none": 2} and where["not_scored_without_mask"] == 2
+    assert where["sentence"].startswith(f"{TASK}: by Grad-CAM the models put 4.4× chance on the leukocytes (")
+    assert where["sentence"] in html and where["sentence"] in json.loads(Path(outputs["summary_json"]).read_text())["summary"]
+    assert f'id="where-{TASK}"' in html
 
 
 def test_missing_results_are_marked_in_place_not_a_crash(fake_results):

@@ -17,14 +17,17 @@ from alldag.compare import STUDY_ACCURACY
 from alldag.data import read_tsv, write_text_atomic, write_tsv_atomic
 from alldag.split import split_counts
 from alldag.summary import mlflow_runs, package_versions, skipped_checks, summary_paragraph, task_headline
+from alldag.where_models_look import verdict_table, where_models_look
 
 METRIC_COLUMNS = ["accuracy", "balanced_accuracy", "macro_f1", "roc_auc"]
 # results-table column -> (method, metric) of explanation_summary.tsv (means over the explained images)
 EXPLANATION_COLUMNS = {"gradcam_lime_spearman": ("gradcam_vs_lime", "spearman"),
                        "gradcam_lime_top_iou": ("gradcam_vs_lime", "top_iou"),
                        "gradcam_mask_mass": ("gradcam", "mask_mass"), "lime_mask_mass": ("lime", "mask_mass"),
-                       "uniform_mask_mass": ("uniform", "mask_mass")}
-MAP_METRICS = ["mask_mass", "pointing", "background_mass", "corner_mass", "deletion_auc", "insertion_auc"]
+                       "uniform_mask_mass": ("uniform", "mask_mass"),
+                       "gradcam_mask_ratio": ("gradcam", "mask_ratio"), "lime_mask_ratio": ("lime", "mask_ratio")}
+MAP_METRICS = ["mask_ratio", "pointing", "background_ratio", "corner_ratio", "mask_mass", "corner_mass",
+               "deletion_auc_blur", "deletion_auc_median", "insertion_auc_blur", "insertion_auc_median"]
 CITATIONS = [
     "Aria M, Ghaderzadeh M, Bashash D, Abolghasemi H, Asadi F, Hosseini A. Acute Lymphoblastic Leukemia "
     "(ALL) image dataset. Kaggle (2021). DOI: 10.34740/KAGGLE/DSV/2175623.",
@@ -50,6 +53,8 @@ class ModelResult:
     explanation: str
     explanation_summary: str
     run: str
+    explanations: str = ""  # per image and method (explanations.tsv): the "where do the models look" verdict
+    agreement: str = ""  # per image and method pair (agreement.tsv)
 
 
 def data_uri(path: str | os.PathLike) -> str | None:
@@ -74,7 +79,7 @@ def results_table(models: list[ModelResult]) -> pd.DataFrame:
     for m in models:
         metrics = _json(m.metrics) or {}
         history = read_tsv(m.history) if _exists(m.history) else pd.DataFrame({"val_loss": [], "epoch": []})
-        explained = (read_tsv(m.explanation_summary).set_index(["method", "metric"])["mean"]
+        explained = (_overall_rows(read_tsv(m.explanation_summary)).set_index(["method", "metric"])["mean"]
                      if _exists(m.explanation_summary) else pd.Series(dtype=float))
         status = "ok" if _exists(m.metrics, m.history, m.explanation_summary) else "MISSING: " + ", ".join(
             Path(p).name for p in (m.history, m.metrics, m.explanation_summary) if not _exists(p))
@@ -131,14 +136,35 @@ def _missing(path) -> str:
     return f"{path} is missing: the job that makes it failed or did not run (see logs/)"
 
 
+def _overall_rows(summary: pd.DataFrame) -> pd.DataFrame:
+    """An explanation summary's rows over every class (per-class rows have the class as `label`)."""
+    return summary[summary["label"] == "all"] if "label" in summary else summary
+
+
+def where_section(task: str, models: list[ModelResult]) -> dict | None:
+    """where_models_look over every explained image of the task's models; None without per-image tables."""
+    ours = [m for m in models if m.task == task and m.explanations and _exists(m.explanations)]
+    if not ours:
+        return None
+    def numeric(path):  # empty cells are missing values (no mask), every other cell as written
+        return pd.read_csv(path, sep="\t", keep_default_na=False, na_values=[""])
+
+    per_image = pd.concat([numeric(m.explanations).assign(backbone=m.backbone, fold=m.fold) for m in ours])
+    pairs = [numeric(m.agreement) for m in ours if m.agreement and _exists(m.agreement)]
+    verdict = where_models_look(task, per_image, pd.concat(pairs) if pairs else None)
+    return {"verdict": verdict, "table": _table_html(verdict_table(verdict))}
+
+
 def explanation_tables(task: str, models: list[ModelResult]) -> dict:
     """One task's explanation tables across its models: per backbone and method the mean of each
-    metric (averaged over folds), per backbone and method pair the agreement, and a headline (medians
-    over models of Grad-CAM-vs-LIME agreement and of each method's corner and mask shares)."""
-    frames = [read_tsv(m.explanation_summary).assign(backbone=m.backbone) for m in models
+    metric (averaged over folds), per backbone and method pair the agreement, a headline (medians
+    over models of Grad-CAM-vs-LIME agreement and of each method's corner and mask shares) and the
+    "where do the models look" verdict (`where`, see where_section)."""
+    frames = [_overall_rows(read_tsv(m.explanation_summary)).assign(backbone=m.backbone) for m in models
               if m.task == task and _exists(m.explanation_summary)]
+    where = where_section(task, models)
     if not frames:
-        return {"task": task, "methods": None, "pairs": None, "headline": {}}
+        return {"task": task, "methods": None, "pairs": None, "headline": {}, "where": where}
     summary = pd.concat(frames).groupby(["backbone", "method", "metric"], sort=False)["mean"].mean().unstack("metric")
     is_pair = summary.index.get_level_values("method").str.contains("_vs_")
     methods, pairs = summary[~is_pair], summary[is_pair]
@@ -147,8 +173,10 @@ def explanation_tables(task: str, models: list[ModelResult]) -> dict:
                 "gradcam_vs_lime_top_iou": _median(pairs, "gradcam_vs_lime", "top_iou"),
                 **{f"{method}_{metric}": float(values[metric].median())
                    for method, values in by_method for metric in ("mask_mass", "corner_mass") if metric in values}}
-    return {"task": task, "methods": _table_html(methods[MAP_METRICS].reset_index()),
-            "pairs": _table_html(pairs[["top_iou", "spearman"]].reset_index()), "headline": headline}
+    if where:
+        headline["where_models_look"] = where["verdict"]["sentence"]
+    return {"task": task, "methods": _table_html(methods[[c for c in MAP_METRICS if c in methods]].reset_index()),
+            "pairs": _table_html(pairs[["top_iou", "spearman"]].reset_index()), "headline": headline, "where": where}
 
 
 def _median(frame: pd.DataFrame, method: str, metric: str) -> float | None:
@@ -199,6 +227,9 @@ def build_report(provenance_json, audit_json, leakage_tsvs: dict[str, str], spli
     commit = git_commit()
     versions = {**package_versions(), "alldag": __version__}
     explanations = [explanation_tables(t, models) for t in split_manifests]
+    for e in explanations:
+        if e["where"]:
+            headlines.setdefault(e["task"], {})["where_models_look"] = e["where"]["verdict"]
     paragraph = summary_paragraph(headlines, audit, leaks, bool(provenance.get("synthetic")), missing,
                                   {e["task"]: e["headline"] for e in explanations})
     if summary_json_out:
@@ -249,7 +280,7 @@ def report_job(inputs: dict, params: dict, outputs: dict) -> str:
     """The report rule's work from its named inputs, params and outputs (also run for a partial report)."""
     tasks = params["tasks"]
     inputs = {k: _as_list(v) for k, v in inputs.items()}
-    kinds = [f.name for f in fields(ModelResult) if f.name not in ("task", "backbone", "fold")]
+    kinds = [f.name for f in fields(ModelResult) if f.name not in ("task", "backbone", "fold") and f.name in inputs]
     return build_report_from_lists(
         inputs["provenance"][0], inputs["audit"][0], dict(zip(tasks, inputs["leakage"])), inputs["manifests"],
         inputs["augmentation"][0], dict(zip(tasks, inputs["previews"])), tasks, params["backbones"],

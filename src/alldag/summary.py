@@ -80,13 +80,19 @@ def skipped_checks(provenance: dict, audit: dict | None) -> list[str]:
             out.append("checksum verification was off (data.verify: off)")
         elif any(verification.get(k) for k in ("missing", "changed", "extra")):
             out.append("checksum verification found problems and the run went on (data.verify: warn)")
-    if audit and audit.get("masks_missing"):
-        out.append(f"{audit['masks_missing']} images have no leukocyte mask, so their plausibility is not measured")
+    if audit:  # a missing or failed Segmented/ twin falls back to the stain mask: only 'none' goes unmeasured
+        sources = audit.get("mask_sources")
+        unmasked = sources.get("none", 0) if sources else audit.get("masks_missing", 0)
+        if unmasked:
+            out.append(f"{unmasked} images have no usable leukocyte mask, so their plausibility is not measured")
     return out
 
 
 def explanation_sentence(task: str, headline: dict) -> str | None:
-    """Where the models of a task look, in one sentence (medians over models); None without numbers."""
+    """Where the models of a task look, in one sentence: the where_models_look verdict when there is one,
+    else medians over models; None without numbers."""
+    if headline.get("where_models_look"):
+        return headline["where_models_look"]
     rho, iou = headline.get("gradcam_vs_lime_spearman"), headline.get("gradcam_vs_lime_top_iou")
     if rho is None and iou is None:
         return None

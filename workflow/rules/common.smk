@@ -168,6 +168,8 @@ def model_outputs(kind):
         "explanation": "results/explanations/{task}/{backbone}/fold{fold}/explanation_gallery.png",
         "explanation_summary": "results/explanations/{task}/{backbone}/fold{fold}/explanation_summary.tsv",
         "run": "results/models/{task}/{backbone}/fold{fold}/mlflow_run.json",
+        "explanations": "results/explanations/{task}/{backbone}/fold{fold}/explanations.tsv",
+        "agreement": "results/explanations/{task}/{backbone}/fold{fold}/agreement.tsv",
     }[kind]
     return expand(paths, task=TASKS, backbone=MODELS, fold=FOLDS)
 
@@ -207,6 +209,8 @@ REPORT_MODEL_OUTPUTS = [
     "explanation",
     "explanation_summary",
     "run",
+    "explanations",
+    "agreement",
 ]
 REPORT_OUTPUTS = {
     "report": "results/report.html",

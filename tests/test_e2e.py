@@ -49,7 +49,10 @@ def test_data_audit_ran_on_every_image(run):
     n = CFG["data"]["synthetic"]["images_per_class"] * 4
     assert audit["checked"] == audit["usable"] == n and audit["quarantined"] == 0
     assert audit["duplicate_clusters"] == 0  # the generator makes no duplicates
-    assert audit["masks_nearly_empty"] == 0 and audit["masks_missing"] == 0
+    # the generator fails some segmentations (mostly Pro-B), as on the real data: the stain mask replaces them
+    assert audit["masks_missing"] == 0 and audit["masks_nearly_empty"] > 0
+    assert audit["mask_sources"] == {"segmented": n - audit["masks_nearly_empty"], "stain": audit["masks_nearly_empty"],
+                                     "none": 0}
     provenance = json.loads((run / "results/data/dataset.json").read_text())
     assert provenance["synthetic"] is True and provenance["verification"] == {"skipped": True}
 

@@ -13,7 +13,7 @@ from PIL import Image
 
 from alldag.data import read_tsv, write_tsv_atomic
 from alldag.duplicates import cluster_duplicates
-from alldag.masks import SOURCES, leukocyte_mask, mask_from_segmented, read_rgb
+from alldag.masks import SOURCES, leukocyte_mask, read_rgb
 from alldag.quality import check_image
 from alldag.verify import sha256_file
 
@@ -46,10 +46,11 @@ def leukocyte_mask_record(image_path, twin_path, min_fraction: float) -> dict:
     mask_source (segmented / stain / none: see alldag.masks) and leukocyte_fraction (share of the mask
     used; NaN for none)."""
     image, twin = read_rgb(image_path), read_rgb(twin_path)
-    found = leukocyte_mask(image, twin, min_fraction) if image is not None else None
-    return {"mask_fraction": float(mask_from_segmented(twin).mean()) if twin is not None else float("nan"),
-            "mask_source": found.source if found else "none",
-            "leukocyte_fraction": float(found.mask.mean()) if found and found.mask is not None else float("nan")}
+    if image is None:
+        return {"mask_fraction": float("nan"), "mask_source": "none", "leukocyte_fraction": float("nan")}
+    found = leukocyte_mask(image, twin, min_fraction)
+    return {"mask_fraction": found.twin_fraction, "mask_source": found.source,
+            "leukocyte_fraction": float(found.mask.mean()) if found.mask is not None else float("nan")}
 
 
 def add_mask_coverage(images: pd.DataFrame, min_fraction: float) -> pd.DataFrame:

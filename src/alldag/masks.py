@@ -32,10 +32,12 @@ REFERENCE_SIZE = 224
 
 @dataclass(frozen=True)
 class LeukocyteMask:
-    """A leukocyte mask (bool (H, W), None when there is no usable one) and where it came from."""
+    """A leukocyte mask (bool (H, W), None when there is no usable one), where it came from, and the share
+    of the field the cleaned Segmented/ twin covers (NaN without a twin)."""
 
     mask: np.ndarray | None
     source: str
+    twin_fraction: float = float("nan")
 
 
 def _disk(radius: int) -> np.ndarray:
@@ -105,14 +107,16 @@ def leukocyte_mask(image: np.ndarray, segmented: np.ndarray | None,
     twin when it covers at least min_fraction of the field ('segmented'); else the stain mask when it
     covers between min_fraction and MAX_STAIN_FRACTION ('stain'); else none ('none', mask None).
     """
+    twin_fraction = float("nan")
     if segmented is not None:
         cleaned = mask_from_segmented(segmented)
-        if cleaned.mean() >= min_fraction:
-            return LeukocyteMask(cleaned, "segmented")
+        twin_fraction = float(cleaned.mean())
+        if twin_fraction >= min_fraction:
+            return LeukocyteMask(cleaned, "segmented", twin_fraction)
     stained = stain_mask(image)
     if min_fraction <= stained.mean() <= MAX_STAIN_FRACTION:
-        return LeukocyteMask(stained, "stain")
-    return LeukocyteMask(None, "none")
+        return LeukocyteMask(stained, "stain", twin_fraction)
+    return LeukocyteMask(None, "none", twin_fraction)
 
 
 def read_rgb(path: str | os.PathLike | None) -> np.ndarray | None:
@@ -148,4 +152,4 @@ def load_leukocyte_mask(image_path, mask_path, size: int | None = None, min_frac
     if found.mask is None or size is None or found.mask.shape == (size, size):
         return found
     resized = Image.fromarray(found.mask).resize((size, size), Image.NEAREST)
-    return LeukocyteMask(np.asarray(resized), found.source)
+    return LeukocyteMask(np.asarray(resized), found.source, found.twin_fraction)

@@ -50,6 +50,7 @@ def test_a_map_on_the_cells_and_one_on_the_corner_and_a_uniform_one():
     assert verdict["not_scored_without_mask"] == 1 and verdict["mask_sources"] == {"segmented": 0, "stain": 11,
                                                                                    "none": 1}
     assert gradcam["leukocytes"]["n"] == 11 and gradcam["corner"]["n"] == 12  # the corner needs no mask
+    assert gradcam["leukocytes_by_class"]["Pro"]["ratio"] == pytest.approx(gradcam["leukocytes"]["ratio"])
     sentence = verdict["sentence"]
     assert sentence.startswith("four_class: by Grad-CAM the models put ") and sentence.endswith(".")
     assert "the methods disagree (Grad-CAM: look at the leukocytes, LIME: look at the scale-bar corner" in sentence
@@ -57,6 +58,7 @@ def test_a_map_on_the_cells_and_one_on_the_corner_and_a_uniform_one():
     assert sentence.count(". ") == 0  # one sentence
     table = verdict_table(verdict)
     assert list(table["method"]) == ["Grad-CAM", "Grad-CAM++", "LIME"]
+    assert table.loc[0, "leukocytes by class (× chance)"].startswith("Pro ")
 
 
 def test_uniform_maps_are_exactly_chance():

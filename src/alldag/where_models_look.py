@@ -74,7 +74,8 @@ def _strength(iou: float) -> str:
 def where_models_look(task: str, per_image: pd.DataFrame, agreement: pd.DataFrame | None = None,
                       seed: int = 0) -> dict:
     """The verdict of one task: per method the leukocyte, background and corner ratios to chance with
-    95 % intervals and a verdict, the agreement between methods, mask counts and a one-sentence summary.
+    95 % intervals, the leukocyte ratio per class, and a verdict; the agreement between methods, mask
+    counts and a one-sentence summary.
 
     per_image: the explanations.tsv rows of all the task's models (method, mask_mass, background_mass,
     corner_mass, mask_area, corner_ratio, mask_source, image_id); agreement: their agreement.tsv rows.
@@ -90,7 +91,10 @@ def where_models_look(task: str, per_image: pd.DataFrame, agreement: pd.DataFram
         rows = per_image[per_image["method"] == method]
         regions = {name: pooled_ratio(rows[mass].to_numpy(np.float64), rows[area].to_numpy(np.float64), seed)
                    for name, (mass, area) in REGIONS.items()}
-        out["methods"][method] = {**regions, "verdict": method_verdict(regions)}
+        by_class = {str(label): pooled_ratio(group["mask_mass"].to_numpy(np.float64),
+                                             group["mask_area"].to_numpy(np.float64), seed)
+                    for label, group in rows.groupby("label", sort=False)} if "label" in rows else {}
+        out["methods"][method] = {**regions, "leukocytes_by_class": by_class, "verdict": method_verdict(regions)}
     out["agreement"] = _agreement(agreement) if agreement is not None and len(agreement) else {}
     out["verdict"] = _overall(out["methods"])
     out["sentence"] = verdict_sentence(task, out)
@@ -150,6 +154,8 @@ def verdict_table(verdict: dict) -> pd.DataFrame:
             row[f"{region} (× chance)"] = ("–" if np.isnan(r["ratio"]) else
                                           f"{r['ratio']:.2f}" + ("" if np.isnan(r["ci"][0])
                                                                  else f" ({r['ci'][0]:.2f}–{r['ci'][1]:.2f})"))
+        row["leukocytes by class (× chance)"] = ", ".join(
+            f"{label} {_times(r)}" for label, r in v.get("leukocytes_by_class", {}).items())
         row["images"] = v["leukocytes"]["n"]
         row["verdict"] = LOOKS_AT[v["verdict"]].removeprefix("they ")
         rows.append(row)

@@ -176,7 +176,8 @@ def test_mask_ratio_reads_the_same_on_every_size_and_cell_count(size, cells):
 def test_agreement_metrics():
     seg = _quadrants()
     a = seg.astype(np.float32)
-    assert agreement_metrics(a, a, seg, 25, np.random.default_rng(0)) == pytest.approx({"top_iou": 1.0, "spearman": 1.0})
+    same = agreement_metrics(a, a, seg, 25, np.random.default_rng(0))
+    assert same == pytest.approx({"top_iou": 1.0, "spearman": 1.0})
 
 
 def test_attribution_order_most_first_ties_random():

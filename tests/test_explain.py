@@ -175,7 +175,8 @@ def test_load_masks_rebuilds_the_recorded_source(synthetic_root):
     name = "Benign/WBC-Benign-001.jpg"
     row = {"image_id": name, "path": str(synthetic_root / "Original" / name),
            "mask_path": str(synthetic_root / "Segmented" / name)}
-    chosen = pd.DataFrame([row | {"mask_source": s} for s in ("segmented", "stain", "none")] + [row | {"mask_path": ""}])
+    chosen = pd.DataFrame([row | {"mask_source": s} for s in ("segmented", "stain", "none")]
+                          + [row | {"mask_path": ""}])
     found = load_masks(chosen, 64)
     assert [f.source for f in found] == ["segmented", "stain", "none", "stain"]
     assert found[0].mask.shape == (64, 64) and found[0].mask.dtype == bool and 0.01 < found[0].mask.mean() < 0.5

@@ -7,7 +7,6 @@ import logging
 import os
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 from PIL import Image
 

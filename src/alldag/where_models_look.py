@@ -34,7 +34,8 @@ def pooled_ratio(mass: np.ndarray, area: np.ndarray, seed: int = 0, confidence: 
     nan = float("nan")
     if len(mass) == 0 or area.sum() <= 0:
         return {"n": int(len(mass)), "ratio": nan, "ci": [nan, nan], "share": nan}
-    out = {"n": int(len(mass)), "ratio": float(mass.mean() / area.mean()), "share": float(mass.mean()), "ci": [nan, nan]}
+    out = {"n": int(len(mass)), "ratio": float(mass.mean() / area.mean()), "share": float(mass.mean()),
+           "ci": [nan, nan]}
     if len(mass) > 1:
         picks = np.random.default_rng(seed).integers(0, len(mass), (BOOTSTRAP_RESAMPLES, len(mass)))
         ratios = mass[picks].mean(axis=1) / np.maximum(area[picks].mean(axis=1), 1e-12)

@@ -158,9 +158,10 @@ def test_report_page_references_every_figure_and_says_synthetic(run):
     for backbone in BACKBONES:
         for figure in ("Training curves", "Confusion matrix", "ROC", "Calibration", "Explanation gallery"):
             assert f'alt="{TASK} / {backbone}: {figure}" src="data:image/png;base64,' in page
-    # per model 5 figures, plus the augmentation preview and the comparison plot of the task
-    assert len(re.findall(r'src="data:image/png;base64,', page)) == 5 * len(BACKBONES) + 2
-    assert f'alt="{TASK}: model comparison"' in page
+    # per model 5 figures, plus the task's augmentation preview, comparison plot, recall and curves overview
+    assert len(re.findall(r'src="data:image/png;base64,', page)) == 5 * len(BACKBONES) + 4
+    for figure in ("model comparison", "recall per class", "training curves of every model"):
+        assert f'alt="{TASK}: {figure}" src="data:image/png;base64,' in page
     explained = page.split('<h2 id="explanations">', 1)[1].split("<h2", 1)[0]
     for backbone in BACKBONES:
         assert f"<td>{backbone}</td><td>uniform</td>" in explained and f"<td>{backbone}</td><td>lime</td>" in explained

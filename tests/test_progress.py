@@ -53,7 +53,16 @@ def test_heartbeat_logs_while_nothing_finishes(caplog):
             time.sleep(0.3)
     got = lines(caplog)
     assert len(got) >= 4  # start, at least two heartbeats, end
-    assert all(line.startswith("explain: LIME: 0/2 images (0%)") and "elapsed" in line for line in got[1:])
+    assert all(line.startswith("explain: LIME: 0/2 images (0%), elapsed ") for line in got[1:])
+
+
+def test_the_heartbeat_waits_a_full_period_after_any_line(caplog):
+    with caplog.at_level(logging.INFO, logger="alldag.progress"):
+        with Progress("train", 8, unit="epoch", every=1, seconds=0.25) as progress:
+            for _ in range(8):
+                time.sleep(0.05)
+                progress.advance()  # a line per item: the heartbeat has nothing to add
+    assert len(lines(caplog)) == 1 + 8  # start, 7 by count, the last one at the end
 
 
 def test_an_error_stops_the_heartbeat_without_a_last_line(caplog):
@@ -95,4 +104,4 @@ def test_duration(seconds, text):
 def test_rate_text():
     assert rate_text(10, 2, "image") == "5 images/s"
     assert rate_text(2, 10, "image") == "5 s/image"
-    assert rate_text(0, 10, "image") == "- images/s"
+    assert rate_text(0, 10, "image") == ""

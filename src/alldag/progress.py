@@ -31,9 +31,9 @@ def duration(seconds: float) -> str:
 
 
 def rate_text(done: int, elapsed: float, unit: str) -> str:
-    """Throughput as '12.3 images/s' when at least one per second, else '4.1 s/image'."""
+    """Throughput as '12.3 images/s' when at least one per second, else '4.1 s/image'; '' before any."""
     if done <= 0 or elapsed <= 0:
-        return f"- {unit}s/s"
+        return ""
     per_second = done / elapsed
     return f"{per_second:.3g} {unit}s/s" if per_second >= 1 else f"{elapsed / done:.3g} s/{unit}"
 
@@ -41,9 +41,9 @@ def rate_text(done: int, elapsed: float, unit: str) -> str:
 class Progress:
     """Counts finished items of one job step and logs a plain line with done/total, rate and ETA.
 
-    A line is logged at the start, after every `every` items (None: never by count), at least every
-    `seconds` while the step runs (a heartbeat thread, so a slow item still shows the job is alive)
-    and at the end. Thread-safe: pool workers may call advance().
+    A line is logged at the start, after every `every` items (None: never by count), whenever no line
+    was logged for `seconds` while the step runs (a heartbeat thread, so a slow item still shows the
+    job is alive) and at the end. Thread-safe: pool workers may call advance().
 
     label: what is being done, e.g. 'audit: decode and hash'; total: items expected; unit: the
     singular item name ('image', 'epoch'); done: items already done (a resumed job).
@@ -60,13 +60,15 @@ class Progress:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._started = clock()
+        self._last_line = time.monotonic()  # when the last line was logged (real time: drives the heartbeat)
 
     def line(self) -> str:
         """The current progress line."""
         elapsed = self._clock() - self._started
         new = self.done - self._start_done
         share = f" ({self.done / self.total:.0%})" if self.total else ""
-        text = f"{self.label}: {self.done}/{self.total} {self.unit}s{share}, {rate_text(new, elapsed, self.unit)}"
+        rate = rate_text(new, elapsed, self.unit)
+        text = f"{self.label}: {self.done}/{self.total} {self.unit}s{share}" + (f", {rate}" if rate else "")
         if self.done >= self.total:
             return f"{text}, done in {duration(elapsed)}"
         if new > 0:
@@ -75,16 +77,22 @@ class Progress:
 
     def start(self) -> "Progress":
         self._started = self._clock()
+        self._last_line = time.monotonic()
         self._log.info("%s: %d %ss to do", self.label, self.total - self.done, self.unit)
         if self.seconds and self.seconds > 0:
             self._thread = threading.Thread(target=self._heartbeat, name=f"progress {self.label}", daemon=True)
             self._thread.start()
         return self
 
+    def _emit(self) -> None:
+        self._last_line = time.monotonic()
+        self._log.info("%s", self.line())
+
     def _heartbeat(self) -> None:
-        while not self._stop.wait(self.seconds):
+        while not self._stop.wait(max(0.0, self._last_line + self.seconds - time.monotonic())):
             with self._lock:
-                self._log.info("%s", self.line())
+                if time.monotonic() - self._last_line >= self.seconds:
+                    self._emit()
 
     def advance(self, n: int = 1) -> None:
         """Count n more finished items (logs a line every `every` items)."""
@@ -92,7 +100,7 @@ class Progress:
             before = self.done
             self.done += n
             if self.every and self.done < self.total and self.done // self.every > before // self.every:
-                self._log.info("%s", self.line())
+                self._emit()
 
     def finish(self) -> None:
         """Stop the heartbeat and log the last line (once)."""
@@ -102,7 +110,7 @@ class Progress:
         if self._thread is not None:
             self._thread.join()
         with self._lock:
-            self._log.info("%s", self.line())
+            self._emit()
 
     def __enter__(self) -> "Progress":
         return self.start()

@@ -105,3 +105,26 @@ def test_rate_text():
     assert rate_text(10, 2, "image") == "5 images/s"
     assert rate_text(2, 10, "image") == "5 s/image"
     assert rate_text(0, 10, "image") == ""
+
+
+def test_a_rule_job_writes_progress_to_its_log_and_to_the_console(tmp_path):
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    src = Path(__file__).resolve().parents[1] / "src"
+    script = (f"import sys; sys.path.insert(0, {str(src)!r})\n"
+              "from alldag.rulelog import run_rule\n"
+              "from alldag.progress import track\n"
+              "import logging\n"
+              "def step():\n"
+              "    logging.getLogger('alldag.x').info('only in the log')\n"
+              "    for _ in track(range(3), 'job: step', unit='image', every=1, seconds=0): pass\n"
+              f"run_rule({str(tmp_path / 'job.log')!r}, 1, step)\n")
+    proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    log = (tmp_path / "job.log").read_text()
+    assert "only in the log" in log and "job: step: 3/3 images (100%)" in log
+    assert "only in the log" not in proc.stderr
+    console = proc.stderr.splitlines()
+    assert len(console) == 4 and console[-1].split(" ", 1)[1].startswith("job: step: 3/3 images (100%)")

@@ -322,10 +322,17 @@ def test_every_table_scrolls_inside_its_box(fake_results):
     assert html.count("<table") == html.count('<div class="scroll"><table') + 2  # run ids and versions: narrow
 
 
-def test_first_screen_in_a_real_browser_at_1280_by_800(fake_results):
+def test_first_screen_in_a_real_browser_at_1280_by_800(fake_results, tmp_path):
+    """The demo's shape: two tasks, four backbones and the colour baseline each."""
     from browser import assert_first_screen_fits
 
     inputs, params, outputs = fake_results
-    report_job(inputs, params, outputs)
+    five = pd.DataFrame([comparison_row(m, ba, False, v, d) for m, ba, v, d in (
+        ("Xception", 0.987654, "true", 0.123456), ("VGG16", 0.95, "undetermined", 0.0123),
+        ("VGG19", 0.5, "false", -0.45), ("EfficientNetB0", 0.9, "undetermined", -0.05),
+        ("colour_baseline", 0.95, "", None))])
+    two_tasks = {k: v * 2 if isinstance(v, list) else v for k, v in inputs.items()}
+    two_tasks["comparison"] = [tsv(tmp_path / f"{t}.tsv", five) for t in (TASK, "four_class")]
+    report_job(two_tasks, {**params, "tasks": [TASK, "four_class"]}, outputs)
     shot = assert_first_screen_fits(Path(outputs["report"]), "report-first-screen-fake.png")
     assert Image.open(shot).size == (1280, 800)

@@ -53,3 +53,71 @@ def screenshot(page: Path, out: Path, width: int = 1280, height: int = 4000) -> 
 def body_attribute(dom: str, name: str) -> str | None:
     match = re.search(rf'<body[^>]*\s{name}="([^"]*)"', dom)
     return match.group(1) if match else None
+
+
+ARTEFACTS = Path(os.environ.get("ALLDAG_TEST_ARTEFACTS", Path(__file__).resolve().parents[1] / "test-artefacts"))
+
+# Measures the first screen after load: where the verdict tables end, which elements stick out of the page
+# (ignoring what a scrolling box clips) and how many images failed; written as attributes on <body>.
+LAYOUT_PROBE = """<script>
+window.addEventListener("load", function () {
+  var width = document.documentElement.clientWidth, out = [];
+  function clipped(el) {
+    for (var p = el.parentElement; p && p !== document.body; p = p.parentElement) {
+      var o = getComputedStyle(p).overflowX;
+      if (o === "auto" || o === "scroll" || o === "hidden") return p.getBoundingClientRect().right <= width + 1;
+    }
+    return false;
+  }
+  Array.prototype.forEach.call(document.body.querySelectorAll("*"), function (el) {
+    var r = el.getBoundingClientRect();
+    if (r.width && (r.right > width + 1 || r.left < -1) && !clipped(el))
+      out.push(el.tagName.toLowerCase() + (el.id ? "#" + el.id : "") + ":" + Math.round(r.right));
+  });
+  var tables = document.querySelectorAll("#verdict table"), bottom = 0;
+  Array.prototype.forEach.call(tables, function (t) { bottom = Math.max(bottom, t.getBoundingClientRect().bottom); });
+  var broken = Array.prototype.filter.call(document.images, function (img) { return !img.complete || img.naturalWidth === 0; });
+  var b = document.body;
+  b.setAttribute("data-viewport", width + "x" + window.innerHeight);
+  b.setAttribute("data-page-width", String(document.documentElement.scrollWidth));
+  b.setAttribute("data-overflowing", out.slice(0, 20).join(" "));
+  b.setAttribute("data-verdict-tables", String(tables.length));
+  b.setAttribute("data-verdict-bottom", String(Math.ceil(bottom)));
+  b.setAttribute("data-probe-broken-images", String(broken.length));
+});
+</script>"""
+
+
+def first_screen_layout(page: Path, width: int = 1280, height: int = 800) -> dict[str, str]:
+    """Lay the page out in a width x height window: viewport, page width, elements wider than the page
+    (outside scrolling boxes), number of verdict tables and the bottom of the last one, broken images."""
+    probe = page.with_name(page.stem + ".layout-probe.html")
+    probe.write_text(page.read_text().replace("</body>", LAYOUT_PROBE + "</body>"))
+    proc = _run([f"--window-size={width},{height}", "--virtual-time-budget=10000", "--dump-dom", probe.resolve().as_uri()])
+    probe.unlink()
+    assert proc.returncode == 0 and "<body" in proc.stdout, proc.stderr[-2000:]
+    names = ("viewport", "page-width", "overflowing", "verdict-tables", "verdict-bottom", "probe-broken-images")
+    return {name: body_attribute(proc.stdout, f"data-{name}") for name in names}
+
+
+def save_artefact(source: Path, name: str) -> Path:
+    """Copy a file (a screenshot) to the test artefacts folder (ALLDAG_TEST_ARTEFACTS, else test-artefacts/)."""
+    ARTEFACTS.mkdir(parents=True, exist_ok=True)
+    target = ARTEFACTS / name
+    shutil.copyfile(source, target)
+    return target
+
+
+def assert_first_screen_fits(page: Path, artefact: str, width: int = 1280, height: int = 800) -> Path:
+    """The verdict tables lie within the first width x height screen, nothing is wider than the page, no
+    image is broken; the screenshot of that first screen is saved as a test artefact (returned)."""
+    layout = first_screen_layout(page, width, height)
+    # headless Chromium keeps some of the window's height for itself; the width is the page's, and the
+    # layout depends on the width only
+    assert layout["viewport"].split("x")[0] == str(width), layout
+    assert int(layout["verdict-tables"]) >= 1, layout
+    assert 0 < int(layout["verdict-bottom"]) <= height, f"the verdict tables end below the first screen: {layout}"
+    assert int(layout["page-width"]) <= width and not layout["overflowing"], f"wider than the page: {layout}"
+    assert layout["probe-broken-images"] == "0", layout
+    shot = screenshot(page, page.with_name(artefact), width, height)
+    return save_artefact(shot, artefact)

@@ -213,3 +213,19 @@ def test_shipped_manifest_describes_the_real_dataset():
     original = manifest[manifest["path"].str.startswith("Original/")]
     assert original["class"].value_counts().to_dict() == {"Early": 985, "Pre": 963, "Pro": 804, "Benign": 504}
     assert len(manifest) == 2 * 3256 and manifest["sha256"].str.fullmatch("[0-9a-f]{64}").all()
+
+
+def test_a_thread_pool_gives_the_same_audit_and_logs_progress(audited, planted, tmp_path, caplog):
+    _, single = audited
+    dataset = scan_dataset(planted)
+    write_tsv_atomic(dataset, tmp_path / "pool_dataset.tsv")
+    out = {k: tmp_path / f"pool_{k}.tsv" for k in ("images", "quarantine", "duplicates")}
+    with caplog.at_level("INFO", logger="alldag.progress"):
+        audit_dataset(tmp_path / "pool_dataset.tsv", tmp_path / "pool_fixed", 224, 0.97, 0.02, out["images"],
+                      out["quarantine"], out["duplicates"], tmp_path / "pool_audit.json", threads=3)
+    pooled = {k: pd.read_csv(v, sep="\t", keep_default_na=False) for k, v in out.items()}
+    pooled["images"]["path"] = pooled["images"]["path"].str.replace("pool_fixed", "fixed")
+    for kind in ("images", "quarantine", "duplicates"):
+        pd.testing.assert_frame_equal(pooled[kind], single[kind], check_like=False)
+    lines = [r.getMessage() for r in caplog.records if r.name == "alldag.progress"]
+    assert f"{len(dataset)}/{len(dataset)} images (100%)" in lines[-1] and "threads=3" in lines[-1]

@@ -28,6 +28,7 @@ BACKBONES = CFG["backbones"]
 def run(tmp_path_factory):
     workdir = tmp_path_factory.mktemp("e2e")
     proc = snakemake(workdir, "--cores", "2", config=CONFIG)
+    (workdir / "snakemake.stderr").write_text(proc.stderr)  # the console, for the progress test
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-6000:]
     return workdir
 
@@ -166,9 +167,10 @@ def test_report_page_references_every_figure_and_says_synthetic(run):
     for backbone in BACKBONES:
         for figure in ("Training curves", "Confusion matrix", "ROC", "Calibration", "Explanation gallery"):
             assert f'alt="{TASK} / {backbone}: {figure}" src="data:image/png;base64,' in page
-    # per model 5 figures, plus the augmentation preview and the comparison plot of the task
-    assert len(re.findall(r'src="data:image/png;base64,', page)) == 5 * len(BACKBONES) + 2
-    assert f'alt="{TASK}: model comparison"' in page
+    # per model 5 figures, plus the task's augmentation preview, comparison plot, recall and curves overview
+    assert len(re.findall(r'src="data:image/png;base64,', page)) == 5 * len(BACKBONES) + 4
+    for figure in ("model comparison", "recall per class", "training curves of every model"):
+        assert f'alt="{TASK}: {figure}" src="data:image/png;base64,' in page
     explained = page.split('<h2 id="explanations">', 1)[1].split("<h2", 1)[0]
     for backbone in BACKBONES:
         assert f"<td>{backbone}</td><td>uniform</td>" in explained and f"<td>{backbone}</td><td>lime</td>" in explained
@@ -198,12 +200,13 @@ def test_snakemake_report_builds(run):
 def test_report_in_a_real_browser_has_no_broken_image_and_every_expected_row(run):
     from PIL import Image
 
-    from browser import body_attribute, rendered_dom, screenshot
+    from browser import assert_first_screen_fits, body_attribute, rendered_dom, screenshot
 
     page = run / "results/report.html"
     dom = rendered_dom(page)
     assert body_attribute(dom, "data-broken-images") == "0"
-    assert int(body_attribute(dom, "data-images")) == 5 * len(BACKBONES) + 2
+    assert int(body_attribute(dom, "data-images")) == 5 * len(BACKBONES) + 4  # + recall and curves per task
+    assert_first_screen_fits(page, "report-first-screen-e2e.png")
     for backbone in BACKBONES + ["colour_baseline"]:  # comparison table
         assert re.search(rf"<tr><td>{backbone}</td>", dom), backbone
     for backbone in BACKBONES:  # results table and MLflow run ids
@@ -213,6 +216,19 @@ def test_report_in_a_real_browser_has_no_broken_image_and_every_expected_row(run
     image = Image.open(shot)
     assert image.size == (1280, 4000)
     assert len(set(image.convert("L").resize((64, 256)).getdata())) > 20  # something was drawn
+
+
+def test_long_jobs_log_progress_in_their_logs_and_on_the_console(run):
+    n = CFG["data"]["synthetic"]["images_per_class"] * 4
+    audit = (run / "logs/audit.log").read_text()
+    assert re.search(rf"audit: decode, hash and fingerprint \(threads=2\): {n}/{n} images \(100%\), .+, done in", audit)
+    console = (run / "snakemake.stderr").read_text()
+    assert f"audit: decode, hash and fingerprint (threads=2): {n}/{n} images (100%)" in console
+    for backbone in BACKBONES:
+        assert re.search(rf"train {TASK}/{backbone}/fold0 \(full\): 1/\d+ epochs \(\d+%\), .+, ETA ", console)
+        explain = (run / f"logs/explain/{TASK}/{backbone}/fold0.log").read_text()
+        assert re.search(rf"explain {TASK}/{backbone}/fold0: LIME: (\d+)/\1 images \(100%\)", explain), explain[-2000:]
+    assert re.search(rf"compare {TASK}: bootstrap intervals: {len(BACKBONES) + 1}/{len(BACKBONES) + 1} models", console)
 
 
 def test_summary_json_matches_the_comparison(run):

@@ -15,7 +15,7 @@ import pandas as pd
 import pytest
 from PIL import Image
 
-from alldag.report import report_job
+from alldag.report import ModelResult, first_screen, per_class_recall, report_job, sig3, training_histories
 from alldag.summary import summary_paragraph, task_headline
 
 TASK = "benign_vs_pro"
@@ -41,11 +41,20 @@ def jsonfile(path: Path, data: dict) -> str:
     return str(path)
 
 
-def comparison_row(model: str, ba: float, flagged: bool) -> dict:
-    row = {"model": model, "not_better_than_colour_baseline": flagged, "n_test": 40, "study_accuracy": float("nan")}
+def comparison_row(model: str, ba: float, flagged: bool, verdict: str = "", diff: float | None = None) -> dict:
+    """A comparison.tsv row with the verdict columns of the paired-difference compare stage (and the old flag)."""
+    row = {"model": model, "not_better_than_colour_baseline": flagged, "beats_colour_baseline": verdict,
+           "diff_vs_colour_baseline": diff, "diff_vs_colour_baseline_ci_low": None if diff is None else diff - 0.1,
+           "diff_vs_colour_baseline_ci_high": None if diff is None else diff + 0.1,
+           "p_vs_colour_baseline": None if diff is None else 0.04, "n_test": 40, "n_groups": 38,
+           "study_accuracy": float("nan")}
     for m in ("accuracy", "balanced_accuracy", "macro_f1", "roc_auc"):
         row.update({m: ba, f"{m}_ci_low": ba - 0.05, f"{m}_ci_high": min(1.0, ba + 0.05), f"{m}_fold_sd": 0.0})
     return row
+
+
+def per_class(recalls: dict[str, float]) -> dict:
+    return {c: {"precision": r, "recall": r, "f1": r, "support": 10} for c, r in recalls.items()}
 
 
 @pytest.fixture
@@ -71,8 +80,11 @@ def fake_results(tmp_path):
             "rotation_degrees": 20, "brightness": 0.2, "horizontal_flip": False, "vertical_flip": False, "seed": 1})],
         "previews": [png(r / f"augment/{TASK}/augmentation_preview.png")],
         "comparison": [tsv(r / f"comparison/{TASK}/comparison.tsv", pd.DataFrame([
-            comparison_row("MobileNet", 0.90, False), comparison_row("VGG16", 0.80, True),
+            comparison_row("MobileNet", 0.912345, False, "true", 0.162345),
+            comparison_row("VGG16", 0.80, True, "undetermined", 0.05),
             comparison_row("colour_baseline", 0.75, False)]))],
+        "baseline_metrics": [jsonfile(r / f"evaluation/{TASK}/colour_baseline/fold0/metrics.json", {
+            "accuracy": 0.75, "balanced_accuracy": 0.75, "per_class": per_class({"Benign": 0.7, "Pro": 0.8})})],
         "paired": [tsv(r / f"comparison/{TASK}/paired_tests.tsv", pd.DataFrame([
             {"model_a": "MobileNet", "model_b": "VGG16", "fold": "all", "n_images": 40, "accuracy_a": 0.9,
              "accuracy_b": 0.8, "only_a_correct": 5, "only_b_correct": 1, "p_value": 0.2, "p_holm": 0.4}]))],
@@ -85,7 +97,7 @@ def fake_results(tmp_path):
         m, e, x = (r / f"{k}/{TASK}/{model}/fold0" for k in ("models", "evaluation", "explanations"))
         inputs["metrics"].append(jsonfile(e / "metrics.json", {
             "accuracy": 0.9, "balanced_accuracy": 0.9, "macro_f1": 0.9, "roc_auc": 0.95, "n_test": 40,
-            "chance_accuracy": 0.5}))
+            "chance_accuracy": 0.5, "per_class": per_class({"Benign": 0.85, "Pro": 0.95})}))
         inputs["history"].append(tsv(m / "history.tsv", pd.DataFrame(
             {"epoch": [1, 2], "phase": "full", "loss": [1, 0.5], "val_loss": [0.9, 0.6], "accuracy": [0.5, 0.8],
              "val_accuracy": [0.5, 0.7]})))
@@ -153,7 +165,7 @@ def test_page_has_every_section_working_images_and_expected_rows(fake_results):
     inputs, params, outputs = fake_results
     page = Page(report_job(inputs, params, outputs))
     assert set(SECTIONS) <= page.ids
-    assert len(page.images) == 5 * len(MODELS) + 2  # per model 5 figures, the preview and the comparison plot
+    assert len(page.images) == 5 * len(MODELS) + 4  # per model 5; the preview, comparison, recall and curves plots
     for img in page.images:
         assert img["alt"] and img["src"].startswith("data:image/png;base64,")
         Image.open(io.BytesIO(base64.b64decode(img["src"].split(",", 1)[1]))).verify()
@@ -171,13 +183,13 @@ def test_summary_json_holds_the_numbers_the_page_shows(fake_results):
     html = report_job(inputs, params, outputs)
     summary = json.loads(Path(outputs["summary_json"]).read_text())
     headline = summary["tasks"][TASK]
-    assert headline["best"] == "MobileNet" and headline["best_value"] == pytest.approx(0.90)
-    assert headline["runner_up"] == "VGG16" and headline["margin_over_runner_up"] == pytest.approx(0.10)
+    assert headline["best"] == "MobileNet" and headline["best_value"] == pytest.approx(0.912345)
+    assert headline["runner_up"] == "VGG16" and headline["margin_over_runner_up"] == pytest.approx(0.112345)
     assert headline["beats_colour_baseline"] is True
     assert headline["models_not_better_than_colour_baseline"] == ["VGG16"]
     assert summary["synthetic"] is True and summary["missing"] == []
     assert summary["summary"] in html.replace("&#39;", "'")
-    assert "MobileNet is best with balanced accuracy 0.900 (95% CI 0.850–0.950)" in summary["summary"]
+    assert "MobileNet is best with balanced accuracy 0.912 (95% CI 0.862–0.962)" in summary["summary"]
     assert "Grad-CAM and LIME agree weakly (their top regions overlap 0.30 by IoU)" in summary["summary"]
     assert summary["explanations"][TASK]["gradcam_mask_mass"] == pytest.approx(0.6)
 
@@ -228,3 +240,121 @@ def test_headline_says_tie_instead_of_a_zero_margin():
                           comparison_row("colour_baseline", 1.0, False)])
     text = summary_paragraph({TASK: task_headline(table)}, None, {}, False, [])
     assert "Xception and VGG16 tie for best with balanced accuracy 1.000" in text and "0.000 above" not in text
+
+
+class VerdictTable(HTMLParser):
+    """Rows of the first screen's verdict tables (cells as text), and where the section starts."""
+
+    def __init__(self, text: str):
+        super().__init__()
+        self.rows, self._in, self._row, self._cell = [], False, None, None
+        self.feed(text)
+
+    def handle_starttag(self, tag, attrs):
+        if tag == "table" and ("class", "verdict") in attrs:
+            self._in = True
+        elif self._in and tag == "tr":
+            self._row = []
+        elif self._in and tag in ("td", "th"):
+            self._cell = ""
+
+    def handle_endtag(self, tag):
+        if tag == "table":
+            self._in = False
+        elif self._in and tag in ("td", "th") and self._row is not None:
+            self._row.append(self._cell.strip())
+        elif self._in and tag == "tr":
+            self.rows.append(self._row)
+
+    def handle_data(self, data):
+        if self._cell is not None:
+            self._cell += data
+
+
+def test_first_screen_is_one_verdict_row_per_model_before_the_paragraph(fake_results):
+    inputs, params, outputs = fake_results
+    html = report_job(inputs, params, outputs)
+    rows = VerdictTable(html).rows
+    assert rows[0] == ["model", "balanced accuracy (95% CI)", "minus colour baseline (95% CI)",
+                       "beats the colour baseline?"]
+    assert rows[1:] == [["MobileNet", "0.912 (0.862–0.962)", "+0.162 (+0.0623 to +0.262)", "✔ beats"],
+                        ["VGG16", "0.800 (0.750–0.850)", "+0.0500 (−0.0500 to +0.150)", "? undetermined"],
+                        ["colour_baseline", "0.750 (0.700–0.800)", "reference", "reference"]]
+    assert html.index('id="verdict"') < html.index('id="summary"') < html.index('id="data"')
+    assert "(40 test images, 38 groups)" in html
+
+
+def test_first_screen_shows_dashes_where_the_comparison_has_no_verdict_columns(fake_results):
+    inputs, params, outputs = fake_results
+    old = pd.read_csv(inputs["comparison"][0], sep="\t").drop(columns=[
+        "beats_colour_baseline", "diff_vs_colour_baseline", "diff_vs_colour_baseline_ci_low",
+        "diff_vs_colour_baseline_ci_high", "p_vs_colour_baseline", "n_groups"])
+    tsv(Path(inputs["comparison"][0]), old)
+    rows = VerdictTable(report_job(inputs, params, outputs)).rows
+    assert rows[1] == ["MobileNet", "0.912 (0.862–0.962)", "—", "—"]
+    assert rows[3] == ["colour_baseline", "0.750 (0.700–0.800)", "reference", "reference"]
+
+
+def test_where_the_models_look_sentence_is_shown_when_summary_json_has_it():
+    table = pd.DataFrame([comparison_row("VGG16", 0.8, False, "false", -0.02),
+                          comparison_row("colour_baseline", 0.82, False)])
+    sentence = "The models put 1.2x chance on leukocytes (0.9-1.5): they mostly look at the background."
+    with_it = first_screen({TASK: table}, {TASK: {"where_models_look": {"sentence": sentence}}})
+    assert with_it[0]["sentence"] == sentence
+    assert with_it[0]["rows"][0]["verdict"] == "✘ does not beat"
+    assert with_it[0]["rows"][0]["difference"] == "−0.0200 (−0.120 to +0.0800)"
+    assert first_screen({TASK: table}, {TASK: {"best": "VGG16"}})[0]["sentence"] is None
+    assert first_screen({TASK: None}, {})[0]["rows"] is None
+
+
+@pytest.mark.parametrize("value, text", [(0.912345, "0.912"), (1.0, "1.00"), (0.0, "0.00"), (0.05, "0.0500"),
+                                         (12.345, "12.3"), (123.456, "123"), (1234.5, "1234"), (40.0, "40"),
+                                         (7, "7"), (np.int64(3), "3"), (3.2e-7, "3.20e-07"), (-0.0213, "-0.0213"),
+                                         (float("nan"), "—"), (None, "—"), (True, "True")])
+def test_numbers_are_rounded_to_three_significant_digits_for_reading(value, text):
+    assert sig3(value) == text
+
+
+def test_tsvs_keep_full_precision_while_the_page_rounds(fake_results):
+    inputs, params, outputs = fake_results
+    metrics = json.loads(Path(inputs["metrics"][0]).read_text()) | {"balanced_accuracy": 0.9123456789}
+    jsonfile(Path(inputs["metrics"][0]), metrics)
+    html = report_job(inputs, params, outputs)
+    table = pd.read_csv(outputs["table"], sep="\t").set_index("backbone")
+    assert table.loc["MobileNet", "balanced_accuracy"] == 0.9123456789
+    assert "0.9123456789" not in html and "<td>0.912</td>" in html
+
+
+def test_recall_per_class_and_training_curves_of_every_model_join_the_report(fake_results):
+    inputs, params, outputs = fake_results
+    page = Page(report_job(inputs, params, outputs))
+    alts = {img["alt"] for img in page.images}
+    assert {f"{TASK}: recall per class", f"{TASK}: training curves of every model"} <= alts
+    models = [ModelResult(TASK, b, 0, *(inputs[k][i] for k in ("metrics", "history", "curves", "confusion", "roc",
+                                                                "reliability", "explanation", "explanation_summary",
+                                                                "run"))) for i, b in enumerate(MODELS)]
+    recall = per_class_recall(TASK, models, inputs["baseline_metrics"])
+    assert recall.pivot(index="model", columns="class", values="recall").loc["colour_baseline"].tolist() == [0.7, 0.8]
+    assert set(training_histories(TASK, models)["split"]) == {"train", "validation"}
+
+
+def test_every_table_scrolls_inside_its_box(fake_results):
+    inputs, params, outputs = fake_results
+    html = report_job(inputs, params, outputs)
+    assert html.count("<table") == html.count('<div class="scroll"><table') + 2  # run ids and versions: narrow
+
+
+def test_first_screen_in_a_real_browser_at_1280_by_800(fake_results, tmp_path):
+    """The demo's shape: two tasks, four backbones and the colour baseline each."""
+    from browser import assert_first_screen_fits
+
+    inputs, params, outputs = fake_results
+    five = pd.DataFrame([comparison_row(m, ba, False, v, d) for m, ba, v, d in (
+        ("Xception", 0.987654, "true", 0.123456), ("VGG16", 0.95, "undetermined", 0.0123),
+        ("VGG19", 0.5, "false", -0.45), ("EfficientNetB0", 0.9, "undetermined", -0.05),
+        ("colour_baseline", 0.95, "", None))])
+    two_tasks = {k: v * 2 if isinstance(v, list) else v for k, v in inputs.items()}
+    two_tasks["comparison"] = [tsv(tmp_path / f"{t}.tsv", five) for t in (TASK, "four_class")]
+    report_job(two_tasks, {**params, "tasks": [TASK, "four_class"]}, outputs)
+    shot = assert_first_screen_fits(Path(outputs["report"]), "report-first-screen-fake.png")
+    assert Image.open(shot).size == (1280, 800)

@@ -192,3 +192,15 @@ def test_rotation_matches_tensorflows_projective_transform_and_is_seeded():
     first, second = (np.asarray(build_augmenter(spec)(images, training=True)) for _ in range(2))
     np.testing.assert_array_equal(first, second)  # one seed, one augmentation
     assert not np.allclose(first, images.numpy()) and first.min() >= 0 and first.max() <= 255
+
+
+def test_training_logs_a_progress_line_per_epoch(tmp_path, small_manifest, caplog):
+    from alldag.train import fit
+
+    settings = TrainSettings("MobileNet", "t", 0, ("Benign", "Pro"), 32, 2, 8, 1e-3, None, 0.1, 0.9, False, 0)
+    with caplog.at_level("INFO", logger="alldag.progress"):
+        fit(settings, small_manifest, NO_AUGMENTATION, tmp_path / "ckpt")
+    lines = [r.getMessage() for r in caplog.records if r.name == "alldag.progress"]
+    assert lines[0] == "train t/MobileNet/fold0 (full): 2 epochs to do"
+    assert lines[1].startswith("train t/MobileNet/fold0 (full): 1/2 epochs (50%), ") and "ETA" in lines[1]
+    assert lines[-1].startswith("train t/MobileNet/fold0 (full): 2/2 epochs (100%), ") and "done in" in lines[-1]

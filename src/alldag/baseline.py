@@ -17,6 +17,7 @@ from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
 from alldag.data import read_tsv
+from alldag.progress import parallel_map
 
 log = logging.getLogger(__name__)
 BASELINE_NAME = "colour_baseline"
@@ -31,13 +32,15 @@ def colour_features(image: np.ndarray) -> np.ndarray:
     return np.stack(stats, axis=1).ravel()  # channel-major: R stats, G stats, B stats
 
 
-def features_of(paths) -> np.ndarray:
-    """Colour features (n, 15) of image files."""
-    rows = []
-    for p in paths:
-        with Image.open(p) as img:
-            rows.append(colour_features(np.asarray(img.convert("RGB"))))
-    return np.stack(rows)
+def colour_features_of_file(path) -> np.ndarray:
+    """colour_features of one image file."""
+    with Image.open(path) as img:
+        return colour_features(np.asarray(img.convert("RGB")))
+
+
+def features_of(paths, threads: int = 1, label: str = "colour features") -> np.ndarray:
+    """Colour features (n, 15) of image files, read on `threads` threads (progress logged as `label`)."""
+    return np.stack(parallel_map(colour_features_of_file, paths, threads=threads, label=label, unit="image"))
 
 
 def fit_colour_baseline(features: np.ndarray, y: np.ndarray, seed: int):
@@ -48,10 +51,11 @@ def fit_colour_baseline(features: np.ndarray, y: np.ndarray, seed: int):
 
 
 def run_colour_baseline(split_manifest, classes: list[str], seed: int, label: str, tracking, outputs: dict,
-                        run_out) -> dict:
+                        run_out, threads: int = 1) -> dict:
     """Fit the baseline on the fold's training images, evaluate on its test images, track it like a model.
 
     outputs: paths for write_evaluation: metrics_out, predictions_out, confusion_out, roc_out, reliability_out.
+    threads: images read at once.
     """
     import mlflow
 
@@ -61,9 +65,11 @@ def run_colour_baseline(split_manifest, classes: list[str], seed: int, label: st
     manifest = read_tsv(split_manifest)
     fit_rows = manifest[manifest["split"] == "train"]
     test = manifest[manifest["split"] == "test"].reset_index(drop=True)
-    model = fit_colour_baseline(features_of(fit_rows["path"]), fit_rows["y"].to_numpy(), seed)
+    model = fit_colour_baseline(features_of(fit_rows["path"], threads, f"colour baseline {label}: training images"),
+                                fit_rows["y"].to_numpy(), seed)
     proba = np.zeros((len(test), len(classes)))
-    proba[:, model.classes_] = model.predict_proba(features_of(test["path"]))
+    proba[:, model.classes_] = model.predict_proba(features_of(test["path"], threads,
+                                                               f"colour baseline {label}: test images"))
     parent = parent_run_id(tracking.uri, tracking.experiment, tracking.artifact_root, tracking.parent_run_file,
                            tracking.tags)
     task, _, fold = label.split("/")

@@ -15,6 +15,7 @@ from alldag.baseline import BASELINE_NAME
 from alldag.data import read_tsv, write_tsv_atomic
 from alldag.evaluate import classification_metrics
 from alldag.figures import comparison_figure, save
+from alldag.progress import track
 from alldag.stats import bootstrap_cis, holm, intervals_overlap, mcnemar
 
 log = logging.getLogger(__name__)
@@ -85,7 +86,9 @@ def compare_models(task: str, models: list[str], prediction_paths: list[str], n_
     prediction_paths are in expand(model, fold) order: n_folds files per model.
     """
     folds = {m: [read_tsv(p) for p in prediction_paths[i * n_folds:(i + 1) * n_folds]] for i, m in enumerate(models)}
-    summary = pd.DataFrame([model_summary(m, task, f, classes, n_boot, seed) for m, f in folds.items()])
+    summary = pd.DataFrame([model_summary(m, task, f, classes, n_boot, seed) for m, f in
+                            track(folds.items(), f"compare {task}: bootstrap intervals", total=len(folds),
+                                  unit="model")])
     summary.insert(1, "not_better_than_colour_baseline", flag_against_baseline(summary))
     paired = paired_tests(folds)
     write_tsv_atomic(summary, comparison_out)

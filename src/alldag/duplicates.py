@@ -43,8 +43,11 @@ def near_duplicate_pairs(features: np.ndarray, threshold: float, block: int = 20
     return pairs
 
 
-def cluster_duplicates(images: pd.DataFrame, threshold: float) -> tuple[pd.DataFrame, pd.DataFrame]:
+def cluster_duplicates(images: pd.DataFrame, threshold: float,
+                       features: np.ndarray | None = None) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Cluster exact and near duplicates among `images` (columns image_id, label, path, sha256).
+
+    features: the images' thumbnail_feature rows, when already computed (else read from `path`).
 
     Returns (images with a `cluster` column — the smallest image_id of its cluster — and the
     audit table: one row per image in a cluster of two or more, AUDIT_COLUMNS).
@@ -57,7 +60,8 @@ def cluster_duplicates(images: pd.DataFrame, threshold: float) -> tuple[pd.DataF
         for j in idx[1:]:
             edges[(idx[0], j)] = ("exact", 1.0)
     if n:
-        features = np.stack([thumbnail_feature(p) for p in images["path"]])
+        if features is None:
+            features = np.stack([thumbnail_feature(p) for p in images["path"]])
         for i, j, sim in near_duplicate_pairs(features, threshold):
             edges.setdefault((i, j), ("near", sim))
     if edges:

@@ -29,6 +29,7 @@ from alldag.attribution_metrics import (
 from alldag.data import read_tsv, write_tsv_atomic
 from alldag.figures import explanation_gallery, save
 from alldag.masks import LeukocyteMask, load_leukocyte_mask
+from alldag.progress import track
 
 log = logging.getLogger(__name__)
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
@@ -237,10 +238,12 @@ def load_masks(chosen: pd.DataFrame, size: int) -> list[LeukocyteMask]:
             for path, twin, source in zip(chosen["path"], chosen["mask_path"], sources)]
 
 
-def explain_images(model, images: np.ndarray, masks: list, settings: dict, seed: int):
+def explain_images(model, images: np.ndarray, masks: list, settings: dict, seed: int, *,
+                   label: str = "explain"):
     """Attribution maps and their metrics for a batch of images (n, H, W, 3) in [0, 255].
 
     masks: per image a bool (H, W) leukocyte mask or None. settings: the config's `explain:` keys.
+    label: the job's name in progress lines.
     Returns (maps {method: (n, H, W)}, segments (n, H, W), predicted (n,), probabilities (n, k),
     per-image-and-method rows, per-image-and-pair rows); row dicts carry an `index` into images.
     """
@@ -253,13 +256,13 @@ def explain_images(model, images: np.ndarray, masks: list, settings: dict, seed:
     maps = gradient_cam_fn(model, settings["gradcam_layer"] or last_conv_layer_name(model))(images, predicted)
     lime_out = [lime_explanation(img, predict, int(c), settings["lime_num_samples"], settings["lime_batch_size"],
                                  seed, quickshift_kernel(settings["lime_kernel_size"], size))
-                for img, c in zip(images, predicted)]
+                for img, c in track(zip(images, predicted), f"{label}: LIME", total=len(images), unit="image")]
     maps["lime"] = np.stack([heat for heat, _ in lime_out])
     segments = np.stack([seg for _, seg in lime_out])
     corner = corner_region(size, settings["corner_fraction"])
     rng = np.random.default_rng(seed)
     method_rows, pair_rows = [], []
-    for i in range(len(images)):
+    for i in track(range(len(images)), f"{label}: deletion and insertion curves", unit="image"):
         per_image = {m: maps[m][i] for m in METHODS} | {UNIFORM: np.ones((size, size), np.float32)}
         aucs = faithfulness(predict, images[i], int(predicted[i]), per_image, settings["faithfulness_steps"], rng)
         for method, heat in per_image.items():
@@ -317,7 +320,7 @@ def explain_model(model_path, split_manifest, run_json, classes: list[str], imag
     found = load_masks(chosen, image_size)
     masks, sources = [f.mask for f in found], [f.source for f in found]
     maps, segments, predicted, proba, method_rows, pair_rows = explain_images(
-        model, images, masks, settings, seed)
+        model, images, masks, settings, seed, label=f"explain {label}")
     per_image = _with_image_columns(method_rows, chosen, classes, predicted, proba, sources)
     agreement = _with_image_columns(pair_rows, chosen, classes, predicted, proba, sources)
     summary = summarise_explanations(per_image, agreement)

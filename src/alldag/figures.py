@@ -96,6 +96,56 @@ def comparison_figure(summary: pd.DataFrame, metric: str, title: str):
     return fig
 
 
+def per_class_recall_figure(recall: pd.DataFrame, title: str):
+    """Recall of each class per model (bars; mean over folds with their SD when there are several folds).
+
+    recall: one row per model, fold and class, columns model, fold, class, recall.
+    """
+    import seaborn as sns
+
+    n_models, n_classes = recall["model"].nunique(), recall["class"].nunique()
+    fig, ax = plt.subplots(figsize=(min(9.0, 1.6 + 0.45 * n_models * n_classes), 3.4))
+    sns.barplot(data=recall, x="class", y="recall", hue="model", errorbar="sd" if recall["fold"].nunique() > 1
+                else None, palette=_model_palette(recall["model"].unique()), ax=ax)
+    ax.set_ylim(0, 1.05)
+    ax.set_ylabel("recall (test split)")
+    ax.grid(axis="y", alpha=0.3)
+    ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.0, 1.0), frameon=False)
+    ax.set_title(title, fontsize=9)
+    fig.tight_layout()
+    return fig
+
+
+def training_curves_overview(history: pd.DataFrame, title: str):
+    """Accuracy and loss per epoch of every model of a task on one figure: colour = model, solid = train,
+    dashed = validation (mean over folds, with their SD when there are several).
+
+    history: columns model, fold, epoch, split ('train' | 'validation'), accuracy, loss.
+    """
+    import seaborn as sns
+
+    fig, axes = plt.subplots(1, 2, figsize=(9.5, 3.4))
+    palette = _model_palette(history["model"].unique())
+    errorbar = "sd" if history["fold"].nunique() > 1 else None
+    for ax, key in zip(axes, ("accuracy", "loss")):
+        sns.lineplot(data=history, x="epoch", y=key, hue="model", style="split", style_order=["train", "validation"],
+                     palette=palette, errorbar=errorbar, ax=ax, legend=key == "loss")
+        ax.grid(alpha=0.3)
+    axes[1].legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.0, 1.0), frameon=False)
+    fig.suptitle(title, fontsize=9)
+    fig.tight_layout()
+    return fig
+
+
+def _model_palette(models) -> dict:
+    """One colour per model, the colour baseline always grey."""
+    import seaborn as sns
+
+    cnns = [m for m in models if m != "colour_baseline"]
+    colours = dict(zip(cnns, sns.color_palette("tab10", max(1, len(cnns)))))
+    return colours | ({"colour_baseline": (0.5, 0.5, 0.5)} if "colour_baseline" in models else {})
+
+
 def image_grid_figure(images: np.ndarray, titles: list[str], title: str, ncols: int = 6):
     """A grid of RGB images in [0, 255]."""
     n = len(images)

@@ -9,16 +9,22 @@ import os
 from dataclasses import dataclass, fields
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import yaml
 from jinja2 import Environment, PackageLoader, select_autoescape
 
+from alldag.baseline import BASELINE_NAME
 from alldag.compare import STUDY_ACCURACY
 from alldag.data import read_tsv, write_text_atomic, write_tsv_atomic
 from alldag.split import split_counts
-from alldag.summary import mlflow_runs, package_versions, skipped_checks, summary_paragraph, task_headline
+from alldag.summary import HEADLINE_METRIC, mlflow_runs, package_versions, skipped_checks, summary_paragraph, task_headline
 from alldag.where_models_look import verdict_table, where_models_look
 
+MISSING = "—"  # a number this run does not have (yet): shown, never guessed
+# beats_colour_baseline cell -> (mark shown, CSS class)
+VERDICT_MARKS = {"true": ("✔ beats", "verdict-beats"), "false": ("✘ does not beat", "verdict-not"),
+                 "undetermined": ("? undetermined", "verdict-undetermined")}
 METRIC_COLUMNS = ["accuracy", "balanced_accuracy", "macro_f1", "roc_auc"]
 # results-table column -> (method, metric) of explanation_summary.tsv (means over the explained images)
 EXPLANATION_COLUMNS = {"gradcam_lime_spearman": ("gradcam_vs_lime", "spearman"),
@@ -103,16 +109,94 @@ def fold_summary(table: pd.DataFrame) -> pd.DataFrame:
     return out.reset_index()
 
 
+def sig3(value) -> str:
+    """A number rounded for reading: 3 significant digits (0.950, 1.00, 0.0213, 12.5), whole counts as
+    integers (40, 1234), '—' for a missing value. TSVs keep full precision; only pages use this."""
+    if value is None or isinstance(value, (bool, np.bool_)):
+        return MISSING if value is None else str(value)
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        return str(value)
+    if np.isnan(number):
+        return MISSING
+    if number.is_integer() and (isinstance(value, (int, np.integer)) or abs(number) >= 2):
+        return str(int(number))
+    if abs(number) >= 1000:
+        return f"{number:.0f}"
+    text = f"{number:#.3g}"
+    return f"{number:.2e}" if "e" in text else text.rstrip(".")
+
+
 def _fmt(value) -> str:
-    if isinstance(value, float):
-        return "–" if pd.isna(value) else f"{value:.3f}"
+    if isinstance(value, (float, np.floating)):
+        return sig3(value)
     return html.escape(str(value))
 
 
 def _table_html(frame: pd.DataFrame) -> str:
+    """A table in a box that scrolls sideways when it is wider than the page."""
     head = "".join(f"<th>{html.escape(str(c))}</th>" for c in frame.columns)
     body = "".join("<tr>" + "".join(f"<td>{_fmt(v)}</td>" for v in row) + "</tr>" for row in frame.itertuples(index=False))
-    return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+    return f'<div class="scroll"><table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table></div>'
+
+
+def _cell(row: pd.Series, column: str):
+    """row[column] as a float, None when the column is absent or the cell empty."""
+    try:
+        value = float(row.get(column))
+    except (TypeError, ValueError):
+        return None
+    return None if np.isnan(value) else value
+
+
+def _with_interval(value, low, high, signed: bool = False) -> str:
+    """'0.950 (0.900–1.00)'; '+0.0500 (−0.0100 to +0.120)' for a signed difference; '—' when missing."""
+    if value is None:
+        return MISSING
+    show = (lambda v: ("+" if v > 0 else "−" if v < 0 else "") + sig3(abs(v))) if signed else sig3
+    if low is None or high is None:
+        return show(value)
+    return f"{show(value)} ({show(low)} to {show(high)})" if signed else f"{show(value)} ({show(low)}–{show(high)})"
+
+
+def verdict_rows(comparison: pd.DataFrame) -> list[dict]:
+    """The first screen's rows of one task, straight from its comparison table (nothing recomputed).
+
+    Per model: balanced accuracy with its 95% interval, the difference to the colour baseline with its
+    interval and the verdict (`beats_colour_baseline`: true / false / undetermined); columns a table
+    does not have show '—'.
+    """
+    rows = []
+    for _, row in comparison.iterrows():
+        model = str(row["model"])
+        baseline = model == BASELINE_NAME
+        verdict = str(row.get("beats_colour_baseline", "")).strip().lower()
+        mark, css = VERDICT_MARKS.get(verdict, (MISSING, "verdict-missing"))
+        rows.append({
+            "model": model,
+            "balanced_accuracy": _with_interval(*(_cell(row, f"{HEADLINE_METRIC}{k}") for k in ("", "_ci_low", "_ci_high"))),
+            "difference": "reference" if baseline else _with_interval(
+                *(_cell(row, f"diff_vs_colour_baseline{k}") for k in ("", "_ci_low", "_ci_high")), signed=True),
+            "verdict": "reference" if baseline else mark, "verdict_class": "verdict-reference" if baseline else css})
+    return rows
+
+
+def first_screen(tables: dict[str, pd.DataFrame | None], summary_tasks: dict) -> list[dict]:
+    """Per task: the verdict rows, the test-set size when the table has it, and the one sentence on where
+    the models look (summary.json's tasks.<task>.where_models_look.sentence, when present)."""
+    screens = []
+    for task, table in tables.items():
+        look = ((summary_tasks.get(task) or {}).get("where_models_look") or {})
+        sentence = look.get("sentence") if isinstance(look, dict) else None
+        if table is None:
+            screens.append({"task": task, "rows": None, "sentence": sentence})
+            continue
+        first = table.iloc[0] if len(table) else pd.Series(dtype=object)
+        sizes = [f"{sig3(_cell(first, c))} {name}" for c, name in (("n_test", "test images"), ("n_groups", "groups"))
+                 if _cell(first, c) is not None]
+        screens.append({"task": task, "rows": verdict_rows(table), "sizes": ", ".join(sizes), "sentence": sentence})
+    return screens
 
 
 def comparison_section(task: str, comparison_tsv, paired_tsv, figure_png) -> dict:
@@ -128,8 +212,56 @@ def comparison_section(task: str, comparison_tsv, paired_tsv, figure_png) -> dic
         c for m in ("accuracy", "balanced_accuracy", "macro_f1", "roc_auc")
         for c in (m, f"{m}_ci_low", f"{m}_ci_high", f"{m}_fold_sd")] + ["study_accuracy"]
     flagged = table.loc[table["not_better_than_colour_baseline"].astype(str) == "True", "model"].tolist()
-    return {"task": task, "table": _table_html(table[columns]), "paired": _table_html(paired),
+    return {"task": task, "comparison_tsv": str(comparison_tsv), "table": _table_html(table[columns]),
+            "paired": _table_html(paired),
             "figure": data_uri(figure_png), "flagged": flagged, "headline": task_headline(table, paired)}
+
+
+def figure_uri(fig) -> str:
+    """A matplotlib figure as an inline PNG data: URI (the figure is closed)."""
+    import io
+
+    import matplotlib.pyplot as plt
+
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", dpi=100)
+    plt.close(fig)
+    return "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode("ascii")
+
+
+def per_class_recall(task: str, models: list[ModelResult], baseline_metrics: list[str]) -> pd.DataFrame:
+    """Recall of each class on the test split, per model and fold of a task (the colour baseline's from
+    its metrics.json files, one per fold); models whose metrics are missing are left out."""
+    sources = [(m.backbone, m.fold, m.metrics) for m in models if m.task == task]
+    sources += [(BASELINE_NAME, fold, path) for fold, path in enumerate(baseline_metrics)]
+    rows = [{"model": model, "fold": fold, "class": cls, "recall": values["recall"]}
+            for model, fold, path in sources for cls, values in ((_json(path) or {}).get("per_class") or {}).items()]
+    return pd.DataFrame(rows, columns=["model", "fold", "class", "recall"])
+
+
+def training_histories(task: str, models: list[ModelResult]) -> pd.DataFrame:
+    """Every model's per-epoch accuracy and loss of a task, train and validation as rows of `split`."""
+    frames = []
+    for m in (m for m in models if m.task == task and _exists(m.history)):
+        history = read_tsv(m.history)
+        for split, prefix in (("train", ""), ("validation", "val_")):
+            frames.append(pd.DataFrame({"model": m.backbone, "fold": m.fold, "epoch": history["epoch"], "split": split,
+                                        "accuracy": history[f"{prefix}accuracy"], "loss": history[f"{prefix}loss"]}))
+    return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
+
+
+def task_figures(task: str, models: list[ModelResult], baseline_metrics: list[str]) -> dict:
+    """The per-class recall figure and the training-curves overview of a task, as data: URIs (None when
+    no model of the task has the numbers)."""
+    from alldag.figures import per_class_recall_figure, training_curves_overview
+
+    recall = per_class_recall(task, models, baseline_metrics)
+    history = training_histories(task, models)
+    return {"task": task,
+            "recall": figure_uri(per_class_recall_figure(recall, f"{task}: recall per class"))
+            if len(recall) else None,
+            "curves": figure_uri(training_curves_overview(history, f"{task}: training curves of every model"))
+            if len(history) else None}
 
 
 def _missing(path) -> str:
@@ -187,11 +319,12 @@ def _median(frame: pd.DataFrame, method: str, metric: str) -> float | None:
 def build_report(provenance_json, audit_json, leakage_tsvs: dict[str, str], split_manifests: dict[str, list[str]],
                  augmentation_json, previews: dict[str, str], models: list[ModelResult], comparisons: list[dict],
                  config: dict, report_out, table_out, summary_out, summary_json_out=None,
-                 parent_run_file=None) -> str:
+                 parent_run_file=None, baseline_metrics: dict[str, list[str]] | None = None) -> str:
     """Render the report page, the per-fold results table, the across-fold summary TSV and summary.json.
 
     Missing inputs (a job failed under --keep-going) are marked in place, listed at the top and in
-    summary.json's `missing`. Returns the HTML.
+    summary.json's `missing`. baseline_metrics: per task the colour baseline's metrics.json of each fold
+    (for the per-class recall figure). Returns the HTML.
     """
     from alldag import __version__
     from alldag.train import git_commit
@@ -232,14 +365,17 @@ def build_report(provenance_json, audit_json, leakage_tsvs: dict[str, str], spli
             headlines.setdefault(e["task"], {})["where_models_look"] = e["where"]["verdict"]
     paragraph = summary_paragraph(headlines, audit, leaks, bool(provenance.get("synthetic")), missing,
                                   {e["task"]: e["headline"] for e in explanations})
+    summary_doc = {"synthetic": bool(provenance.get("synthetic")), "demo": bool(provenance.get("demo")),
+                   "data_source": provenance.get("source"), "summary": paragraph, "tasks": headlines,
+                   "explanations": {e["task"]: e["headline"] for e in explanations},
+                   "skipped_checks": checks, "missing": missing, "leakage_crossing_clusters": leaks,
+                   "audit": {k: audit[k] for k in ("checked", "usable", "quarantined", "duplicate_clusters")}
+                   if audit else None, "git_commit": commit, "versions": versions, "mlflow": runs}
     if summary_json_out:
-        write_text_atomic(json.dumps({"synthetic": bool(provenance.get("synthetic")), "demo": bool(provenance.get("demo")),
-                     "data_source": provenance.get("source"), "summary": paragraph, "tasks": headlines,
-                     "explanations": {e["task"]: e["headline"] for e in explanations},
-                     "skipped_checks": checks, "missing": missing, "leakage_crossing_clusters": leaks,
-                     "audit": {k: audit[k] for k in ("checked", "usable", "quarantined", "duplicate_clusters")}
-                     if audit else None, "git_commit": commit, "versions": versions, "mlflow": runs},
-                    indent=2, default=str), summary_json_out)
+        write_text_atomic(json.dumps(summary_doc, indent=2, default=str), summary_json_out)
+    verdicts = first_screen({c["task"]: read_tsv(c["comparison_tsv"]) if c.get("comparison_tsv") else None
+                             for c in comparisons}, summary_doc["tasks"])
+    per_task_figures = [task_figures(t, models, (baseline_metrics or {}).get(t, [])) for t in split_manifests]
     env = Environment(loader=PackageLoader("alldag", "templates"), autoescape=select_autoescape(["html"]))
     page = env.get_template("report.html.j2").render(
         synthetic=provenance.get("synthetic"), demo=provenance.get("demo"), provenance=provenance, audit=audit,
@@ -250,7 +386,7 @@ def build_report(provenance_json, audit_json, leakage_tsvs: dict[str, str], spli
         splits=splits, augmentation=_json(augmentation_json) or {}, previews={t: data_uri(p) for t, p in previews.items()},
         figures=figures, config=config, config_yaml=yaml.safe_dump(config, sort_keys=False),
         comparisons=comparisons, explanations=explanations, commit=commit, versions=versions, runs=runs,
-        citations=CITATIONS)
+        citations=CITATIONS, verdicts=verdicts, task_figures=per_task_figures)
     write_text_atomic(page, report_out)
     return page
 
@@ -259,17 +395,19 @@ def build_report_from_lists(provenance_json, audit_json, leakage_tsvs: dict[str,
                             augmentation_json, previews: dict[str, str], tasks: list[str], backbones: list[str],
                             folds: list[int], outputs: dict[str, list[str]], comparisons: dict[str, list[str]],
                             config: dict, report_out, table_out, summary_out, summary_json_out=None,
-                            parent_run_file=None) -> str:
-    """build_report with per-model outputs given as lists in expand(task, backbone, fold) order."""
+                            parent_run_file=None, baseline_metrics: list[str] | None = None) -> str:
+    """build_report with per-model outputs given as lists in expand(task, backbone, fold) order
+    (baseline_metrics in expand(task, fold) order)."""
     triples = [(t, b, f) for t in tasks for b in backbones for f in folds]
     models = [ModelResult(task=t, backbone=b, fold=f, **{kind: paths[i] for kind, paths in outputs.items()})
               for i, (t, b, f) in enumerate(triples)]
     split_manifests = {t: manifests[i * len(folds):(i + 1) * len(folds)] for i, t in enumerate(tasks)}
     sections = [comparison_section(t, *paths) for t, *paths in
                 zip(tasks, comparisons["comparison"], comparisons["paired"], comparisons["figure"])]
+    per_task = {t: list(baseline_metrics or [])[i * len(folds):(i + 1) * len(folds)] for i, t in enumerate(tasks)}
     return build_report(provenance_json, audit_json, leakage_tsvs, split_manifests, augmentation_json, previews,
                         models, sections, config, report_out, table_out, summary_out, summary_json_out,
-                        parent_run_file)
+                        parent_run_file, baseline_metrics=per_task)
 
 
 def _as_list(value) -> list[str]:
@@ -287,4 +425,4 @@ def report_job(inputs: dict, params: dict, outputs: dict) -> str:
         params["folds"], {k: inputs[k] for k in kinds},
         {"comparison": inputs["comparison"], "paired": inputs["paired"], "figure": inputs["comparison_figure"]},
         params["config"], outputs["report"], outputs["table"], outputs["summary"], outputs.get("summary_json"),
-        params.get("parent_run_file"))
+        params.get("parent_run_file"), baseline_metrics=inputs.get("baseline_metrics"))

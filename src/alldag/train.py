@@ -6,6 +6,7 @@ import json
 import logging
 import os
 import platform
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -14,6 +15,7 @@ import pandas as pd
 
 from alldag.data import read_tsv, write_tsv_atomic
 from alldag.figures import save, training_curves_figure
+from alldag.progress import Progress
 
 log = logging.getLogger(__name__)
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # TensorFlow is imported lazily, after this
@@ -143,8 +145,10 @@ def fit(settings: TrainSettings, manifest: pd.DataFrame, augmentation: dict, che
             callbacks.append(checkpoint.resumable_early_stopping(settings.early_stopping_patience, resumed, best))
         callbacks.append(checkpoint.checkpoint_callback(checkpoint_dir, key, rows, phase, report,
                                                         checkpoint_every_s, callbacks[0] if callbacks else None))
-        model.fit(train_ds, validation_data=val_ds, initial_epoch=done, epochs=until, verbose=2,
-                  class_weight=class_weight, callbacks=callbacks)
+        label = f"train {settings.task}/{settings.backbone}/fold{settings.fold} ({phase})"
+        with epoch_progress(label, done, until) as progress:
+            model.fit(train_ds, validation_data=val_ds, initial_epoch=done, epochs=until, verbose=2,
+                      class_weight=class_weight, callbacks=[*callbacks, progress])
         done = rows[-1]["epoch"] if rows else done
     frame = pd.DataFrame(rows)
     if settings.recalibrate_bn:
@@ -154,6 +158,23 @@ def fit(settings: TrainSettings, manifest: pd.DataFrame, augmentation: dict, che
             log.info("recalibrated %d BatchNormalization layers: val_loss %.4f, val_accuracy %.4f", n, loss, accuracy)
             log_metrics({"val_loss_recalibrated": loss, "val_accuracy_recalibrated": accuracy})
     return model, frame
+
+
+@contextmanager
+def epoch_progress(label: str, first_epoch: int, last_epoch: int):
+    """A Keras callback, as a context, logging a progress line per epoch (and every 30 s) over one fit()
+    call that runs epochs first_epoch + 1 .. last_epoch; early stopping ends it sooner, and says so."""
+    import keras
+
+    with Progress(label, last_epoch, unit="epoch", every=1, done=first_epoch) as progress:
+        class EpochProgress(keras.callbacks.Callback):
+            def on_epoch_end(self, epoch, logs=None):
+                progress.advance()
+
+        yield EpochProgress()
+        if progress.done < last_epoch:
+            progress.label += f", stopped early after epoch {progress.done}"
+            progress.total = progress.done
 
 
 def _versions() -> dict:

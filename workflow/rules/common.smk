@@ -196,6 +196,9 @@ def report_inputs(wildcards=None):
         "comparison": expand(rules.compare.output.comparison, task=TASKS),
         "paired": expand(rules.compare.output.paired, task=TASKS),
         "comparison_figure": expand(rules.compare.output.figure, task=TASKS),
+        "baseline_metrics": expand(
+            rules.colour_baseline.output.metrics, task=TASKS, fold=FOLDS
+        ),
     }
 
 

@@ -12,6 +12,6 @@ run_rule(
     snakemake.threads,
     lambda: audit_dataset(
         snakemake.input.dataset, p.fixed_dir, p.image_size, p.near_threshold, p.mask_min_fraction,
-        out.images, out.quarantine, out.duplicates, out.summary,
+        out.images, out.quarantine, out.duplicates, out.summary, threads=snakemake.threads,
     ),
 )

@@ -20,5 +20,6 @@ run_rule(
         Tracking.from_params(dict(p.tracking)),
         figures,
         out.run,
+        threads=snakemake.threads,
     ),
 )

@@ -13,9 +13,11 @@ import pandas as pd
 import yaml
 from jinja2 import Environment, PackageLoader, select_autoescape
 
-from alldag.compare import STUDY_ACCURACY
+from alldag.baseline import BASELINE_NAME
+from alldag.compare import VERDICT_COLUMNS
 from alldag.data import read_tsv, write_text_atomic, write_tsv_atomic
 from alldag.split import split_counts
+from alldag.study import STUDY_CITATION, STUDY_SHORT, study_accuracy
 from alldag.summary import mlflow_runs, package_versions, skipped_checks, summary_paragraph, task_headline
 
 METRIC_COLUMNS = ["accuracy", "balanced_accuracy", "macro_f1", "roc_auc"]
@@ -26,6 +28,7 @@ EXPLANATION_COLUMNS = {"gradcam_lime_spearman": ("gradcam_vs_lime", "spearman"),
                        "uniform_mask_mass": ("uniform", "mask_mass")}
 MAP_METRICS = ["mask_mass", "pointing", "background_mass", "corner_mass", "deletion_auc", "insertion_auc"]
 CITATIONS = [
+    STUDY_CITATION + " (the study reproduced here)",
     "Aria M, Ghaderzadeh M, Bashash D, Abolghasemi H, Asadi F, Hosseini A. Acute Lymphoblastic Leukemia "
     "(ALL) image dataset. Kaggle (2021). DOI: 10.34740/KAGGLE/DSV/2175623.",
     "Ghaderzadeh M, Aria M, Hosseini A, Asadi F, Bashash D, Abolghasemi H. A fast and efficient CNN model "
@@ -84,7 +87,7 @@ def results_table(models: list[ModelResult]) -> pd.DataFrame:
                      "epochs": len(history) if len(history) else nan,
                      "best_epoch": int(history.loc[history["val_loss"].idxmin(), "epoch"]) if len(history) else nan,
                      **{column: explained.get(key, nan) for column, key in EXPLANATION_COLUMNS.items()},
-                     "study_accuracy": STUDY_ACCURACY.get((m.task, m.backbone), float("nan"))})
+                     "study_accuracy": study_accuracy(m.task, m.backbone)})
     return pd.DataFrame(rows)
 
 
@@ -119,12 +122,17 @@ def comparison_section(task: str, comparison_tsv, paired_tsv, figure_png) -> dic
         return {"task": task, "missing": str(comparison_tsv), "headline": {}}
     table = read_tsv(comparison_tsv)
     paired = read_tsv(paired_tsv)
-    columns = ["model", "not_better_than_colour_baseline", "n_test"] + [
-        c for m in ("accuracy", "balanced_accuracy", "macro_f1", "roc_auc")
+    columns = ["model", *VERDICT_COLUMNS, "n_test", "n_groups"] + [
+        c for m in ("balanced_accuracy", "accuracy", "macro_f1", "roc_auc")
         for c in (m, f"{m}_ci_low", f"{m}_ci_high", f"{m}_fold_sd")] + ["study_accuracy"]
-    flagged = table.loc[table["not_better_than_colour_baseline"].astype(str) == "True", "model"].tolist()
-    return {"task": task, "table": _table_html(table[columns]), "paired": _table_html(paired),
-            "figure": data_uri(figure_png), "flagged": flagged, "headline": task_headline(table, paired)}
+    headline = task_headline(table, paired, task)
+    verdicts = {m: v["beats_colour_baseline"] for m, v in headline["models"].items() if m != BASELINE_NAME}
+    return {"task": task, "table": _table_html(table[[c for c in columns if c in table]]),
+            "paired": _table_html(paired), "figure": data_uri(figure_png), "headline": headline,
+            "beating": [m for m, v in verdicts.items() if v == "true"],
+            "not_beating": [m for m, v in verdicts.items() if v == "false"],
+            "undetermined": [m for m, v in verdicts.items() if v not in ("true", "false")],
+            "study": headline.get("study")}
 
 
 def _missing(path) -> str:
@@ -219,7 +227,7 @@ def build_report(provenance_json, audit_json, leakage_tsvs: dict[str, str], spli
         splits=splits, augmentation=_json(augmentation_json) or {}, previews={t: data_uri(p) for t, p in previews.items()},
         figures=figures, config=config, config_yaml=yaml.safe_dump(config, sort_keys=False),
         comparisons=comparisons, explanations=explanations, commit=commit, versions=versions, runs=runs,
-        citations=CITATIONS)
+        citations=CITATIONS, study_short=STUDY_SHORT)
     write_text_atomic(page, report_out)
     return page
 

@@ -41,8 +41,12 @@ def jsonfile(path: Path, data: dict) -> str:
     return str(path)
 
 
-def comparison_row(model: str, ba: float, flagged: bool) -> dict:
-    row = {"model": model, "not_better_than_colour_baseline": flagged, "n_test": 40, "study_accuracy": float("nan")}
+def comparison_row(model: str, ba: float, verdict: str, diff: float = float("nan")) -> dict:
+    """A comparison.tsv row; verdict '' for the baseline, diff the balanced-accuracy difference to it."""
+    row = {"model": model, "beats_colour_baseline": verdict, "diff_vs_colour_baseline": diff,
+           "diff_vs_colour_baseline_ci_low": diff - 0.03, "diff_vs_colour_baseline_ci_high": diff + 0.03,
+           "p_vs_colour_baseline": 0.01, "mcnemar_p_vs_colour_baseline": 0.02, "n_test": 40, "n_groups": 16,
+           "study_accuracy": float("nan")}
     for m in ("accuracy", "balanced_accuracy", "macro_f1", "roc_auc"):
         row.update({m: ba, f"{m}_ci_low": ba - 0.05, f"{m}_ci_high": min(1.0, ba + 0.05), f"{m}_fold_sd": 0.0})
     return row
@@ -71,11 +75,12 @@ def fake_results(tmp_path):
             "rotation_degrees": 20, "brightness": 0.2, "horizontal_flip": False, "vertical_flip": False, "seed": 1})],
         "previews": [png(r / f"augment/{TASK}/augmentation_preview.png")],
         "comparison": [tsv(r / f"comparison/{TASK}/comparison.tsv", pd.DataFrame([
-            comparison_row("MobileNet", 0.90, False), comparison_row("VGG16", 0.80, True),
-            comparison_row("colour_baseline", 0.75, False)]))],
+            comparison_row("MobileNet", 0.90, "true", 0.15), comparison_row("VGG16", 0.80, "undetermined", 0.05),
+            comparison_row("colour_baseline", 0.75, "")]))],
         "paired": [tsv(r / f"comparison/{TASK}/paired_tests.tsv", pd.DataFrame([
             {"model_a": "MobileNet", "model_b": "VGG16", "fold": "all", "n_images": 40, "accuracy_a": 0.9,
-             "accuracy_b": 0.8, "only_a_correct": 5, "only_b_correct": 1, "p_value": 0.2, "p_holm": 0.4}]))],
+             "accuracy_b": 0.8, "balanced_accuracy_diff": 0.1, "p_value": 0.2, "p_holm": 0.4,
+             "mcnemar_only_a_correct": 5, "mcnemar_only_b_correct": 1, "mcnemar_p_value": 0.2, "mcnemar_p_holm": 0.4}]))],
         "comparison_figure": [png(r / f"comparison/{TASK}/comparison.png")],
     }
     for kind in ("metrics", "history", "curves", "confusion", "roc", "reliability", "explanation", "explanation_summary",
@@ -163,11 +168,22 @@ def test_summary_json_holds_the_numbers_the_page_shows(fake_results):
     headline = summary["tasks"][TASK]
     assert headline["best"] == "MobileNet" and headline["best_value"] == pytest.approx(0.90)
     assert headline["runner_up"] == "VGG16" and headline["margin_over_runner_up"] == pytest.approx(0.10)
-    assert headline["beats_colour_baseline"] is True
-    assert headline["models_not_better_than_colour_baseline"] == ["VGG16"]
+    assert headline["beats_colour_baseline"] == "true"
+    assert headline["models_not_shown_to_beat_colour_baseline"] == ["VGG16"]
+    assert headline["models"]["VGG16"]["beats_colour_baseline"] == "undetermined"
+    assert headline["models"]["colour_baseline"]["beats_colour_baseline"] is None
+    assert headline["models"]["MobileNet"]["diff_vs_colour_baseline"] == pytest.approx(0.15)
+    assert headline["models"]["MobileNet"]["n_groups"] == 16
+    assert "not_better_than_colour_baseline" not in json.dumps(summary)
+    assert "Beats the colour baseline on balanced accuracy: MobileNet; <b>undetermined:</b> VGG16." in html
+    assert "Kim N." in headline["study"]["citation"] and "10.11648/j.ajbls.20210905.19" in html
     assert summary["synthetic"] is True and summary["missing"] == []
     assert summary["summary"] in html.replace("&#39;", "'")
-    assert "MobileNet is best with balanced accuracy 0.900 (95% CI 0.850–0.950)" in summary["summary"]
+    assert "MobileNet is best with balanced accuracy 0.900 (95% CI 0.850–0.950, n = 40 images in 16 groups)" in summary["summary"]
+    assert ("it beats the colour baseline (0.750; difference +0.150, 95% CI +0.120 to +0.180, one-sided p = 0.01)"
+            in summary["summary"])
+    assert "not shown to beat the colour baseline either: VGG16" in summary["summary"]
+    assert "(paired group-bootstrap p = 0.4 after Holm)" in summary["summary"]
     assert "Grad-CAM and LIME agree weakly (median per-superpixel Spearman 0.30, top-region IoU 0.20)" in summary["summary"]
     assert "LIME puts 50% of its attribution on the leukocyte and 10% in the scale-bar corner" in summary["summary"]
     assert summary["explanations"][TASK]["gradcam_mask_mass"] == pytest.approx(0.6)
@@ -193,16 +209,27 @@ def test_missing_results_are_marked_in_place_not_a_crash(fake_results):
 
 
 def test_headline_flags_a_best_model_that_does_not_beat_the_colour_baseline():
-    table = pd.DataFrame([comparison_row("VGG16", 0.80, True), comparison_row("colour_baseline", 0.82, False)])
+    table = pd.DataFrame([comparison_row("VGG16", 0.80, "false", -0.05), comparison_row("colour_baseline", 0.85, "")])
     headline = task_headline(table)
-    assert headline["best"] == "VGG16" and headline["beats_colour_baseline"] is False
-    assert headline["margin_over_colour_baseline"] == pytest.approx(-0.02)
+    assert headline["best"] == "VGG16" and headline["beats_colour_baseline"] == "false"
+    assert headline["margin_over_colour_baseline"] == pytest.approx(-0.05)
     text = summary_paragraph({TASK: headline}, None, {}, False, [])
-    assert "does NOT clearly beat the colour baseline (0.820)" in text
+    assert "it does NOT beat the colour baseline (0.850; difference -0.050, 95% CI -0.080 to -0.020" in text
+
+
+def test_headline_says_undetermined_when_the_interval_straddles_zero():
+    table = pd.DataFrame([comparison_row("VGG16", 0.80, "undetermined", 0.01),
+                          comparison_row("colour_baseline", 0.79, "")])
+    headline = task_headline(table, task="four_class")
+    assert headline["beats_colour_baseline"] == "undetermined"
+    text = summary_paragraph({"four_class": headline}, None, {}, False, [])
+    assert "it is undetermined whether it beats the colour baseline (0.790; difference +0.010" in text
+    assert "reported about 83% accuracy on four_class, the best of its four backbones" in text
+    assert headline["models"]["VGG16"]["study_accuracy"] is None  # no per-backbone four-class figure
 
 
 def test_headline_says_tie_instead_of_a_zero_margin():
-    table = pd.DataFrame([comparison_row("Xception", 1.0, True), comparison_row("VGG16", 1.0, True),
-                          comparison_row("colour_baseline", 1.0, False)])
+    table = pd.DataFrame([comparison_row("Xception", 1.0, "false", 0.0), comparison_row("VGG16", 1.0, "false", 0.0),
+                          comparison_row("colour_baseline", 1.0, "")])
     text = summary_paragraph({TASK: task_headline(table)}, None, {}, False, [])
     assert "Xception and VGG16 tie for best with balanced accuracy 1.000" in text and "0.000 above" not in text

@@ -8,8 +8,12 @@ open chromatin, nucleoli, and (Pro-B) an irregular, cleaved nucleus. Stain and b
 per image independently of the class, so colour is *not* a shortcut unless one is planted on
 purpose with ``shortcut`` (a class-coded bottom-right corner overlay like a scale bar).
 
-Every image depends only on (seed, class, index): generation is deterministic and can be split
-across processes. ``Segmented/`` holds the leukocyte on black, so the exact mask is recoverable.
+Images come from "patients": each patient gives FIELDS_PER_PATIENT consecutive file numbers of one class
+and shares its stain and cell-size traits across them, so images of one patient resemble each other more
+than images of two patients (as on real slides), and splits must keep patients together.
+
+Every image depends only on (seed, class, index) and its patient's traits (seed, class, patient):
+generation is deterministic and can be split across processes. ``Segmented/`` holds the leukocyte on black, so the exact mask is recoverable.
 """
 
 from __future__ import annotations
@@ -67,9 +71,33 @@ _SHORTCUT_BARS = {"Benign": ((20, 20, 20), 18), "Early": ((240, 240, 240), 30),
                   "Pre": ((20, 20, 20), 42), "Pro": ((240, 240, 240), 54)}
 
 
+FIELDS_PER_PATIENT = 4  # default images per synthetic patient (consecutive file numbers)
+
+
+@dataclass(frozen=True)
+class PatientTraits:
+    """What one patient's fields share: the slide's stain (RGB gains), brightness and leukocyte size."""
+
+    stain: tuple[float, float, float]
+    brightness: float
+    size_scale: float
+
+
 def image_rng(seed: int, cls: str, index: int) -> np.random.Generator:
     """The random stream of one image, independent of every other image."""
     return np.random.default_rng([seed, CLASSES.index(cls), index])
+
+
+def patient_traits(seed: int, cls: str, patient: int) -> PatientTraits:
+    """The traits of one patient (0-based within its class), from a stream apart from every image's."""
+    rng = np.random.default_rng([seed, CLASSES.index(cls), patient, 1])
+    return PatientTraits(stain=tuple(float(v) for v in rng.uniform(0.9, 1.08, 3)),
+                         brightness=float(rng.uniform(0.92, 1.06)), size_scale=float(rng.normal(1.0, 0.06)))
+
+
+def patient_of(index: int, fields_per_patient: int) -> int:
+    """The 0-based patient of file number `index` (1-based): patients own consecutive file numbers."""
+    return (index - 1) // fields_per_patient
 
 
 def _smooth_noise(rng: np.random.Generator, size: int, cells: int) -> np.ndarray:
@@ -109,8 +137,9 @@ def _paint_disc(img: np.ndarray, cy: float, cx: float, r: float, rgb: np.ndarray
 
 
 def render_smear(cls: str, rng: np.random.Generator, size: int = IMAGE_SIZE,
-                 shortcut: float = 0.0, colour_shortcut: float = 0.0) -> tuple[np.ndarray, np.ndarray]:
-    """Render one field of class `cls`.
+                 shortcut: float = 0.0, colour_shortcut: float = 0.0,
+                 patient: PatientTraits | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Render one field of class `cls` (of `patient`, whose traits it shares; None = a patient of its own).
 
     Returns (image, mask): image is uint8 (size, size, 3) RGB; mask is bool (size, size), True on
     the leukocyte (nucleus and cytoplasm). `shortcut` in [0, 1] is the probability that the
@@ -128,7 +157,7 @@ def render_smear(cls: str, rng: np.random.Generator, size: int = IMAGE_SIZE,
                     _RBC * rng.uniform(0.93, 1.05), pallor=rng.uniform(0.3, 0.6))
 
     cy, cx = size / 2 + rng.normal(0, 8 * scale, 2)
-    radius = max(rng.normal(*m.cell_radius), 18) * scale
+    radius = max(rng.normal(*m.cell_radius) * (patient.size_scale if patient else 1.0), 18) * scale
     # All leukocyte geometry is computed inside its bounding box only (speed).
     half = int(radius * 1.15) + 3
     y0, y1 = max(int(cy) - half, 0), min(int(cy) + half, size)
@@ -178,8 +207,11 @@ def render_smear(cls: str, rng: np.random.Generator, size: int = IMAGE_SIZE,
     mask = np.zeros((size, size), bool)
     mask[y0:y1, x0:x1] = cell
 
-    # Stain and illumination vary per slide, independently of the class.
-    img *= rng.uniform(0.9, 1.08, 3).astype(np.float32) * rng.uniform(0.92, 1.06)
+    # Stain and illumination vary per slide (patient), independently of the class; fields of a slide a little.
+    stain, brightness = rng.uniform(0.9, 1.08, 3), rng.uniform(0.92, 1.06)
+    if patient:
+        stain, brightness = np.asarray(patient.stain) * rng.uniform(0.98, 1.02, 3), patient.brightness
+    img *= stain.astype(np.float32) * brightness
     if colour_shortcut > 0 and rng.uniform() < colour_shortcut:
         img *= np.asarray(_SHORTCUT_TINTS[cls], np.float32)
     oy, ox = rng.integers(0, _GRAIN.shape[0] - size + 1, 2)
@@ -199,8 +231,11 @@ def mask_from_segmented(segmented: np.ndarray) -> np.ndarray:
 
 
 def generate_dataset(root: str | os.PathLike, images_per_class: dict[str, int], seed: int,
-                     shortcut: float = 0.0, size: int = IMAGE_SIZE, colour_shortcut: float = 0.0) -> int:
+                     shortcut: float = 0.0, size: int = IMAGE_SIZE, colour_shortcut: float = 0.0,
+                     fields_per_patient: int = FIELDS_PER_PATIENT) -> int:
     """Write a synthetic dataset under root as Original/<Class>/*.jpg plus its Segmented/ twin.
+
+    Files 1..fields_per_patient of a class come from its first patient, the next ones from the second, etc.
 
     The folder is built in a temporary sibling and renamed into place, so an interrupted run never
     leaves a half-written dataset. Returns the number of images written per folder.
@@ -215,7 +250,8 @@ def generate_dataset(root: str | os.PathLike, images_per_class: dict[str, int], 
             orig_dir.mkdir(parents=True)
             seg_dir.mkdir(parents=True)
             for i in range(1, count + 1):
-                image, mask = render_smear(cls, image_rng(seed, cls, i), size, shortcut, colour_shortcut)
+                traits = patient_traits(seed, cls, patient_of(i, fields_per_patient))
+                image, mask = render_smear(cls, image_rng(seed, cls, i), size, shortcut, colour_shortcut, traits)
                 name = f"{file_prefix(cls)}-{i:03d}.jpg"
                 Image.fromarray(image).save(orig_dir / name, quality=JPEG_QUALITY)
                 segmented = np.where(mask[..., None], image, 0)

@@ -14,6 +14,7 @@ from alldag.config import (
     train_settings_for,
     validate_config,
 )
+from alldag.split import block_size_for
 from alldag.data import (
     SourceDecision,
     check_tasks,
@@ -87,6 +88,11 @@ CUSTOM_MODELS = list(config["custom_models"])  # trained by the users' own rules
 MODELS = BACKBONES + CUSTOM_MODELS
 FOLDS = list(range(config["split"]["folds"]))
 COMPARED_MODELS = MODELS + ["colour_baseline"]
+SPLIT_BLOCK_SIZE = block_size_for(
+    config["split"]["group_blocks"],
+    synthetic=SOURCE.kind == "synthetic",
+    fields_per_patient=config["data"]["synthetic"]["fields_per_patient"],
+)
 RUN_TAGS = {
     "alldag.study": config["study"],
     "alldag.data_source": SOURCE.kind,

@@ -92,8 +92,8 @@ def fake_results(tmp_path):
             "accuracy": 0.9, "balanced_accuracy": 0.9, "macro_f1": 0.9, "roc_auc": 0.95, "n_test": 40,
             "chance_accuracy": 0.5}))
         inputs["history"].append(tsv(m / "history.tsv", pd.DataFrame(
-            {"epoch": [1, 2], "phase": "full", "loss": [1, 0.5], "val_loss": [0.9, 0.6], "accuracy": [0.5, 0.8],
-             "val_accuracy": [0.5, 0.7]})))
+            {"epoch": [1, 2], "phase": "full", "loss": [1, 0.5], "val_loss": [0.6, 0.9], "accuracy": [0.5, 0.8],
+             "val_accuracy": [0.5, 0.7], "kept": [False, True]})))
         for kind, where in (("curves", m / "training_curves.png"), ("confusion", e / "confusion_matrix.png"),
                             ("roc", e / "roc_curve.png"), ("reliability", e / "reliability.png"),
                             ("explanation", x / "explanation_gallery.png")):
@@ -206,6 +206,7 @@ def test_missing_results_are_marked_in_place_not_a_crash(fake_results):
     table = pd.read_csv(outputs["table"], sep="\t")
     assert table.set_index("backbone").loc["VGG16", "status"].startswith("MISSING")
     assert table.set_index("backbone").loc["MobileNet", "status"] == "ok"
+    assert table.set_index("backbone").loc["MobileNet", "best_epoch"] == 2  # the kept epoch, not the val_loss minimum
 
 
 def test_headline_flags_a_best_model_that_does_not_beat_the_colour_baseline():

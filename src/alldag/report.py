@@ -85,10 +85,18 @@ def results_table(models: list[ModelResult]) -> pd.DataFrame:
                      **{k: metrics.get(k, nan) for k in METRIC_COLUMNS},
                      "n_test": metrics.get("n_test", nan), "chance_accuracy": metrics.get("chance_accuracy", nan),
                      "epochs": len(history) if len(history) else nan,
-                     "best_epoch": int(history.loc[history["val_loss"].idxmin(), "epoch"]) if len(history) else nan,
+                     "best_epoch": _kept_epoch(history),
                      **{column: explained.get(key, nan) for column, key in EXPLANATION_COLUMNS.items()},
                      "study_accuracy": study_accuracy(m.task, m.backbone)})
     return pd.DataFrame(rows)
+
+
+def _kept_epoch(history: pd.DataFrame) -> float:
+    """The epoch whose weights the model kept (history's `kept` column, train.mark_kept_epoch); NaN if unknown."""
+    if "kept" not in history:
+        return float("nan")
+    kept = history.loc[history["kept"].astype(str).str.lower() == "true", "epoch"]
+    return int(kept.iloc[0]) if len(kept) else float("nan")
 
 
 def fold_summary(table: pd.DataFrame) -> pd.DataFrame:

@@ -226,6 +226,17 @@ def test_headline_says_undetermined_when_the_interval_straddles_zero():
     text = summary_paragraph({"four_class": headline}, None, {}, False, [])
     assert "it is undetermined whether it beats the colour baseline (0.790; difference +0.010" in text
     assert "reported about 83% accuracy on four_class, the best of its four backbones" in text
+    assert "Leakage check" not in text  # no image-level baseline was run
+
+
+def test_headline_shows_how_much_an_image_level_split_inflates_the_shortcut():
+    table = pd.DataFrame([comparison_row("VGG16", 0.80, "true", 0.1),
+                          comparison_row("colour_baseline", 0.70, "") | {"image_level_balanced_accuracy": 0.93}])
+    headline = task_headline(table)
+    assert headline["colour_baseline_image_level"] == pytest.approx(0.93)
+    text = summary_paragraph({TASK: headline}, None, {}, False, [])
+    assert ("Leakage check on benign_vs_pro: splitting by patient proxy instead of by image lowers the colour "
+            "shortcut's balanced accuracy from 0.930 to 0.700.") in text
     assert headline["models"]["VGG16"]["study_accuracy"] is None  # no per-backbone four-class figure
 
 

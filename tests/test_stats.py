@@ -125,6 +125,25 @@ def test_colour_baseline_near_chance_without_and_high_with_a_colour_shortcut(tmp
     assert _baseline_accuracy(tmp_path, 1.0) > 0.95
 
 
+def test_image_level_baseline_refits_on_a_split_that_lets_patients_cross(tmp_path):
+    from alldag.baseline import image_level_predictions
+
+    root = tmp_path / "ALL"
+    generate_dataset(root, {"Early": 24, "Pre": 24}, seed=8, size=32, fields_per_patient=4)
+    data = scan_dataset(root)
+    data["y"] = data["label"].map({"Early": 0, "Pre": 1})
+    grouped = make_folds(data, 2, 0.15, 0.15, seed=0, block_size=4)
+    naive = image_level_predictions(grouped[1], ["Early", "Pre"], {"folds": 2, "val_fraction": 0.15,
+                                                                   "test_fraction": 0.15}, seed=0)
+    assert (naive["group"] == naive["image_id"]).all() and set(naive["image_id"]) <= set(data["image_id"])
+    assert len(naive) == 24 and naive[["p_Early", "p_Pre"]].sum(axis=1).to_numpy() == pytest.approx(1.0)
+    naive_split = make_folds(data.assign(cluster=data["image_id"]), 2, 0.15, 0.15, seed=0)[1]
+    patient = naive_split["image_id"].str.extract(r"(\d+)\.jpg")[0].astype(int).sub(1) // 4
+    crossing = naive_split.groupby([naive_split["label"], patient])["split"].nunique()
+    assert (crossing > 1).any()  # the image-level split puts one patient's fields on both sides
+    assert (grouped[1].groupby("group")["split"].nunique() == 1).all()
+
+
 def _predictions(tmp_path, name, fold, y, correct_rate, rng):
     n = len(y)
     pred = np.where(rng.uniform(size=n) < correct_rate, y, 1 - y)
@@ -146,8 +165,13 @@ def test_compare_models_says_which_models_beat_the_baseline(tmp_path):
     for name, rate in rates.items():
         for fold in range(2):
             paths.append(_predictions(tmp_path, name, fold, ys[fold], rate, rng))
+    image_level = [_predictions(tmp_path, "image_level", fold, ys[fold], 0.9, rng) for fold in range(2)]
     summary = compare_models("t", list(rates), [str(p) for p in paths], 2, ["A", "B"], 300, 0,
-                             tmp_path / "c.tsv", tmp_path / "p.tsv", tmp_path / "c.png").set_index("model")
+                             tmp_path / "c.tsv", tmp_path / "p.tsv", tmp_path / "c.png",
+                             image_level_paths=[str(p) for p in image_level]).set_index("model")
+    assert summary.loc["colour_baseline", "image_level_balanced_accuracy"] > 0.8  # the leaky split's number
+    assert summary.loc["colour_baseline", "image_level_n_test"] == 240
+    assert np.isnan(summary.loc["Good", "image_level_balanced_accuracy"])
     assert summary["beats_colour_baseline"].to_dict() == {"Good": "true", "Same": "undetermined", "Worse": "false",
                                                           "colour_baseline": ""}
     good = summary.loc["Good"]

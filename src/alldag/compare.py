@@ -139,13 +139,27 @@ def paired_tests(pooled: dict[str, pd.DataFrame], n_boot: int, seed: int) -> pd.
     return table
 
 
+def image_level_columns(paths: list[str], classes: list[str], n_boot: int, seed: int) -> dict:
+    """The colour baseline under an image-level split (leakage sensitivity): pooled balanced accuracy, its
+    image-level bootstrap interval and n, as `image_level_*` columns of the baseline's row."""
+    pooled = pd.concat([read_tsv(p) for p in paths], ignore_index=True)
+    y, proba = pooled["y"].to_numpy(int), probabilities(pooled, classes)
+    weights = group_bootstrap_weights(y, pooled["image_id"].to_numpy(), n_boot, seed)
+    low, high = metric_intervals(weights, y, proba)[VERDICT_METRIC]
+    return {f"image_level_{VERDICT_METRIC}": classification_metrics(y, proba)[VERDICT_METRIC],
+            f"image_level_{VERDICT_METRIC}_ci_low": low, f"image_level_{VERDICT_METRIC}_ci_high": high,
+            "image_level_n_test": len(pooled)}
+
+
 def compare_models(task: str, models: list[str], prediction_paths: list[str], n_folds: int, classes: list[str],
-                   n_boot: int, seed: int, comparison_out, paired_out, figure_out, parent_run_file=None) -> pd.DataFrame:
+                   n_boot: int, seed: int, comparison_out, paired_out, figure_out, parent_run_file=None,
+                   image_level_paths: list[str] | None = None) -> pd.DataFrame:
     """Write the task's comparison table, paired tests and comparison figure.
 
     prediction_paths are in expand(model, fold) order: n_folds files per model. Every interval and test
     resamples whole groups (duplicate clusters, patient-proxy blocks) within each class, pooled over folds,
-    with the same resamples for every model, so differences are paired.
+    with the same resamples for every model, so differences are paired. image_level_paths (one per fold):
+    the colour baseline's predictions under an image-level split, reported on its row beside the grouped ones.
     """
     folds = {m: [read_tsv(p) for p in prediction_paths[i * n_folds:(i + 1) * n_folds]] for i, m in enumerate(models)}
     pooled = pooled_predictions(task, folds)
@@ -155,6 +169,9 @@ def compare_models(task: str, models: list[str], prediction_paths: list[str], n_
     if BASELINE_NAME in pooled:
         summary = summary.merge(verdict_against_baseline(pooled, weights), on="model", how="left")
         summary = summary[["model", *VERDICT_COLUMNS] + [c for c in summary if c not in VERDICT_COLUMNS + ["model"]]]
+    if image_level_paths:
+        for column, value in image_level_columns(image_level_paths, classes, n_boot, seed).items():
+            summary[column] = np.where(summary["model"] == BASELINE_NAME, value, np.nan)
     paired = paired_tests(pooled, n_boot, seed)
     write_tsv_atomic(summary, comparison_out)
     write_tsv_atomic(paired, paired_out)

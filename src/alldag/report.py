@@ -132,7 +132,9 @@ def comparison_section(task: str, comparison_tsv, paired_tsv, figure_png) -> dic
     paired = read_tsv(paired_tsv)
     columns = ["model", *VERDICT_COLUMNS, "n_test", "n_groups"] + [
         c for m in ("balanced_accuracy", "accuracy", "macro_f1", "roc_auc")
-        for c in (m, f"{m}_ci_low", f"{m}_ci_high", f"{m}_fold_sd")] + ["study_accuracy"]
+        for c in (m, f"{m}_ci_low", f"{m}_ci_high", f"{m}_fold_sd")] + [
+        "study_accuracy", "image_level_balanced_accuracy", "image_level_balanced_accuracy_ci_low",
+        "image_level_balanced_accuracy_ci_high", "image_level_n_test"]
     headline = task_headline(table, paired, task)
     verdicts = {m: v["beats_colour_baseline"] for m, v in headline["models"].items() if m != BASELINE_NAME}
     return {"task": task, "table": _table_html(table[[c for c in columns if c in table]]),

@@ -75,6 +75,7 @@ def task_headline(comparison: pd.DataFrame, paired: pd.DataFrame | None = None, 
     if not baseline.empty:
         mine = models[best["model"]]
         out["colour_baseline"] = _f(baseline.iloc[0][metric])
+        out["colour_baseline_image_level"] = _f(baseline.iloc[0].get(f"image_level_{metric}"))
         out["margin_over_colour_baseline"] = mine["diff_vs_colour_baseline"]
         out["margin_over_colour_baseline_ci"] = [mine["diff_vs_colour_baseline_ci_low"],
                                                  mine["diff_vs_colour_baseline_ci_high"]]
@@ -169,6 +170,11 @@ def summary_paragraph(headlines: dict[str, dict], audit: dict | None, leaks: dic
             if flagged:
                 text += f"; not shown to beat the colour baseline either: {', '.join(flagged)}"
         parts.append(text + ".")
+        if h.get("colour_baseline_image_level") is not None:
+            parts.append(f"Leakage check on {task}: splitting by patient proxy instead of by image "
+                         f"{'lowers' if h['colour_baseline_image_level'] > h['colour_baseline'] else 'changes'} "
+                         f"the colour shortcut's balanced accuracy from {h['colour_baseline_image_level']:.3f} to "
+                         f"{h['colour_baseline']:.3f}.")
         study = h.get("study") or {}
         if study.get("best_accuracy") is not None:
             parts.append(f"The study ({STUDY_SHORT}) reported about {study['best_accuracy']:.0%} accuracy on {task}, "

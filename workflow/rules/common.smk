@@ -149,6 +149,15 @@ def comparison_predictions(wildcards):
     )
 
 
+def image_level_baseline_predictions(wildcards):
+    """The colour baseline's test predictions under an image-level split, per fold (leakage sensitivity)."""
+    return expand(
+        "results/evaluation/{task}/colour_baseline/fold{fold}/predictions_image_level.tsv",
+        task=wildcards.task,
+        fold=FOLDS,
+    )
+
+
 def task_classes(wildcards):
     return config["tasks"][wildcards.task]
 

@@ -20,5 +20,7 @@ run_rule(
         Tracking.from_params(dict(p.tracking)),
         figures,
         out.run,
+        image_level_out=out.image_level,
+        split=dict(p.split),
     ),
 )

@@ -51,6 +51,8 @@ rule colour_baseline:
         classes=task_classes,
         seed=config["seed"],
         tracking=tracking_params(),
-        split={k: config["split"][k] for k in ("folds", "val_fraction", "test_fraction")},
+        split={
+            k: config["split"][k] for k in ("folds", "val_fraction", "test_fraction")
+        },
     script:
         "../scripts/colour_baseline.py"

@@ -123,6 +123,14 @@ def test_grouped_kfold_with_too_few_blocks_of_a_class_stops_instead_of_an_empty_
         assert (split_counts(m) >= 1).all().all()
 
 
+@pytest.mark.parametrize("folds", [2, 3, 5])
+def test_one_block_per_class_stops_with_one_line_not_a_crash(folds):
+    with pytest.raises(AlldagError, match=r"^t: fold \d would have no (Benign|Pro) image in (test|val) "
+                                          r"\((Benign|Pro) has 1 group\(s\) to share among"):
+        make_folds(_subset({"Benign": 10, "Pro": 12}).assign(image_id=lambda d: d["image_id"].str.replace(
+            "-0", "-1")), folds, 0.15, 0.15, 0, block_size=40, task="t")
+
+
 @pytest.mark.parametrize("seed", [0, 1, 2])
 def test_every_fold_has_every_class_in_every_split_with_patient_blocks(seed):
     subset = _subset({"Benign": 60, "Early": 45, "Pro": 100})

@@ -101,20 +101,25 @@ def split_groups(subset: pd.DataFrame, block_size: int | None) -> np.ndarray:
     return pd.Series(blocks).groupby(component[a]).transform("min").to_numpy(str)
 
 
+def no_room_error(task: str, fold: int, cls: str, split: str, n_groups: int, folds: int,
+                  block_size: int | None) -> AlldagError:
+    """The one-line error for a split that would leave class `cls` without images in `split` of `fold`."""
+    fix = "use fewer folds (split.folds)" + (f" or smaller blocks (split.group_blocks, now {block_size})"
+                                              if block_size else "") + " or add images of that class"
+    return AlldagError(f"{task}: fold {fold} would have no {cls} image in {split} ({cls} has {n_groups} group(s) "
+                       f"to share among {folds} fold(s) x train/val/test): {fix}")
+
+
 def check_every_class_in_every_split(manifests: list[pd.DataFrame], task: str, block_size: int | None) -> None:
     """Raise AlldagError (one line naming the task, fold, class and split) unless every class has at least one
     image in train, val and test of every fold."""
     for m in manifests:
         counts = split_counts(m)
-        empty = [(cls, split) for cls in counts.index for split in SPLITS if counts.loc[cls, split] == 0]
-        if empty:
-            cls, split = empty[0]
-            groups = m.loc[m["label"] == cls, "group"].nunique()
-            fix = "use fewer folds (split.folds)" + (f" or smaller blocks (split.group_blocks, now {block_size})"
-                                                      if block_size else "") + " or add images of that class"
-            raise AlldagError(f"{task}: fold {int(m['fold'].iloc[0])} would have no {cls} image in {split} "
-                              f"({cls} has {groups} group(s) to share among {len(manifests)} fold(s) x "
-                              f"train/val/test): {fix}")
+        for cls in counts.index:
+            for split in SPLITS:
+                if counts.loc[cls, split] == 0:
+                    raise no_room_error(task, int(m["fold"].iloc[0]), cls, split,
+                                        m.loc[m["label"] == cls, "group"].nunique(), len(manifests), block_size)
 
 
 def make_folds(subset: pd.DataFrame, folds: int, val_fraction: float, test_fraction: float, seed: int,
@@ -145,6 +150,12 @@ def make_folds(subset: pd.DataFrame, folds: int, val_fraction: float, test_fract
     manifests = []
     for f in range(folds):
         rest = test_fold != f
+        for cls in np.unique(labels):  # test images, and two groups left for train and val, of every class
+            mine = labels == cls
+            left = len(np.unique(groups[mine & rest]))
+            if left < 2 or not (mine & ~rest).any():
+                raise no_room_error(task, f, cls, "val" if (mine & ~rest).any() else "test",
+                                    len(np.unique(groups[mine])), folds, block_size)
         val_share = min(val_fraction / (1 - 1.0 / folds), 0.5)
         inner = allocate_groups(labels[rest], groups[rest], [1 - val_share, val_share], seed + 1 + f)
         split = np.full(len(subset), "test", dtype=object)

@@ -28,24 +28,25 @@ def paired_correctness(rng, n: int, baseline_error: float, model_error: float, s
     return ~np.isin(state, (0, 1)), ~np.isin(state, (0, 2))
 
 
-def declared_better(seed: int, model_error: float, n_boot: int = 500) -> str:
+def declared_better(seed: int, model_error: float, n: int = N_TEST, n_boot: int = 500) -> str:
     rng = np.random.default_rng(seed)
-    y = np.repeat([0, 1], N_TEST // 2)
-    model, base = paired_correctness(rng, N_TEST, 0.05, model_error, shared=0.5)
-    weights = group_bootstrap_weights(y, np.arange(N_TEST), n_boot, seed + 100_000)  # a stream apart from the data
+    y = np.repeat([0, 1], n // 2)
+    model, base = paired_correctness(rng, n, 0.05, model_error, shared=0.5)
+    weights = group_bootstrap_weights(y, np.arange(n), n_boot, seed + 100_000)  # a stream apart from the data
     d = paired_difference(weights, y, model, base)
     return verdict(d["ci_low"], d["ci_high"])
 
 
 def test_a_true_difference_of_2_5_points_is_found_in_at_least_90_percent_of_seeds():
-    verdicts = [declared_better(seed, model_error=0.025) for seed in range(100)]
+    verdicts = [declared_better(seed, model_error=0.025) for seed in range(100)]  # 97.5 % vs 95 %
     assert verdicts.count("true") >= 90, verdicts.count("true")
 
 
 def test_no_true_difference_is_declared_better_in_at_most_5_percent_of_seeds():
-    verdicts = [declared_better(seed, model_error=0.05) for seed in range(200)]
-    assert verdicts.count("true") <= 10, verdicts.count("true")  # type-I error <= 5 %
-    assert verdicts.count("undetermined") >= 170  # and no true difference is rarely called 'false' either
+    # 600 seeds at half the test size keep this fast; the nominal one-sided rate is 2.5 %
+    verdicts = [declared_better(seed, model_error=0.05, n=600, n_boot=400) for seed in range(600)]
+    assert verdicts.count("true") <= 30, verdicts.count("true")  # type-I error <= 5 %
+    assert verdicts.count("false") <= 30, verdicts.count("false")  # and 'false' is as rare
 
 
 def test_duplicated_test_images_widen_the_group_interval_but_not_the_image_level_one():

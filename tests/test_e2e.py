@@ -38,8 +38,9 @@ def test_split_manifest_class_counts(run):
     counts = manifest.groupby(["label", "split"]).size().unstack()
     assert list(counts.index) == ["Benign", "Pro"]
     assert (counts.sum(axis=1) == n).all()
-    for split, fraction in (("test", 0.15), ("val", 0.15)):  # whole synthetic patients of 4 fields each
-        assert (abs(counts[split] - fraction * n) <= CFG["data"]["synthetic"].get("fields_per_patient", 4)).all(), counts
+    patient = CFG["data"]["synthetic"].get("fields_per_patient", 4)
+    for split, fraction in (("test", 0.15), ("val", 0.15)):  # whole synthetic patients
+        assert (abs(counts[split] - fraction * n) <= patient).all(), counts
     assert manifest["image_id"].is_unique
     assert len(pd.read_csv(run / f"results/split/{TASK}/leakage_check.tsv", sep="\t")) == 0
 

@@ -179,7 +179,8 @@ def test_summary_json_holds_the_numbers_the_page_shows(fake_results):
     assert "Kim N." in headline["study"]["citation"] and "10.11648/j.ajbls.20210905.19" in html
     assert summary["synthetic"] is True and summary["missing"] == []
     assert summary["summary"] in html.replace("&#39;", "'")
-    assert "MobileNet is best with balanced accuracy 0.900 (95% CI 0.850–0.950, n = 40 images in 16 groups)" in summary["summary"]
+    assert ("MobileNet is best with balanced accuracy 0.900 (95% CI 0.850–0.950, n = 40 images in 16 groups)"
+            in summary["summary"])
     assert ("it beats the colour baseline (0.750; difference +0.150, 95% CI +0.120 to +0.180, one-sided p = 0.01)"
             in summary["summary"])
     assert "not shown to beat the colour baseline either: VGG16" in summary["summary"]

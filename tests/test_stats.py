@@ -13,7 +13,14 @@ from alldag.compare import compare_models
 from alldag.data import scan_dataset, write_tsv_atomic
 from alldag.evaluate import per_class_metrics
 from alldag.split import make_folds
-from alldag.stats import expected_calibration_error, group_bootstrap_weights, holm, mcnemar, metric_intervals, reliability
+from alldag.stats import (
+    expected_calibration_error,
+    group_bootstrap_weights,
+    holm,
+    mcnemar,
+    metric_intervals,
+    reliability,
+)
 from alldag.synthetic import generate_dataset
 
 

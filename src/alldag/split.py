@@ -135,7 +135,8 @@ def make_folds(subset: pd.DataFrame, folds: int, val_fraction: float, test_fract
     need = 3 if folds == 1 else folds + 1
     small = counts[counts < need]
     if not small.empty:
-        raise AlldagError(f"{task}: class(es) {', '.join(f'{c} ({n})' for c, n in small.items())} have too few images for "
+        listed = ", ".join(f"{c} ({n})" for c, n in small.items())
+        raise AlldagError(f"{task}: class(es) {listed} have too few images for "
                           f"{folds} fold(s) with train/val/test (need {need}): add images, raise "
                           "data.max_images_per_class or lower split.folds")
     labels = subset["label"].to_numpy()

@@ -186,8 +186,8 @@ def summary_paragraph(headlines: dict[str, dict], audit: dict | None, leaks: dic
     if audit:
         passed = all(n == 0 for n in leaks.values() if n is not None)
         parts.append(f"Data: {audit['checked']} images checked, {audit['quarantined']} quarantined, "
-                     f"{audit['duplicate_clusters']} duplicate clusters and every patient-proxy group kept within one split; leakage check "
-                     f"{'passed' if passed else 'FAILED'}.")
+                     f"{audit['duplicate_clusters']} duplicate clusters and every patient-proxy group kept within "
+                     f"one split; leakage check {'passed' if passed else 'FAILED'}.")
     if missing:
         parts.append(f"INCOMPLETE: {len(missing)} result(s) missing (a job failed): see the marked places below.")
     return " ".join(parts)

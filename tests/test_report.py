@@ -176,6 +176,7 @@ def test_summary_json_holds_the_numbers_the_page_shows(fake_results):
     assert headline["models"]["MobileNet"]["n_groups"] == 16
     assert "not_better_than_colour_baseline" not in json.dumps(summary)
     assert "Beats the colour baseline on balanced accuracy: MobileNet; <b>undetermined:</b> VGG16." in html
+    assert summary["study"]["doi"] == "10.11648/j.ajbls.20210905.19"
     assert "Kim N." in headline["study"]["citation"] and "10.11648/j.ajbls.20210905.19" in html
     assert summary["synthetic"] is True and summary["missing"] == []
     assert summary["summary"] in html.replace("&#39;", "'")

@@ -17,7 +17,7 @@ from alldag.baseline import BASELINE_NAME
 from alldag.compare import VERDICT_COLUMNS
 from alldag.data import read_tsv, write_text_atomic, write_tsv_atomic
 from alldag.split import split_counts
-from alldag.study import STUDY_CITATION, STUDY_SHORT, study_accuracy
+from alldag.study import STUDY_CITATION, STUDY_DOI, STUDY_SHORT, study_accuracy
 from alldag.summary import mlflow_runs, package_versions, skipped_checks, summary_paragraph, task_headline
 
 METRIC_COLUMNS = ["accuracy", "balanced_accuracy", "macro_f1", "roc_auc"]
@@ -221,7 +221,8 @@ def build_report(provenance_json, audit_json, leakage_tsvs: dict[str, str], spli
                                   {e["task"]: e["headline"] for e in explanations})
     if summary_json_out:
         write_text_atomic(json.dumps({"synthetic": bool(provenance.get("synthetic")), "demo": bool(provenance.get("demo")),
-                     "data_source": provenance.get("source"), "summary": paragraph, "tasks": headlines,
+                     "data_source": provenance.get("source"), "summary": paragraph,
+                     "study": {"citation": STUDY_CITATION, "doi": STUDY_DOI}, "tasks": headlines,
                      "explanations": {e["task"]: e["headline"] for e in explanations},
                      "skipped_checks": checks, "missing": missing, "leakage_crossing_clusters": leaks,
                      "audit": {k: audit[k] for k in ("checked", "usable", "quarantined", "duplicate_clusters")}

@@ -19,7 +19,7 @@ from PIL import Image
 
 from alldag.classes import CLASSES
 from alldag.masks import mask_from_segmented, stain_mask
-from alldag.synthetic import EXTRA_LEUKOCYTE_RATE, JPEG_QUALITY, image_rng, render_smear, segmented_twin, twin_rng
+from alldag.synthetic import JPEG_QUALITY, generated_field, segmented_twin, twin_rng
 
 
 def _jpeg(image: np.ndarray) -> np.ndarray:
@@ -42,7 +42,7 @@ def main() -> None:
     for cls in CLASSES:
         scores = {"cleaned": [], "plain": [], "stain": []}
         for i in range(1, args.images + 1):
-            image, exact = render_smear(cls, image_rng(args.seed, cls, i), extra_leukocytes=EXTRA_LEUKOCYTE_RATE)
+            image, exact = generated_field(cls, i, args.seed)
             image = _jpeg(image)
             twin = _jpeg(segmented_twin(image, exact, twin_rng(args.seed, cls, i), failed=False))
             start = time.perf_counter()

@@ -161,11 +161,31 @@ def test_block_grouping_keeps_neighbouring_file_numbers_together():
 
 def test_check_leakage_fails_on_a_crossing_cluster(tmp_path):
     m = pd.DataFrame({"image_id": ["a", "b", "c"], "label": ["X"] * 3, "cluster": ["a", "a", "c"],
-                      "split": ["train", "test", "val"], "fold": 0})
+                      "group": ["g1", "g2", "g3"], "split": ["train", "test", "val"], "fold": 0})
     write_tsv_atomic(m, tmp_path / "m.tsv")
-    with pytest.raises(AlldagError, match="cross train/val/test"):
+    with pytest.raises(AlldagError, match="^1 cluster\\(s\\) cross train/val/test, e.g. cluster a in test,train"):
         check_leakage([tmp_path / "m.tsv"], tmp_path / "leak.tsv")
     assert len(pd.read_csv(tmp_path / "leak.tsv", sep="\t")) == 1
+
+
+def test_check_leakage_fails_on_a_crossing_group_and_names_both_kinds(tmp_path):
+    m = pd.DataFrame({"image_id": ["a", "b", "c", "d"], "label": ["X"] * 4, "cluster": ["a", "a", "c", "d"],
+                      "group": ["X#0", "X#0", "X#1", "X#1"], "split": ["train", "test", "val", "test"], "fold": 2})
+    write_tsv_atomic(m, tmp_path / "m.tsv")
+    with pytest.raises(AlldagError) as exc:
+        check_leakage([tmp_path / "m.tsv"], tmp_path / "leak.tsv")
+    message = str(exc.value)
+    assert "\n" not in message and "1 cluster(s), 2 group(s) cross train/val/test" in message
+    assert "cluster a in test,train (fold 2)" in message and "group X#0 in test,train (fold 2)" in message
+    assert sorted(pd.read_csv(tmp_path / "leak.tsv", sep="\t")["kind"]) == ["cluster", "group", "group"]
+
+
+def test_a_manifest_without_groups_cannot_pass_the_leakage_check(tmp_path):
+    m = pd.DataFrame({"image_id": ["a", "b"], "label": ["X"] * 2, "cluster": ["a", "b"], "split": ["train", "test"],
+                      "fold": 0})
+    write_tsv_atomic(m, tmp_path / "m.tsv")
+    with pytest.raises(AlldagError, match="has no 'group' column"):
+        check_leakage([tmp_path / "m.tsv"], tmp_path / "leak.tsv")
 
 
 def test_manifest_verification_lists_missing_extra_changed(tmp_path):

@@ -39,8 +39,9 @@ def test_empty_config_gets_every_default(defaults, schema_path):
     assert defaults["data"]["source"] == "auto"
     assert defaults["data"]["folder"] == "Original"
     assert defaults["data"]["max_images_per_class"] is None
-    assert defaults["data"]["synthetic"] == {"images_per_class": 100, "seed": 7, "shortcut": 0.0, "colour_shortcut": 0.0}
-    assert defaults["split"] == {"folds": 5, "group_blocks": None, "val_fraction": 0.15, "test_fraction": 0.15}
+    assert defaults["data"]["synthetic"] == {"images_per_class": 100, "seed": 7, "fields_per_patient": 4,
+                                             "shortcut": 0.0, "colour_shortcut": 0.0}
+    assert defaults["split"] == {"folds": 5, "group_blocks": "auto", "val_fraction": 0.15, "test_fraction": 0.15}
     assert defaults["data"]["verify"] == "strict"
     assert defaults["audit"] == {"image_size": 224, "near_duplicate_threshold": 0.97, "mask_min_fraction": 0.02}
     assert defaults["backbones"] == ["Xception", "VGG16", "VGG19", "MobileNet"]
@@ -58,8 +59,15 @@ def test_validate_config_fills_in_place_and_keeps_given_values(schema_path):
     assert out is config
     assert config["train"]["epochs"] == 3
     assert config["train"]["batch_size"] == 32  # sibling defaults filled
-    assert config["data"]["synthetic"] == {"images_per_class": 100, "seed": 1, "shortcut": 0.0, "colour_shortcut": 0.0}
+    assert config["data"]["synthetic"] == {"images_per_class": 100, "seed": 1, "fields_per_patient": 4,
+                                           "shortcut": 0.0, "colour_shortcut": 0.0}
     assert config["data"]["source"] == "auto"
+
+
+@pytest.mark.parametrize("value,ok", [("auto", True), (40, True), (None, True), ("big", False), (0, False)])
+def test_group_blocks_takes_auto_a_size_or_null(schema_path, value, ok):
+    error = schema_error({"split": {"group_blocks": value}}, schema_path)
+    assert (error is None) == ok, error
 
 
 def test_repository_config_validates(repo_root, schema_path):

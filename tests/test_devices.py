@@ -58,10 +58,22 @@ def test_a_scheduler_assigned_device_is_left_alone(monkeypatch):
         assert device == "5" and os.environ["CUDA_VISIBLE_DEVICES"] == "5"
 
 
-def test_cpu_only_machine_trains_in_float32_under_auto():
+@pytest.mark.parametrize("gpus,setting,precision", [(0, "auto", "float32"), (1, "auto", "mixed_float16"),
+                                                     (2, "off", "float32"), (0, "on", "mixed_float16")])
+def test_precision_follows_the_gpus_the_job_sees(monkeypatch, gpus, setting, precision):
+    import keras
+    import tensorflow as tf
+
     from alldag.devices import configure_tensorflow
 
-    assert configure_tensorflow("auto") == {"gpus": 0, "precision": "float32"}
+    grown = []
+    monkeypatch.setattr(tf.config, "list_physical_devices", lambda kind: [f"{kind}:{i}" for i in range(gpus)])
+    monkeypatch.setattr(tf.config.experimental, "set_memory_growth", lambda gpu, on: grown.append((gpu, on)))
+    try:
+        assert configure_tensorflow(setting) == {"gpus": gpus, "precision": precision}
+        assert grown == [(f"GPU:{i}", True) for i in range(gpus)]
+    finally:
+        keras.mixed_precision.set_global_policy("float32")
 
 
 def test_inside_a_slurm_job_its_gpu_assignment_wins_over_the_pool(monkeypatch, tmp_path):

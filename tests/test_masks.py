@@ -8,7 +8,7 @@ from PIL import Image
 
 from alldag.classes import CLASSES, file_prefix
 from alldag.masks import clean_binary, leukocyte_mask, load_leukocyte_mask, mask_from_segmented, read_rgb
-from alldag.synthetic import EXTRA_LEUKOCYTE_RATE, SEGMENTATION_FAILURE_RATE, image_rng, render_smear, twin_rng
+from alldag.synthetic import SEGMENTATION_FAILURE_RATE, generated_field, image_rng, render_smear, twin_rng
 
 from conftest import SYNTHETIC_PER_CLASS, SYNTHETIC_SEED
 
@@ -21,7 +21,7 @@ def _generated(root):
     """(class, index, exact mask, original, twin, failed) of every image of the session's synthetic dataset."""
     for cls in CLASSES:
         for i in range(1, SYNTHETIC_PER_CLASS + 1):
-            _, exact = render_smear(cls, image_rng(SYNTHETIC_SEED, cls, i), extra_leukocytes=EXTRA_LEUKOCYTE_RATE)
+            _, exact = generated_field(cls, i, SYNTHETIC_SEED)
             name = f"{cls}/{file_prefix(cls)}-{i:03d}.jpg"
             failed = twin_rng(SYNTHETIC_SEED, cls, i).uniform() < SEGMENTATION_FAILURE_RATE[cls]
             yield cls, i, exact, read_rgb(root / "Original" / name), read_rgb(root / "Segmented" / name), failed

@@ -89,7 +89,7 @@ def test_recalibrate_batchnorm(images):
     batches = [(images[:2], np.zeros(2)), (images[2:], np.zeros(2))]
     expected = np.mean([np.asarray(probe(x, training=True)).mean(axis=(0, 1, 2)) for x, _ in batches], axis=0)
 
-    assert recalibrate_batchnorm(model, batches) == 27
+    assert recalibrate_batchnorm(model, batches) == (27, 0)
     after = [np.array(layer.moving_mean) for layer in bns]
     assert all(not np.allclose(a, b) for a, b in zip(before, after))
     np.testing.assert_allclose(after[0], expected, rtol=1e-4, atol=1e-4)
@@ -99,7 +99,18 @@ def test_recalibrate_batchnorm(images):
 def test_recalibrate_without_batchnorm_returns_zero():
     inputs = keras.Input((4,))
     model = keras.Model(inputs, keras.layers.Dense(2)(inputs))
-    assert recalibrate_batchnorm(model, [(np.zeros((1, 4)), None)]) == 0
+    assert recalibrate_batchnorm(model, [(np.zeros((1, 4)), None)]) == (0, 0)
+
+
+def test_recalibrate_skips_frozen_batchnorm_and_changes_nothing(images):
+    from alldag.models import set_backbone_trainable
+
+    keras.utils.set_random_seed(1)
+    model = build_classifier("MobileNet", 2, SIZE, None, bn_momentum=0.9)
+    set_backbone_trainable(model, 5)  # fine-tuning: BatchNorm frozen
+    before = [np.array(layer.moving_mean) for layer in _bn_layers(model)]
+    assert recalibrate_batchnorm(model, [(images, np.zeros(len(images)))]) == (0, 27)
+    assert all(np.array_equal(b, layer.moving_mean) for b, layer in zip(before, _bn_layers(model)))
 
 
 def test_gradient_cams_on_a_backbone(model, images):

@@ -41,12 +41,11 @@ def jsonfile(path: Path, data: dict) -> str:
     return str(path)
 
 
-def comparison_row(model: str, ba: float, flagged: bool, verdict: str = "", diff: float | None = None) -> dict:
-    """A comparison.tsv row with the verdict columns of the paired-difference compare stage (and the old flag)."""
-    row = {"model": model, "not_better_than_colour_baseline": flagged, "beats_colour_baseline": verdict,
-           "diff_vs_colour_baseline": diff, "diff_vs_colour_baseline_ci_low": None if diff is None else diff - 0.1,
-           "diff_vs_colour_baseline_ci_high": None if diff is None else diff + 0.1,
-           "p_vs_colour_baseline": None if diff is None else 0.04, "n_test": 40, "n_groups": 38,
+def comparison_row(model: str, ba: float, verdict: str, diff: float = float("nan")) -> dict:
+    """A comparison.tsv row; verdict '' for the baseline, diff the balanced-accuracy difference to it."""
+    row = {"model": model, "beats_colour_baseline": verdict, "diff_vs_colour_baseline": diff,
+           "diff_vs_colour_baseline_ci_low": diff - 0.03, "diff_vs_colour_baseline_ci_high": diff + 0.03,
+           "p_vs_colour_baseline": 0.01, "mcnemar_p_vs_colour_baseline": 0.02, "n_test": 40, "n_groups": 16,
            "study_accuracy": float("nan")}
     for m in ("accuracy", "balanced_accuracy", "macro_f1", "roc_auc"):
         row.update({m: ba, f"{m}_ci_low": ba - 0.05, f"{m}_ci_high": min(1.0, ba + 0.05), f"{m}_fold_sd": 0.0})
@@ -80,14 +79,14 @@ def fake_results(tmp_path):
             "rotation_degrees": 20, "brightness": 0.2, "horizontal_flip": False, "vertical_flip": False, "seed": 1})],
         "previews": [png(r / f"augment/{TASK}/augmentation_preview.png")],
         "comparison": [tsv(r / f"comparison/{TASK}/comparison.tsv", pd.DataFrame([
-            comparison_row("MobileNet", 0.912345, False, "true", 0.162345),
-            comparison_row("VGG16", 0.80, True, "undetermined", 0.05),
-            comparison_row("colour_baseline", 0.75, False)]))],
+            comparison_row("MobileNet", 0.90, "true", 0.15), comparison_row("VGG16", 0.80, "undetermined", 0.05),
+            comparison_row("colour_baseline", 0.75, "")]))],
         "baseline_metrics": [jsonfile(r / f"evaluation/{TASK}/colour_baseline/fold0/metrics.json", {
             "accuracy": 0.75, "balanced_accuracy": 0.75, "per_class": per_class({"Benign": 0.7, "Pro": 0.8})})],
         "paired": [tsv(r / f"comparison/{TASK}/paired_tests.tsv", pd.DataFrame([
             {"model_a": "MobileNet", "model_b": "VGG16", "fold": "all", "n_images": 40, "accuracy_a": 0.9,
-             "accuracy_b": 0.8, "only_a_correct": 5, "only_b_correct": 1, "p_value": 0.2, "p_holm": 0.4}]))],
+             "accuracy_b": 0.8, "balanced_accuracy_diff": 0.1, "p_value": 0.2, "p_holm": 0.4,
+             "mcnemar_only_a_correct": 5, "mcnemar_only_b_correct": 1, "mcnemar_p_value": 0.2, "mcnemar_p_holm": 0.4}]))],
         "comparison_figure": [png(r / f"comparison/{TASK}/comparison.png")],
     }
     for kind in ("metrics", "history", "curves", "confusion", "roc", "reliability", "explanation", "explanation_summary",
@@ -99,8 +98,8 @@ def fake_results(tmp_path):
             "accuracy": 0.9, "balanced_accuracy": 0.9, "macro_f1": 0.9, "roc_auc": 0.95, "n_test": 40,
             "chance_accuracy": 0.5, "per_class": per_class({"Benign": 0.85, "Pro": 0.95})}))
         inputs["history"].append(tsv(m / "history.tsv", pd.DataFrame(
-            {"epoch": [1, 2], "phase": "full", "loss": [1, 0.5], "val_loss": [0.9, 0.6], "accuracy": [0.5, 0.8],
-             "val_accuracy": [0.5, 0.7]})))
+            {"epoch": [1, 2], "phase": "full", "loss": [1, 0.5], "val_loss": [0.6, 0.9], "accuracy": [0.5, 0.8],
+             "val_accuracy": [0.5, 0.7], "kept": [False, True]})))
         for kind, where in (("curves", m / "training_curves.png"), ("confusion", e / "confusion_matrix.png"),
                             ("roc", e / "roc_curve.png"), ("reliability", e / "reliability.png"),
                             ("explanation", x / "explanation_gallery.png")):
@@ -183,13 +182,26 @@ def test_summary_json_holds_the_numbers_the_page_shows(fake_results):
     html = report_job(inputs, params, outputs)
     summary = json.loads(Path(outputs["summary_json"]).read_text())
     headline = summary["tasks"][TASK]
-    assert headline["best"] == "MobileNet" and headline["best_value"] == pytest.approx(0.912345)
-    assert headline["runner_up"] == "VGG16" and headline["margin_over_runner_up"] == pytest.approx(0.112345)
-    assert headline["beats_colour_baseline"] is True
-    assert headline["models_not_better_than_colour_baseline"] == ["VGG16"]
+    assert headline["best"] == "MobileNet" and headline["best_value"] == pytest.approx(0.90)
+    assert headline["runner_up"] == "VGG16" and headline["margin_over_runner_up"] == pytest.approx(0.10)
+    assert headline["beats_colour_baseline"] == "true"
+    assert headline["models_not_shown_to_beat_colour_baseline"] == ["VGG16"]
+    assert headline["models"]["VGG16"]["beats_colour_baseline"] == "undetermined"
+    assert headline["models"]["colour_baseline"]["beats_colour_baseline"] is None
+    assert headline["models"]["MobileNet"]["diff_vs_colour_baseline"] == pytest.approx(0.15)
+    assert headline["models"]["MobileNet"]["n_groups"] == 16
+    assert "not_better_than_colour_baseline" not in json.dumps(summary)
+    assert "Beats the colour baseline on balanced accuracy: MobileNet; <b>undetermined:</b> VGG16." in html
+    assert summary["study"]["doi"] == "10.11648/j.ajbls.20210905.19"
+    assert "Kim N." in headline["study"]["citation"] and "10.11648/j.ajbls.20210905.19" in html
     assert summary["synthetic"] is True and summary["missing"] == []
     assert summary["summary"] in html.replace("&#39;", "'")
-    assert "MobileNet is best with balanced accuracy 0.912 (95% CI 0.862–0.962)" in summary["summary"]
+    assert ("MobileNet is best with balanced accuracy 0.900 (95% CI 0.850–0.950, n = 40 images in 16 groups)"
+            in summary["summary"])
+    assert ("it beats the colour baseline (0.750; difference +0.150, 95% CI +0.120 to +0.180, one-sided p = 0.01)"
+            in summary["summary"])
+    assert "not shown to beat the colour baseline either: VGG16" in summary["summary"]
+    assert "(paired group-bootstrap p = 0.4 after Holm)" in summary["summary"]
     assert "Grad-CAM and LIME agree weakly (their top regions overlap 0.30 by IoU)" in summary["summary"]
     assert summary["explanations"][TASK]["gradcam_mask_mass"] == pytest.approx(0.6)
 
@@ -224,20 +236,43 @@ def test_missing_results_are_marked_in_place_not_a_crash(fake_results):
     table = pd.read_csv(outputs["table"], sep="\t")
     assert table.set_index("backbone").loc["VGG16", "status"].startswith("MISSING")
     assert table.set_index("backbone").loc["MobileNet", "status"] == "ok"
+    assert table.set_index("backbone").loc["MobileNet", "best_epoch"] == 2  # the kept epoch, not the val_loss minimum
 
 
 def test_headline_flags_a_best_model_that_does_not_beat_the_colour_baseline():
-    table = pd.DataFrame([comparison_row("VGG16", 0.80, True), comparison_row("colour_baseline", 0.82, False)])
+    table = pd.DataFrame([comparison_row("VGG16", 0.80, "false", -0.05), comparison_row("colour_baseline", 0.85, "")])
     headline = task_headline(table)
-    assert headline["best"] == "VGG16" and headline["beats_colour_baseline"] is False
-    assert headline["margin_over_colour_baseline"] == pytest.approx(-0.02)
+    assert headline["best"] == "VGG16" and headline["beats_colour_baseline"] == "false"
+    assert headline["margin_over_colour_baseline"] == pytest.approx(-0.05)
     text = summary_paragraph({TASK: headline}, None, {}, False, [])
-    assert "does NOT clearly beat the colour baseline (0.820)" in text
+    assert "it does NOT beat the colour baseline (0.850; difference -0.050, 95% CI -0.080 to -0.020" in text
+
+
+def test_headline_says_undetermined_when_the_interval_straddles_zero():
+    table = pd.DataFrame([comparison_row("VGG16", 0.80, "undetermined", 0.01),
+                          comparison_row("colour_baseline", 0.79, "")])
+    headline = task_headline(table, task="four_class")
+    assert headline["beats_colour_baseline"] == "undetermined"
+    text = summary_paragraph({"four_class": headline}, None, {}, False, [])
+    assert "it is undetermined whether it beats the colour baseline (0.790; difference +0.010" in text
+    assert "reported about 83% accuracy on four_class, the best of its four backbones" in text
+    assert "Leakage check" not in text  # no image-level baseline was run
+
+
+def test_headline_shows_how_much_an_image_level_split_inflates_the_shortcut():
+    table = pd.DataFrame([comparison_row("VGG16", 0.80, "true", 0.1),
+                          comparison_row("colour_baseline", 0.70, "") | {"image_level_balanced_accuracy": 0.93}])
+    headline = task_headline(table)
+    assert headline["colour_baseline_image_level"] == pytest.approx(0.93)
+    text = summary_paragraph({TASK: headline}, None, {}, False, [])
+    assert ("Leakage check on benign_vs_pro: splitting by patient proxy instead of by image lowers the colour "
+            "shortcut's balanced accuracy from 0.930 to 0.700.") in text
+    assert headline["models"]["VGG16"]["study_accuracy"] is None  # no per-backbone four-class figure
 
 
 def test_headline_says_tie_instead_of_a_zero_margin():
-    table = pd.DataFrame([comparison_row("Xception", 1.0, True), comparison_row("VGG16", 1.0, True),
-                          comparison_row("colour_baseline", 1.0, False)])
+    table = pd.DataFrame([comparison_row("Xception", 1.0, "false", 0.0), comparison_row("VGG16", 1.0, "false", 0.0),
+                          comparison_row("colour_baseline", 1.0, "")])
     text = summary_paragraph({TASK: task_headline(table)}, None, {}, False, [])
     assert "Xception and VGG16 tie for best with balanced accuracy 1.000" in text and "0.000 above" not in text
 
@@ -277,11 +312,11 @@ def test_first_screen_is_one_verdict_row_per_model_before_the_paragraph(fake_res
     rows = VerdictTable(html).rows
     assert rows[0] == ["model", "balanced accuracy (95% CI)", "minus colour baseline (95% CI)",
                        "beats the colour baseline?"]
-    assert rows[1:] == [["MobileNet", "0.912 (0.862–0.962)", "+0.162 (+0.0623 to +0.262)", "✔ beats"],
-                        ["VGG16", "0.800 (0.750–0.850)", "+0.0500 (−0.0500 to +0.150)", "? undetermined"],
+    assert rows[1:] == [["MobileNet", "0.900 (0.850–0.950)", "+0.150 (+0.120 to +0.180)", "✔ beats"],
+                        ["VGG16", "0.800 (0.750–0.850)", "+0.0500 (+0.0200 to +0.0800)", "? undetermined"],
                         ["colour_baseline", "0.750 (0.700–0.800)", "reference", "reference"]]
     assert html.index('id="verdict"') < html.index('id="summary"') < html.index('id="data"')
-    assert "(40 test images, 38 groups)" in html
+    assert "(40 test images, 16 groups)" in html
 
 
 def test_first_screen_shows_dashes_where_the_comparison_has_no_verdict_columns(fake_results):
@@ -291,18 +326,18 @@ def test_first_screen_shows_dashes_where_the_comparison_has_no_verdict_columns(f
         "diff_vs_colour_baseline_ci_high", "p_vs_colour_baseline", "n_groups"])
     tsv(Path(inputs["comparison"][0]), old)
     rows = VerdictTable(report_job(inputs, params, outputs)).rows
-    assert rows[1] == ["MobileNet", "0.912 (0.862–0.962)", "—", "—"]
+    assert rows[1] == ["MobileNet", "0.900 (0.850–0.950)", "—", "—"]
     assert rows[3] == ["colour_baseline", "0.750 (0.700–0.800)", "reference", "reference"]
 
 
 def test_where_the_models_look_sentence_is_shown_when_summary_json_has_it():
-    table = pd.DataFrame([comparison_row("VGG16", 0.8, False, "false", -0.02),
-                          comparison_row("colour_baseline", 0.82, False)])
+    table = pd.DataFrame([comparison_row("VGG16", 0.8, "false", -0.02),
+                          comparison_row("colour_baseline", 0.82, "")])
     sentence = "The models put 1.2x chance on leukocytes (0.9-1.5): they mostly look at the background."
     with_it = first_screen({TASK: table}, {TASK: {"where_models_look": {"sentence": sentence}}})
     assert with_it[0]["sentence"] == sentence
     assert with_it[0]["rows"][0]["verdict"] == "✘ does not beat"
-    assert with_it[0]["rows"][0]["difference"] == "−0.0200 (−0.120 to +0.0800)"
+    assert with_it[0]["rows"][0]["difference"] == "−0.0200 (−0.0500 to +0.0100)"
     assert first_screen({TASK: table}, {TASK: {"best": "VGG16"}})[0]["sentence"] is None
     assert first_screen({TASK: None}, {})[0]["rows"] is None
 
@@ -349,10 +384,10 @@ def test_first_screen_in_a_real_browser_at_1280_by_800(fake_results, tmp_path):
     from browser import assert_first_screen_fits
 
     inputs, params, outputs = fake_results
-    five = pd.DataFrame([comparison_row(m, ba, False, v, d) for m, ba, v, d in (
+    five = pd.DataFrame([comparison_row(m, ba, v, d) for m, ba, v, d in (
         ("Xception", 0.987654, "true", 0.123456), ("VGG16", 0.95, "undetermined", 0.0123),
         ("VGG19", 0.5, "false", -0.45), ("EfficientNetB0", 0.9, "undetermined", -0.05),
-        ("colour_baseline", 0.95, "", None))])
+        ("colour_baseline", 0.95, "", float("nan")))])
     two_tasks = {k: v * 2 if isinstance(v, list) else v for k, v in inputs.items()}
     two_tasks["comparison"] = [tsv(tmp_path / f"{t}.tsv", five) for t in (TASK, "four_class")]
     report_job(two_tasks, {**params, "tasks": [TASK, "four_class"]}, outputs)

@@ -6,7 +6,16 @@ import pandas as pd
 import pytest
 
 from alldag import AlldagError
-from alldag.split import SPLITS, split_counts, stratified_split, write_split
+from alldag.split import (
+    PATIENT_BLOCK,
+    SPLITS,
+    block_size_for,
+    leakage,
+    make_folds,
+    split_counts,
+    stratified_split,
+    write_split,
+)
 
 
 def _subset(sizes: dict[str, int]) -> pd.DataFrame:
@@ -86,19 +95,58 @@ def test_class_with_fewer_than_three_images_raises(small):
 
 
 def test_three_images_per_class_give_one_per_split():
-    try:
-        out = stratified_split(_subset({"Benign": 3, "Pro": 3}), 0.15, 0.15, 0)
-    except AlldagError:
-        return
-    assert (split_counts(out) >= 1).all().all()
+    out = stratified_split(_subset({"Benign": 3, "Pro": 3}), 0.15, 0.15, 0)
+    assert (split_counts(out) == 1).all().all()
 
 
-def test_small_class_appears_in_every_split_or_raises():
-    try:
-        out = stratified_split(_subset({"Benign": 3, "Pro": 100}), 0.15, 0.15, 0)
-    except AlldagError:
-        return
-    assert split_counts(out).loc["Benign"].min() >= 1, split_counts(out).loc["Benign"].to_dict()
+def test_small_class_appears_in_every_split():
+    out = stratified_split(_subset({"Benign": 3, "Pro": 100}), 0.15, 0.15, 0)
+    assert split_counts(out).loc["Benign"].to_dict() == {"train": 1, "val": 1, "test": 1}
+
+
+@pytest.mark.parametrize("folds", [1, 2])
+def test_classes_of_three_images_in_large_blocks_stop_with_one_line(folds):
+    subset = _subset({"Benign": 3, "Pro": 3})
+    with pytest.raises(AlldagError) as exc:
+        make_folds(subset, folds, 0.15, 0.15, 0, block_size=10, task="benign_vs_pro")
+    message = str(exc.value)
+    assert "\n" not in message and message.startswith("benign_vs_pro: fold 0 would have no ")
+    assert "fewer folds (split.folds)" in message and "smaller blocks (split.group_blocks, now 10)" in message
+
+
+def test_grouped_kfold_with_too_few_blocks_of_a_class_stops_instead_of_an_empty_test_fold():
+    subset = _subset({"Benign": 20, "Pro": 100})  # Benign: files 0-19, three blocks of 10 for five test folds
+    with pytest.raises(AlldagError, match=r"^four: fold \d+ would have no Benign image in (test|val|train) "
+                                          r"\(Benign has 3 group\(s\)"):
+        make_folds(subset, 5, 0.15, 0.15, 0, block_size=10, task="four")
+    for m in make_folds(subset, 5, 0.15, 0.15, 0, block_size=2, task="four"):  # smaller blocks: possible
+        assert (split_counts(m) >= 1).all().all()
+
+
+@pytest.mark.parametrize("folds", [2, 3, 5])
+def test_one_block_per_class_stops_with_one_line_not_a_crash(folds):
+    with pytest.raises(AlldagError, match=r"^t: fold \d would have no (Benign|Pro) image in (test|val) "
+                                          r"\((Benign|Pro) has 1 group\(s\) to share among"):
+        make_folds(_subset({"Benign": 10, "Pro": 12}).assign(image_id=lambda d: d["image_id"].str.replace(
+            "-0", "-1")), folds, 0.15, 0.15, 0, block_size=40, task="t")
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_every_fold_has_every_class_in_every_split_with_patient_blocks(seed):
+    subset = _subset({"Benign": 60, "Early": 45, "Pro": 100})
+    subset["cluster"] = subset["image_id"]
+    manifests = make_folds(subset, 5, 0.15, 0.15, seed, block_size=5)
+    for m in manifests:
+        assert (split_counts(m) >= 1).all().all()
+        assert (m.groupby("group")["split"].nunique() == 1).all()
+    assert leakage(manifests).empty
+
+
+def test_block_size_for_resolves_auto_per_data_source():
+    assert block_size_for("auto", synthetic=False, fields_per_patient=4) == PATIENT_BLOCK == 40
+    assert block_size_for("auto", synthetic=True, fields_per_patient=4) == 4
+    assert block_size_for(12, synthetic=True, fields_per_patient=4) == 12
+    assert block_size_for(None, synthetic=False, fields_per_patient=4) is None
 
 
 def test_split_counts_shape_and_columns():

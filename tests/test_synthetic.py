@@ -10,10 +10,14 @@ from scipy import ndimage
 from alldag.classes import CLASSES, file_prefix
 from alldag.synthetic import (
     EXTRA_LEUKOCYTE_RATE,
+    FIELDS_PER_PATIENT,
+    generated_field,
     IMAGE_SIZE,
     SEGMENTATION_FAILURE_RATE,
     generate_dataset,
     image_rng,
+    patient_of,
+    patient_traits,
     render_smear,
     segmented_twin,
     twin_rng,
@@ -28,6 +32,11 @@ BAR_END = IMAGE_SIZE - 6
 
 def _render(cls, index, seed=1, shortcut=0.0):
     return render_smear(cls, image_rng(seed, cls, index), shortcut=shortcut)
+
+
+def _generated(cls, index, seed=SYNTHETIC_SEED):
+    """The field generate_dataset writes as file `index` of `cls` (with its patient's traits)."""
+    return generated_field(cls, index, seed)
 
 
 @pytest.mark.parametrize("cls", CLASSES)
@@ -130,7 +139,7 @@ def test_generate_dataset_layout(synthetic_root):
 
 
 def test_generated_original_matches_render(synthetic_root):
-    image, _ = render_smear("Early", image_rng(SYNTHETIC_SEED, "Early", 3), extra_leukocytes=EXTRA_LEUKOCYTE_RATE)
+    image, _ = _generated("Early", 3)
     with Image.open(synthetic_root / "Original" / "Early" / "WBC-Malignant-Early-003.jpg") as im:
         assert im.size == (IMAGE_SIZE, IMAGE_SIZE) and im.mode == "RGB"
         decoded = np.asarray(im).astype(int)
@@ -198,3 +207,14 @@ def test_generate_dataset_failure_leaves_no_temp_folder(tmp_path):
     # the old dataset survives a failed regeneration and no temporary sibling is left
     assert sorted(p.name for p in tmp_path.iterdir()) == ["ALL"]
     assert (root / "Original" / "Benign" / "WBC-Benign-001.jpg").is_file()
+
+
+def test_fields_of_one_patient_share_stain_more_than_fields_of_two_patients(tmp_path):
+    generate_dataset(tmp_path / "ALL", {"Pre": 24}, seed=5, fields_per_patient=4)
+    means = np.array([np.asarray(Image.open(tmp_path / f"ALL/Original/Pre/{file_prefix('Pre')}-{i:03d}.jpg"),
+                                 float).mean(axis=(0, 1)) for i in range(1, 25)])
+    patient = np.array([patient_of(i, 4) for i in range(1, 25)])
+    same = [np.abs(means[a] - means[b]).sum() for a in range(24) for b in range(a) if patient[a] == patient[b]]
+    other = [np.abs(means[a] - means[b]).sum() for a in range(24) for b in range(a) if patient[a] != patient[b]]
+    assert np.median(same) < 0.5 * np.median(other), (np.median(same), np.median(other))
+    assert [patient_of(i, 4) for i in (1, 4, 5, 8, 9)] == [0, 0, 1, 1, 2]  # consecutive file numbers per patient

@@ -22,8 +22,18 @@ class _LoginRequired(BaseHTTPRequestHandler):
         pass
 
 
-def test_local_stores_are_not_probed():
-    check_server("sqlite:////nonexistent/mlflow.db")
+def test_local_stores_are_not_probed(monkeypatch):
+    probed = []
+
+    class Answer:
+        def close(self):
+            pass
+
+    monkeypatch.setattr("urllib.request.urlopen", lambda url, **kwargs: probed.append(url) or Answer())
+    for uri in ("sqlite:////nonexistent/mlflow.db", "file:///tmp/mlruns", "/tmp/mlruns"):
+        check_server(uri)
+    check_server("http://127.0.0.1:9/probed")  # a server is probed (here, by the stand-in)
+    assert probed == ["http://127.0.0.1:9/probed/health"]
 
 
 def test_unreachable_server_fails_fast_with_one_line():

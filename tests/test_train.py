@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from alldag.train import TrainSettings, balanced_class_weights
+from alldag.train import TrainSettings, balanced_class_weights, mark_kept_epoch, training_phases
 
 
 def test_balanced_class_weights():
@@ -63,6 +63,58 @@ def test_two_phase_fine_tuning_from_a_weights_file(tmp_path, small_manifest):
     assert list(history["phase"]) == ["head", "fine_tune", "fine_tune"]
     assert [r["epoch"] for r in reported] == [1, 2, 3]
     assert build_classifier("MobileNet", 2, 32, None).count_params() == model.count_params()
+
+
+def test_precise_bn_after_two_phase_fine_tuning_skips_the_frozen_layers_and_says_so(tmp_path, small_manifest,
+                                                                                    caplog):
+    import keras
+
+    from alldag.train import fit
+
+    base = keras.applications.MobileNet(include_top=False, weights=None, input_shape=(32, 32, 3))
+    base.save_weights(tmp_path / "mobilenet.weights.h5")
+    settings = TrainSettings("MobileNet", "t", 0, ("Benign", "Pro"), 32, 2, 8, 1e-3,
+                             str(tmp_path / "mobilenet.weights.h5"), 0.1, 0.9, True, 0, head_epochs=1,
+                             fine_tune_layers=5, fine_tune_learning_rate=1e-4)
+    with caplog.at_level("INFO", logger="alldag.train"):
+        fit(settings, small_manifest, NO_AUGMENTATION, tmp_path / "ckpt")
+    assert "precise BN: 27 frozen BatchNormalization layers keep their statistics (skipped)" in caplog.text
+    assert "recalibrated" not in caplog.text  # BatchNorm was frozen: nothing changed, nothing claimed
+
+
+def test_a_random_init_architecture_trains_in_one_phase_whatever_train_weights_says():
+    settings = TrainSettings("SmallCNN", "t", 0, ("Benign", "Pro"), 32, 25, 8, 1e-4, "imagenet", 0.1, None, True, 0,
+                             head_epochs=5, fine_tune_layers=40)
+    assert [name for name, *_ in training_phases(settings)] == ["head", "fine_tune"]  # a pretrained backbone
+    assert training_phases(settings, pretrained=False) == [("full", 25, 1e-4, None)]
+
+
+def test_custom_architecture_fit_has_one_phase(tmp_path, small_manifest):
+    import keras
+
+    from alldag.train import fit
+
+    def build():
+        inputs = keras.Input((32, 32, 3))
+        x = keras.layers.GlobalAveragePooling2D()(keras.layers.Rescaling(1 / 255)(inputs))
+        return keras.Model(inputs, keras.layers.Dense(2, activation="softmax")(x))
+
+    settings = TrainSettings("Tiny", "t", 0, ("Benign", "Pro"), 32, 3, 8, 1e-3, "imagenet", 0.1, None, False, 0,
+                             head_epochs=1)
+    _, history = fit(settings, small_manifest, NO_AUGMENTATION, tmp_path / "ckpt", build_model=build)
+    assert list(history["phase"]) == ["full"] * 3
+
+
+def test_best_epoch_is_the_one_whose_weights_were_kept():
+    import pandas as pd
+
+    history = pd.DataFrame({"epoch": [1, 2, 3, 4, 5], "phase": ["head", "head", "fine_tune", "fine_tune", "fine_tune"],
+                            "val_loss": [0.3, 0.5, 0.6, 0.4, 0.45]})
+    # the global minimum (epoch 1) is in the head phase; the fine-tuning callback restored epoch 4
+    assert mark_kept_epoch(history, early_stopping=True)["kept"].tolist() == [False, False, False, True, False]
+    assert mark_kept_epoch(history, early_stopping=False)["kept"].tolist() == [False] * 4 + [True]
+    ties = pd.DataFrame({"epoch": [1, 2, 3], "phase": "full", "val_loss": [0.5, 0.4, 0.4]})
+    assert mark_kept_epoch(ties, early_stopping=True)["kept"].tolist() == [False, True, False]  # Keras: strict <
 
 
 class Killed(Exception):

@@ -95,7 +95,7 @@ def _local_fake(tmp_path, counts, seed=2):
 def test_local_dataset_runs_download_audit_and_kfold_split(tmp_path):
     """The real ingest path on a local fake of the dataset: verification, audit, 3-fold split, leakage check."""
     data = _local_fake(tmp_path, {"Benign": 10, "Early": 6, "Pre": 6, "Pro": 12})
-    cfg = {"data": data, "seed": 5, "split": {"folds": 3}}
+    cfg = {"data": data, "seed": 5, "split": {"folds": 3, "group_blocks": 2}}
     target = "results/split/benign_vs_pro/leakage_check.tsv"
     proc = snakemake(tmp_path, "--cores", "1", target, config=write_config(tmp_path, cfg))
     assert proc.returncode == 0, proc.stderr
@@ -110,8 +110,18 @@ def test_local_dataset_runs_download_audit_and_kfold_split(tmp_path):
         assert set(manifest["split"]) == {"train", "val", "test"}
         assert manifest["path"].str.startswith(str(tmp_path / "ALL/Original")).all()
         tested += list(manifest.loc[manifest["split"] == "test", "image_id"])
+        assert (manifest.groupby("group")["split"].nunique() == 1).all()  # patient-proxy blocks of 2 files
+        assert manifest.groupby("group").size().max() == 2 and "Benign#0" in set(manifest["group"])
     assert sorted(tested) == sorted(set(tested)) and len(tested) == 22
     assert not (tmp_path / "results/data/synthetic").exists()  # local data are read in place
+    # the default blocks (40 files, about one patient) leave one Benign group: that split cannot be made honestly
+    del cfg["split"]["group_blocks"]
+    proc = snakemake(tmp_path, "--cores", "1", target, config=write_config(tmp_path, cfg))
+    assert proc.returncode != 0
+    errors = [line for line in (tmp_path / "logs/split/benign_vs_pro.log").read_text().splitlines()
+              if "ERROR alldag:" in line]
+    assert len(errors) == 1 and "benign_vs_pro: fold 0 would have no " in errors[0], proc.stderr[-3000:]
+    assert "use fewer folds (split.folds) or smaller blocks (split.group_blocks, now 40)" in errors[0]
 
 
 def test_local_dataset_that_does_not_match_the_manifest_fails_clearly(tmp_path):

@@ -11,12 +11,13 @@ import logging
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 from PIL import Image
 from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
-from alldag.data import read_tsv
+from alldag.data import read_tsv, write_tsv_atomic
 from alldag.progress import parallel_map
 
 log = logging.getLogger(__name__)
@@ -50,11 +51,35 @@ def fit_colour_baseline(features: np.ndarray, y: np.ndarray, seed: int):
     return model.fit(features, y)
 
 
+def image_level_predictions(manifest, classes: list[str], split: dict, seed: int, threads: int = 1) -> pd.DataFrame:
+    """The baseline under an image-level split of the same images (no duplicate clusters or patient blocks kept
+    together, as a naive split would do): test predictions of this fold, for the leakage sensitivity.
+
+    split: folds, val_fraction, test_fraction of the grouped split, reused so only the grouping differs.
+    """
+    from alldag.split import make_folds
+
+    fold = int(manifest["fold"].iloc[0])
+    rows = manifest.drop(columns=[c for c in ("cluster", "group", "split", "fold") if c in manifest])
+    naive = make_folds(rows, split["folds"], split["val_fraction"], split["test_fraction"], seed, None,
+                       "image-level split")[fold]
+    fit_rows, test = naive[naive["split"] == "train"], naive[naive["split"] == "test"].reset_index(drop=True)
+    model = fit_colour_baseline(features_of(fit_rows["path"], threads, "colour baseline, image-level split: training images"), fit_rows["y"].to_numpy(), seed)
+    proba = np.zeros((len(test), len(classes)))
+    proba[:, model.classes_] = model.predict_proba(features_of(test["path"], threads, "colour baseline, image-level split: test images"))
+    predicted = proba.argmax(axis=1)
+    return test[["image_id", "label", "y", "group"]].assign(
+        predicted=[classes[i] for i in predicted], correct=predicted == test["y"].to_numpy(),
+        **{f"p_{c}": proba[:, i] for i, c in enumerate(classes)})
+
+
 def run_colour_baseline(split_manifest, classes: list[str], seed: int, label: str, tracking, outputs: dict,
-                        run_out, threads: int = 1) -> dict:
+                        run_out, image_level_out=None, split: dict | None = None, threads: int = 1) -> dict:
     """Fit the baseline on the fold's training images, evaluate on its test images, track it like a model.
 
     outputs: paths for write_evaluation: metrics_out, predictions_out, confusion_out, roc_out, reliability_out.
+    image_level_out (with split, the split settings): also fit it under an image-level split and write those
+    test predictions there (image_level_predictions).
     threads: images read at once.
     """
     import mlflow
@@ -80,4 +105,10 @@ def run_colour_baseline(split_manifest, classes: list[str], seed: int, label: st
                                   "n_fit": len(fit_rows)})
         Path(run_out).write_text(json.dumps({"run_id": run.info.run_id, "parent_run_id": parent,
                                              "tracking_uri": tracking.uri, "name": label}, indent=2))
-    return write_evaluation(test, proba, classes, label, run_out, **outputs)
+    result = write_evaluation(test, proba, classes, label, run_out, **outputs)
+    if image_level_out:
+        naive = image_level_predictions(manifest, classes, split, seed, threads)
+        write_tsv_atomic(naive, image_level_out)
+        log.info("%s under an image-level split: accuracy %.3f on %d test images", label, naive["correct"].mean(),
+                 len(naive))
+    return result

@@ -1,5 +1,6 @@
 """The `compare` stage: every model of a task (CNNs and the colour baseline) side by side, with spread,
-bootstrap intervals, paired tests and the study's reported numbers."""
+group-bootstrap intervals, the paired verdict against the colour baseline, paired tests between models and
+the study's reported numbers."""
 
 from __future__ import annotations
 
@@ -11,93 +12,179 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from alldag import AlldagError
 from alldag.baseline import BASELINE_NAME
 from alldag.data import read_tsv, write_tsv_atomic
 from alldag.evaluate import classification_metrics
 from alldag.figures import comparison_figure, save
 from alldag.progress import track
-from alldag.stats import bootstrap_cis, holm, intervals_overlap, mcnemar
+from alldag.stats import (
+    group_bootstrap_weights,
+    holm,
+    mcnemar,
+    metric_intervals,
+    paired_difference,
+    verdict,
+)
+from alldag.study import study_accuracy
 
 log = logging.getLogger(__name__)
 METRICS = ["accuracy", "balanced_accuracy", "macro_f1", "roc_auc"]
-# Reported by the 2021 study (binary per backbone; four-class about 83 % overall): reported, not reproduced.
-STUDY_ACCURACY = {("benign_vs_pro", "VGG16"): 0.985, ("benign_vs_pro", "VGG19"): 0.971,
-                  ("benign_vs_pro", "Xception"): 0.938, ("benign_vs_pro", "MobileNet"): 0.382,
-                  **{("four_class", b): 0.83 for b in ("VGG16", "VGG19", "Xception", "MobileNet")}}
-FLAG_METRIC = "balanced_accuracy"
+VERDICT_METRIC = "balanced_accuracy"  # the headline metric: verdicts and paired tests are on it
+VERDICT_COLUMNS = ["beats_colour_baseline", "diff_vs_colour_baseline", "diff_vs_colour_baseline_ci_low",
+                   "diff_vs_colour_baseline_ci_high", "p_vs_colour_baseline", "mcnemar_p_vs_colour_baseline"]
 
 
 def probabilities(predictions: pd.DataFrame, classes: list[str]) -> np.ndarray:
     return predictions[[f"p_{c}" for c in classes]].to_numpy(float)
 
 
-def model_summary(name: str, task: str, folds: list[pd.DataFrame], classes: list[str], n_boot: int,
-                  seed: int) -> dict:
-    """Mean and sd over folds, and bootstrap 95% CIs on the pooled out-of-fold test predictions."""
-    per_fold = pd.DataFrame([classification_metrics(f["y"].to_numpy(), probabilities(f, classes)) for f in folds])
-    pooled = pd.concat(folds, ignore_index=True)
-    y, proba = pooled["y"].to_numpy(), probabilities(pooled, classes)
+def pooled_predictions(task: str, folds: dict[str, list[pd.DataFrame]]) -> dict[str, pd.DataFrame]:
+    """Each model's out-of-fold test predictions pooled over folds, rows in one shared image order.
+
+    Raises AlldagError (one line) when the models were not tested on the same images or a file lacks the
+    `group` column the group bootstrap needs.
+    """
+    pooled = {m: pd.concat([f.assign(fold=i) for i, f in enumerate(fs)], ignore_index=True)
+              for m, fs in folds.items()}
+    first = next(iter(pooled))
+    order = pooled[first].sort_values(["fold", "image_id"])[["fold", "image_id"]]
+    out = {}
+    for model, frame in pooled.items():
+        if "group" not in frame:
+            raise AlldagError(f"{task}/{model}: test predictions have no 'group' column (made by an older alldag): "
+                              f"delete results/evaluation/{task} and rerun")
+        aligned = order.merge(frame, on=["fold", "image_id"], how="left", validate="one_to_one")
+        if len(frame) != len(order) or aligned["y"].isna().any():
+            raise AlldagError(f"{task}: {model} and {first} were tested on different images: rerun the task "
+                              "from its split (snakemake --forcerun split)")
+        out[model] = aligned.assign(group=aligned["group"].astype(str))
+    return out
+
+
+def model_summary(name: str, task: str, pooled: pd.DataFrame, classes: list[str], weights: np.ndarray) -> dict:
+    """Estimates on the pooled test predictions with group-bootstrap (or exact) 95% intervals, their n
+    (images and groups), and the mean and SD over folds."""
+    folds = [f for _, f in pooled.groupby("fold", sort=True)]
+    per_fold = pd.DataFrame([classification_metrics(f["y"].to_numpy(int), probabilities(f, classes)) for f in folds])
+    y, proba = pooled["y"].to_numpy(int), probabilities(pooled, classes)
     point = classification_metrics(y, proba)
-    cis = bootstrap_cis(y, proba, classification_metrics, n_boot, seed)
-    row = {"model": name, "folds": len(folds), "n_test": len(pooled)}
+    cis = metric_intervals(weights, y, proba)
+    row = {"model": name, "folds": len(folds), "n_test": len(pooled), "n_groups": int(pooled["group"].nunique())}
     for m in METRICS:
         row.update({m: point[m], f"{m}_ci_low": cis[m][0], f"{m}_ci_high": cis[m][1],
                     f"{m}_fold_mean": per_fold[m].mean(), f"{m}_fold_sd": per_fold[m].std(ddof=1) if len(folds) > 1
                     else float("nan")})
-    row["study_accuracy"] = STUDY_ACCURACY.get((task, name), float("nan"))
+    row["study_accuracy"] = study_accuracy(task, name)
     return row
 
 
-def flag_against_baseline(summary: pd.DataFrame) -> pd.Series:
-    """True where a model is not better than the colour baseline: its CI overlaps the baseline's or its estimate is not higher."""
-    base = summary.set_index("model").loc[BASELINE_NAME]
-    base_ci = (base[f"{FLAG_METRIC}_ci_low"], base[f"{FLAG_METRIC}_ci_high"])
-    return summary.apply(lambda r: r["model"] != BASELINE_NAME and (
-        intervals_overlap((r[f"{FLAG_METRIC}_ci_low"], r[f"{FLAG_METRIC}_ci_high"]), base_ci)
-        or r[FLAG_METRIC] <= base[FLAG_METRIC]), axis=1)
+def _correct(frame: pd.DataFrame) -> np.ndarray:
+    return frame["correct"].astype(str).str.lower().eq("true").to_numpy()
 
 
-def paired_tests(folds: dict[str, list[pd.DataFrame]]) -> pd.DataFrame:
-    """Exact McNemar test for every pair of models on the same test images, per fold and pooled over folds.
+def verdict_against_baseline(pooled: dict[str, pd.DataFrame], weights: np.ndarray) -> pd.DataFrame:
+    """Per model: the paired group-bootstrap difference in balanced accuracy to the colour baseline on the
+    same images, its 95% interval, the one-sided p of 'not better', the verdict, and McNemar's p (secondary).
 
-    The pooled rows (fold 'all') carry Holm-adjusted p-values across the pairs.
+    The baseline's own row has an empty verdict and NaN numbers.
     """
+    base = pooled[BASELINE_NAME]
+    y, base_correct = base["y"].to_numpy(int), _correct(base)
     rows = []
-    for a, b in itertools.combinations(folds, 2):
-        per_fold = [(str(i), fa, fb) for i, (fa, fb) in enumerate(zip(folds[a], folds[b]))]
-        pooled = ("all", pd.concat(folds[a], ignore_index=True), pd.concat(folds[b], ignore_index=True))
-        for fold, fa, fb in (per_fold if len(per_fold) > 1 else []) + [pooled]:
-            joined = fa[["image_id", "correct"]].merge(fb[["image_id", "correct"]], on="image_id", suffixes=("_a", "_b"))
-            ca, cb = joined["correct_a"].astype(str) == "True", joined["correct_b"].astype(str) == "True"
-            rows.append({"model_a": a, "model_b": b, "fold": fold, "n_images": len(joined),
-                         "accuracy_a": ca.mean(), "accuracy_b": cb.mean(), **mcnemar(ca, cb)})
+    for model, frame in pooled.items():
+        if model == BASELINE_NAME:
+            rows.append({"model": model, "beats_colour_baseline": "", **{c: float("nan") for c in VERDICT_COLUMNS[1:]}})
+            continue
+        d = paired_difference(weights, y, _correct(frame), base_correct)
+        rows.append({"model": model, "beats_colour_baseline": verdict(d["ci_low"], d["ci_high"]),
+                     "diff_vs_colour_baseline": d["diff"], "diff_vs_colour_baseline_ci_low": d["ci_low"],
+                     "diff_vs_colour_baseline_ci_high": d["ci_high"], "p_vs_colour_baseline": d["p_greater"],
+                     "mcnemar_p_vs_colour_baseline": mcnemar(_correct(frame), base_correct)["p_value"]})
+    return pd.DataFrame(rows)
+
+
+def paired_tests(pooled: dict[str, pd.DataFrame], n_boot: int, seed: int) -> pd.DataFrame:
+    """Every pair of models on the same test images, per fold and pooled over folds (fold 'all'): the paired
+    group-bootstrap difference in balanced accuracy (A - B, 95% interval, two-sided p) and, secondary,
+    exact McNemar on accuracy.
+
+    The pooled rows carry Holm-adjusted p-values across the pairs, for both tests.
+    """
+    first = next(iter(pooled.values()))
+    fold_ids = sorted(first["fold"].unique())
+    scopes = ([(str(f), (first["fold"] == f).to_numpy()) for f in fold_ids] if len(fold_ids) > 1 else [])
+    scopes.append(("all", np.ones(len(first), bool)))
+    weights = {name: group_bootstrap_weights(first["y"].to_numpy(int)[sel], first["group"].to_numpy()[sel],
+                                             n_boot, seed) for name, sel in scopes}
+    rows = []
+    for a, b in itertools.combinations(pooled, 2):
+        for name, sel in scopes:
+            fa, fb = pooled[a][sel], pooled[b][sel]
+            y, ca, cb = fa["y"].to_numpy(int), _correct(fa), _correct(fb)
+            d = paired_difference(weights[name], y, ca, cb)
+            m = mcnemar(ca, cb)
+            rows.append({"model_a": a, "model_b": b, "fold": name, "n_images": int(sel.sum()),
+                         "n_groups": int(fa["group"].nunique()),
+                         "balanced_accuracy_diff": d["diff"], "balanced_accuracy_diff_ci_low": d["ci_low"],
+                         "balanced_accuracy_diff_ci_high": d["ci_high"], "p_value": d["p_two_sided"],
+                         "accuracy_a": ca.mean(), "accuracy_b": cb.mean(),
+                         "mcnemar_only_a_correct": m["only_a_correct"], "mcnemar_only_b_correct": m["only_b_correct"],
+                         "mcnemar_p_value": m["p_value"]})
     table = pd.DataFrame(rows)
     if not table.empty:
         pooled_rows = table["fold"] == "all"
-        table["p_holm"] = float("nan")
-        table.loc[pooled_rows, "p_holm"] = holm(table.loc[pooled_rows, "p_value"].tolist())
+        for column in ("p", "mcnemar_p"):
+            table[f"{column}_holm"] = float("nan")
+            table.loc[pooled_rows, f"{column}_holm"] = holm(table.loc[pooled_rows, f"{column}_value"].tolist())
     return table
 
 
+def image_level_columns(paths: list[str], classes: list[str], n_boot: int, seed: int) -> dict:
+    """The colour baseline under an image-level split (leakage sensitivity): pooled balanced accuracy, its
+    image-level bootstrap interval and n, as `image_level_*` columns of the baseline's row."""
+    pooled = pd.concat([read_tsv(p) for p in paths], ignore_index=True)
+    y, proba = pooled["y"].to_numpy(int), probabilities(pooled, classes)
+    weights = group_bootstrap_weights(y, pooled["image_id"].to_numpy(), n_boot, seed)
+    low, high = metric_intervals(weights, y, proba)[VERDICT_METRIC]
+    return {f"image_level_{VERDICT_METRIC}": classification_metrics(y, proba)[VERDICT_METRIC],
+            f"image_level_{VERDICT_METRIC}_ci_low": low, f"image_level_{VERDICT_METRIC}_ci_high": high,
+            "image_level_n_test": len(pooled)}
+
+
 def compare_models(task: str, models: list[str], prediction_paths: list[str], n_folds: int, classes: list[str],
-                   n_boot: int, seed: int, comparison_out, paired_out, figure_out, parent_run_file=None) -> pd.DataFrame:
+                   n_boot: int, seed: int, comparison_out, paired_out, figure_out, parent_run_file=None,
+                   image_level_paths: list[str] | None = None) -> pd.DataFrame:
     """Write the task's comparison table, paired tests and comparison figure.
 
-    prediction_paths are in expand(model, fold) order: n_folds files per model.
+    prediction_paths are in expand(model, fold) order: n_folds files per model. Every interval and test
+    resamples whole groups (duplicate clusters, patient-proxy blocks) within each class, pooled over folds,
+    with the same resamples for every model, so differences are paired. image_level_paths (one per fold):
+    the colour baseline's predictions under an image-level split, reported on its row beside the grouped ones.
     """
     folds = {m: [read_tsv(p) for p in prediction_paths[i * n_folds:(i + 1) * n_folds]] for i, m in enumerate(models)}
-    summary = pd.DataFrame([model_summary(m, task, f, classes, n_boot, seed) for m, f in
-                            track(folds.items(), f"compare {task}: bootstrap intervals", total=len(folds),
+    pooled = pooled_predictions(task, folds)
+    first = next(iter(pooled.values()))
+    weights = group_bootstrap_weights(first["y"].to_numpy(int), first["group"].to_numpy(), n_boot, seed)
+    summary = pd.DataFrame([model_summary(m, task, p, classes, weights) for m, p in
+                            track(pooled.items(), f"compare {task}: bootstrap intervals", total=len(pooled),
                                   unit="model")])
-    summary.insert(1, "not_better_than_colour_baseline", flag_against_baseline(summary))
-    paired = paired_tests(folds)
+    if BASELINE_NAME in pooled:
+        summary = summary.merge(verdict_against_baseline(pooled, weights), on="model", how="left")
+        summary = summary[["model", *VERDICT_COLUMNS] + [c for c in summary if c not in VERDICT_COLUMNS + ["model"]]]
+    if image_level_paths:
+        for column, value in image_level_columns(image_level_paths, classes, n_boot, seed).items():
+            summary[column] = np.where(summary["model"] == BASELINE_NAME, value, np.nan)
+    paired = paired_tests(pooled, n_boot, seed)
     write_tsv_atomic(summary, comparison_out)
     write_tsv_atomic(paired, paired_out)
-    save(comparison_figure(summary, "accuracy", f"{task}: test accuracy, 95% bootstrap CI"), figure_out)
+    save(comparison_figure(summary, VERDICT_METRIC, f"{task}: test balanced accuracy, 95% group-bootstrap CI"),
+         figure_out)
     if parent_run_file and Path(parent_run_file).is_file():
         _log_to_parent(parent_run_file, task, summary, [comparison_out, paired_out, figure_out])
-    log.info("%s comparison:\n%s", task, summary[["model", "accuracy", "accuracy_ci_low", "accuracy_ci_high",
-                                                  "not_better_than_colour_baseline"]].to_string(index=False))
+    shown = [c for c in ("model", VERDICT_METRIC, f"{VERDICT_METRIC}_ci_low", f"{VERDICT_METRIC}_ci_high", "n_test",
+                         "n_groups", "beats_colour_baseline", "diff_vs_colour_baseline") if c in summary]
+    log.info("%s comparison:\n%s", task, summary[shown].to_string(index=False))
     return summary
 
 
@@ -109,6 +196,10 @@ def _log_to_parent(parent_run_file, task: str, summary: pd.DataFrame, paths) -> 
     client = client_for(info["tracking_uri"])
     for path in paths:
         retry(client.log_artifact, info["run_id"], str(path), f"comparison/{task}")
-    for row in summary.itertuples():
-        for m in METRICS:
-            retry(client.log_metric, info["run_id"], f"{task}.{row.model}.{m}", float(getattr(row, m)))
+    for row in summary.to_dict("records"):
+        for m in METRICS + ["diff_vs_colour_baseline", "p_vs_colour_baseline"]:
+            if m in row and not pd.isna(row[m]):
+                retry(client.log_metric, info["run_id"], f"{task}.{row['model']}.{m}", float(row[m]))
+        if row.get("beats_colour_baseline"):
+            retry(client.set_tag, info["run_id"], f"{task}.{row['model']}.beats_colour_baseline",
+                  row["beats_colour_baseline"])

@@ -73,8 +73,8 @@ def materialise_dataset(decision: SourceDecision, synthetic_dir: str | os.PathLi
                         verify: str = "strict", requested: str = "") -> int:
     """Make the dataset of `decision` available and write its image list and provenance.
 
-    Synthetic data is generated into synthetic_dir (planted: generate_dataset's shortcut options,
-    e.g. {'shortcut': 0.0, 'colour_shortcut': 0.0}); local and Kaggle data are read in place.
+    Synthetic data is generated into synthetic_dir (planted: generate_dataset's options, e.g.
+    {'shortcut': 0.0, 'colour_shortcut': 0.0, 'fields_per_patient': 4}); local and Kaggle data are read in place.
     Writes dataset_tsv (image_id, label, path, mask_path) and provenance_json (source, root,
     reason, demo flag, counts; `requested` is the configured data.source). Real data (local or
     Kaggle) are verified against manifest_path first (see verify_dataset). Returns the number of images listed.

@@ -90,7 +90,8 @@ def write_evaluation(test: pd.DataFrame, proba: np.ndarray, classes: list[str], 
                   majority_accuracy=float(np.bincount(y_true, minlength=len(classes)).max() / len(test)),
                   confusion_matrix=matrix.tolist(), classes=list(classes),
                   per_class=per_class_metrics(y_true, y_pred, list(classes)), reliability=bins)
-    table = test[["image_id", "label", "y"]].assign(
+    keep = ["image_id", "label", "y"] + (["group"] if "group" in test else [])  # group: for the group bootstrap
+    table = test[keep].assign(
         predicted=[classes[i] for i in y_pred], correct=y_pred == y_true,
         **{f"p_{c}": proba[:, i] for i, c in enumerate(classes)})
     write_tsv_atomic(table, predictions_out)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 
 import keras
+import numpy as np
 
 from alldag import AlldagError
 from alldag.backbones import constructor, get_backbone, preprocess_fn
@@ -98,22 +99,28 @@ def load_classifier(path) -> keras.Model:
     return keras.saving.load_model(path, compile=False)
 
 
-def recalibrate_batchnorm(model: keras.Model, batches) -> int:
+def recalibrate_batchnorm(model: keras.Model, batches) -> tuple[int, int]:
     """Replace BatchNormalization moving statistics by their average over `batches` ("precise BN").
 
     Short from-scratch runs leave the moving statistics far behind the weights, so inference-mode
     predictions collapse to one class; averaging fresh batch statistics of the final weights fixes
-    that without touching any trained weight. batches yields (images, labels). Returns the number
-    of BatchNormalization layers recalibrated.
+    that without touching any trained weight. Frozen (non-trainable) BatchNormalization layers run in
+    inference mode and keep their statistics (two-phase fine-tuning keeps the pretrained ones): they are
+    skipped. batches yields (images, labels). Returns (layers whose statistics changed, frozen layers skipped).
     """
     bn_layers = [layer for layer in model.layers if isinstance(layer, keras.layers.BatchNormalization)]
-    if not bn_layers:
-        return 0
-    saved = [layer.momentum for layer in bn_layers]
+    live = [layer for layer in bn_layers if layer.trainable]
+    frozen = len(bn_layers) - len(live)
+    if not live:
+        return 0, frozen
+    before = [(np.array(layer.moving_mean), np.array(layer.moving_variance)) for layer in live]
+    saved = [layer.momentum for layer in live]
     for i, (images, _) in enumerate(batches):
-        for layer in bn_layers:
+        for layer in live:
             layer.momentum = i / (i + 1)  # running mean of per-batch statistics
         model(images, training=True)
-    for layer, momentum in zip(bn_layers, saved):
+    for layer, momentum in zip(live, saved):
         layer.momentum = momentum
-    return len(bn_layers)
+    changed = sum(not (np.array_equal(mean, layer.moving_mean) and np.array_equal(var, layer.moving_variance))
+                  for layer, (mean, var) in zip(live, before))
+    return changed, frozen

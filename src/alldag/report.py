@@ -15,9 +15,10 @@ import yaml
 from jinja2 import Environment, PackageLoader, select_autoescape
 
 from alldag.baseline import BASELINE_NAME
-from alldag.compare import STUDY_ACCURACY
+from alldag.compare import VERDICT_COLUMNS
 from alldag.data import read_tsv, write_text_atomic, write_tsv_atomic
 from alldag.split import split_counts
+from alldag.study import STUDY_CITATION, STUDY_DOI, STUDY_SHORT, study_accuracy
 from alldag.summary import HEADLINE_METRIC, mlflow_runs, package_versions, skipped_checks, summary_paragraph, task_headline
 from alldag.where_models_look import verdict_table, where_models_look
 
@@ -35,6 +36,7 @@ EXPLANATION_COLUMNS = {"gradcam_lime_spearman": ("gradcam_vs_lime", "spearman"),
 MAP_METRICS = ["mask_ratio", "pointing", "background_ratio", "corner_ratio", "mask_mass", "corner_mass",
                "deletion_auc_blur", "deletion_auc_median", "insertion_auc_blur", "insertion_auc_median"]
 CITATIONS = [
+    STUDY_CITATION + " (the study reproduced here)",
     "Aria M, Ghaderzadeh M, Bashash D, Abolghasemi H, Asadi F, Hosseini A. Acute Lymphoblastic Leukemia "
     "(ALL) image dataset. Kaggle (2021). DOI: 10.34740/KAGGLE/DSV/2175623.",
     "Ghaderzadeh M, Aria M, Hosseini A, Asadi F, Bashash D, Abolghasemi H. A fast and efficient CNN model "
@@ -93,10 +95,18 @@ def results_table(models: list[ModelResult]) -> pd.DataFrame:
                      **{k: metrics.get(k, nan) for k in METRIC_COLUMNS},
                      "n_test": metrics.get("n_test", nan), "chance_accuracy": metrics.get("chance_accuracy", nan),
                      "epochs": len(history) if len(history) else nan,
-                     "best_epoch": int(history.loc[history["val_loss"].idxmin(), "epoch"]) if len(history) else nan,
+                     "best_epoch": _kept_epoch(history),
                      **{column: explained.get(key, nan) for column, key in EXPLANATION_COLUMNS.items()},
-                     "study_accuracy": STUDY_ACCURACY.get((m.task, m.backbone), float("nan"))})
+                     "study_accuracy": study_accuracy(m.task, m.backbone)})
     return pd.DataFrame(rows)
+
+
+def _kept_epoch(history: pd.DataFrame) -> float:
+    """The epoch whose weights the model kept (history's `kept` column, train.mark_kept_epoch); NaN if unknown."""
+    if "kept" not in history:
+        return float("nan")
+    kept = history.loc[history["kept"].astype(str).str.lower() == "true", "epoch"]
+    return int(kept.iloc[0]) if len(kept) else float("nan")
 
 
 def fold_summary(table: pd.DataFrame) -> pd.DataFrame:
@@ -208,13 +218,19 @@ def comparison_section(task: str, comparison_tsv, paired_tsv, figure_png) -> dic
         return {"task": task, "missing": str(comparison_tsv), "headline": {}}
     table = read_tsv(comparison_tsv)
     paired = read_tsv(paired_tsv)
-    columns = ["model", "not_better_than_colour_baseline", "n_test"] + [
-        c for m in ("accuracy", "balanced_accuracy", "macro_f1", "roc_auc")
-        for c in (m, f"{m}_ci_low", f"{m}_ci_high", f"{m}_fold_sd")] + ["study_accuracy"]
-    flagged = table.loc[table["not_better_than_colour_baseline"].astype(str) == "True", "model"].tolist()
-    return {"task": task, "comparison_tsv": str(comparison_tsv), "table": _table_html(table[columns]),
-            "paired": _table_html(paired),
-            "figure": data_uri(figure_png), "flagged": flagged, "headline": task_headline(table, paired)}
+    columns = ["model", *VERDICT_COLUMNS, "n_test", "n_groups"] + [
+        c for m in ("balanced_accuracy", "accuracy", "macro_f1", "roc_auc")
+        for c in (m, f"{m}_ci_low", f"{m}_ci_high", f"{m}_fold_sd")] + [
+        "study_accuracy", "image_level_balanced_accuracy", "image_level_balanced_accuracy_ci_low",
+        "image_level_balanced_accuracy_ci_high", "image_level_n_test"]
+    headline = task_headline(table, paired, task)
+    verdicts = {m: v["beats_colour_baseline"] for m, v in headline["models"].items() if m != BASELINE_NAME}
+    return {"task": task, "comparison_tsv": str(comparison_tsv), "table": _table_html(table[[c for c in columns if c in table]]),
+            "paired": _table_html(paired), "figure": data_uri(figure_png), "headline": headline,
+            "beating": [m for m, v in verdicts.items() if v == "true"],
+            "not_beating": [m for m, v in verdicts.items() if v == "false"],
+            "undetermined": [m for m, v in verdicts.items() if v not in ("true", "false")],
+            "study": headline.get("study")}
 
 
 def figure_uri(fig) -> str:
@@ -366,7 +382,8 @@ def build_report(provenance_json, audit_json, leakage_tsvs: dict[str, str], spli
     paragraph = summary_paragraph(headlines, audit, leaks, bool(provenance.get("synthetic")), missing,
                                   {e["task"]: e["headline"] for e in explanations})
     summary_doc = {"synthetic": bool(provenance.get("synthetic")), "demo": bool(provenance.get("demo")),
-                   "data_source": provenance.get("source"), "summary": paragraph, "tasks": headlines,
+                   "data_source": provenance.get("source"), "summary": paragraph,
+                   "study": {"citation": STUDY_CITATION, "doi": STUDY_DOI}, "tasks": headlines,
                    "explanations": {e["task"]: e["headline"] for e in explanations},
                    "skipped_checks": checks, "missing": missing, "leakage_crossing_clusters": leaks,
                    "audit": {k: audit[k] for k in ("checked", "usable", "quarantined", "duplicate_clusters")}
@@ -386,7 +403,7 @@ def build_report(provenance_json, audit_json, leakage_tsvs: dict[str, str], spli
         splits=splits, augmentation=_json(augmentation_json) or {}, previews={t: data_uri(p) for t, p in previews.items()},
         figures=figures, config=config, config_yaml=yaml.safe_dump(config, sort_keys=False),
         comparisons=comparisons, explanations=explanations, commit=commit, versions=versions, runs=runs,
-        citations=CITATIONS, verdicts=verdicts, task_figures=per_task_figures)
+        citations=CITATIONS, verdicts=verdicts, task_figures=per_task_figures, study_short=STUDY_SHORT)
     write_text_atomic(page, report_out)
     return page
 

@@ -1,4 +1,5 @@
-"""Leakage-free, stratified splits: whole groups (duplicate clusters, file-number blocks) per split.
+"""Leakage-free, stratified splits: whole groups (duplicate clusters, patient-proxy file-number blocks)
+per split.
 
 A holdout split (folds = 1) assigns every group to train, val or test; k-fold cross-validation
 (folds >= 2) assigns every group to one test fold, then splits the rest of each fold into train
@@ -18,7 +19,22 @@ import pandas as pd
 from alldag import AlldagError
 
 SPLITS = ("train", "val", "test")
+# Real data: 3,256 images from 89 patients (about 37 each); a block of 40 consecutive file numbers is about
+# one patient, so a patient whose files are consecutive spans at most two blocks (README: Splits).
+PATIENT_BLOCK = 40
+LEAKAGE_KEYS = ("cluster", "group")  # a duplicate cluster or a split group must never cross splits
 log = logging.getLogger(__name__)
+
+
+def block_size_for(setting: int | str | None, synthetic: bool, fields_per_patient: int) -> int | None:
+    """The file-number block size the split uses: `split.group_blocks` resolved for the data source.
+
+    'auto' = PATIENT_BLOCK on real data, the generator's fields per patient on synthetic data (its files are
+    numbered patient by patient, so a block is exactly one patient); an integer as given; None = no blocks.
+    """
+    if setting == "auto":
+        return fields_per_patient if synthetic else PATIENT_BLOCK
+    return setting
 
 
 def bucket_targets(total: int, shares: list[float]) -> np.ndarray:
@@ -81,22 +97,46 @@ def split_groups(subset: pd.DataFrame, block_size: int | None) -> np.ndarray:
     a, b = keys.get_indexer(clusters), keys.get_indexer(blocks)
     graph = coo_matrix((np.ones(len(a)), (a, b)), shape=(len(keys), len(keys)))
     _, component = connected_components(graph, directed=False)
-    return component[a].astype(str)
+    # name each group after its first block ('Pro#3'), so errors and manifests say where it is
+    return pd.Series(blocks).groupby(component[a]).transform("min").to_numpy(str)
+
+
+def no_room_error(task: str, fold: int, cls: str, split: str, n_groups: int, folds: int,
+                  block_size: int | None) -> AlldagError:
+    """The one-line error for a split that would leave class `cls` without images in `split` of `fold`."""
+    fix = "use fewer folds (split.folds)" + (f" or smaller blocks (split.group_blocks, now {block_size})"
+                                              if block_size else "") + " or add images of that class"
+    return AlldagError(f"{task}: fold {fold} would have no {cls} image in {split} ({cls} has {n_groups} group(s) "
+                       f"to share among {folds} fold(s) x train/val/test): {fix}")
+
+
+def check_every_class_in_every_split(manifests: list[pd.DataFrame], task: str, block_size: int | None) -> None:
+    """Raise AlldagError (one line naming the task, fold, class and split) unless every class has at least one
+    image in train, val and test of every fold."""
+    for m in manifests:
+        counts = split_counts(m)
+        for cls in counts.index:
+            for split in SPLITS:
+                if counts.loc[cls, split] == 0:
+                    raise no_room_error(task, int(m["fold"].iloc[0]), cls, split,
+                                        m.loc[m["label"] == cls, "group"].nunique(), len(manifests), block_size)
 
 
 def make_folds(subset: pd.DataFrame, folds: int, val_fraction: float, test_fraction: float, seed: int,
-               block_size: int | None = None) -> list[pd.DataFrame]:
+               block_size: int | None = None, task: str = "split") -> list[pd.DataFrame]:
     """One manifest per fold: subset plus `group` and `split` (train / val / test) columns.
 
     folds = 1 gives one holdout split with the given fractions; folds >= 2 gives k-fold
     cross-validation (test = one fold in turn; val_fraction of all images drawn from the rest).
-    Raises AlldagError when a class is too small for every split to hold it.
+    Raises AlldagError (one line) when a class is too small, or has too few groups, for every split of every
+    fold to hold it; `task` names the task in that message.
     """
     counts = subset["label"].value_counts()
     need = 3 if folds == 1 else folds + 1
     small = counts[counts < need]
     if not small.empty:
-        raise AlldagError(f"class(es) {', '.join(f'{c} ({n})' for c, n in small.items())} have too few images for "
+        listed = ", ".join(f"{c} ({n})" for c, n in small.items())
+        raise AlldagError(f"{task}: class(es) {listed} have too few images for "
                           f"{folds} fold(s) with train/val/test (need {need}): add images, raise "
                           "data.max_images_per_class or lower split.folds")
     labels = subset["label"].to_numpy()
@@ -104,16 +144,25 @@ def make_folds(subset: pd.DataFrame, folds: int, val_fraction: float, test_fract
     base = subset.assign(group=groups)
     if folds == 1:
         bucket = allocate_groups(labels, groups, [1 - val_fraction - test_fraction, val_fraction, test_fraction], seed)
-        return [base.assign(split=np.asarray(SPLITS)[bucket], fold=0)]
+        manifests = [base.assign(split=np.asarray(SPLITS)[bucket], fold=0)]
+        check_every_class_in_every_split(manifests, task, block_size)
+        return manifests
     test_fold = allocate_groups(labels, groups, [1.0 / folds] * folds, seed)
     manifests = []
     for f in range(folds):
         rest = test_fold != f
+        for cls in np.unique(labels):  # test images, and two groups left for train and val, of every class
+            mine = labels == cls
+            left = len(np.unique(groups[mine & rest]))
+            if left < 2 or not (mine & ~rest).any():
+                raise no_room_error(task, f, cls, "val" if (mine & ~rest).any() else "test",
+                                    len(np.unique(groups[mine])), folds, block_size)
         val_share = min(val_fraction / (1 - 1.0 / folds), 0.5)
         inner = allocate_groups(labels[rest], groups[rest], [1 - val_share, val_share], seed + 1 + f)
         split = np.full(len(subset), "test", dtype=object)
         split[np.flatnonzero(rest)] = np.where(inner == 0, "train", "val")
         manifests.append(base.assign(split=split, fold=f))
+    check_every_class_in_every_split(manifests, task, block_size)
     return manifests
 
 
@@ -128,23 +177,27 @@ def split_counts(manifest: pd.DataFrame) -> pd.DataFrame:
             .reindex(columns=list(SPLITS), fill_value=0))
 
 
-def leakage(manifests: list[pd.DataFrame], key: str = "cluster") -> pd.DataFrame:
-    """Rows (fold, key value, splits) for every duplicate cluster found in more than one split of a fold."""
+def leakage(manifests: list[pd.DataFrame], keys: tuple[str, ...] = LEAKAGE_KEYS) -> pd.DataFrame:
+    """Rows (fold, kind, key, splits) for every duplicate cluster or split group found in more than one split
+    of a fold. Raises AlldagError when a manifest lacks one of the key columns (it cannot be checked)."""
     rows = []
     for m in manifests:
-        keys = m[key] if key in m else m["image_id"]
-        spread = m.assign(_k=keys).groupby("_k")["split"].agg(lambda s: ",".join(sorted(set(s))))
-        for k, splits in spread[spread.str.contains(",")].items():
-            rows.append((int(m["fold"].iloc[0]) if "fold" in m else 0, k, splits))
-    return pd.DataFrame(rows, columns=["fold", key, "splits"])
+        fold = int(m["fold"].iloc[0]) if "fold" in m else 0
+        for kind in keys:
+            if kind not in m:
+                raise AlldagError(f"split manifest of fold {fold} has no '{kind}' column, so leakage cannot be "
+                                  "checked: rerun the split (snakemake --forcerun split)")
+            spread = m.groupby(m[kind].astype(str))["split"].agg(lambda s: ",".join(sorted(set(s))))
+            rows += [(fold, kind, k, splits) for k, splits in spread[spread.str.contains(",")].items()]
+    return pd.DataFrame(rows, columns=["fold", "kind", "key", "splits"])
 
 
 def write_split(subset_tsv, manifest_paths: list[str], folds: int, val_fraction: float, test_fraction: float,
-                seed: int, block_size: int | None = None) -> list[pd.DataFrame]:
+                seed: int, block_size: int | None = None, task: str = "split") -> list[pd.DataFrame]:
     """Split the subset table and write one manifest TSV per fold; returns the manifests."""
     from alldag.data import read_tsv, write_tsv_atomic
 
-    manifests = make_folds(read_tsv(subset_tsv), folds, val_fraction, test_fraction, seed, block_size)
+    manifests = make_folds(read_tsv(subset_tsv), folds, val_fraction, test_fraction, seed, block_size, task)
     if len(manifests) != len(manifest_paths):
         raise AlldagError(f"{len(manifests)} folds made but {len(manifest_paths)} manifest paths given")
     for manifest, path in zip(manifests, manifest_paths):
@@ -154,11 +207,15 @@ def write_split(subset_tsv, manifest_paths: list[str], folds: int, val_fraction:
 
 
 def check_leakage(manifest_paths: list[str], report_tsv) -> None:
-    """Write the leakage report; raise AlldagError (one line) if any duplicate cluster crosses splits."""
+    """Write the leakage report; raise AlldagError (one line naming the crossing cluster and/or group) if any
+    duplicate cluster or split group crosses splits."""
     from alldag.data import read_tsv, write_tsv_atomic
 
     found = leakage([read_tsv(p) for p in manifest_paths])
     write_tsv_atomic(found, report_tsv)
     if not found.empty:
-        raise AlldagError(f"{len(found)} duplicate cluster(s) cross train/val/test (e.g. {found.iloc[0, 1]} in "
-                          f"{found.iloc[0, 2]}, fold {found.iloc[0, 0]}): the split must keep clusters together")
+        examples = "; ".join(f"{kind} {row.key} in {row.splits} (fold {row.fold})"
+                             for kind, rows in found.groupby("kind", sort=False) for row in rows.head(1).itertuples())
+        counts = ", ".join(f"{n} {kind}(s)" for kind, n in found["kind"].value_counts(sort=False).items())
+        raise AlldagError(f"{counts} cross train/val/test, e.g. {examples}: a manifest was changed after the split; "
+                          "rerun it (snakemake --forcerun split)")

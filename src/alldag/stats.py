@@ -1,39 +1,13 @@
-"""Statistics for honest comparisons: bootstrap intervals, McNemar's test, calibration error."""
+"""Statistics for honest comparisons: group bootstrap intervals and paired differences, exact binomial
+intervals, McNemar's test, calibration error."""
 
 from __future__ import annotations
 
-from typing import Callable
-
 import numpy as np
-from scipy.stats import binomtest
+from scipy.stats import beta, binomtest
 
 CI_LEVEL = 0.95
-
-
-def bootstrap_cis(y_true: np.ndarray, proba: np.ndarray, metrics: Callable[[np.ndarray, np.ndarray], dict],
-                  n_boot: int = 1000, seed: int = 0, level: float = CI_LEVEL) -> dict[str, tuple[float, float]]:
-    """Percentile bootstrap intervals of every value of metrics(y_true, proba), resampling test images.
-
-    NaN values (e.g. an AUC on a resample that misses a class) are left out of that metric's interval.
-    """
-    rng = np.random.default_rng(seed)
-    n = len(y_true)
-    draws: dict[str, list[float]] = {}
-    for _ in range(n_boot):
-        idx = rng.integers(0, n, n)
-        for name, value in metrics(y_true[idx], proba[idx]).items():
-            if not np.isnan(value):
-                draws.setdefault(name, []).append(value)
-    tail = (1 - level) / 2 * 100
-    names = metrics(y_true, proba).keys()
-    return {name: tuple(float(v) for v in np.percentile(draws[name], [tail, 100 - tail])) if draws.get(name)
-            else (float("nan"), float("nan")) for name in names}
-
-
-def bootstrap_ci(y_true: np.ndarray, proba: np.ndarray, metric: Callable[[np.ndarray, np.ndarray], float],
-                 n_boot: int = 1000, seed: int = 0, level: float = CI_LEVEL) -> tuple[float, float]:
-    """Percentile bootstrap interval of one metric(y_true, proba) over resampled test images."""
-    return bootstrap_cis(y_true, proba, lambda y, p: {"m": metric(y, p)}, n_boot, seed, level)["m"]
+EXACT_BELOW_N = 30  # below this many test images (or at 0 % / 100 %) accuracy gets an exact interval
 
 
 def holm(p_values: list[float]) -> list[float]:
@@ -82,8 +56,152 @@ def expected_calibration_error(y_true: np.ndarray, proba: np.ndarray, n_bins: in
                      for b in reliability(y_true, proba, n_bins) if b["count"]))
 
 
-def intervals_overlap(a: tuple[float, float], b: tuple[float, float]) -> bool:
-    """True when two closed intervals overlap (NaN bounds count as overlapping: no evidence)."""
-    if any(np.isnan(v) for v in (*a, *b)):
-        return True
-    return a[0] <= b[1] and b[0] <= a[1]
+
+
+def clopper_pearson(successes: int, n: int, level: float = CI_LEVEL) -> tuple[float, float]:
+    """Exact (Clopper-Pearson) interval of a binomial proportion successes / n; (nan, nan) when n = 0."""
+    if n == 0:
+        return float("nan"), float("nan")
+    alpha = 1 - level
+    low = 0.0 if successes == 0 else float(beta.ppf(alpha / 2, successes, n - successes + 1))
+    high = 1.0 if successes == n else float(beta.ppf(1 - alpha / 2, successes + 1, n - successes))
+    return low, high
+
+
+def balanced_accuracy_exact(y_true: np.ndarray, correct: np.ndarray, level: float = CI_LEVEL) -> tuple[float, float]:
+    """Conservative exact interval of balanced accuracy: the mean of per-class Clopper-Pearson bounds, each
+    at level 1 - (1 - level) / classes (Bonferroni), so all hold together with at least `level` probability."""
+    classes = np.unique(y_true)
+    per_class_level = 1 - (1 - level) / len(classes)
+    bounds = np.array([clopper_pearson(int(correct[y_true == c].sum()), int((y_true == c).sum()), per_class_level)
+                       for c in classes])
+    return float(bounds[:, 0].mean()), float(bounds[:, 1].mean())
+
+
+def group_bootstrap_weights(y_true: np.ndarray, groups: np.ndarray, n_boot: int, seed: int) -> np.ndarray:
+    """Bootstrap weights (n_boot, n): how often each image is drawn when whole groups are resampled.
+
+    Groups (duplicate clusters, patient-proxy blocks) are drawn with replacement within their class
+    (a group's class is its most common label), as many per class as the class has, so correlated images
+    enter or leave a resample together and every resample keeps the class mix. Pass one group per image
+    for the ordinary image-level bootstrap.
+    """
+    group_ids, g = np.unique(np.asarray(groups).astype(str), return_inverse=True)
+    y = np.asarray(y_true)
+    counts = np.zeros((len(group_ids), int(y.max()) + 1), int)
+    np.add.at(counts, (g, y), 1)
+    stratum = counts.argmax(axis=1)
+    rng = np.random.default_rng(seed)
+    group_weight = np.zeros((n_boot, len(group_ids)))
+    for s in np.unique(stratum):
+        members = np.flatnonzero(stratum == s)
+        draws = rng.integers(0, len(members), (n_boot, len(members)))
+        flat = (draws + np.arange(n_boot)[:, None] * len(members)).ravel()
+        group_weight[:, members] = np.bincount(flat, minlength=n_boot * len(members)).reshape(n_boot, len(members))
+    return group_weight[:, g]
+
+
+def _per_class(weights: np.ndarray, indicator: np.ndarray) -> np.ndarray:
+    """Weighted sums (n_boot, k) of a (n, k) indicator matrix."""
+    return weights @ indicator.astype(float)
+
+
+def weighted_balanced_accuracy(weights: np.ndarray, y_true: np.ndarray, correct: np.ndarray, k: int) -> np.ndarray:
+    """Balanced accuracy (mean per-class recall) of each weight row (n_boot, n) -> (n_boot,); NaN-free classes only."""
+    onehot = np.eye(k)[y_true]
+    support = _per_class(weights, onehot)
+    hits = _per_class(weights, onehot * np.asarray(correct, bool)[:, None])
+    with np.errstate(invalid="ignore", divide="ignore"):
+        recall = np.where(support > 0, hits / support, np.nan)
+    return np.nanmean(np.where(np.isnan(recall).all(axis=1, keepdims=True), 0.0, recall), axis=1)
+
+
+def _weighted_auc(weights: np.ndarray, positive: np.ndarray, score: np.ndarray) -> np.ndarray:
+    """ROC-AUC of one score under each weight row (ties count half), vectorised over rows; NaN without both classes."""
+    order = np.argsort(score, kind="mergesort")
+    ordered = score[order]
+    starts = np.flatnonzero(np.r_[True, ordered[1:] != ordered[:-1]])  # blocks of tied scores
+    w = weights[:, order]
+    pos = np.add.reduceat(w * positive[order], starts, axis=1)
+    neg = np.add.reduceat(w * ~positive[order], starts, axis=1)
+    below = np.cumsum(neg, axis=1) - neg
+    denominator = pos.sum(axis=1) * neg.sum(axis=1)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(denominator > 0, (pos * (below + 0.5 * neg)).sum(axis=1) / denominator, np.nan)
+
+
+def weighted_metrics(weights: np.ndarray, y_true: np.ndarray, proba: np.ndarray) -> dict[str, np.ndarray]:
+    """Accuracy, balanced accuracy, macro-F1 and ROC-AUC (as in evaluate.classification_metrics) for every
+    weight row of a bootstrap: (n_boot, n) weights -> (n_boot,) values per metric."""
+    k = proba.shape[1]
+    y_pred = proba.argmax(axis=1)
+    correct = y_pred == y_true
+    onehot, predicted = np.eye(k)[y_true], np.eye(k)[y_pred]
+    total = weights.sum(axis=1)
+    support, n_pred = _per_class(weights, onehot), _per_class(weights, predicted)
+    tp = _per_class(weights, onehot * predicted)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        f1 = np.where(support + n_pred > 0, 2 * tp / (support + n_pred), 0.0)
+    if k == 2:
+        auc = _weighted_auc(weights, y_true == 1, proba[:, 1])
+    else:
+        auc = np.mean([_weighted_auc(weights, y_true == c, proba[:, c]) for c in range(k)], axis=0)
+    return {"accuracy": weights @ correct / total,
+            "balanced_accuracy": weighted_balanced_accuracy(weights, y_true, correct, k),
+            "macro_f1": f1.mean(axis=1), "roc_auc": auc}
+
+
+def percentile_interval(draws: np.ndarray, level: float = CI_LEVEL) -> tuple[float, float]:
+    """Percentile interval of bootstrap draws (NaN draws left out); (nan, nan) when none is finite."""
+    finite = draws[np.isfinite(draws)]
+    if not len(finite):
+        return float("nan"), float("nan")
+    tail = (1 - level) / 2 * 100
+    low, high = np.percentile(finite, [tail, 100 - tail])
+    return float(low), float(high)
+
+
+def metric_intervals(weights: np.ndarray, y_true: np.ndarray, proba: np.ndarray,
+                     level: float = CI_LEVEL) -> dict[str, tuple[float, float]]:
+    """95 % intervals of every metric: group-bootstrap percentiles, exact ones for (balanced) accuracy at
+    0 or 1 or under EXACT_BELOW_N images, where a bootstrap collapses or undercovers."""
+    draws = weighted_metrics(weights, y_true, proba)
+    out = {name: percentile_interval(values, level) for name, values in draws.items()}
+    correct = proba.argmax(axis=1) == y_true
+    n, hits = len(y_true), int(correct.sum())
+    if n < EXACT_BELOW_N or hits in (0, n):
+        out["accuracy"] = clopper_pearson(hits, n, level)
+    per_class = [correct[y_true == c].mean() for c in np.unique(y_true)]
+    if n < EXACT_BELOW_N or all(r in (0.0, 1.0) for r in per_class):
+        out["balanced_accuracy"] = balanced_accuracy_exact(y_true, correct, level)
+    return out
+
+
+def paired_difference(weights: np.ndarray, y_true: np.ndarray, correct_a: np.ndarray, correct_b: np.ndarray,
+                      level: float = CI_LEVEL) -> dict:
+    """Balanced accuracy of A minus B on the same images, with the paired (same-resample) bootstrap interval.
+
+    weights: the (n_boot, n) group-bootstrap weights (group_bootstrap_weights). Returns diff, ci_low, ci_high,
+    p_greater (one-sided p of 'A is not better': the share of resamples where A - B <= 0, plus one, over
+    n_boot + 1) and p_two_sided.
+    """
+    k = int(np.max(y_true)) + 1
+    point = np.ones((1, len(y_true)))
+    diff = float((weighted_balanced_accuracy(point, y_true, correct_a, k)
+                  - weighted_balanced_accuracy(point, y_true, correct_b, k))[0])
+    draws = (weighted_balanced_accuracy(weights, y_true, correct_a, k)
+             - weighted_balanced_accuracy(weights, y_true, correct_b, k))
+    low, high = percentile_interval(draws, level)
+    n_boot = len(draws)
+    p_greater = (1 + int((draws <= 0).sum())) / (n_boot + 1)
+    p_less = (1 + int((draws >= 0).sum())) / (n_boot + 1)
+    return {"diff": diff, "ci_low": low, "ci_high": high, "p_greater": p_greater,
+            "p_two_sided": min(1.0, 2 * min(p_greater, p_less))}
+
+
+def verdict(ci_low: float, ci_high: float) -> str:
+    """'true' when an interval of a difference lies above 0, 'false' when it lies at or below 0, else
+    'undetermined' (NaN bounds: undetermined)."""
+    if np.isnan(ci_low) or np.isnan(ci_high):
+        return "undetermined"
+    return "true" if ci_low > 0 else "false" if ci_high <= 0 else "undetermined"

@@ -14,6 +14,8 @@ from pathlib import Path
 
 import pandas as pd
 
+from alldag.study import STUDY_SHORT, study_task_reference
+
 BASELINE = "colour_baseline"
 HEADLINE_METRIC = "balanced_accuracy"
 PACKAGES = ("tensorflow", "keras", "scikit-learn", "lime", "mlflow", "snakemake", "pandas", "numpy", "scipy",
@@ -29,37 +31,58 @@ def _f(value) -> float | None:
     return None if pd.isna(value) else value
 
 
-def task_headline(comparison: pd.DataFrame, paired: pd.DataFrame | None = None) -> dict:
+def verdict_of(value) -> str | None:
+    """A beats_colour_baseline cell as 'true' | 'false' | 'undetermined'; None when empty (the baseline's row)."""
+    text = str(value).strip().lower() if value is not None and not pd.isna(value) else ""
+    return text if text in VERDICTS else None
+
+
+VERDICTS = ("true", "false", "undetermined")
+VERDICT_FIELDS = ("diff_vs_colour_baseline", "diff_vs_colour_baseline_ci_low", "diff_vs_colour_baseline_ci_high",
+                  "p_vs_colour_baseline", "mcnemar_p_vs_colour_baseline")
+
+
+def task_headline(comparison: pd.DataFrame, paired: pd.DataFrame | None = None, task: str | None = None) -> dict:
     """Best model of one task by balanced accuracy, its CI, its margin over the runner-up and the baseline.
 
     comparison: the compare stage's table (one row per model, colour_baseline included).
-    paired: its McNemar table (pooled rows have fold 'all'); used for the best-vs-runner-up p-value.
+    paired: its paired-test table (pooled rows have fold 'all'); used for the best-vs-runner-up p-value
+    (paired group bootstrap of the balanced-accuracy difference, Holm-adjusted).
+    task: names the study's reported figure for the task (`study`), with its citation.
     """
     metric = HEADLINE_METRIC
     cnns = comparison[comparison["model"] != BASELINE].sort_values(metric, ascending=False)
     baseline = comparison[comparison["model"] == BASELINE]
-    models = {row["model"]: {k: _f(row.get(k)) for k in (metric, f"{metric}_ci_low", f"{metric}_ci_high", "accuracy",
-                                                         "macro_f1", "roc_auc", "study_accuracy")}
-              | {"not_better_than_colour_baseline": str(row.get("not_better_than_colour_baseline")) == "True"}
+    numbers = (metric, f"{metric}_ci_low", f"{metric}_ci_high", "accuracy", "accuracy_ci_low", "accuracy_ci_high",
+               "macro_f1", "roc_auc", "study_accuracy", "n_test", "n_groups", *VERDICT_FIELDS)
+    models = {row["model"]: {k: _f(row.get(k)) for k in numbers}
+              | {"beats_colour_baseline": verdict_of(row.get("beats_colour_baseline"))}
               for _, row in comparison.iterrows()}
-    out = {"metric": metric, "models": models, "best": None}
+    out = {"metric": metric, "models": models, "best": None,
+           "study": study_task_reference(task) if task else None}
     if cnns.empty:
         return out
     best = cnns.iloc[0]
     out["best"] = best["model"]
     out["best_value"] = _f(best[metric])
     out["best_ci"] = [_f(best[f"{metric}_ci_low"]), _f(best[f"{metric}_ci_high"])]
+    out["n_test"], out["n_groups"] = models[best["model"]]["n_test"], models[best["model"]]["n_groups"]
     if len(cnns) > 1:
         runner = cnns.iloc[1]
         out["runner_up"] = runner["model"]
         out["margin_over_runner_up"] = _f(best[metric] - runner[metric])
         out["runner_up_p_holm"] = _paired_p(paired, best["model"], runner["model"])
     if not baseline.empty:
+        mine = models[best["model"]]
         out["colour_baseline"] = _f(baseline.iloc[0][metric])
-        out["margin_over_colour_baseline"] = _f(best[metric] - baseline.iloc[0][metric])
-        out["beats_colour_baseline"] = not models[best["model"]]["not_better_than_colour_baseline"]
-    out["models_not_better_than_colour_baseline"] = [m for m, v in models.items()
-                                                     if v["not_better_than_colour_baseline"]]
+        out["colour_baseline_image_level"] = _f(baseline.iloc[0].get(f"image_level_{metric}"))
+        out["margin_over_colour_baseline"] = mine["diff_vs_colour_baseline"]
+        out["margin_over_colour_baseline_ci"] = [mine["diff_vs_colour_baseline_ci_low"],
+                                                 mine["diff_vs_colour_baseline_ci_high"]]
+        out["p_vs_colour_baseline"] = mine["p_vs_colour_baseline"]
+        out["beats_colour_baseline"] = mine["beats_colour_baseline"] or "undetermined"
+        out["models_not_shown_to_beat_colour_baseline"] = [m for m, v in models.items() if m != BASELINE
+                                                           and v["beats_colour_baseline"] != "true"]
     return out
 
 
@@ -69,6 +92,18 @@ def _paired_p(paired: pd.DataFrame | None, a: str, b: str) -> float | None:
     pooled = paired[paired["fold"].astype(str) == "all"]
     hit = pooled[((pooled["model_a"] == a) & (pooled["model_b"] == b)) | ((pooled["model_a"] == b) & (pooled["model_b"] == a))]
     return _f(hit.iloc[0]["p_holm"]) if len(hit) else None
+
+
+def baseline_clause(h: dict) -> str:
+    """How the best model stands against the colour baseline, with the paired difference and its interval."""
+    diff, p = h.get("margin_over_colour_baseline"), h.get("p_vs_colour_baseline")
+    lo, hi = h.get("margin_over_colour_baseline_ci") or (None, None)
+    detail = (f"difference {diff:+.3f}, 95% CI {lo:+.3f} to {hi:+.3f}, one-sided p = {p:.2g}"
+              if None not in (diff, lo, hi, p) else "no paired difference available")
+    verdict = h.get("beats_colour_baseline")
+    words = ("it beats" if verdict == "true" else "it does NOT beat" if verdict == "false"
+             else "it is undetermined whether it beats")
+    return f"{words} the colour baseline ({h['colour_baseline']:.3f}; {detail})"
 
 
 def skipped_checks(provenance: dict, audit: dict | None) -> list[str]:
@@ -125,21 +160,31 @@ def summary_paragraph(headlines: dict[str, dict], audit: dict | None, leaks: dic
             parts.append(f"{task}: no comparison (its results are missing).")
             continue
         lo, hi = h["best_ci"]
+        n = (f", n = {h['n_test']:.0f} images in {h['n_groups']:.0f} groups"
+             if h.get("n_test") is not None and h.get("n_groups") is not None else "")
         text = (f"{task}: {h['best']} is best with balanced accuracy {h['best_value']:.3f} "
-                f"(95% CI {lo:.3f}–{hi:.3f})")
+                f"(95% CI {lo:.3f}–{hi:.3f}{n})")
         if h.get("runner_up") and abs(h["margin_over_runner_up"]) < 1e-9:
             text = text.replace(f"{h['best']} is best", f"{h['best']} and {h['runner_up']} tie for best")
         elif h.get("runner_up"):
             p = h.get("runner_up_p_holm")
             text += (f", {h['margin_over_runner_up']:.3f} above {h['runner_up']}"
-                     + (f" (paired McNemar p = {p:.2g} after Holm)" if p is not None else ""))
+                     + (f" (paired group-bootstrap p = {p:.2g} after Holm)" if p is not None else ""))
         if "colour_baseline" in h:
-            verdict = "beats" if h["beats_colour_baseline"] else "does NOT clearly beat"
-            text += f"; it {verdict} the colour baseline ({h['colour_baseline']:.3f})"
-        flagged = [m for m in h["models_not_better_than_colour_baseline"] if m != h["best"]]
-        if flagged:
-            text += f"; not better than the colour baseline either: {', '.join(flagged)}"
+            text += "; " + baseline_clause(h)
+            flagged = [m for m in h["models_not_shown_to_beat_colour_baseline"] if m != h["best"]]
+            if flagged:
+                text += f"; not shown to beat the colour baseline either: {', '.join(flagged)}"
         parts.append(text + ".")
+        if h.get("colour_baseline_image_level") is not None:
+            parts.append(f"Leakage check on {task}: splitting by patient proxy instead of by image "
+                         f"{'lowers' if h['colour_baseline_image_level'] > h['colour_baseline'] else 'changes'} "
+                         f"the colour shortcut's balanced accuracy from {h['colour_baseline_image_level']:.3f} to "
+                         f"{h['colour_baseline']:.3f}.")
+        study = h.get("study") or {}
+        if study.get("best_accuracy") is not None:
+            parts.append(f"The study ({STUDY_SHORT}) reported about {study['best_accuracy']:.0%} accuracy on {task}, "
+                         "the best of its four backbones.")
     for task, headline in (explanations or {}).items():
         sentence = explanation_sentence(task, headline)
         if sentence:
@@ -147,8 +192,8 @@ def summary_paragraph(headlines: dict[str, dict], audit: dict | None, leaks: dic
     if audit:
         passed = all(n == 0 for n in leaks.values() if n is not None)
         parts.append(f"Data: {audit['checked']} images checked, {audit['quarantined']} quarantined, "
-                     f"{audit['duplicate_clusters']} duplicate clusters kept within one split; leakage check "
-                     f"{'passed' if passed else 'FAILED'}.")
+                     f"{audit['duplicate_clusters']} duplicate clusters and every patient-proxy group kept within "
+                     f"one split; leakage check {'passed' if passed else 'FAILED'}.")
     if missing:
         parts.append(f"INCOMPLETE: {len(missing)} result(s) missing (a job failed): see the marked places below.")
     return " ".join(parts)

@@ -8,11 +8,15 @@ open chromatin, nucleoli, and (Pro-B) an irregular, cleaved nucleus. Stain and b
 per image independently of the class, so colour is *not* a shortcut unless one is planted on
 purpose with ``shortcut`` (a class-coded bottom-right corner overlay like a scale bar).
 
-Every image depends only on (seed, class, index): generation is deterministic and can be split
-across processes. ``Segmented/`` holds the leukocyte on black with the artefacts of the real twins
-(JPEG speckle, faint red-cell outlines, and a class-dependent rate of failed, nearly empty
-segmentations, most often Pro-B); some fields hold more than one leukocyte. The exact mask is what
-``render_smear`` returns.
+Images come from "patients": each patient gives FIELDS_PER_PATIENT consecutive file numbers of one class
+and shares its stain and cell-size traits across them, so images of one patient resemble each other more
+than images of two patients (as on real slides), and splits must keep patients together.
+
+Every image depends only on (seed, class, index) and its patient's traits (seed, class, patient):
+generation is deterministic and can be split across processes. ``Segmented/`` holds the leukocyte on
+black with the artefacts of the real twins (JPEG speckle, faint red-cell outlines, and a class-dependent
+rate of failed, nearly empty segmentations, most often Pro-B); some fields hold more than one leukocyte.
+The exact mask is what ``render_smear`` returns.
 """
 
 from __future__ import annotations
@@ -74,9 +78,33 @@ _SHORTCUT_BARS = {"Benign": ((20, 20, 20), 18), "Early": ((240, 240, 240), 30),
                   "Pre": ((20, 20, 20), 42), "Pro": ((240, 240, 240), 54)}
 
 
+FIELDS_PER_PATIENT = 4  # default images per synthetic patient (consecutive file numbers)
+
+
+@dataclass(frozen=True)
+class PatientTraits:
+    """What one patient's fields share: the slide's stain (RGB gains), brightness and leukocyte size."""
+
+    stain: tuple[float, float, float]
+    brightness: float
+    size_scale: float
+
+
 def image_rng(seed: int, cls: str, index: int) -> np.random.Generator:
     """The random stream of one image, independent of every other image."""
     return np.random.default_rng([seed, CLASSES.index(cls), index])
+
+
+def patient_traits(seed: int, cls: str, patient: int) -> PatientTraits:
+    """The traits of one patient (0-based within its class), from a stream apart from every image's."""
+    rng = np.random.default_rng([seed, CLASSES.index(cls), patient, 1])
+    return PatientTraits(stain=tuple(float(v) for v in rng.uniform(0.9, 1.08, 3)),
+                         brightness=float(rng.uniform(0.92, 1.06)), size_scale=float(rng.normal(1.0, 0.06)))
+
+
+def patient_of(index: int, fields_per_patient: int) -> int:
+    """The 0-based patient of file number `index` (1-based): patients own consecutive file numbers."""
+    return (index - 1) // fields_per_patient
 
 
 def _smooth_noise(rng: np.random.Generator, size: int, cells: int) -> np.ndarray:
@@ -117,8 +145,9 @@ def _paint_disc(img: np.ndarray, cy: float, cx: float, r: float, rgb: np.ndarray
 
 def render_smear(cls: str, rng: np.random.Generator, size: int = IMAGE_SIZE,
                  shortcut: float = 0.0, colour_shortcut: float = 0.0,
-                 extra_leukocytes: float = 0.0) -> tuple[np.ndarray, np.ndarray]:
-    """Render one field of class `cls`.
+                 extra_leukocytes: float = 0.0, patient: PatientTraits | None = None
+                 ) -> tuple[np.ndarray, np.ndarray]:
+    """Render one field of class `cls` (of `patient`, whose traits it shares; None = a patient of its own).
 
     Returns (image, mask): image is uint8 (size, size, 3) RGB; mask is bool (size, size), True on
     the leukocytes (nucleus and cytoplasm). `shortcut` in [0, 1] is the probability that the
@@ -138,7 +167,7 @@ def render_smear(cls: str, rng: np.random.Generator, size: int = IMAGE_SIZE,
                     _RBC * rng.uniform(0.93, 1.05), pallor=rng.uniform(0.3, 0.6))
 
     cy, cx = size / 2 + rng.normal(0, 8 * scale, 2)
-    radius = max(rng.normal(*m.cell_radius), 18) * scale
+    radius = max(rng.normal(*m.cell_radius) * (patient.size_scale if patient else 1.0), 18) * scale
     # All leukocyte geometry is computed inside its bounding box only (speed).
     half = int(radius * 1.15) + 3
     y0, y1 = max(int(cy) - half, 0), min(int(cy) + half, size)
@@ -190,8 +219,11 @@ def render_smear(cls: str, rng: np.random.Generator, size: int = IMAGE_SIZE,
     if extra_leukocytes > 0:
         _paint_extra_leukocytes(img, mask, m, rng.spawn(1)[0], scale, extra_leukocytes)
 
-    # Stain and illumination vary per slide, independently of the class.
-    img *= rng.uniform(0.9, 1.08, 3).astype(np.float32) * rng.uniform(0.92, 1.06)
+    # Stain and illumination vary per slide (patient), independently of the class; fields of a slide a little.
+    stain, brightness = rng.uniform(0.9, 1.08, 3), rng.uniform(0.92, 1.06)
+    if patient:
+        stain, brightness = np.asarray(patient.stain) * rng.uniform(0.98, 1.02, 3), patient.brightness
+    img *= stain.astype(np.float32) * brightness
     if colour_shortcut > 0 and rng.uniform() < colour_shortcut:
         img *= np.asarray(_SHORTCUT_TINTS[cls], np.float32)
     oy, ox = rng.integers(0, _GRAIN.shape[0] - size + 1, 2)
@@ -277,10 +309,23 @@ def _speckle(rng: np.random.Generator, size: int) -> np.ndarray:
     return np.where(hits, rng.uniform(20, 90, (size, size)), 0.0).astype(np.float32)
 
 
+def generated_field(cls: str, index: int, seed: int, *, size: int = IMAGE_SIZE, shortcut: float = 0.0,
+                    colour_shortcut: float = 0.0, fields_per_patient: int = FIELDS_PER_PATIENT
+                    ) -> tuple[np.ndarray, np.ndarray]:
+    """(image, exact mask) of file `index` (from 1) of `cls` as generate_dataset writes it: its patient's
+    traits and the extra leukocytes included (before JPEG)."""
+    traits = patient_traits(seed, cls, patient_of(index, fields_per_patient))
+    return render_smear(cls, image_rng(seed, cls, index), size, shortcut, colour_shortcut,
+                        extra_leukocytes=EXTRA_LEUKOCYTE_RATE, patient=traits)
+
+
 def generate_dataset(root: str | os.PathLike, images_per_class: dict[str, int], seed: int,
-                     shortcut: float = 0.0, size: int = IMAGE_SIZE, colour_shortcut: float = 0.0) -> int:
+                     shortcut: float = 0.0, size: int = IMAGE_SIZE, colour_shortcut: float = 0.0,
+                     fields_per_patient: int = FIELDS_PER_PATIENT) -> int:
     """Write a synthetic dataset under root as Original/<Class>/*.jpg plus its Segmented/ twin
     (with the real twins' artefacts, see segmented_twin; extra leukocytes in EXTRA_LEUKOCYTE_RATE of fields).
+
+    Files 1..fields_per_patient of a class come from its first patient, the next ones from the second, etc.
 
     The folder is built in a temporary sibling and renamed into place, so an interrupted run never
     leaves a half-written dataset. Returns the number of images written per folder.
@@ -295,8 +340,8 @@ def generate_dataset(root: str | os.PathLike, images_per_class: dict[str, int], 
             orig_dir.mkdir(parents=True)
             seg_dir.mkdir(parents=True)
             for i in range(1, count + 1):
-                image, mask = render_smear(cls, image_rng(seed, cls, i), size, shortcut, colour_shortcut,
-                                           extra_leukocytes=EXTRA_LEUKOCYTE_RATE)
+                image, mask = generated_field(cls, i, seed, size=size, shortcut=shortcut,
+                                              colour_shortcut=colour_shortcut, fields_per_patient=fields_per_patient)
                 name = f"{file_prefix(cls)}-{i:03d}.jpg"
                 Image.fromarray(image).save(orig_dir / name, quality=JPEG_QUALITY)
                 artefacts = twin_rng(seed, cls, i)

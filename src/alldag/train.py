@@ -69,13 +69,15 @@ def balanced_class_weights(y: np.ndarray, n_classes: int) -> dict[int, float]:
     return {i: float(len(y) / (n_classes * c)) if c else 0.0 for i, c in enumerate(counts)}
 
 
-def training_phases(settings: TrainSettings) -> list[tuple[str, int, float, int | None]]:
+def training_phases(settings: TrainSettings, pretrained: bool = True) -> list[tuple[str, int, float, int | None]]:
     """(name, last epoch, learning rate, trainable top backbone layers) of each training phase.
 
-    With pretrained weights and 0 < head_epochs < epochs: the head alone (backbone frozen), then the
-    top fine_tune_layers (0 = all) at fine_tune_learning_rate. Otherwise one phase, all layers.
+    With pretrained weights (settings.weights set and a keras.applications backbone: pretrained) and
+    0 < head_epochs < epochs: the head alone (backbone frozen), then the top fine_tune_layers (0 = all)
+    at fine_tune_learning_rate. Otherwise one phase, all layers: a randomly initialised network
+    (a custom architecture, whatever train.weights says) has no features to keep frozen.
     """
-    if settings.weights is not None and 0 < settings.head_epochs < settings.epochs:
+    if pretrained and settings.weights is not None and 0 < settings.head_epochs < settings.epochs:
         return [("head", settings.head_epochs, settings.learning_rate, 0),
                 ("fine_tune", settings.epochs, settings.fine_tune_learning_rate, settings.fine_tune_layers or None)]
     return [("full", settings.epochs, settings.learning_rate, None)]
@@ -116,7 +118,10 @@ def fit(settings: TrainSettings, manifest: pd.DataFrame, augmentation: dict, che
              build_classifier(settings.backbone, len(settings.classes), settings.image_size, settings.weights,
                               settings.dropout, settings.bn_momentum))
     class_weight = balanced_class_weights(train_rows["y"], len(settings.classes)) if settings.class_weights else None
-    phases = training_phases(settings)
+    phases = training_phases(settings, pretrained=build_model is None)
+    if build_model is not None and settings.weights is not None:
+        log.info("%s is a custom architecture (random init): one training phase, train.weights (%s) and "
+                 "head_epochs do not apply", settings.backbone, settings.weights)
     key = run_fingerprint(settings, manifest, augmentation)
     state = checkpoint.load_state(checkpoint_dir, key)
     rows = list(state["history"]) if state else []
@@ -150,12 +155,16 @@ def fit(settings: TrainSettings, manifest: pd.DataFrame, augmentation: dict, che
             model.fit(train_ds, validation_data=val_ds, initial_epoch=done, epochs=until, verbose=2,
                       class_weight=class_weight, callbacks=[*callbacks, progress])
         done = rows[-1]["epoch"] if rows else done
-    frame = pd.DataFrame(rows)
+    frame = mark_kept_epoch(pd.DataFrame(rows), bool(settings.early_stopping_patience))
     if settings.recalibrate_bn:
-        n = recalibrate_batchnorm(model, make_dataset(train_rows, settings.image_size, settings.batch_size))
-        if n:
+        changed, frozen = recalibrate_batchnorm(model, make_dataset(train_rows, settings.image_size,
+                                                                    settings.batch_size))
+        if frozen:
+            log.info("precise BN: %d frozen BatchNormalization layers keep their statistics (skipped)", frozen)
+        if changed:
             loss, accuracy = model.evaluate(val_ds, verbose=0)
-            log.info("recalibrated %d BatchNormalization layers: val_loss %.4f, val_accuracy %.4f", n, loss, accuracy)
+            log.info("recalibrated %d BatchNormalization layers: val_loss %.4f, val_accuracy %.4f", changed, loss,
+                     accuracy)
             log_metrics({"val_loss_recalibrated": loss, "val_accuracy_recalibrated": accuracy})
     return model, frame
 
@@ -175,6 +184,19 @@ def epoch_progress(label: str, first_epoch: int, last_epoch: int):
         if progress.done < last_epoch:
             progress.label += f", stopped early after epoch {progress.done}"
             progress.total = progress.done
+
+
+def mark_kept_epoch(history: pd.DataFrame, early_stopping: bool) -> pd.DataFrame:
+    """history with a `kept` column, True on the epoch whose weights the model ends with.
+
+    With early stopping, Keras restores the best val_loss epoch of the last phase (each phase's callback
+    starts afresh; the first of equal minima); without it, the last epoch's weights are kept.
+    """
+    kept = pd.Series(False, index=history.index)
+    if len(history):
+        last_phase = history[history["phase"] == history["phase"].iloc[-1]] if "phase" in history else history
+        kept[last_phase["val_loss"].idxmin() if early_stopping else history.index[-1]] = True
+    return history.assign(kept=kept)
 
 
 def _versions() -> dict:
@@ -205,7 +227,7 @@ def git_commit(repo: str | os.PathLike = Path(__file__).resolve().parents[2]) ->
     return head.stdout.strip() + ("-dirty" if dirty else "")
 
 
-EPOCH_COLUMNS = ("epoch", "phase", "learning_rate")  # history columns that are not per-epoch metrics
+EPOCH_COLUMNS = ("epoch", "phase", "learning_rate", "kept")  # history columns that are not per-epoch metrics
 
 
 def epoch_reporter(run_id: str):
@@ -288,7 +310,7 @@ def train_model(settings: TrainSettings, split_manifest, augmentation_json, trac
             write_training_outputs(model, history, settings, model_out, history_out, curves_out)
             if previous is not None and log_missing_epochs(run.info.run_id, history):
                 log.info("logged the epochs the interrupted job had checkpointed but not yet logged")
-            best = history.loc[history["val_loss"].idxmin()]
+            best = history[history["kept"]].iloc[0]  # the epoch whose weights were restored (or the last)
             retry(mlflow.log_metrics, {"best_epoch": int(best["epoch"]), "best_val_accuracy": float(best["val_accuracy"]),
                                        "epochs_run": len(history)})
             for path, folder in ((curves_out, "figures"), (history_out, None), (augmentation_json, None),

@@ -42,6 +42,7 @@ rule colour_baseline:
             },
         ),
         run="results/models/{task}/colour_baseline/fold{fold}/mlflow_run.json",
+        image_level="results/evaluation/{task}/colour_baseline/fold{fold}/predictions_image_level.tsv",
     log:
         "logs/colour_baseline/{task}/fold{fold}.log",
     conda:
@@ -50,5 +51,8 @@ rule colour_baseline:
         classes=task_classes,
         seed=config["seed"],
         tracking=tracking_params(),
+        split={
+            k: config["split"][k] for k in ("folds", "val_fraction", "test_fraction")
+        },
     script:
         "../scripts/colour_baseline.py"

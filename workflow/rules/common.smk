@@ -14,6 +14,7 @@ from alldag.config import (
     train_settings_for,
     validate_config,
 )
+from alldag.split import block_size_for
 from alldag.data import (
     SourceDecision,
     check_tasks,
@@ -87,6 +88,11 @@ CUSTOM_MODELS = list(config["custom_models"])  # trained by the users' own rules
 MODELS = BACKBONES + CUSTOM_MODELS
 FOLDS = list(range(config["split"]["folds"]))
 COMPARED_MODELS = MODELS + ["colour_baseline"]
+SPLIT_BLOCK_SIZE = block_size_for(
+    config["split"]["group_blocks"],
+    synthetic=SOURCE.kind == "synthetic",
+    fields_per_patient=config["data"]["synthetic"]["fields_per_patient"],
+)
 RUN_TAGS = {
     "alldag.study": config["study"],
     "alldag.data_source": SOURCE.kind,
@@ -139,6 +145,15 @@ def comparison_predictions(wildcards):
         "results/evaluation/{task}/{model}/fold{fold}/predictions.tsv",
         task=wildcards.task,
         model=COMPARED_MODELS,
+        fold=FOLDS,
+    )
+
+
+def image_level_baseline_predictions(wildcards):
+    """The colour baseline's test predictions under an image-level split, per fold (leakage sensitivity)."""
+    return expand(
+        "results/evaluation/{task}/colour_baseline/fold{fold}/predictions_image_level.tsv",
+        task=wildcards.task,
         fold=FOLDS,
     )
 

@@ -1,6 +1,7 @@
 rule compare:
     input:
         predictions=comparison_predictions,
+        image_level=image_level_baseline_predictions,
     output:
         comparison="results/comparison/{task}/comparison.tsv",
         paired="results/comparison/{task}/paired_tests.tsv",

@@ -11,7 +11,7 @@ rule split:
         "../../envs/data.yaml"
     params:
         folds=config["split"]["folds"],
-        group_blocks=config["split"]["group_blocks"],
+        group_blocks=SPLIT_BLOCK_SIZE,
         val_fraction=config["split"]["val_fraction"],
         test_fraction=config["split"]["test_fraction"],
         seed=config["seed"],

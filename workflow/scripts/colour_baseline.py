@@ -21,5 +21,7 @@ run_rule(
         figures,
         out.run,
         threads=snakemake.threads,
+        image_level_out=out.image_level,
+        split=dict(p.split),
     ),
 )

@@ -22,5 +22,6 @@ run_rule(
         out.paired,
         out.figure,
         p.parent_run_file,
+        image_level_paths=list(snakemake.input.image_level),
     ),
 )

@@ -17,7 +17,11 @@ run_rule(
         p.synthetic_dir,
         {c: syn["images_per_class"] for c in ("Benign", "Early", "Pre", "Pro")},
         syn["seed"],
-        {"shortcut": syn["shortcut"], "colour_shortcut": syn["colour_shortcut"]},
+        {
+            "shortcut": syn["shortcut"],
+            "colour_shortcut": syn["colour_shortcut"],
+            "fields_per_patient": syn["fields_per_patient"],
+        },
         p.folder,
         snakemake.output.dataset,
         snakemake.output.provenance,

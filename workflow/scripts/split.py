@@ -18,5 +18,6 @@ run_rule(
         p.test_fraction,
         p.seed,
         p.group_blocks,
+        task=snakemake.wildcards.task,
     ),
 )

@@ -7,12 +7,15 @@ import re
 import keras
 
 from alldag import AlldagError
-from alldag.backbones import constructor, get_backbone, preprocess_fn
+from alldag.backbones import constructor, get_backbone, preprocess_affine, preprocess_fn
+
+PREPROCESS_LAYER = "preprocess"
 
 
 @keras.saving.register_keras_serializable(package="alldag")
 class BackbonePreprocess(keras.layers.Layer):
-    """The backbone's own preprocess_input as a layer, so saved models take raw RGB in [0, 255]."""
+    """The backbone's preprocess_input as a custom layer: only so models saved before `preprocess_layer`
+    existed still load (they need alldag installed; new models do not)."""
 
     def __init__(self, backbone: str, **kwargs):
         super().__init__(**kwargs)
@@ -24,6 +27,18 @@ class BackbonePreprocess(keras.layers.Layer):
 
     def get_config(self):
         return {**super().get_config(), "backbone": self.backbone}
+
+
+def preprocess_layer(backbone: str):
+    """The backbone's own preprocess_input as a frozen built-in Dense layer on the channel axis (None if the
+    backbone preprocesses inside itself), so a saved model takes raw RGB in [0, 255] and needs only Keras."""
+    affine = preprocess_affine(backbone)
+    if affine is None:
+        return None
+    layer = keras.layers.Dense(3, name=PREPROCESS_LAYER, trainable=False, dtype="float32")
+    layer.build((None, None, None, 3))
+    layer.set_weights([w.astype("float32") for w in affine])
+    return layer
 
 
 def _weights_error(name: str, exc: Exception) -> AlldagError:
@@ -42,7 +57,8 @@ def build_classifier(backbone: str, n_classes: int, image_size: int, weights: st
     """
     get_backbone(backbone)
     inputs = keras.Input((image_size, image_size, 3), name="image")
-    x = BackbonePreprocess(backbone, name="preprocess")(inputs)
+    preprocess = preprocess_layer(backbone)
+    x = preprocess(inputs) if preprocess is not None else inputs
     try:
         base = constructor(backbone)(include_top=False, weights=weights, input_tensor=x)
     except Exception as exc:
@@ -64,8 +80,12 @@ HEAD_LAYERS = ("avg_pool", "head_dropout", "predictions")
 
 def backbone_layers(model: keras.Model) -> list:
     """The backbone's layers of a build_classifier model (everything but input, preprocessing and head)."""
-    return [layer for layer in model.layers if layer.name not in HEAD_LAYERS
-            and not isinstance(layer, (BackbonePreprocess, keras.layers.InputLayer))]
+    return [layer for layer in model.layers if layer.name not in HEAD_LAYERS and not _is_preprocess(layer)
+            and not isinstance(layer, keras.layers.InputLayer)]
+
+
+def _is_preprocess(layer) -> bool:
+    return layer.name == PREPROCESS_LAYER or isinstance(layer, BackbonePreprocess)
 
 
 def set_backbone_trainable(model: keras.Model, top_layers: int | None) -> int:
@@ -88,7 +108,7 @@ def last_conv_layer_name(model: keras.Model) -> str:
         shape = getattr(layer, "output", None)
         shape = getattr(shape, "shape", None)
         if shape is not None and len(shape) == 4 and "pool" not in type(layer).__name__.lower() \
-                and not isinstance(layer, BackbonePreprocess):
+                and not _is_preprocess(layer):
             return layer.name
     raise AlldagError(f"model {model.name} has no spatial layer for Grad-CAM: set explain.gradcam_layer")
 

@@ -114,6 +114,7 @@ def tracking_params():
         "artifact_root": ARTIFACT_ROOT,
         "parent_run_file": PARENT_RUN_FILE,
         "tags": RUN_TAGS,
+        "system_metrics": config["mlflow"]["system_metrics"],
     }
 
 
@@ -137,6 +138,16 @@ def comparison_predictions(wildcards):
     """Test predictions of every compared model and fold of a task, in (model, fold) order."""
     return expand(
         "results/evaluation/{task}/{model}/fold{fold}/predictions.tsv",
+        task=wildcards.task,
+        model=COMPARED_MODELS,
+        fold=FOLDS,
+    )
+
+
+def comparison_runs(wildcards):
+    """MLflow run files of every compared model and fold of a task, in (model, fold) order."""
+    return expand(
+        "results/models/{task}/{model}/fold{fold}/mlflow_run.json",
         task=wildcards.task,
         model=COMPARED_MODELS,
         fold=FOLDS,

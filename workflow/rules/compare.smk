@@ -1,6 +1,8 @@
 rule compare:
     input:
         predictions=comparison_predictions,
+        runs=comparison_runs,
+        provenance=PROVENANCE,
     output:
         comparison="results/comparison/{task}/comparison.tsv",
         paired="results/comparison/{task}/paired_tests.tsv",

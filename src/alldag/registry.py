@@ -65,6 +65,12 @@ def best_fold(client, run_ids: dict[int, str]) -> tuple[int, str]:
     return fold, run_ids[fold]
 
 
+def model_uri(run) -> str:
+    """The run's logged model as `models:/<id>` (MLflow 3 keeps it apart from the run's artifacts)."""
+    outputs = run.outputs.model_outputs if run.outputs else []
+    return f"models:/{outputs[-1].model_id}" if outputs else f"runs:/{run.info.run_id}/model"
+
+
 def _existing_version(client, name: str, run_id: str):
     from alldag.tracking import retry
 
@@ -105,12 +111,13 @@ def register_best(task: str, summary: pd.DataFrame, run_files: dict[str, dict[in
     rows = summary.set_index("model")
     baseline = rows.loc[BASELINE_NAME] if BASELINE_NAME in rows.index else None
     beats = verdict(row)
-    run_tags = retry(client.get_run, run_id).data.tags
+    run = retry(client.get_run, run_id)
+    run_tags = run.data.tags
     name = registered_name(task)
     version = _existing_version(client, name, run_id)
     new = version is None
     if new:
-        version = retry(mlflow.register_model, f"runs:/{run_id}/model", name, await_registration_for=0)
+        version = retry(mlflow.register_model, model_uri(run), name, await_registration_for=0)
     tags = {"task": task, "backbone": best, "fold": str(fold), METRIC: f"{row[METRIC]:.4f}",
             f"{METRIC}_ci_low": f"{row[f'{METRIC}_ci_low']:.4f}", f"{METRIC}_ci_high": f"{row[f'{METRIC}_ci_high']:.4f}",
             VERDICT: beats, "data_source": run_tags.get("alldag.data_source", "unknown"),

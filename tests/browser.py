@@ -53,3 +53,10 @@ def screenshot(page: Path, out: Path, width: int = 1280, height: int = 4000) -> 
 def body_attribute(dom: str, name: str) -> str | None:
     match = re.search(rf'<body[^>]*\s{name}="([^"]*)"', dom)
     return match.group(1) if match else None
+
+
+def rendered_url(url: str, budget_ms: int = 30000) -> str:
+    """The DOM of a served page (e.g. the MLflow UI) after budget_ms of virtual time for its scripts and requests."""
+    proc = _run(["--window-size=1600,1200", f"--virtual-time-budget={budget_ms}", "--dump-dom", url], timeout=180)
+    assert proc.returncode == 0 and "<body" in proc.stdout, proc.stderr[-2000:]
+    return proc.stdout

@@ -4,10 +4,13 @@ and the MLflow UI on "Training runs"."""
 
 from __future__ import annotations
 
+import html
 import json
 import os
+import re
 import signal
 import subprocess
+import sys
 import time
 import urllib.parse
 import urllib.request
@@ -117,6 +120,18 @@ def test_logged_model_loads_and_predicts_in_a_fresh_env_without_alldag(e2e_run, 
         np.testing.assert_allclose(np.load(tmp_path / "proba.npy"), expected(rows), atol=1e-5)
 
 
+def wait_for(url: str, process: subprocess.Popen, log: Path, seconds: float = 240) -> None:
+    """Wait until url answers; fail with the server's log if the process exits or time runs out."""
+    deadline = time.monotonic() + seconds
+    while True:
+        try:
+            urllib.request.urlopen(url, timeout=2).close()
+            return
+        except OSError:
+            assert process.poll() is None and time.monotonic() < deadline, log.read_text()[-3000:]
+            time.sleep(1)
+
+
 def post(url: str, body: dict) -> dict:
     request = urllib.request.Request(url, data=json.dumps(body).encode(), headers={"Content-Type": "application/json"})
     with urllib.request.urlopen(request, timeout=120) as response:
@@ -135,14 +150,7 @@ def test_mlflow_models_serve_answers_with_the_dags_probabilities(e2e_run, fresh,
                               stderr=subprocess.STDOUT, env=fresh_env.clean_env(fresh, MLFLOW_TRACKING_URI=store(e2e_run)),
                               start_new_session=True)
     try:
-        deadline = time.monotonic() + 240
-        while True:
-            try:
-                urllib.request.urlopen(f"http://127.0.0.1:{port}/ping", timeout=2).close()
-                break
-            except OSError:
-                assert server.poll() is None and time.monotonic() < deadline, (tmp_path / "serve.log").read_text()[-3000:]
-                time.sleep(1)
+        wait_for(f"http://127.0.0.1:{port}/ping", server, tmp_path / "serve.log")
         answer = post(f"http://127.0.0.1:{port}/invocations", {"inputs": images.tolist()})
     finally:
         os.killpg(server.pid, signal.SIGTERM)
@@ -211,3 +219,36 @@ def test_model_output_is_the_mlflow_artifact_not_a_second_copy(e2e_run):
         assert out.stat().st_nlink == 2
         artifact = model_folder(e2e_run, backbone) / "data/model.keras"
         assert artifact.samefile(out)
+
+
+def visible_text(dom: str) -> str:
+    text = re.sub(r"<script.*?</script>|<style.*?</style>", " ", dom, flags=re.S)
+    return re.sub(r"\s+", " ", html.unescape(re.sub(r"<[^>]+>", " ", text)))
+
+
+@pytest.mark.slow
+def test_mlflow_ui_opens_the_study_on_its_training_runs(e2e_run, tmp_path):
+    """The README's link: the runs table with the parent run (children are one row each behind its expander)."""
+    from browser import rendered_url
+
+    client = mlflow.MlflowClient(store(e2e_run))
+    experiment = client.get_experiment_by_name(CFG["study"])
+    runs = client.search_runs([experiment.experiment_id])
+    parent = next(r for r in runs if "mlflow.parentRunId" not in r.data.tags)
+    port = free_port()
+    log = open(tmp_path / "ui.log", "wb")
+    ui = subprocess.Popen([str(Path(sys.executable).with_name("mlflow")), "ui", "--backend-store-uri", store(e2e_run),
+                           "--host", "127.0.0.1", "--port", str(port)], cwd=tmp_path, stdout=log,
+                          stderr=subprocess.STDOUT, start_new_session=True)
+    try:
+        wait_for(f"http://127.0.0.1:{port}/health", ui, tmp_path / "ui.log")
+        text = visible_text(rendered_url(f"http://127.0.0.1:{port}/#/experiments/{experiment.experiment_id}"
+                                         "?workflowType=machine_learning"))
+    finally:
+        os.killpg(ui.pid, signal.SIGTERM)
+        ui.wait(timeout=30)
+    assert text.startswith(" Runs - Experiment") or "Runs - Experiment" in text[:200], text[:500]
+    assert "Traces 0" not in text and "Token Usage" not in text  # not the GenAI overview
+    assert parent.info.run_name in text
+    assert f"{len(runs)} matching runs" in text  # the parent and its children
+    assert "Expand rows" in text

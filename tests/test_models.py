@@ -144,7 +144,9 @@ def test_other_keras_applications_work_by_name_alone(name, tmp_path):
     net = build_classifier(name, 2, SIZE, None)
     x = np.random.default_rng(1).uniform(0, 255, (2, SIZE, SIZE, 3)).astype(np.float32)
     family = importlib.import_module(f"keras.applications.{get_backbone(name).module}")
-    assert net.get_layer("preprocess")._fn is family.preprocess_input
+    preprocess = net.get_layer(PREPROCESS_LAYER) if PREPROCESS_LAYER in [layer.name for layer in net.layers] else None
+    preprocessed = x if preprocess is None else np.asarray(preprocess(x))
+    np.testing.assert_allclose(preprocessed, np.asarray(family.preprocess_input(x.copy())), rtol=1e-6, atol=1e-5)
     assert len(net.get_layer(last_conv_layer_name(net)).output.shape) == 4
     net.save(tmp_path / "m.keras")
     np.testing.assert_allclose(load_classifier(tmp_path / "m.keras").predict(x, verbose=0), net.predict(x, verbose=0),
@@ -165,3 +167,18 @@ def test_offline_imagenet_weights_fail_with_one_line_naming_the_file(monkeypatch
         build_classifier("MobileNet", 2, 224, "imagenet")
     message = str(err.value)
     assert "\n" not in message and url in message and "~/.keras/models/" in message and "weights: null" in message
+
+
+def test_a_backbone_weights_file_lands_in_the_flat_model_beside_its_preprocessing(tmp_path):
+    keras.utils.set_random_seed(3)
+    base = keras.applications.MobileNet(include_top=False, weights=None, input_shape=(SIZE, SIZE, 3))
+    base.save_weights(tmp_path / "mobilenet.weights.h5")
+    net = build_classifier("MobileNet", 2, SIZE, str(tmp_path / "mobilenet.weights.h5"))
+    loaded = [layer for layer in base.layers if layer.weights]
+    assert len(loaded) > 20
+    for layer in loaded:
+        for mine, theirs in zip(net.get_layer(layer.name).get_weights(), layer.get_weights(), strict=True):
+            np.testing.assert_array_equal(mine, theirs)
+    kernel, bias = net.get_layer(PREPROCESS_LAYER).get_weights()
+    np.testing.assert_allclose(kernel, np.eye(3) / 127.5, rtol=1e-6)
+    np.testing.assert_allclose(bias, -1.0)

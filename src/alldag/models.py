@@ -59,12 +59,9 @@ def build_classifier(backbone: str, n_classes: int, image_size: int, weights: st
     inputs = keras.Input((image_size, image_size, 3), name="image")
     preprocess = preprocess_layer(backbone)
     x = preprocess(inputs) if preprocess is not None else inputs
-    try:
-        base = constructor(backbone)(include_top=False, weights=weights, input_tensor=x)
-    except Exception as exc:
-        if weights == "imagenet" and ("fetch" in str(exc).lower() or isinstance(exc, OSError)):
-            raise _weights_error(backbone, exc) from None
-        raise
+    base = constructor(backbone)(include_top=False, weights=None, input_tensor=x)
+    if weights is not None:
+        load_backbone_weights(base, backbone, image_size, weights)
     if bn_momentum is not None:
         for layer in base.layers:
             if isinstance(layer, keras.layers.BatchNormalization):
@@ -73,6 +70,24 @@ def build_classifier(backbone: str, n_classes: int, image_size: int, weights: st
     features = keras.layers.Dropout(dropout, name="head_dropout")(features)
     outputs = keras.layers.Dense(n_classes, activation="softmax", name="predictions", dtype="float32")(features)
     return keras.Model(inputs, outputs, name=f"{backbone}_classifier")
+
+
+def load_backbone_weights(base: keras.Model, backbone: str, image_size: int, weights: str) -> None:
+    """Copy pretrained weights into base, layer by layer in order, from the backbone built standalone.
+
+    base is built on the preprocessing layer's output, so it contains that layer (whose weights the file lacks):
+    loading the file into base directly would fail or, for legacy .h5 files, shift every layer by one.
+    """
+    try:
+        trained = constructor(backbone)(include_top=False, weights=weights, input_shape=(image_size, image_size, 3))
+    except Exception as exc:
+        if weights == "imagenet" and ("fetch" in str(exc).lower() or isinstance(exc, OSError)):
+            raise _weights_error(backbone, exc) from None
+        raise
+    targets = [layer for layer in base.layers if layer.weights and not _is_preprocess(layer)]
+    sources = [layer for layer in trained.layers if layer.weights]
+    for target, source in zip(targets, sources, strict=True):
+        target.set_weights(source.get_weights())
 
 
 HEAD_LAYERS = ("avg_pool", "head_dropout", "predictions")

@@ -43,7 +43,7 @@ def run_id(run: Path, backbone: str, fold: int = 0) -> str:
     return json.loads((run / f"results/models/{TASK}/{backbone}/fold{fold}/mlflow_run.json").read_text())["run_id"]
 
 
-def test_images(run: Path, backbone: str, n: int = N_IMAGES) -> tuple[np.ndarray, pd.DataFrame]:
+def first_test_images(run: Path, backbone: str, n: int = N_IMAGES) -> tuple[np.ndarray, pd.DataFrame]:
     """The first n test images, decoded and resized as the DAG does (raw RGB, float32 in [0, 255]), and
     their rows of the DAG's predictions.tsv."""
     from alldag.inputs import load_images
@@ -111,7 +111,7 @@ def test_logged_model_loads_and_predicts_in_a_fresh_env_without_alldag(e2e_run, 
     missing = in_fresh(fresh, "import alldag", tmp_path)
     assert missing.returncode != 0 and "No module named 'alldag'" in missing.stderr
     for backbone in BACKBONES:
-        images, rows = test_images(e2e_run, backbone)
+        images, rows = first_test_images(e2e_run, backbone)
         np.save(tmp_path / "images.npy", images)
         code = (f"import mlflow, numpy as np; m = mlflow.pyfunc.load_model('runs:/{run_id(e2e_run, backbone)}/model'); "
                 "np.save('proba.npy', m.predict(np.load('images.npy')))")
@@ -141,7 +141,7 @@ def post(url: str, body: dict) -> dict:
 @pytest.mark.slow
 def test_mlflow_models_serve_answers_with_the_dags_probabilities(e2e_run, fresh, tmp_path):
     backbone = BACKBONES[0]
-    images, rows = test_images(e2e_run, backbone, n=2)  # two real PNGs, decoded at the trained size
+    images, rows = first_test_images(e2e_run, backbone, n=2)  # two real PNGs, decoded at the trained size
     port = free_port()
     log = open(tmp_path / "serve.log", "wb")
     server = subprocess.Popen([str(fresh / "bin/python"), "-m", "mlflow", "models", "serve", "-m",

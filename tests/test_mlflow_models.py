@@ -147,7 +147,8 @@ def test_mlflow_models_serve_answers_with_the_dags_probabilities(e2e_run, fresh,
     server = subprocess.Popen([str(fresh / "bin/python"), "-m", "mlflow", "models", "serve", "-m",
                                f"runs:/{run_id(e2e_run, backbone)}/model", "--env-manager", "local",
                                "-h", "127.0.0.1", "-p", str(port), "-w", "1"], cwd=tmp_path, stdout=log,
-                              stderr=subprocess.STDOUT, env=fresh_env.clean_env(fresh, MLFLOW_TRACKING_URI=store(e2e_run)),
+                              stderr=subprocess.STDOUT,
+                              env=fresh_env.clean_env(fresh, MLFLOW_TRACKING_URI=store(e2e_run)),
                               start_new_session=True)
     try:
         wait_for(f"http://127.0.0.1:{port}/ping", server, tmp_path / "serve.log")
@@ -192,7 +193,8 @@ def test_search_runs_gives_one_clean_row_per_model_and_fold(e2e_run):
     columns = [f"params.{p}" for p in RUN_PARAMS] + [f"metrics.{m}" for m in FINAL_METRICS]
     assert children[columns].notna().all().all(), children[columns].T
     assert set(children["params.data_source"]) == {"synthetic"} and set(children["params.task"]) == {TASK}
-    assert sorted(children["tags.mlflow.runName"]) == sorted(f"{TASK}/{m}/fold0" for m in BACKBONES + ["colour_baseline"])
+    names = sorted(f"{TASK}/{m}/fold0" for m in BACKBONES + ["colour_baseline"])
+    assert sorted(children["tags.mlflow.runName"]) == names
 
 
 def test_every_child_run_logs_its_split_as_datasets_and_the_parent_its_provenance(e2e_run):
@@ -206,7 +208,8 @@ def test_every_child_run_logs_its_split_as_datasets_and_the_parent_its_provenanc
     assert {a.path for a in client.list_artifacts(parent.info.run_id, "data")} == {"data/dataset.json"}
     digests = set()
     for child in (r for r in runs if "mlflow.parentRunId" in r.data.tags):
-        inputs = {next(t.value for t in i.tags if t.key == "mlflow.data.context"): i for i in child.inputs.dataset_inputs}
+        inputs = {next(t.value for t in i.tags if t.key == "mlflow.data.context"): i
+                  for i in child.inputs.dataset_inputs}
         assert set(inputs) == {"train", "val", "test"}, child.info.run_name
         digests.add(tuple(inputs[s].dataset.digest for s in ("train", "val", "test")))
         assert inputs["test"].dataset.name == f"{TASK}/fold0/test"

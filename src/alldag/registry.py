@@ -118,8 +118,8 @@ def register_best(task: str, summary: pd.DataFrame, run_files: dict[str, dict[in
     new = version is None
     if new:
         version = retry(mlflow.register_model, model_uri(run), name, await_registration_for=0)
-    tags = {"task": task, "backbone": best, "fold": str(fold), METRIC: f"{row[METRIC]:.4f}",
-            f"{METRIC}_ci_low": f"{row[f'{METRIC}_ci_low']:.4f}", f"{METRIC}_ci_high": f"{row[f'{METRIC}_ci_high']:.4f}",
+    tags = {"task": task, "backbone": best, "fold": str(fold),
+            **{key: f"{row[key]:.4f}" for key in (METRIC, f"{METRIC}_ci_low", f"{METRIC}_ci_high")},
             VERDICT: beats, "data_source": run_tags.get("alldag.data_source", "unknown"),
             "synthetic": run_tags.get("alldag.synthetic", "unknown"), "run_id": run_id}
     for key, value in tags.items():

@@ -43,16 +43,27 @@ def run_id(run: Path, backbone: str, fold: int = 0) -> str:
     return json.loads((run / f"results/models/{TASK}/{backbone}/fold{fold}/mlflow_run.json").read_text())["run_id"]
 
 
-def first_test_images(run: Path, backbone: str, n: int = N_IMAGES) -> tuple[np.ndarray, pd.DataFrame]:
+def first_test_images(run: Path, backbone: str, n: int = N_IMAGES, png_folder: Path | None = None
+                      ) -> tuple[np.ndarray, pd.DataFrame]:
     """The first n test images, decoded and resized as the DAG does (raw RGB, float32 in [0, 255]), and
-    their rows of the DAG's predictions.tsv."""
+    their rows of the DAG's predictions.tsv. With png_folder, the files are first re-encoded there as PNG
+    (lossless: the same pixels) and the PNGs are decoded."""
+    import tensorflow as tf
+
     from alldag.inputs import load_images
 
     manifest = pd.read_csv(run / f"results/split/{TASK}/fold0/split_manifest.tsv", sep="\t")
     test = manifest[manifest["split"] == "test"].head(n)
     predictions = pd.read_csv(run / f"results/evaluation/{TASK}/{backbone}/fold0/predictions.tsv", sep="\t")
     rows = predictions.set_index("image_id").loc[test["image_id"]]
-    return load_images(test["path"], CFG["train"]["image_size"]), rows
+    paths = list(test["path"])
+    if png_folder is not None:
+        pngs = [png_folder / f"{Path(p).stem}.png" for p in paths]
+        for source, png in zip(paths, pngs):
+            pixels = tf.io.decode_image(tf.io.read_file(source), channels=3, expand_animations=False)
+            png.write_bytes(tf.io.encode_png(pixels).numpy())
+        paths = [str(p) for p in pngs]
+    return load_images(paths, CFG["train"]["image_size"]), rows
 
 
 def expected(rows: pd.DataFrame) -> np.ndarray:
@@ -141,7 +152,7 @@ def post(url: str, body: dict) -> dict:
 @pytest.mark.slow
 def test_mlflow_models_serve_answers_with_the_dags_probabilities(e2e_run, fresh, tmp_path):
     backbone = BACKBONES[0]
-    images, rows = first_test_images(e2e_run, backbone, n=2)  # two real PNGs, decoded at the trained size
+    images, rows = first_test_images(e2e_run, backbone, n=2, png_folder=tmp_path)  # two real images, as PNGs
     port = free_port()
     log = open(tmp_path / "serve.log", "wb")
     server = subprocess.Popen([str(fresh / "bin/python"), "-m", "mlflow", "models", "serve", "-m",

@@ -30,6 +30,7 @@ bench: install
 	$(PY) bench/bench_input_pipeline.py
 	$(PY) bench/bench_training_overhead.py
 	$(PY) bench/bench_audit.py
+	$(PY) bench/bench_model_storage.py
 
 clean:
 	rm -rf results logs .snakemake

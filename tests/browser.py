@@ -121,3 +121,10 @@ def assert_first_screen_fits(page: Path, artefact: str, width: int = 1280, heigh
     assert layout["probe-broken-images"] == "0", layout
     shot = screenshot(page, page.with_name(artefact), width, height)
     return save_artefact(shot, artefact)
+
+
+def rendered_url(url: str, budget_ms: int = 30000) -> str:
+    """The DOM of a served page (e.g. the MLflow UI) after budget_ms of virtual time for its scripts and requests."""
+    proc = _run(["--window-size=1600,1200", f"--virtual-time-budget={budget_ms}", "--dump-dom", url], timeout=180)
+    assert proc.returncode == 0 and "<body" in proc.stdout, proc.stderr[-2000:]
+    return proc.stdout

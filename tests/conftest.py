@@ -48,6 +48,19 @@ def synthetic_copy(synthetic_root, tmp_path) -> Path:
 
 
 @pytest.fixture(scope="session")
+def e2e_run(tmp_path_factory) -> Path:
+    """Working directory of the real DAG on tests/configs/tiny.yaml (--cores 2), run once for the session:
+    test_e2e and test_mlflow_models read its outputs."""
+    from workflow_helpers import snakemake
+
+    workdir = tmp_path_factory.mktemp("e2e")
+    proc = snakemake(workdir, "--cores", "2", config=REPO / "tests/configs/tiny.yaml")
+    (workdir / "snakemake.stderr").write_text(proc.stderr)  # the console, for the progress test
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-6000:]
+    return workdir
+
+
+@pytest.fixture(scope="session")
 def mlflow_server(tmp_path_factory) -> str:
     """URL of a real `mlflow server` (basic auth, 127.0.0.1, own SQLite stores) for the session."""
     from tracking_server import basic_auth_server

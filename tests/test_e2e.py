@@ -25,12 +25,8 @@ BACKBONES = CFG["backbones"]
 
 
 @pytest.fixture(scope="module")
-def run(tmp_path_factory):
-    workdir = tmp_path_factory.mktemp("e2e")
-    proc = snakemake(workdir, "--cores", "2", config=CONFIG)
-    (workdir / "snakemake.stderr").write_text(proc.stderr)  # the console, for the progress test
-    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-6000:]
-    return workdir
+def run(e2e_run):
+    return e2e_run  # conftest: one run per session, shared with test_mlflow_models
 
 
 def test_split_manifest_class_counts(run):

@@ -8,11 +8,13 @@ import pytest
 keras = pytest.importorskip("keras")
 
 from alldag.explain import gradient_cam_fn  # noqa: E402
+from alldag.backbones import REGISTRY, preprocess_fn  # noqa: E402
 from alldag.models import (  # noqa: E402
-    BackbonePreprocess,
+    PREPROCESS_LAYER,
     build_classifier,
     last_conv_layer_name,
     load_classifier,
+    preprocess_layer,
     recalibrate_batchnorm,
 )
 
@@ -45,16 +47,24 @@ def test_output_shape_and_softmax(model, images):
 
 
 def test_model_is_flat_with_preprocess_first(model):
-    assert isinstance(model.get_layer("preprocess"), BackbonePreprocess)
+    assert model.layers[1].name == PREPROCESS_LAYER and not model.layers[1].trainable
     assert model.get_layer("predictions").activation is keras.activations.softmax
     assert len(_bn_layers(model)) == 27  # MobileNet: stem + 13 depthwise blocks x 2, not nested
 
 
-def test_preprocess_layer_is_the_backbones_own():
-    layer = BackbonePreprocess("MobileNet")
-    out = np.asarray(layer(np.array([[0.0, 127.5, 255.0]], np.float32)))
-    np.testing.assert_allclose(out, [[-1.0, 0.0, 1.0]], atol=1e-6)
-    assert layer.get_config()["backbone"] == "MobileNet"
+@pytest.mark.parametrize("family", sorted({b.module for b in REGISTRY.values()}))
+def test_preprocess_layer_is_the_backbones_own(family):
+    name = next(n for n, b in REGISTRY.items() if b.module == family)
+    x = np.random.default_rng(1).uniform(0, 255, (2, 4, 4, 3)).astype(np.float32)
+    layer = preprocess_layer(name)
+    out = x if layer is None else np.asarray(layer(x))
+    np.testing.assert_allclose(out, np.asarray(preprocess_fn(name)(x.copy())), rtol=1e-6, atol=1e-5)
+
+
+def test_saved_model_needs_only_keras_classes(model):
+    """No custom layer: the .keras file loads wherever Keras does, without alldag."""
+    modules = {type(layer).__module__.split(".")[0] for layer in model.layers}
+    assert modules == {"keras"}, modules
 
 
 def test_last_conv_layer_is_spatial(model):
@@ -71,8 +81,7 @@ def test_save_and_load_round_trip(model, images, tmp_path):
     path = tmp_path / "model.keras"
     model.save(path)
     loaded = load_classifier(path)
-    assert isinstance(loaded.get_layer("preprocess"), BackbonePreprocess)
-    assert loaded.get_layer("preprocess").backbone == "MobileNet"
+    assert not loaded.get_layer(PREPROCESS_LAYER).trainable
     np.testing.assert_allclose(np.asarray(loaded(images, training=False)),
                                np.asarray(model(images, training=False)), rtol=1e-5, atol=1e-6)
 
@@ -146,7 +155,9 @@ def test_other_keras_applications_work_by_name_alone(name, tmp_path):
     net = build_classifier(name, 2, SIZE, None)
     x = np.random.default_rng(1).uniform(0, 255, (2, SIZE, SIZE, 3)).astype(np.float32)
     family = importlib.import_module(f"keras.applications.{get_backbone(name).module}")
-    assert net.get_layer("preprocess")._fn is family.preprocess_input
+    preprocess = net.get_layer(PREPROCESS_LAYER) if PREPROCESS_LAYER in [layer.name for layer in net.layers] else None
+    preprocessed = x if preprocess is None else np.asarray(preprocess(x))
+    np.testing.assert_allclose(preprocessed, np.asarray(family.preprocess_input(x.copy())), rtol=1e-6, atol=1e-5)
     assert len(net.get_layer(last_conv_layer_name(net)).output.shape) == 4
     net.save(tmp_path / "m.keras")
     np.testing.assert_allclose(load_classifier(tmp_path / "m.keras").predict(x, verbose=0), net.predict(x, verbose=0),
@@ -167,3 +178,18 @@ def test_offline_imagenet_weights_fail_with_one_line_naming_the_file(monkeypatch
         build_classifier("MobileNet", 2, 224, "imagenet")
     message = str(err.value)
     assert "\n" not in message and url in message and "~/.keras/models/" in message and "weights: null" in message
+
+
+def test_a_backbone_weights_file_lands_in_the_flat_model_beside_its_preprocessing(tmp_path):
+    keras.utils.set_random_seed(3)
+    base = keras.applications.MobileNet(include_top=False, weights=None, input_shape=(SIZE, SIZE, 3))
+    base.save_weights(tmp_path / "mobilenet.weights.h5")
+    net = build_classifier("MobileNet", 2, SIZE, str(tmp_path / "mobilenet.weights.h5"))
+    loaded = [layer for layer in base.layers if layer.weights]
+    assert len(loaded) > 20
+    for layer in loaded:
+        for mine, theirs in zip(net.get_layer(layer.name).get_weights(), layer.get_weights(), strict=True):
+            np.testing.assert_array_equal(mine, theirs)
+    kernel, bias = net.get_layer(PREPROCESS_LAYER).get_weights()
+    np.testing.assert_allclose(kernel, np.eye(3) / 127.5, rtol=1e-6)
+    np.testing.assert_allclose(bias, -1.0)

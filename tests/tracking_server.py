@@ -108,8 +108,16 @@ def check_study_logged(url: str, study: str, folds=range(CFG["split"]["folds"]),
     for child in (c for c in children if tags(c)["backbone"] == "MobileNet"):
         assert {"test_accuracy", "test_roc_auc", "best_val_accuracy"} <= {m["key"] for m in child["data"]["metrics"]}
         assert sorted(m["step"] for m in metric_history(url, child, "val_loss")) == list(range(CFG["train"]["epochs"]))
+    for child in children:  # data lineage: the fold's split as three datasets
+        contexts = [t["value"] for i in child.get("inputs", {}).get("dataset_inputs", []) for t in i.get("tags", [])
+                    if t["key"] == "mlflow.data.context"]
+        assert sorted(contexts) == ["test", "train", "val"], child["info"]["run_name"]
     if compared:
         assert f"{TASK}.MobileNet.accuracy" in {m["key"] for m in parent["data"]["metrics"]}
+        assert tags(rest(url, f"runs/get?run_id={parent['info']['run_id']}")["run"])["alldag.data_verified"] == "skipped"
+        model = rest(url, "registered-models/get?" + urllib.parse.urlencode({"name": f"alldag-{TASK}"}))
+        aliases = {a["alias"] for a in model["registered_model"].get("aliases", [])}
+        assert aliases in ({"champion"}, {"challenger"}), aliases  # the one model of this config, best fold
 
 
 def assert_no_secret(url: str, study: str, proc: subprocess.CompletedProcess, files: list[Path]) -> None:

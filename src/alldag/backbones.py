@@ -46,6 +46,37 @@ REGISTRY: dict[str, Backbone] = {
 }
 
 
+# What each family's preprocess_input does to raw RGB in [0, 255] (keras.applications.imagenet_utils):
+# "tf" scales to [-1, 1], "caffe" flips to BGR and subtracts the ImageNet mean, "torch" scales to [0, 1]
+# and standardises per channel, "none" leaves it to the model (it has its own rescaling layers).
+PREPROCESS_MODES = {
+    "xception": "tf", "vgg16": "caffe", "vgg19": "caffe", "mobilenet": "tf", "mobilenet_v2": "tf",
+    "mobilenet_v3": "none", "resnet": "caffe", "resnet_v2": "tf", "densenet": "torch", "inception_v3": "tf",
+    "inception_resnet_v2": "tf", "nasnet": "tf", "efficientnet": "none", "efficientnet_v2": "none",
+    "convnext": "none",
+}
+
+
+def preprocess_affine(name: str):
+    """(kernel 3x3, bias 3) with rgb @ kernel + bias == the backbone's preprocess_input, or None for identity.
+
+    Lets a saved model carry its preprocessing as a built-in, frozen Dense layer: it loads anywhere Keras
+    does, with no alldag code.
+    """
+    import numpy as np
+
+    mode = PREPROCESS_MODES[get_backbone(name).module]
+    if mode == "none":
+        return None
+    if mode == "tf":
+        return np.eye(3) / 127.5, -np.ones(3)
+    if mode == "caffe":
+        bgr_mean = np.array([103.939, 116.779, 123.68])
+        return np.eye(3)[:, ::-1], -bgr_mean  # column j of the output takes input channel 2 - j
+    mean, std = np.array([0.485, 0.456, 0.406]), np.array([0.229, 0.224, 0.225])
+    return np.diag(1 / (255 * std)), -mean / std
+
+
 def get_backbone(name: str) -> Backbone:
     """Registry entry for `name`; raises AlldagError naming close alternatives."""
     try:

@@ -85,7 +85,8 @@ def run_colour_baseline(split_manifest, classes: list[str], seed: int, label: st
     import mlflow
 
     from alldag.evaluate import write_evaluation
-    from alldag.tracking import child_run, parent_run_id, retry
+    from alldag.tracking import child_run, log_split_datasets, parent_run_id, retry, run_params
+    from alldag.train import data_source, git_commit
 
     manifest = read_tsv(split_manifest)
     fit_rows = manifest[manifest["split"] == "train"]
@@ -100,9 +101,12 @@ def run_colour_baseline(split_manifest, classes: list[str], seed: int, label: st
     task, _, fold = label.split("/")
     with child_run(tracking.uri, tracking.experiment, tracking.artifact_root, parent, label,
                    {**tracking.tags, "task": task, "backbone": BASELINE_NAME, "fold": fold.removeprefix("fold")}) as run:
-        retry(mlflow.log_params, {"backbone": BASELINE_NAME, "features": ",".join(FEATURE_NAMES),
-                                  "model": "StandardScaler+LogisticRegression(balanced)", "seed": seed,
-                                  "n_fit": len(fit_rows)})
+        retry(mlflow.log_params, {"features": ",".join(FEATURE_NAMES), "n_fit": len(fit_rows),
+                                  "model": "StandardScaler+LogisticRegression(balanced)",
+                                  **run_params(task=task, backbone=BASELINE_NAME, fold=fold.removeprefix("fold"),
+                                               image_size="native", epochs=0, weights="None", seed=seed,
+                                               data_source=data_source(tracking), git_commit=git_commit())})
+        log_split_datasets(split_manifest, manifest, f"{task}/{fold}", data_source(tracking))
         Path(run_out).write_text(json.dumps({"run_id": run.info.run_id, "parent_run_id": parent,
                                              "tracking_uri": tracking.uri, "name": label}, indent=2))
     result = write_evaluation(test, proba, classes, label, run_out, **outputs)

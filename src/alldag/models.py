@@ -8,12 +8,15 @@ import keras
 import numpy as np
 
 from alldag import AlldagError
-from alldag.backbones import constructor, get_backbone, preprocess_fn
+from alldag.backbones import constructor, get_backbone, preprocess_affine, preprocess_fn
+
+PREPROCESS_LAYER = "preprocess"
 
 
 @keras.saving.register_keras_serializable(package="alldag")
 class BackbonePreprocess(keras.layers.Layer):
-    """The backbone's own preprocess_input as a layer, so saved models take raw RGB in [0, 255]."""
+    """The backbone's preprocess_input as a custom layer: only so models saved before `preprocess_layer`
+    existed still load (they need alldag installed; new models do not)."""
 
     def __init__(self, backbone: str, **kwargs):
         super().__init__(**kwargs)
@@ -25,6 +28,18 @@ class BackbonePreprocess(keras.layers.Layer):
 
     def get_config(self):
         return {**super().get_config(), "backbone": self.backbone}
+
+
+def preprocess_layer(backbone: str):
+    """The backbone's own preprocess_input as a frozen built-in Dense layer on the channel axis (None if the
+    backbone preprocesses inside itself), so a saved model takes raw RGB in [0, 255] and needs only Keras."""
+    affine = preprocess_affine(backbone)
+    if affine is None:
+        return None
+    layer = keras.layers.Dense(3, name=PREPROCESS_LAYER, trainable=False, dtype="float32")
+    layer.build((None, None, None, 3))
+    layer.set_weights([w.astype("float32") for w in affine])
+    return layer
 
 
 def _weights_error(name: str, exc: Exception) -> AlldagError:
@@ -43,13 +58,11 @@ def build_classifier(backbone: str, n_classes: int, image_size: int, weights: st
     """
     get_backbone(backbone)
     inputs = keras.Input((image_size, image_size, 3), name="image")
-    x = BackbonePreprocess(backbone, name="preprocess")(inputs)
-    try:
-        base = constructor(backbone)(include_top=False, weights=weights, input_tensor=x)
-    except Exception as exc:
-        if weights == "imagenet" and ("fetch" in str(exc).lower() or isinstance(exc, OSError)):
-            raise _weights_error(backbone, exc) from None
-        raise
+    preprocess = preprocess_layer(backbone)
+    x = preprocess(inputs) if preprocess is not None else inputs
+    base = constructor(backbone)(include_top=False, weights=None, input_tensor=x)
+    if weights is not None:
+        load_backbone_weights(base, backbone, image_size, weights)
     if bn_momentum is not None:
         for layer in base.layers:
             if isinstance(layer, keras.layers.BatchNormalization):
@@ -60,13 +73,35 @@ def build_classifier(backbone: str, n_classes: int, image_size: int, weights: st
     return keras.Model(inputs, outputs, name=f"{backbone}_classifier")
 
 
+def load_backbone_weights(base: keras.Model, backbone: str, image_size: int, weights: str) -> None:
+    """Copy pretrained weights into base, layer by layer in order, from the backbone built standalone.
+
+    base is built on the preprocessing layer's output, so it contains that layer (whose weights the file lacks):
+    loading the file into base directly would fail or, for legacy .h5 files, shift every layer by one.
+    """
+    try:
+        trained = constructor(backbone)(include_top=False, weights=weights, input_shape=(image_size, image_size, 3))
+    except Exception as exc:
+        if weights == "imagenet" and ("fetch" in str(exc).lower() or isinstance(exc, OSError)):
+            raise _weights_error(backbone, exc) from None
+        raise
+    targets = [layer for layer in base.layers if layer.weights and not _is_preprocess(layer)]
+    sources = [layer for layer in trained.layers if layer.weights]
+    for target, source in zip(targets, sources, strict=True):
+        target.set_weights(source.get_weights())
+
+
 HEAD_LAYERS = ("avg_pool", "head_dropout", "predictions")
 
 
 def backbone_layers(model: keras.Model) -> list:
     """The backbone's layers of a build_classifier model (everything but input, preprocessing and head)."""
-    return [layer for layer in model.layers if layer.name not in HEAD_LAYERS
-            and not isinstance(layer, (BackbonePreprocess, keras.layers.InputLayer))]
+    return [layer for layer in model.layers if layer.name not in HEAD_LAYERS and not _is_preprocess(layer)
+            and not isinstance(layer, keras.layers.InputLayer)]
+
+
+def _is_preprocess(layer) -> bool:
+    return layer.name == PREPROCESS_LAYER or isinstance(layer, BackbonePreprocess)
 
 
 def set_backbone_trainable(model: keras.Model, top_layers: int | None) -> int:
@@ -89,7 +124,7 @@ def last_conv_layer_name(model: keras.Model) -> str:
         shape = getattr(layer, "output", None)
         shape = getattr(shape, "shape", None)
         if shape is not None and len(shape) == 4 and "pool" not in type(layer).__name__.lower() \
-                and not isinstance(layer, BackbonePreprocess):
+                and not _is_preprocess(layer):
             return layer.name
     raise AlldagError(f"model {model.name} has no spatial layer for Grad-CAM: set explain.gradcam_layer")
 

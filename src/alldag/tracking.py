@@ -22,6 +22,12 @@ from pathlib import Path
 from alldag import AlldagError
 
 PARENT_TAG = "mlflow.parentRunId"
+# The MLflow UI opens an experiment without this tag on its GenAI overview (traces, assistant); this value
+# opens it on "Training runs".
+KIND_TAG, EXPERIMENT_KIND = "mlflow.experimentKind", "custom_model_development"
+# Every child run (CNNs, custom models, the colour baseline) logs these, so compare views have no holes.
+RUN_PARAMS = ("task", "backbone", "fold", "image_size", "epochs", "weights", "seed", "data_source", "git_commit")
+SPLITS = ("train", "val", "test")
 _LOCK_WORDS = ("database is locked", "locked", "busy")
 PROBE_TIMEOUT_S = 5
 # MLflow's REST defaults (7 retries, exponential backoff, 120 s timeout) take minutes to give up on a
@@ -102,13 +108,16 @@ def ensure_experiment(uri: str, name: str, artifact_root: str | os.PathLike) -> 
     client = client_for(uri)
     exp = retry(client.get_experiment_by_name, name)
     if exp is not None:
+        if KIND_TAG not in exp.tags:  # made by an older version of this workflow
+            retry(client.set_experiment_tag, exp.experiment_id, KIND_TAG, EXPERIMENT_KIND)
         return exp.experiment_id
     location = None
     if not is_server(uri):
         Path(artifact_root).mkdir(parents=True, exist_ok=True)
         location = Path(artifact_root).resolve().as_uri()
     try:
-        return retry(client.create_experiment, name, artifact_location=location)
+        return retry(client.create_experiment, name, artifact_location=location,
+                     tags={KIND_TAG: EXPERIMENT_KIND})
     except Exception:  # another process created it first
         return retry(client.get_experiment_by_name, name).experiment_id
 
@@ -140,14 +149,19 @@ def parent_run_id(uri: str, experiment: str, artifact_root, run_file, tags: dict
 
 @contextmanager
 def child_run(uri: str, experiment: str, artifact_root, parent_id: str, name: str, tags: dict,
-              run_id: str | None = None):
-    """Start a child run of parent_id named `name` (or reopen run_id, after a restart); yields the active run."""
+              run_id: str | None = None, system_metrics: bool = False):
+    """Start a child run of parent_id named `name` (or reopen run_id, after a restart); yields the active run.
+
+    system_metrics: also sample CPU, memory and GPU use into the run (MLflow's system metrics; needs psutil,
+    and pynvml for GPUs).
+    """
     mlflow = _use(uri)
     if run_id is not None:
-        run = retry(mlflow.start_run, run_id=run_id)
+        run = retry(mlflow.start_run, run_id=run_id, log_system_metrics=system_metrics)
     else:
         exp_id = ensure_experiment(uri, experiment, artifact_root)
-        run = retry(mlflow.start_run, experiment_id=exp_id, run_name=name, tags={**tags, PARENT_TAG: parent_id})
+        run = retry(mlflow.start_run, experiment_id=exp_id, run_name=name, tags={**tags, PARENT_TAG: parent_id},
+                    log_system_metrics=system_metrics)
     try:
         yield run
     except BaseException:
@@ -187,3 +201,38 @@ def log_artifact(path, artifact_path: str | None = None) -> None:
     import mlflow
 
     retry(mlflow.log_artifact, str(path), artifact_path)
+
+
+def run_params(**values) -> dict:
+    """The flat params every child run logs (RUN_PARAMS, all of them, as strings): one compare table."""
+    if set(values) != set(RUN_PARAMS):
+        raise ValueError(f"run params must be exactly {RUN_PARAMS}, got {sorted(values)}")
+    return {key: str(values[key]) for key in RUN_PARAMS}
+
+
+def digest(lines) -> str:
+    """A short, order-independent digest of text lines (16 hex digits of SHA-256)."""
+    import hashlib
+
+    return hashlib.sha256("\n".join(sorted(lines)).encode()).hexdigest()[:16]
+
+
+def log_split_datasets(manifest_path, manifest, name: str, data_source: str) -> None:
+    """Log the split manifest's train/val/test parts as MLflow datasets of the active run.
+
+    Each dataset is named `<name>/<split>`, its digest is that of its image list (image id and label), and
+    its tags give the manifest file's SHA-256, the data source and the number of images.
+    """
+    import hashlib
+
+    import mlflow
+
+    checksum = hashlib.sha256(Path(manifest_path).read_bytes()).hexdigest()
+    for split in SPLITS:
+        rows = manifest[manifest["split"] == split][["image_id", "label", "y"]].reset_index(drop=True)
+        image_list = digest(f"{r.image_id}\t{r.label}" for r in rows.itertuples())
+        dataset = mlflow.data.from_pandas(rows, source=str(Path(manifest_path).resolve()), targets="y",
+                                          name=f"{name}/{split}", digest=image_list)
+        retry(mlflow.log_input, dataset, context=split,
+              tags={"manifest_sha256": checksum, "image_list_digest": image_list, "data_source": data_source,
+                    "n_images": str(len(rows))})

@@ -54,6 +54,7 @@ class Tracking:
     artifact_root: str
     parent_run_file: str
     tags: dict
+    system_metrics: bool = False  # MLflow system metrics (CPU, memory, GPU) on training runs
 
     @classmethod
     def from_params(cls, params: dict) -> "Tracking":
@@ -253,16 +254,15 @@ def log_missing_epochs(run_id: str, history: pd.DataFrame) -> int:
     return len(missing)
 
 
-def _log_model(model, manifest: pd.DataFrame, settings: TrainSettings) -> None:
-    import mlflow
-
+def _log_model(model, manifest: pd.DataFrame, settings: TrainSettings, model_out) -> None:
+    """Log the model to the active run (MLflow's Keras 3 flavour) and write model_out as its one stored copy."""
     from alldag.inputs import load_images
-    from alldag.tracking import retry
+    from alldag.logged_model import log_keras_model, store_model
 
-    sample = load_images(manifest["path"].head(2), settings.image_size)
-    signature = mlflow.models.infer_signature(sample, model.predict(sample, verbose=0))
-    retry(mlflow.tensorflow.log_model, model, name="model", signature=signature, input_example=sample[:1].astype(np.float32),
-          pip_requirements=[f"tensorflow=={_versions()['tensorflow']}", f"keras=={_versions()['keras']}", "alldag"])
+    example = load_images(manifest["path"].head(1), settings.image_size)
+    info = log_keras_model(model, example, list(settings.classes))
+    log.info("model %s: %s", "linked to its MLflow artifact" if store_model(model, info, model_out) == "linked"
+             else "saved (the MLflow artifact store is not local)", model_out)
 
 
 def train_model(settings: TrainSettings, split_manifest, augmentation_json, tracking: Tracking,
@@ -270,14 +270,15 @@ def train_model(settings: TrainSettings, split_manifest, augmentation_json, trac
                 mixed_precision: str = "auto", build_model=None) -> None:
     """Train one (task, backbone) model and write its outputs.
 
-    Outputs: model_out (.keras), history_out (TSV, one row per epoch), curves_out (PNG of the
+    Outputs: model_out (.keras, without optimizer state; a hard link to the logged MLflow model's file when
+    the artifact store is local), history_out (TSV, one row per epoch), curves_out (PNG of the
     accuracy and loss curves), run_out (JSON with the MLflow child run id). A checkpoint folder
     beside model_out lets a killed job resume; it is removed once the outputs are written.
     """
     from alldag import checkpoint
     from alldag.augment import read_spec
     from alldag.devices import configure_tensorflow, training_device
-    from alldag.tracking import child_run, log_artifact, parent_run_id, retry
+    from alldag.tracking import child_run, log_artifact, log_split_datasets, parent_run_id, retry, run_params
 
     with training_device() as device:
         hardware = configure_tensorflow(mixed_precision)
@@ -293,7 +294,7 @@ def train_model(settings: TrainSettings, split_manifest, augmentation_json, trac
         name = f"{settings.task}/{settings.backbone}/fold{settings.fold}"
         with child_run(tracking.uri, tracking.experiment, tracking.artifact_root, parent, name,
                        {**tracking.tags, "task": settings.task, "backbone": settings.backbone,
-                        "fold": str(settings.fold)}, run_id=previous) as run:
+                        "fold": str(settings.fold)}, run_id=previous, system_metrics=tracking.system_metrics) as run:
             import mlflow
 
             if previous is None:
@@ -302,12 +303,17 @@ def train_model(settings: TrainSettings, split_manifest, augmentation_json, trac
                     **asdict(settings), "classes": ",".join(settings.classes), "weights": str(settings.weights),
                     **{f"augment.{k}": v for k, v in augmentation.items()}, **_versions(),
                     "git_commit": git_commit(), "n_train": int((manifest["split"] == "train").sum()),
-                    "gpus": hardware["gpus"], "precision": hardware["precision"]})
+                    "gpus": hardware["gpus"], "precision": hardware["precision"],
+                    **run_params(task=settings.task, backbone=settings.backbone, fold=settings.fold,
+                                 image_size=settings.image_size, epochs=settings.epochs, weights=settings.weights,
+                                 seed=settings.seed, data_source=data_source(tracking), git_commit=git_commit())})
+                log_split_datasets(split_manifest, manifest, f"{settings.task}/fold{settings.fold}",
+                                   data_source(tracking))
             else:
                 log.info("continuing MLflow run %s", previous)
             model, history = fit(settings, manifest, augmentation, checkpoint_dir, epoch_reporter(run.info.run_id),
                                  checkpoint_every_s, build_model)
-            write_training_outputs(model, history, settings, model_out, history_out, curves_out)
+            write_training_outputs(history, settings, history_out, curves_out)
             if previous is not None and log_missing_epochs(run.info.run_id, history):
                 log.info("logged the epochs the interrupted job had checkpointed but not yet logged")
             best = history[history["kept"]].iloc[0]  # the epoch whose weights were restored (or the last)
@@ -316,22 +322,23 @@ def train_model(settings: TrainSettings, split_manifest, augmentation_json, trac
             for path, folder in ((curves_out, "figures"), (history_out, None), (augmentation_json, None),
                                  (split_manifest, None)):
                 log_artifact(path, folder)
-            _log_model(model, manifest, settings)
+            _log_model(model, manifest, settings, model_out)
             Path(run_out).write_text(json.dumps({"run_id": run.info.run_id, "parent_run_id": parent,
                                                  "tracking_uri": tracking.uri, "name": name}, indent=2))
         checkpoint.clear(checkpoint_dir)
     log.info("saved %s (run %s)", model_out, run.info.run_id)
 
 
-def write_training_outputs(model, history: pd.DataFrame, settings: TrainSettings, model_out, history_out,
-                           curves_out) -> None:
-    """The model (.keras, written atomically), the per-epoch history TSV and the training-curves figure."""
-    Path(model_out).parent.mkdir(parents=True, exist_ok=True)
-    tmp_model = Path(model_out).with_name(f".{Path(model_out).name}.tmp.keras")
-    model.save(tmp_model)
-    tmp_model.replace(model_out)
+def write_training_outputs(history: pd.DataFrame, settings: TrainSettings, history_out, curves_out) -> None:
+    """The per-epoch history TSV and the training-curves figure (the model is written by _log_model)."""
+    Path(history_out).parent.mkdir(parents=True, exist_ok=True)
     write_tsv_atomic(history, history_out)
     save(training_curves_figure(history, f"{settings.backbone} on {settings.task}"), curves_out)
+
+
+def data_source(tracking: Tracking) -> str:
+    """Where the data came from (synthetic, kaggle, local), as the workflow tagged the runs."""
+    return tracking.tags.get("alldag.data_source", "unknown")
 
 
 def settings_from_params(params: dict) -> tuple[TrainSettings, Tracking]:

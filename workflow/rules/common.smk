@@ -120,6 +120,7 @@ def tracking_params():
         "artifact_root": ARTIFACT_ROOT,
         "parent_run_file": PARENT_RUN_FILE,
         "tags": RUN_TAGS,
+        "system_metrics": config["mlflow"]["system_metrics"],
     }
 
 
@@ -154,6 +155,16 @@ def image_level_baseline_predictions(wildcards):
     return expand(
         "results/evaluation/{task}/colour_baseline/fold{fold}/predictions_image_level.tsv",
         task=wildcards.task,
+        fold=FOLDS,
+    )
+
+
+def comparison_runs(wildcards):
+    """MLflow run files of every compared model and fold of a task, in (model, fold) order."""
+    return expand(
+        "results/models/{task}/{model}/fold{fold}/mlflow_run.json",
+        task=wildcards.task,
+        model=COMPARED_MODELS,
         fold=FOLDS,
     )
 

@@ -2,6 +2,8 @@ rule compare:
     input:
         predictions=comparison_predictions,
         image_level=image_level_baseline_predictions,
+        runs=comparison_runs,
+        provenance=PROVENANCE,
     output:
         comparison="results/comparison/{task}/comparison.tsv",
         paired="results/comparison/{task}/paired_tests.tsv",

@@ -61,7 +61,20 @@ def test_a_scheduler_assigned_device_is_left_alone(monkeypatch):
 def test_cpu_only_machine_trains_in_float32_under_auto():
     from alldag.devices import configure_tensorflow
 
-    assert configure_tensorflow("auto") == {"gpus": 0, "precision": "float32"}
+    assert configure_tensorflow("auto") == {"gpus": 0, "devices": "none", "precision": "float32"}
+
+
+def test_a_job_that_requires_a_gpu_and_sees_none_fails_with_one_line(monkeypatch):
+    from alldag import AlldagError
+    from alldag.devices import configure_tensorflow
+
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "")
+    with pytest.raises(AlldagError) as err:
+        configure_tensorflow("auto", require_gpu=True)
+    message = str(err.value)
+    assert "\n" not in message
+    assert message.startswith("train.require_gpu is true but TensorFlow (")
+    assert "CUDA_VISIBLE_DEVICES=''" in message and "envs/train-gpu.yaml" in message
 
 
 def test_inside_a_slurm_job_its_gpu_assignment_wins_over_the_pool(monkeypatch, tmp_path):

@@ -35,11 +35,16 @@ def env_pip_lines(env_file: Path) -> list[str]:
 
 def closure(env_file: Path) -> set[str]:
     """Normalised names of the env's pip requirements and everything they declare, as installed here."""
+    return closure_of(env_pip_lines(env_file))
+
+
+def closure_of(lines: list[str]) -> set[str]:
+    """Normalised names of the requirements and everything they declare, as installed here."""
     from packaging.markers import default_environment
     from packaging.requirements import Requirement
 
     seen: set[tuple[str, frozenset]] = set()
-    queue = [(r.name, frozenset(r.extras)) for r in map(Requirement, env_pip_lines(env_file))]
+    queue = [(r.name, frozenset(r.extras)) for r in map(Requirement, lines)]
     while queue:
         name, extras = queue.pop()
         if (norm(name), extras) in seen:
@@ -85,6 +90,9 @@ class EnvGuard(importlib.abc.MetaPathFinder):
         self.env_file, self.who = env_file, who
         self.allowed = closure(env_file)
         self.providers = {m: {norm(d) for d in ds} for m, ds in md.packages_distributions().items()}
+        # Snakemake's script preamble imports snakemake from the host's paths, and it imports its own needs
+        snakemake_dists = closure_of(["snakemake"])
+        self.host_modules = {m for m, ds in self.providers.items() if ds & snakemake_dists} | {"snakemake"}
 
     def find_spec(self, fullname, path=None, target=None):
         top = fullname.partition(".")[0]
@@ -93,10 +101,21 @@ class EnvGuard(importlib.abc.MetaPathFinder):
         dists = self.providers.get(top, set())
         if not dists or dists & self.allowed:
             return None  # a module of the env, or one not installed at all (its import fails as it would there)
+        if _importer() in self.host_modules:
+            return None
         message = (f"{self.who} imports {top} ({', '.join(sorted(dists)) or 'no distribution'}), which "
                    f"envs/{self.env_file.name} does not provide: add it to [tool.alldag.envs] in pyproject.toml "
                    "and run `make envs`")
         raise ModuleNotFoundError(message, name=top)
+
+
+def _importer() -> str:
+    """Top-level name of the module whose code runs the import being resolved."""
+    frame = sys._getframe(2)
+    while frame is not None and (frame.f_code.co_filename.startswith("<frozen") or
+                                 frame.f_code.co_filename == __file__):
+        frame = frame.f_back
+    return (frame.f_globals.get("__name__") or "").partition(".")[0] if frame is not None else ""
 
 
 def install(env_file: Path, who: str) -> EnvGuard:
@@ -152,12 +171,12 @@ def imports_in(path: Path) -> list[str]:
     return list(dict.fromkeys(names))
 
 
-def check_script(script: Path, env_file: Path, who: str) -> list[str]:
+def check_script(script: Path, guard: EnvGuard, who: str) -> list[str]:
     """Import, under the env's guard, what script imports and what the alldag modules it names import
     (inside functions too: the lazy imports of heavy libraries). Returns one line per refused module."""
     import importlib
 
-    install(env_file, who)
+    guard.who = who
     direct = imports_in(script)
     modules = direct + [m for name in direct if name.startswith("alldag")
                         for m in imports_in(Path(importlib.util.find_spec(name).origin))]
@@ -170,7 +189,23 @@ def check_script(script: Path, env_file: Path, who: str) -> list[str]:
     return list(dict.fromkeys(refused))
 
 
-if __name__ == "__main__":  # python alldag_envguard.py SCRIPT ENV_FILE WHO: print refusals, exit 1 if any
-    problems = check_script(Path(sys.argv[1]), Path(sys.argv[2]), sys.argv[3])
+def check_env(env_file: Path) -> list[str]:
+    """check_script for every rule whose env is env_file (one process per env: what one rule
+    imported, the next may reuse, as both would find it in that env)."""
+    scripts = {}
+    for rule, (script, envs) in rule_envs().items():
+        if env_file.resolve() in [e.resolve() for e in envs]:
+            scripts.setdefault(script, []).append(rule)
+    guard = install(env_file, "")
+    problems = []
+    for script, rules in sorted(scripts.items()):
+        problems += check_script(REPO / "workflow" / "scripts" / script, guard, f"rule {'/'.join(rules)} ({script})")
+    return problems
+
+
+if __name__ == "__main__":  # python alldag_envguard.py ENV_FILE [SCRIPT]: print refusals, exit 1 if any
+    env = Path(sys.argv[1])
+    problems = check_script(Path(sys.argv[2]), install(env, ""), Path(sys.argv[2]).name) if len(sys.argv) > 2 \
+        else check_env(env)
     print("\n".join(problems))
     sys.exit(1 if problems else 0)

@@ -146,3 +146,29 @@ def test_booleans_from_the_command_line_become_booleans():
     schema = REPO / "workflow" / "schemas" / "config.schema.yaml"
     config = {"train": {"require_gpu": "true", "mixed_precision": "on"}}
     assert booleans_from_cli(config, schema) == {"train": {"require_gpu": True, "mixed_precision": "on"}}
+
+
+def _lock_versions(path: Path) -> dict[str, set[str]]:
+    """{name: versions} of a uv/pip-tools lock; asserts every requirement carries hashes."""
+    text = path.read_text()
+    versions: dict[str, set[str]] = {}
+    for block in re.split(r"\n(?=[A-Za-z0-9])", text.split("\n", 2)[2]):
+        m = re.match(r"([A-Za-z0-9._-]+)==([^ ;\\]+)", block)
+        if m:
+            assert "--hash=sha256:" in block, f"{path.name}: {m.group(0)} has no hash"
+            versions.setdefault(env_tool.norm(m.group(1)), set()).add(m.group(2))
+    return versions
+
+
+@pytest.mark.parametrize("lock, extras", [("requirements.lock", ["test"]),
+                                          ("requirements-gpu.lock", ["test", "gpu"])])
+def test_lock_holds_every_pyproject_pin(lock, extras):
+    project = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]
+    wanted = project["dependencies"] + [d for e in extras for d in project["optional-dependencies"][e]]
+    locked = _lock_versions(REPO / lock)
+    for dep in wanted:
+        m = PIP_PIN.match(dep)
+        name = env_tool.norm(m.group(1))
+        assert locked.get(name) == {m.group(3)}, f"{lock} has {name} {locked.get(name)}, pyproject.toml pins " \
+                                                  f"{m.group(3)}: run `make lock`"
+    assert ("nvidia-cudnn-cu12" in locked) == ("gpu" in extras)

@@ -5,7 +5,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(workflow.basedir) / "src"))
 # envs/*.post-deploy.sh install the alldag package from here into each conda env (--sdm conda).
-os.environ["ALLDAG_REPO"] = str(Path(workflow.basedir))
+os.environ.update(ALLDAG_REPO=str(Path(workflow.basedir)))
 
 from alldag import AlldagError
 from alldag.backbones import check_backbones

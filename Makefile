@@ -23,8 +23,8 @@ $(VENV)/.installed: $(LOCK) pyproject.toml
 
 lock:  ## after editing pyproject.toml: re-resolve both locks (needs PyPI) and rewrite envs/
 	test -x $(LOCK_VENV)/bin/uv || (python3 -m venv $(LOCK_VENV) && $(LOCK_VENV)/bin/pip install --quiet '$(UV_PIN)')
-	$(UV_COMPILE) --extra test -o requirements.lock
-	$(UV_COMPILE) --extra test --extra gpu -o requirements-gpu.lock
+	$(UV_COMPILE) $$(python3 tools/envs.py --lock-extras) -o requirements.lock
+	$(UV_COMPILE) $$(python3 tools/envs.py --lock-extras) --extra gpu -o requirements-gpu.lock
 	python3 tools/envs.py
 
 envs:  ## rewrite envs/*.yaml from pyproject.toml ([tool.alldag.envs] and the pins)

@@ -160,10 +160,11 @@ def _lock_versions(path: Path) -> dict[str, set[str]]:
     return versions
 
 
-@pytest.mark.parametrize("lock, extras", [("requirements.lock", ["test"]),
-                                          ("requirements-gpu.lock", ["test", "gpu"])])
-def test_lock_holds_every_pyproject_pin(lock, extras):
+@pytest.mark.parametrize("lock, gpu", [("requirements.lock", False), ("requirements-gpu.lock", True)])
+def test_lock_holds_every_pyproject_pin(lock, gpu):
     project = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]
+    extras = env_tool.lock_extras() + ["gpu"] * gpu
+    assert "test" in extras and "lock" not in extras
     wanted = project["dependencies"] + [d for e in extras for d in project["optional-dependencies"][e]]
     locked = _lock_versions(REPO / lock)
     for dep in wanted:
@@ -172,3 +173,20 @@ def test_lock_holds_every_pyproject_pin(lock, extras):
         assert locked.get(name) == {m.group(3)}, f"{lock} has {name} {locked.get(name)}, pyproject.toml pins " \
                                                   f"{m.group(3)}: run `make lock`"
     assert ("nvidia-cudnn-cu12" in locked) == ("gpu" in extras)
+
+
+def test_gpu_profile_training_job_without_a_gpu_fails_with_one_line(tmp_path):
+    """profiles/local sets train.require_gpu: on this CPU-only machine the training job must refuse to run."""
+    from workflow_helpers import snakemake, write_config
+
+    config = yaml.safe_load((REPO / "tests" / "configs" / "micro.yaml").read_text())
+    config.update(backbones=["MobileNet"], custom_models={})
+    target = "results/models/benign_vs_pro/MobileNet/fold0/model.keras"
+    proc = snakemake(tmp_path, "--workflow-profile", str(REPO / "profiles" / "local"), "--cores", "2", target,
+                     config=write_config(tmp_path, config), env={"ALLDAG_GPUS": ""}, timeout=900)
+    assert proc.returncode != 0
+    log = (tmp_path / "logs/train/benign_vs_pro/MobileNet/fold0.log").read_text()
+    errors = [line for line in log.splitlines() if "ERROR alldag:" in line]
+    assert len(errors) == 1, log[-3000:]
+    assert "train.require_gpu is true but TensorFlow (" in errors[0] and "sees no GPU" in errors[0]
+    assert not (tmp_path / target).exists()

@@ -6,6 +6,7 @@ that installs the alldag package itself into it (code only: the env file pins it
 
     python tools/envs.py          # rewrite envs/
     python tools/envs.py --check  # exit 1 naming every env file that differs from what it would write
+    python tools/envs.py --lock-extras  # the `--extra` options of requirements.lock (make lock)
 """
 
 from __future__ import annotations
@@ -34,6 +35,16 @@ python -m pip install --no-deps --editable "$ALLDAG_REPO"
 def norm(name: str) -> str:
     """PEP 503 normalised distribution name."""
     return re.sub(r"[-_.]+", "-", name).lower()
+
+
+# Extras left out of requirements.lock: `gpu` has its own lock (requirements-gpu.lock), `lock` is uv itself.
+NOT_LOCKED = ("gpu", "lock")
+
+
+def lock_extras(config: dict | None = None) -> list[str]:
+    """The optional-dependency groups requirements.lock installs (every one but NOT_LOCKED)."""
+    config = pyproject() if config is None else config
+    return [e for e in config["project"].get("optional-dependencies", {}) if e not in NOT_LOCKED]
 
 
 def pyproject() -> dict:
@@ -95,6 +106,9 @@ def stale_files() -> list[str]:
 
 
 def main(argv: list[str]) -> int:
+    if argv == ["--lock-extras"]:
+        print(" ".join(f"--extra {e}" for e in lock_extras()))
+        return 0
     if argv == ["--check"]:
         stale = stale_files()
         if stale:

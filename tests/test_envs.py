@@ -42,16 +42,33 @@ def test_env_files_are_what_make_envs_writes_from_pyproject():
 
 
 @pytest.mark.parametrize("path", ENV_FILES, ids=lambda p: p.name)
-def test_env_pins_are_pyproject_pins(path):
+def test_env_pins_are_pyproject_pins_and_their_dependencies_the_lock(path):
     pins = env_tool.pins(tomllib.loads((REPO / "pyproject.toml").read_text())["project"])
+    lock = env_tool.read_lock(REPO / ("requirements-gpu.lock" if path.stem == "train-gpu" else "requirements.lock"))
     env = yaml.safe_load(path.read_text())
     assert env["channels"] == ["conda-forge", "nodefaults"]
     assert env["dependencies"][:2] == [env_tool.CONDA_PYTHON, env_tool.CONDA_PIP]
+    listed = set()
     for line in _pip(path):
-        m = PIP_PIN.match(line)
+        m = PIP_PIN.match(line.split(" ; ")[0])
         assert m, f"{path.name}: pip dependency {line!r} is not name==version"
-        assert pins[env_tool.norm(m.group(1))] == m.group(3), f"{path.name}: {line} differs from pyproject.toml"
+        name = env_tool.norm(m.group(1))
+        listed.add(name)
+        assert re.sub(r"\[[^\]]+\]", "", line) in lock[name][0], f"{path.name}: {line} is not what the lock pins ({lock[name][0]}): run `make lock`"
+        if name in pins:
+            assert pins[name] == m.group(3), f"{path.name}: {line} differs from pyproject.toml"
+    assert {"numpy", "pandas"} <= listed and "pytest" not in listed
     assert (path.parent / f"{path.stem}.post-deploy.sh").is_file()
+
+
+def test_env_dependencies_follow_the_lock_graph():
+    """Each env pins its packages' dependencies (as the lock has them), and nothing only other envs need."""
+    report = _pip(REPO / "envs" / "report.yaml")
+    assert "markupsafe==3.0.4" in report and "python-dateutil==2.9.0.post0" in report  # jinja2's, pandas'
+    assert not any(line.startswith(("tensorflow", "keras", "mlflow", "kagglehub", "pytest")) for line in report)
+    gpu = _pip(REPO / "envs" / "train-gpu.yaml")
+    assert any(line.startswith("nvidia-cudnn-cu12==") for line in gpu)
+    assert not any(line.startswith("nvidia-") for line in _pip(REPO / "envs" / "train.yaml"))
 
 
 def test_every_rule_with_a_script_has_an_env():

@@ -1,8 +1,10 @@
 """Write envs/*.yaml (one conda env per concern) from pyproject.toml, the one source of every pin.
 
 [tool.alldag.envs] names the distributions each env installs; their versions are the exact pins of
-[project] dependencies and optional-dependencies. Each env also gets a Snakemake post-deploy script
-that installs the alldag package itself into it (code only: the env file pins its dependencies).
+[project] dependencies and optional-dependencies, and their dependencies are pinned as the lock has
+them (requirements.lock, or requirements-gpu.lock for an env with tensorflow[and-cuda]), found through
+the lock's "# via" annotations. Each env also gets a Snakemake post-deploy script that installs the
+alldag package itself into it (code only: the env file pins its dependencies).
 
     python tools/envs.py          # rewrite envs/
     python tools/envs.py --check  # exit 1 naming every env file that differs from what it would write
@@ -79,20 +81,51 @@ def env_specs(config: dict | None = None) -> dict[str, list[str]]:
     return specs
 
 
-def render(env: str, requirements: list[str]) -> str:
+def read_lock(path: Path) -> dict[str, tuple[str, set[str]]]:
+    """{normalised name: (requirement without hashes, names it is required by)} of a uv lock."""
+    entries = {}
+    for block in re.split(r"\n(?=[A-Za-z0-9])", path.read_text()):
+        m = re.match(r"([A-Za-z0-9._-]+)==([^ \\]+(?: ; [^\\\n]+)?)", block)
+        if not m:
+            continue
+        via = set()
+        for comment in re.findall(r"#\s+(?:via\s+)?([A-Za-z0-9._-]+)(?: \(pyproject\.toml\))?\s*$", block, re.M):
+            via.add(norm(comment))
+        entries.setdefault(norm(m.group(1)), []).append((f"{m.group(1)}=={m.group(2).strip()}", via))
+    return {name: ([r for r, _ in found], set().union(*(v for _, v in found))) for name, found in entries.items()}
+
+
+def locked_dependencies(top: list[str], lock: dict) -> list[str]:
+    """Lock lines of everything the top-level requirements need, transitively, but not themselves."""
+    names = {norm(re.match(r"[A-Za-z0-9._-]+", r).group(0)) for r in top}
+    closure = set(names)
+    while True:
+        more = {n for n, (_, via) in lock.items() if n not in closure and via & closure}
+        if not more:
+            break
+        closure |= more
+    return [line for n in sorted(closure - names) for line in lock[n][0]]
+
+
+def render(env: str, requirements: list[str], dependencies: list[str], lock_name: str) -> str:
     """The conda env file of one env."""
     pip_lines = "".join(f"      - {r}\n" for r in requirements)
+    dep_lines = "".join(f"      - {r}\n" for r in dependencies)
     return (f"{HEADER}# {env} env: the rules that use it import only these (tests/test_envs.py checks);\n"
             f"# {env}.post-deploy.sh installs the alldag package into it.\n"
             "channels:\n  - conda-forge\n  - nodefaults\ndependencies:\n"
-            f"  - {CONDA_PYTHON}\n  - {CONDA_PIP}\n  - pip:\n{pip_lines}")
+            f"  - {CONDA_PYTHON}\n  - {CONDA_PIP}\n  - pip:\n{pip_lines}"
+            f"      # their dependencies, as {lock_name} pins them\n{dep_lines}")
 
 
 def wanted_files() -> dict[Path, str]:
     """Every file under envs/ this script owns, with its content."""
     files = {}
+    locks = {name: read_lock(REPO / name) for name in ("requirements.lock", "requirements-gpu.lock")}
     for env, requirements in env_specs().items():
-        files[ENVS / f"{env}.yaml"] = render(env, requirements)
+        lock_name = "requirements-gpu.lock" if any("[and-cuda]" in r for r in requirements) else "requirements.lock"
+        deps = locked_dependencies(requirements, locks[lock_name])
+        files[ENVS / f"{env}.yaml"] = render(env, requirements, deps, lock_name)
         files[ENVS / f"{env}.post-deploy.sh"] = POST_DEPLOY
     return files
 

@@ -123,8 +123,8 @@ def no_gpu_message(tf, env: dict | None = None) -> str:
         else "CUDA_VISIBLE_DEVICES unset"
     build = "built with CUDA" if tf.test.is_built_with_cuda() else "a CPU-only build"
     return (f"train.require_gpu is true but TensorFlow ({build}; {cuda}) sees no GPU: run on a GPU node with "
-            "--sdm conda (envs/train-gpu.yaml) or pip install -e '.[gpu]', or set train.require_gpu: false "
-            "(drop the GPU profile) to train on the CPU")
+            "TensorFlow's CUDA build (--sdm conda uses envs/train-gpu.yaml; or make install "
+            "LOCK=requirements-gpu.lock), or set train.require_gpu: false (drop the GPU profile) to train on the CPU")
 
 
 def configure_tensorflow(mixed_precision: str, require_gpu: bool = False) -> dict:

@@ -122,9 +122,9 @@ def install(env_file: Path, who: str) -> EnvGuard:
     """Guard this process's imports from now on; modules loaded while reading the env (yaml,
     packaging) are dropped so the rule's own imports of them pass the guard too."""
     guard = EnvGuard(env_file, who)
-    for name in [m for m in sys.modules if m.partition(".")[0] not in sys.stdlib_module_names | ALWAYS
-                 | {"alldag_envguard", "sitecustomize"} and m.partition(".")[0] not in sys.builtin_module_names]:
-        del sys.modules[name]
+    for name in [m for m in sys.modules if m.partition(".")[0] in guard.providers and m.partition(".")[0]
+                 not in ALWAYS | set(sys.stdlib_module_names)]:
+        del sys.modules[name]  # third-party modules only: __main__, the stdlib and this module stay
     sys.meta_path.insert(0, guard)
     return guard
 

@@ -24,7 +24,7 @@ from alldag.data import (
     select_subset,
     write_tsv_atomic,
 )
-from alldag.download import find_dataset_root, kaggle_download, materialise_dataset
+from alldag.download import find_dataset_root, materialise_dataset
 
 from conftest import SYNTHETIC_PER_CLASS
 
@@ -366,72 +366,3 @@ def test_find_dataset_root_too_deep(tmp_path):
     _make_layout(top / "a" / "b" / "c" / "d")
     with pytest.raises(AlldagError):
         find_dataset_root(top)
-
-
-def test_kaggle_download_failure_is_one_line(monkeypatch):
-    import kagglehub
-
-    def fail(handle, *args, **kwargs):
-        raise ConnectionError("Max retries exceeded\nwith url: https://www.kaggle.com/api/v1/...")
-
-    monkeypatch.setattr(kagglehub, "dataset_download", fail)
-    with pytest.raises(AlldagError) as exc:
-        kaggle_download()
-    message = _one_line(exc)
-    assert "ConnectionError" in message and "mehradaria/leukemia" in message
-    assert "data.source: local" in message
-
-
-def test_kaggle_download_success_finds_root(monkeypatch, tmp_path):
-    import kagglehub
-
-    inner = _make_layout(tmp_path / "cache" / "versions" / "2")
-    calls = []
-
-    def fake(handle, *args, **kwargs):
-        calls.append(handle)
-        return str(tmp_path / "cache")
-
-    monkeypatch.setattr(kagglehub, "dataset_download", fake)
-    assert kaggle_download() == inner
-    assert calls == ["mehradaria/leukemia"]
-
-
-def test_kaggle_reachable_offline_switch(monkeypatch):
-    import socket
-
-    from alldag.data import kaggle_reachable
-
-    def boom(*args, **kwargs):
-        raise AssertionError("ALLDAG_OFFLINE=1 must not open a socket")
-
-    monkeypatch.setattr(socket, "create_connection", boom)
-    monkeypatch.setenv("ALLDAG_OFFLINE", "1")
-    assert kaggle_reachable() is False
-
-
-def test_kaggle_reachable_probe(monkeypatch):
-    import socket
-
-    from alldag.data import KAGGLE_HOST, kaggle_reachable
-
-    monkeypatch.delenv("ALLDAG_OFFLINE", raising=False)
-    calls = []
-
-    class Conn:
-        def close(self):
-            calls.append("closed")
-
-    def ok(address, timeout=None):
-        calls.append((address, timeout))
-        return Conn()
-
-    monkeypatch.setattr(socket, "create_connection", ok)
-    assert kaggle_reachable(0.5) is True
-    assert calls == [(KAGGLE_HOST, 0.5), "closed"]
-
-    def refused(address, timeout=None):
-        raise ConnectionRefusedError("no route")
-
-    monkeypatch.setattr(socket, "create_connection", refused)
-    assert kaggle_reachable() is False

@@ -64,16 +64,34 @@ def test_precision_follows_the_gpus_the_job_sees(monkeypatch, gpus, setting, pre
     import keras
     import tensorflow as tf
 
+    from types import SimpleNamespace
+
     from alldag.devices import configure_tensorflow
 
     grown = []
-    monkeypatch.setattr(tf.config, "list_physical_devices", lambda kind: [f"{kind}:{i}" for i in range(gpus)])
-    monkeypatch.setattr(tf.config.experimental, "set_memory_growth", lambda gpu, on: grown.append((gpu, on)))
+    fake = [SimpleNamespace(name=f"/physical_device:GPU:{i}") for i in range(gpus)]
+    monkeypatch.setattr(tf.config, "list_physical_devices", lambda kind: fake if kind == "GPU" else [])
+    monkeypatch.setattr(tf.config.experimental, "get_device_details", lambda gpu: {"device_name": "Fake GPU"})
+    monkeypatch.setattr(tf.config.experimental, "set_memory_growth", lambda gpu, on: grown.append((gpu.name, on)))
+    devices = ", ".join(f"GPU:{i} (Fake GPU)" for i in range(gpus)) or "none"
     try:
-        assert configure_tensorflow(setting) == {"gpus": gpus, "precision": precision}
-        assert grown == [(f"GPU:{i}", True) for i in range(gpus)]
+        assert configure_tensorflow(setting) == {"gpus": gpus, "devices": devices, "precision": precision}
+        assert grown == [(f"/physical_device:GPU:{i}", True) for i in range(gpus)]
     finally:
         keras.mixed_precision.set_global_policy("float32")
+
+
+def test_a_job_that_requires_a_gpu_and_sees_none_fails_with_one_line(monkeypatch):
+    from alldag import AlldagError
+    from alldag.devices import configure_tensorflow
+
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "")
+    with pytest.raises(AlldagError) as err:
+        configure_tensorflow("auto", require_gpu=True)
+    message = str(err.value)
+    assert "\n" not in message
+    assert message.startswith("train.require_gpu is true but TensorFlow (")
+    assert "CUDA_VISIBLE_DEVICES=''" in message and "envs/train-gpu.yaml" in message
 
 
 def test_inside_a_slurm_job_its_gpu_assignment_wins_over_the_pool(monkeypatch, tmp_path):

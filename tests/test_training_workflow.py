@@ -66,6 +66,10 @@ def test_every_training_job_is_a_tracked_child_run_with_provenance(full_run):
         assert len(params["git_commit"]) >= 40 or params["git_commit"] == "unknown"
         assert {"tensorflow", "keras", "numpy", "mlflow", "seed", "precision"} <= set(params)
         assert params["precision"] == "float32"  # no GPU here: mixed precision stays off under auto
+        assert params["devices"] == "none" and params["gpus"] == "0"
+    for model in MODELS:
+        log = (full_run / f"logs/train/{TASK}/{model}/fold0.log").read_text()
+        assert "(TensorFlow sees: none)" in log
         steps = [m.step for m in client.get_metric_history(run.info.run_id, "loss")]
         assert sorted(steps) == list(range(CFG["train"]["epochs"]))
     assert not any(model_dir(full_run, m).joinpath("checkpoint").exists() for m in MODELS)  # cleaned up

@@ -21,10 +21,12 @@ def write_config(workdir: Path, config: dict) -> Path:
 
 
 def workflow_env(env: dict | None = None) -> dict:
-    """The environment of a workflow run: offline, plus env. An MLFLOW_TRACKING_URI that an in-process
-    test left behind (mlflow.set_tracking_uri exports it) is dropped unless env sets it."""
+    """The environment of a workflow run: offline, every job importing only what its rule's conda env
+    provides (tests/envguard), plus env. An MLFLOW_TRACKING_URI that an in-process test left behind
+    (mlflow.set_tracking_uri exports it) is dropped unless env sets it."""
     inherited = {k: v for k, v in os.environ.items() if k != "MLFLOW_TRACKING_URI"}
-    return {**inherited, "ALLDAG_OFFLINE": "1", **(env or {})}
+    path = os.pathsep.join(p for p in (str(REPO / "tests" / "envguard"), inherited.get("PYTHONPATH")) if p)
+    return {**inherited, "ALLDAG_OFFLINE": "1", "ALLDAG_ENV_GUARD": "1", "PYTHONPATH": path, **(env or {})}
 
 
 def _command(workdir: Path, args, config: Path | None, env: dict | None) -> tuple[list[str], dict]:

@@ -90,3 +90,24 @@ def check_custom_models(custom_models: dict) -> None:
         if not Path(rule_file).is_file():
             raise AlldagError(f"custom_models.{name}: rule file {rule_file} not found (paths are relative to the "
                               f"working directory)")
+
+
+def booleans_from_cli(config: dict, schema_path: str | os.PathLike) -> dict:
+    """Turn 'true'/'false' strings into booleans wherever the schema wants a boolean, in place.
+
+    Snakemake reads nested --config values (and a profile's `config:` entries) with YAML's BaseLoader,
+    so `--config train='{require_gpu: true}'` arrives as the string 'true'.
+    """
+    import yaml
+
+    def walk(node: dict, schema: dict) -> None:
+        for key, sub in schema.get("properties", {}).items():
+            if key not in node:
+                continue
+            if sub.get("type") == "boolean" and str(node[key]).lower() in ("true", "false"):
+                node[key] = str(node[key]).lower() == "true"
+            elif sub.get("type") == "object" and isinstance(node[key], dict):
+                walk(node[key], sub)
+
+    walk(config, yaml.safe_load(Path(schema_path).read_text()))
+    return config

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -18,7 +17,6 @@ from alldag import AlldagError
 from alldag.classes import CLASSES
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png")
-KAGGLE_HOST = ("api.kaggle.com", 443)
 DATASET_COLUMNS = ["image_id", "label", "path", "mask_path"]
 
 
@@ -41,14 +39,27 @@ def has_layout(root: str | os.PathLike) -> bool:
     return original.is_dir() and any((original / c).is_dir() for c in CLASSES)
 
 
-def kaggle_reachable(timeout_s: float = 2.0) -> bool:
-    """True if the Kaggle API host accepts a TCP connection within timeout_s."""
+def kaggle_endpoint() -> str:
+    """The Kaggle API root kagglehub talks to (kagglesdk's choice: KAGGLE_API_ENVIRONMENT, default PROD)."""
+    from kagglesdk.kaggle_env import get_endpoint, get_env
+
+    return get_endpoint(get_env())
+
+
+def kaggle_reachable(timeout_s: float = 5.0) -> bool:
+    """True if the Kaggle API answers an HTTP request within timeout_s (any status: it is there).
+
+    The probe uses requests, as kagglehub does, so HTTPS_PROXY/HTTP_PROXY/NO_PROXY and
+    REQUESTS_CA_BUNDLE apply to it exactly as they will to the download.
+    """
     if os.environ.get("ALLDAG_OFFLINE") == "1":
         return False
+    import requests
+
     try:
-        socket.create_connection(KAGGLE_HOST, timeout=timeout_s).close()
+        requests.head(kaggle_endpoint(), timeout=timeout_s, allow_redirects=False).close()
         return True
-    except OSError:
+    except requests.RequestException:
         return False
 
 
@@ -74,8 +85,8 @@ def resolve_source(source: str, local_dir: str | None, online=kaggle_reachable) 
     if source == "kaggle":
         if not online():
             raise AlldagError(
-                "data.source is 'kaggle' but api.kaggle.com cannot be reached: download "
-                "https://www.kaggle.com/datasets/mehradaria/leukemia by hand, unzip it, "
+                f"data.source is 'kaggle' but {kaggle_endpoint()} cannot be reached (behind a proxy, set "
+                "HTTPS_PROXY): download https://www.kaggle.com/datasets/mehradaria/leukemia by hand, unzip it, "
                 "and set data.source: local with data.local_dir pointing at the folder holding Original/")
         return SourceDecision("kaggle", None, "data.source is 'kaggle'", demo=False)
     if source != "auto":

@@ -106,17 +106,41 @@ def training_device():
         yield device
 
 
-def configure_tensorflow(mixed_precision: str) -> dict:
+def visible_devices(tf) -> str:
+    """TensorFlow's GPUs as 'GPU:0 (NVIDIA H100), GPU:1 (...)', or 'none' when it sees only the CPU."""
+    names = []
+    for gpu in tf.config.list_physical_devices("GPU"):
+        details = tf.config.experimental.get_device_details(gpu)
+        label = gpu.name.removeprefix("/physical_device:")
+        names.append(f"{label} ({details['device_name']})" if details.get("device_name") else label)
+    return ", ".join(names) or "none"
+
+
+def no_gpu_message(tf, env: dict | None = None) -> str:
+    """One line on why a job that requires a GPU sees none, and what to do."""
+    env = os.environ if env is None else env
+    cuda = "CUDA_VISIBLE_DEVICES=" + repr(env["CUDA_VISIBLE_DEVICES"]) if "CUDA_VISIBLE_DEVICES" in env \
+        else "CUDA_VISIBLE_DEVICES unset"
+    build = "built with CUDA" if tf.test.is_built_with_cuda() else "a CPU-only build"
+    return (f"train.require_gpu is true but TensorFlow ({build}; {cuda}) sees no GPU: run on a GPU node with "
+            "TensorFlow's CUDA build (--sdm conda uses envs/train-gpu.yaml; or make install "
+            "LOCK=requirements-gpu.lock), or set train.require_gpu: false (drop the GPU profile) to train on the CPU")
+
+
+def configure_tensorflow(mixed_precision: str, require_gpu: bool = False) -> dict:
     """Memory growth on every visible GPU; mixed_float16 when asked ('on') or when a GPU is there ('auto').
 
-    Returns {"gpus": n, "precision": policy name}. Call before building any model.
+    Returns {"gpus": n, "devices": visible_devices(), "precision": policy name}. Raises AlldagError
+    when require_gpu is set and TensorFlow sees no GPU. Call before building any model.
     """
     import keras
     import tensorflow as tf
 
     gpus = tf.config.list_physical_devices("GPU")
+    if require_gpu and not gpus:
+        raise AlldagError(no_gpu_message(tf))
     for gpu in gpus:
         tf.config.experimental.set_memory_growth(gpu, True)
     mixed = mixed_precision == "on" or (mixed_precision == "auto" and bool(gpus))
     keras.mixed_precision.set_global_policy("mixed_float16" if mixed else "float32")
-    return {"gpus": len(gpus), "precision": keras.mixed_precision.global_policy().name}
+    return {"gpus": len(gpus), "devices": visible_devices(tf), "precision": keras.mixed_precision.global_policy().name}

@@ -29,17 +29,40 @@ def find_dataset_root(top: str | os.PathLike, max_depth: int = 3) -> Path:
                       "or place the dataset by hand and set data.source: local")
 
 
+BY_HAND = ("download it by hand from https://www.kaggle.com/datasets/mehradaria/leukemia, unzip it and set "
+           "data.source: local, data.local_dir: <folder holding Original/>")
+
+
+def kaggle_failure(handle: str, exc: Exception) -> str:
+    """One line saying why kagglehub's download failed and what to do."""
+    status = getattr(getattr(exc, "response", None), "status_code", None)
+    if status in (401, 403):
+        return (f"Kaggle refused to send dataset '{handle}' (HTTP {status}): put your Kaggle API token in "
+                f"~/.kaggle/kaggle.json or set KAGGLE_USERNAME and KAGGLE_KEY, or {BY_HAND}")
+    if status == 404:
+        return f"Kaggle has no dataset '{handle}' (HTTP 404): check the handle, or {BY_HAND}"
+    if type(exc).__name__ in ("ConnectionError", "ConnectTimeout", "ReadTimeout", "ProxyError", "SSLError"):
+        return (f"Kaggle could not be reached for dataset '{handle}' ({type(exc).__name__}; behind a proxy, set "
+                f"HTTPS_PROXY and, for an intercepting one, REQUESTS_CA_BUNDLE), or {BY_HAND}")
+    if isinstance(exc, (ValueError, EOFError)) or type(exc).__name__ in ("DataCorruptionError",
+                                                                         "ChunkedEncodingError", "BadZipFile"):
+        return (f"the download of Kaggle dataset '{handle}' is incomplete or corrupt ({type(exc).__name__}: "
+                f"{exc}): rerun to download it again, or {BY_HAND}")
+    return f"downloading Kaggle dataset '{handle}' failed ({type(exc).__name__}: {exc}): {BY_HAND}"
+
+
 def kaggle_download(handle: str = KAGGLE_HANDLE) -> Path:
-    """Download (or reuse kagglehub's cache of) the Kaggle dataset; returns the folder holding Original/."""
+    """Download (or reuse kagglehub's cache of) the Kaggle dataset; returns the folder holding Original/.
+
+    kagglehub caches under KAGGLEHUB_CACHE (default ~/.cache/kagglehub): a second run only asks Kaggle
+    for the current version. KAGGLE_API_ENVIRONMENT picks the server (kagglesdk; TEST is localhost:7777).
+    """
     import kagglehub
 
     try:
         path = kagglehub.dataset_download(handle)
-    except Exception as exc:  # kagglehub raises requests/HTTP errors of many kinds
-        raise AlldagError(
-            f"downloading Kaggle dataset '{handle}' failed ({type(exc).__name__}): download it by hand "
-            "from https://www.kaggle.com/datasets/mehradaria/leukemia, unzip it and set "
-            "data.source: local, data.local_dir: <folder holding Original/>") from None
+    except Exception as exc:  # kagglehub raises requests/HTTP, archive and checksum errors of many kinds
+        raise AlldagError(" ".join(kaggle_failure(handle, exc).split())) from None
     return find_dataset_root(path)
 
 

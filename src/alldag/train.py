@@ -267,13 +267,14 @@ def _log_model(model, manifest: pd.DataFrame, settings: TrainSettings, model_out
 
 def train_model(settings: TrainSettings, split_manifest, augmentation_json, tracking: Tracking,
                 model_out, history_out, curves_out, run_out, checkpoint_every_s: float = 0.0,
-                mixed_precision: str = "auto", build_model=None) -> None:
+                mixed_precision: str = "auto", build_model=None, require_gpu: bool = False) -> None:
     """Train one (task, backbone) model and write its outputs.
 
     Outputs: model_out (.keras, without optimizer state; a hard link to the logged MLflow model's file when
     the artifact store is local), history_out (TSV, one row per epoch), curves_out (PNG of the
     accuracy and loss curves), run_out (JSON with the MLflow child run id). A checkpoint folder
     beside model_out lets a killed job resume; it is removed once the outputs are written.
+    require_gpu: raise AlldagError (one line) instead of training on the CPU when no GPU is visible.
     """
     from alldag import checkpoint
     from alldag.augment import read_spec
@@ -281,9 +282,9 @@ def train_model(settings: TrainSettings, split_manifest, augmentation_json, trac
     from alldag.tracking import child_run, log_artifact, log_split_datasets, parent_run_id, retry, run_params
 
     with training_device() as device:
-        hardware = configure_tensorflow(mixed_precision)
-        log.info("training %s on %s; GPU %s, %s", settings.backbone, settings.task, device or "none",
-                 hardware["precision"])
+        hardware = configure_tensorflow(mixed_precision, require_gpu)
+        log.info("training %s on %s; GPU %s (TensorFlow sees: %s), %s", settings.backbone, settings.task,
+                 device or "none", hardware["devices"], hardware["precision"])
         manifest = read_tsv(split_manifest)
         augmentation = read_spec(augmentation_json)
         checkpoint_dir = Path(model_out).parent / "checkpoint"
@@ -303,7 +304,8 @@ def train_model(settings: TrainSettings, split_manifest, augmentation_json, trac
                     **asdict(settings), "classes": ",".join(settings.classes), "weights": str(settings.weights),
                     **{f"augment.{k}": v for k, v in augmentation.items()}, **_versions(),
                     "git_commit": git_commit(), "n_train": int((manifest["split"] == "train").sum()),
-                    "gpus": hardware["gpus"], "precision": hardware["precision"],
+                    "gpus": hardware["gpus"], "devices": hardware["devices"],
+                    "precision": hardware["precision"],
                     **run_params(task=settings.task, backbone=settings.backbone, fold=settings.fold,
                                  image_size=settings.image_size, epochs=settings.epochs, weights=settings.weights,
                                  seed=settings.seed, data_source=data_source(tracking), git_commit=git_commit())})

@@ -1,14 +1,18 @@
 import json
+import os
 import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(workflow.basedir) / "src"))
+# envs/*.post-deploy.sh install the alldag package from here into each conda env (--sdm conda).
+os.environ.update(ALLDAG_REPO=str(Path(workflow.basedir)))
 
 from alldag import AlldagError
 from alldag.backbones import check_backbones
 from alldag.classes import CLASSES
 from alldag.config import (
     apply_demo,
+    booleans_from_cli,
     check_backbone_overrides,
     check_custom_models,
     train_settings_for,
@@ -64,6 +68,7 @@ def check_config(cfg, counts):
 
 
 try:
+    booleans_from_cli(config, SCHEMA)
     validate_config(config, SCHEMA)
     check_config(config, None)
     SOURCE = decide_source(config)
@@ -171,6 +176,12 @@ def comparison_runs(wildcards):
 
 def task_classes(wildcards):
     return config["tasks"][wildcards.task]
+
+
+def train_env():
+    """The training rules' conda env: with TensorFlow's CUDA libraries when train.require_gpu is set."""
+    name = "train-gpu.yaml" if config["train"]["require_gpu"] else "train.yaml"
+    return str(Path(workflow.basedir) / "envs" / name)
 
 
 def backbone_train_settings(wildcards):

@@ -24,7 +24,7 @@ rule train:
     wildcard_constraints:
         backbone="|".join(BACKBONES),
     conda:
-        "../../envs/train.yaml"
+        train_env()
     resources:
         gpu=1,
     params:

@@ -1,10 +1,5 @@
-import sys
-from pathlib import Path
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "src"))
-from alldag.rulelog import run_rule  # noqa: E402
-
-from alldag.audit import audit_dataset  # noqa: E402
+from alldag.rulelog import run_rule
+from alldag.audit import audit_dataset
 
 p, out = snakemake.params, snakemake.output
 run_rule(

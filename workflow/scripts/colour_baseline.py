@@ -1,11 +1,6 @@
-import sys
-from pathlib import Path
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "src"))
-from alldag.rulelog import run_rule  # noqa: E402
-
-from alldag.baseline import run_colour_baseline  # noqa: E402
-from alldag.train import Tracking  # noqa: E402
+from alldag.rulelog import run_rule
+from alldag.baseline import run_colour_baseline
+from alldag.train import Tracking
 
 out, w, p = snakemake.output, snakemake.wildcards, snakemake.params
 figures = {f"{k}_out": out[k] for k in ("metrics", "predictions", "confusion", "roc", "reliability")}

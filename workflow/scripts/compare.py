@@ -1,11 +1,6 @@
-import sys
-from pathlib import Path
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "src"))
-from alldag.rulelog import run_rule  # noqa: E402
-
-from alldag.compare import compare_models  # noqa: E402
-from alldag.registry import publish_comparison  # noqa: E402
+from alldag.rulelog import run_rule
+from alldag.compare import compare_models
+from alldag.registry import publish_comparison
 
 out, p = snakemake.output, snakemake.params
 runs = list(snakemake.input.runs)  # in expand(model, fold) order, like the predictions

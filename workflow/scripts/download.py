@@ -1,11 +1,6 @@
-import sys
-from pathlib import Path
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "src"))
-from alldag.rulelog import run_rule  # noqa: E402
-
-from alldag.data import SourceDecision  # noqa: E402
-from alldag.download import materialise_dataset  # noqa: E402
+from alldag.rulelog import run_rule
+from alldag.data import SourceDecision
+from alldag.download import materialise_dataset
 
 p = snakemake.params
 syn = p.synthetic

@@ -1,10 +1,5 @@
-import sys
-from pathlib import Path
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "src"))
-from alldag.rulelog import run_rule  # noqa: E402
-
-from alldag.evaluate import evaluate_model  # noqa: E402
+from alldag.rulelog import run_rule
+from alldag.evaluate import evaluate_model
 
 inp, out, w = snakemake.input, snakemake.output, snakemake.wildcards
 run_rule(

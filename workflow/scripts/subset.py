@@ -1,10 +1,5 @@
-import sys
-from pathlib import Path
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "src"))
-from alldag.rulelog import run_rule  # noqa: E402
-
-from alldag.data import read_tsv, select_subset, write_tsv_atomic  # noqa: E402
+from alldag.rulelog import run_rule
+from alldag.data import read_tsv, select_subset, write_tsv_atomic
 
 p = snakemake.params
 run_rule(

@@ -1,10 +1,5 @@
-import sys
-from pathlib import Path
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "src"))
-from alldag.rulelog import run_rule  # noqa: E402
-
-from alldag.train import settings_from_params, train_model  # noqa: E402
+from alldag.rulelog import run_rule
+from alldag.train import settings_from_params, train_model
 
 out, params = snakemake.output, dict(snakemake.params)
 settings, tracking = settings_from_params({**params, **dict(snakemake.wildcards)})
@@ -24,6 +19,7 @@ run_rule(
         settings, snakemake.input.manifest, snakemake.input.augmentation, tracking, out.model, out.history, out.curves, out.run,
         checkpoint_every_s=60 * params["train"]["checkpoint_minutes"],
         mixed_precision=params["train"]["mixed_precision"],
+        require_gpu=params["train"]["require_gpu"],
         build_model=build_model if "architecture" in params else None,
     ),
 )

@@ -29,7 +29,7 @@ rule train_small_cnn:
     log:
         "logs/train/{task}/SmallCNN/fold{fold}.log",
     conda:
-        "../../../envs/train.yaml"
+        train_env()
     resources:
         gpu=1,
     params:

@@ -107,8 +107,6 @@ def fit(settings: TrainSettings, manifest: pd.DataFrame, augmentation: dict, che
     tf.config.experimental.enable_op_determinism()  # same seed, same CPU -> same metrics
     train_rows = manifest[manifest["split"] == "train"]
     val_rows = manifest[manifest["split"] == "val"]
-    train_ds = make_dataset(train_rows, settings.image_size, settings.batch_size, training=True,
-                            augmenter=build_augmenter(augmentation), seed=settings.seed)
     val_ds = make_dataset(val_rows, settings.image_size, settings.batch_size)
     model = (build_model() if build_model else
              build_classifier(settings.backbone, len(settings.classes), settings.image_size, settings.weights,
@@ -143,8 +141,14 @@ def fit(settings: TrainSettings, manifest: pd.DataFrame, augmentation: dict, che
             callbacks.append(checkpoint.resumable_early_stopping(settings.early_stopping_patience, resumed, best))
         callbacks.append(checkpoint.checkpoint_callback(checkpoint_dir, key, rows, phase, report,
                                                         checkpoint_every_s, callbacks[0] if callbacks else None))
+        callbacks.append(checkpoint.reseed_each_epoch(settings.seed))
+        # shuffle and augmentation seeded per epoch from (seed, epoch): a resumed fit draws what an uninterrupted one would
+        train_ds = make_dataset(train_rows, settings.image_size, settings.batch_size, training=True,
+                                seed=settings.seed, epochs=range(done, until),
+                                epoch_augmenter=lambda s: build_augmenter({**augmentation, "seed": s}))
         model.fit(train_ds, validation_data=val_ds, initial_epoch=done, epochs=until, verbose=2,
-                  class_weight=class_weight, callbacks=callbacks)
+                  class_weight=class_weight, callbacks=callbacks,
+                  steps_per_epoch=-(-len(train_rows) // settings.batch_size))
         done = rows[-1]["epoch"] if rows else done
     frame = pd.DataFrame(rows)
     if settings.recalibrate_bn:

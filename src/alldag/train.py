@@ -238,7 +238,7 @@ def train_model(settings: TrainSettings, split_manifest, augmentation_json, trac
     from alldag import checkpoint
     from alldag.augment import read_spec
     from alldag.devices import configure_tensorflow, training_device
-    from alldag.tracking import child_run, log_artifact, parent_run_id, retry
+    from alldag.tracking import child_run, log_artifact, parent_run_id, reparent_run, retry
 
     with training_device() as device:
         hardware = configure_tensorflow(mixed_precision)
@@ -266,6 +266,9 @@ def train_model(settings: TrainSettings, split_manifest, augmentation_json, trac
                     "gpus": hardware["gpus"], "precision": hardware["precision"]})
             else:
                 log.info("continuing MLflow run %s", previous)
+                if (earlier := reparent_run(previous, parent)) is not None:
+                    log.info("moved run %s from parent run %s to this invocation's parent run %s", previous,
+                             earlier, parent)
             model, history = fit(settings, manifest, augmentation, checkpoint_dir, epoch_reporter(run.info.run_id),
                                  checkpoint_every_s, build_model)
             write_training_outputs(model, history, settings, model_out, history_out, curves_out)

@@ -29,6 +29,7 @@ bench: install
 	$(PY) bench/bench_explain.py
 	$(PY) bench/bench_input_pipeline.py
 	$(PY) bench/bench_training_overhead.py
+	$(PY) bench/bench_memory.py
 
 clean:
 	rm -rf results logs .snakemake

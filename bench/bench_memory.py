@@ -11,9 +11,9 @@ the first epoch, so later epochs add nothing):
   full  the study's 224 px and batch 32, one backbone (--backbone, default MobileNet), --images
         synthetic images per class (default 150), one task; Grad-CAM and LIME on one image per class
         with LIME's full 100-image batches
-  steps one training step at 224 px, batch 32, of each of the study's backbones, each in a fresh
-        process: what the other backbones add over the full setting's one (a VGG on a few hundred
-        images through the whole DAG would take an hour of CPU)
+  steps one training step (batch 32) and one prediction (batch 100, LIME's batch) at 224 px of each
+        of the study's backbones, each in a fresh process: what the other backbones add over the
+        full setting's one (a VGG on a few hundred images through the whole DAG takes an hour of CPU)
 
 Linux only (/proc). Prints one table per setting: rule, jobs, peak RSS (MiB) of its largest job.
 Usage: .venv/bin/python bench/bench_memory.py [--only demo|full|steps] [--backbone NAME] [--images N] [--keep DIR]
@@ -129,30 +129,40 @@ STEP = """
 import resource, sys
 import numpy as np, keras
 from alldag.models import build_classifier
-backbone, size, batch = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
+backbone, size, batch, mode = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), sys.argv[4]
 keras.utils.set_random_seed(0)
 model = build_classifier(backbone, 2, size, None, 0.3, None)
 model.compile(optimizer=keras.optimizers.Adam(1e-4), loss="sparse_categorical_crossentropy", metrics=["accuracy"])
 x = np.random.default_rng(0).uniform(0, 255, (batch, size, size, 3)).astype("float32")
-model.fit(x, np.arange(batch) % 2, batch_size=batch, epochs=1, verbose=0)
+if mode == "fit":
+    model.fit(x, np.arange(batch) % 2, batch_size=batch, epochs=1, verbose=0)
+else:
+    model.predict(x, batch_size=batch, verbose=0)
 print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)
 """
 
 
-def training_step_peaks(backbones: list[str], size: int = 224, batch: int = 32) -> dict:
-    """Peak RSS (MiB) of a fresh process that builds each backbone and fits one batch."""
-    print(f"\nsteps: one training step at {size} px, batch {batch}, random init, a fresh process each")
-    print(f"{'backbone':<16}{'peak RSS MiB':>19}")
+def step_peaks(backbones: list[str], size: int = 224, batch: int = 32, predict_batch: int = 100) -> dict:
+    """Peak RSS (MiB) of a fresh process that builds each backbone and fits one batch, or predicts one
+    batch of predict_batch images (LIME's default lime_batch_size)."""
+    print(f"\nsteps: {size} px, random init, a fresh process for each step")
+    print(f"{'backbone':<16}{f'fit, batch {batch}':>19}{f'predict, batch {predict_batch}':>22}   (peak RSS MiB)")
     peaks = {}
     for backbone in backbones:
-        proc = subprocess.run([sys.executable, "-c", STEP, backbone, str(size), str(batch)], capture_output=True,
-                              text=True, env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2",
-                                              "PYTHONPATH": f"{REPO / 'src'}{os.pathsep}{os.environ.get('PYTHONPATH', '')}"})
-        if proc.returncode != 0:
-            sys.exit(f"the training step of {backbone} failed:\n{proc.stderr[-2000:]}")
-        peaks[backbone] = round(int(proc.stdout.split()[-1]) / 1024)
-        print(f"{backbone:<16}{peaks[backbone]:>19}")
+        peaks[backbone] = {mode: _step_peak(backbone, size, n, mode)
+                           for mode, n in (("fit", batch), ("predict", predict_batch))}
+        print(f"{backbone:<16}{peaks[backbone]['fit']:>19}{peaks[backbone]['predict']:>22}")
     return peaks
+
+
+def _step_peak(backbone: str, size: int, batch: int, mode: str) -> int:
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2",
+           "PYTHONPATH": f"{REPO / 'src'}{os.pathsep}{os.environ.get('PYTHONPATH', '')}"}
+    proc = subprocess.run([sys.executable, "-c", STEP, backbone, str(size), str(batch), mode], capture_output=True,
+                          text=True, env=env)
+    if proc.returncode != 0:
+        sys.exit(f"the {mode} step of {backbone} failed:\n{proc.stderr[-2000:]}")
+    return round(int(proc.stdout.split()[-1]) / 1024)  # ru_maxrss is in KiB on Linux
 
 
 def measure(name: str, cfg: dict, workdir: Path) -> dict:
@@ -191,7 +201,7 @@ def main() -> int:
                if args.only in (None, name)}
     if args.only in (None, "steps"):
         backbones = yaml.safe_load((REPO / "config.yaml").read_text())["backbones"]
-        results["steps"] = training_step_peaks(backbones)
+        results["steps"] = step_peaks(backbones)
     if args.json:
         args.json.write_text(json.dumps(results, indent=2))
     return 0

@@ -64,10 +64,19 @@ def run_and_watch(workdir: Path, configfile: Path) -> tuple[dict[int, tuple[str,
     """Run snakemake; returns {job pid: (rule, peak KiB)}, snakemake's own peak KiB and the wall time."""
     cmd = [SNAKEMAKE, "-s", str(REPO / "Snakefile"), "-d", str(workdir), "--configfile", str(configfile),
            "--cores", "1"]
-    log = open(workdir / "snakemake.log", "w")
     start = time.perf_counter()
-    snakemake = subprocess.Popen(cmd, cwd=workdir, stdout=log, stderr=subprocess.STDOUT,
-                                 env={**os.environ, "ALLDAG_OFFLINE": "1"})
+    with open(workdir / "snakemake.log", "w") as log:
+        snakemake = subprocess.Popen(cmd, cwd=workdir, stdout=log, stderr=subprocess.STDOUT,
+                                     env={**os.environ, "ALLDAG_OFFLINE": "1"})
+        jobs, own = watch(snakemake)
+    elapsed = time.perf_counter() - start
+    if snakemake.returncode != 0:
+        sys.exit(f"snakemake failed (exit {snakemake.returncode}); see {workdir / 'snakemake.log'}")
+    return jobs, own, elapsed
+
+
+def watch(snakemake: subprocess.Popen) -> tuple[dict[int, tuple[str, int]], int]:
+    """Poll snakemake's process tree until it exits: {job pid: (rule, peak KiB)} and its own peak KiB."""
     root = psutil.Process(snakemake.pid)
     jobs: dict[int, tuple[str, int]] = {}  # job pid -> (rule, peak KiB of the job and its children)
     own = 0
@@ -87,11 +96,8 @@ def run_and_watch(workdir: Path, configfile: Path) -> tuple[dict[int, tuple[str,
                 continue
             jobs[pid] = (rule, max(peak, sum(high_water_kib(p) for p in tree)))
         time.sleep(POLL_S)
-    elapsed = time.perf_counter() - start
-    log.close()
-    if snakemake.returncode != 0:
-        sys.exit(f"snakemake failed (exit {snakemake.returncode}); see {workdir / 'snakemake.log'}")
-    return jobs, own, elapsed
+    snakemake.wait()
+    return jobs, own
 
 
 def deep_merge(base: dict, over: dict) -> dict:
@@ -159,7 +165,7 @@ def _step_peak(backbone: str, size: int, batch: int, mode: str) -> int:
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2",
            "PYTHONPATH": f"{REPO / 'src'}{os.pathsep}{os.environ.get('PYTHONPATH', '')}"}
     proc = subprocess.run([sys.executable, "-c", STEP, backbone, str(size), str(batch), mode], capture_output=True,
-                          text=True, env=env)
+                          text=True, env=env, check=False)
     if proc.returncode != 0:
         sys.exit(f"the {mode} step of {backbone} failed:\n{proc.stderr[-2000:]}")
     return round(int(proc.stdout.split()[-1]) / 1024)  # ru_maxrss is in KiB on Linux

@@ -46,6 +46,8 @@ def make_dataset(rows: pd.DataFrame, image_size: int, batch_size: int, training:
     ds = ds.map(lambda p, y: (decode_image(p, image_size), y), num_parallel_calls=AUTOTUNE,
                 deterministic=True).cache()
     if training and epochs is not None:
+        if not epochs:
+            raise ValueError(f"make_dataset: no epochs to make ({epochs})")
         return reduce(tf.data.Dataset.concatenate,
                       [_one_epoch(ds, len(rows), batch_size, epoch_seed(seed, e), epoch_augmenter)
                        for e in epochs]).prefetch(AUTOTUNE)

@@ -57,6 +57,7 @@ bench: install
 	$(PY) bench/bench_training_overhead.py
 	$(PY) bench/bench_audit.py
 	$(PY) bench/bench_model_storage.py
+	$(PY) bench/bench_memory.py
 
 clean:
 	rm -rf results logs .snakemake

@@ -61,3 +61,23 @@ def test_a_server_that_asks_for_a_login_is_reachable():
 def test_credentials_in_the_uri_are_refused():
     with pytest.raises(AlldagError, match="MLFLOW_TRACKING_PASSWORD"):
         check_server("http://alice:hunter2@127.0.0.1:5000")
+
+
+def test_a_restarted_child_run_moves_to_the_current_parent_and_keeps_the_earlier_ones(tmp_path):
+    import mlflow
+
+    from alldag.tracking import PARENT_TAG, PREVIOUS_PARENTS_TAG, child_run, reparent_run
+
+    uri = f"sqlite:///{tmp_path}/mlflow.db"
+    mlflow.set_tracking_uri(uri)
+    client = mlflow.MlflowClient()
+    experiment = client.create_experiment("study")
+    first, second, third = (client.create_run(experiment).info.run_id for _ in range(3))
+    with child_run(uri, "study", str(tmp_path / "art"), first, "model", {}) as run:
+        child = run.info.run_id
+    for parent, earlier in ((second, first), (third, second), (third, None)):  # the last: same invocation again
+        with child_run(uri, "study", str(tmp_path / "art"), parent, "model", {}, run_id=child):
+            assert reparent_run(child, parent) == earlier
+    tags = client.get_run(child).data.tags
+    assert tags[PARENT_TAG] == third
+    assert tags[PREVIOUS_PARENTS_TAG] == f"{first},{second}"

@@ -119,6 +119,10 @@ def test_a_killed_training_job_resumes_from_its_last_epoch(tmp_path):
     steps = sorted(m.step for m in client.get_metric_history(runs[0].info.run_id, "loss"))
     assert steps == list(range(12))  # every epoch once
     assert runs[0].info.status == "FINISHED"
+    tags = runs[0].data.tags  # re-parented to the restart's parent run, the first one remembered
+    assert tags["mlflow.parentRunId"] == json.loads((tmp_path / "results/mlflow/parent_run.json").read_text())["run_id"]
+    assert len(tags["alldag.previous_parent_run_ids"].split(",")) == 1
+    assert tags["alldag.previous_parent_run_ids"] != tags["mlflow.parentRunId"]
 
 
 def test_keep_going_after_a_failed_model_writes_a_report_that_marks_it_missing(tmp_path):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+from functools import cache
 from pathlib import Path
 
 
@@ -65,13 +66,21 @@ def rotate_bilinear(images, angles):
     return top * (1 - wy) + bottom * wy
 
 
+@cache
+def _compiled_rotation():
+    """rotate_bilinear compiled by XLA, once per process (training builds one augmenter per epoch)."""
+    import tensorflow as tf
+
+    return tf.function(rotate_bilinear, jit_compile=True)
+
+
 def _rotation_layer(max_degrees: float, seed: int):
     import math
 
     import keras
     import tensorflow as tf
 
-    rotate = tf.function(rotate_bilinear, jit_compile=True)
+    rotate = _compiled_rotation()
 
     class SeededRotation(keras.layers.Layer):
         """Random rotation up to max_degrees either way, seeded; identity at inference."""

@@ -154,3 +154,23 @@ def resumable_early_stopping(patience: int, resumed: dict | None, best_weights):
                 self.best_weights = best_weights
 
     return ResumableEarlyStopping(monitor="val_loss", patience=patience, restore_best_weights=True)
+
+
+def reseed_each_epoch(seed: int):
+    """A Keras callback: at each epoch's start, sets every random layer's seed (dropout) from (seed, epoch, layer).
+
+    The seed state is not part of the saved weights; reseeding per epoch makes a resumed job draw
+    the same dropout masks as an uninterrupted one.
+    """
+    import keras
+    import numpy as np
+
+    from alldag.inputs import epoch_seed
+
+    class ReseedEachEpoch(keras.callbacks.Callback):
+        def on_epoch_begin(self, epoch, logs=None):
+            generators = [g for layer in self.model._flatten_layers() for g in layer._seed_generators]
+            for i, generator in enumerate(generators):
+                generator.state.assign(np.array([epoch_seed(seed, "layer", epoch, i), 0], generator.state.dtype))
+
+    return ReseedEachEpoch()

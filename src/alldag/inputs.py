@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import hashlib
+from functools import reduce
+
 import numpy as np
 import pandas as pd
 import tensorflow as tf
@@ -20,22 +23,48 @@ def decode_image(path: tf.Tensor, image_size: int) -> tf.Tensor:
     return image
 
 
+def epoch_seed(seed: int, *parts) -> int:
+    """A seed that depends on (seed, *parts) only, e.g. (seed, epoch): what an epoch draws never
+    depends on how many epochs this process ran before, so a resumed job draws what an
+    uninterrupted one would."""
+    digest = hashlib.sha256("/".join(map(str, (seed, *parts))).encode()).digest()
+    return int.from_bytes(digest[:4], "little") % (2**31 - 16)  # Keras layers add up to +5 to a seed
+
+
 def make_dataset(rows: pd.DataFrame, image_size: int, batch_size: int, training: bool = False,
-                 augmenter=None, seed: int = 0) -> tf.data.Dataset:
+                 augmenter=None, seed: int = 0, epochs: range | None = None,
+                 epoch_augmenter=None) -> tf.data.Dataset:
     """Batches of (image, y) from manifest rows with columns `path` and `y`.
 
-    Training data are shuffled each epoch (seeded) and passed through `augmenter`; evaluation data
-    keep the manifest order.
+    Evaluation data keep the manifest order. Training data are shuffled and passed through
+    `augmenter`: with `epochs` (a range of 0-based epoch numbers), the batches of all those epochs
+    one after the other, each epoch shuffled with epoch_seed(seed, epoch) and augmented by
+    epoch_augmenter(that seed); fit it with steps_per_epoch = ceil(len(rows) / batch_size).
+    Without `epochs`, one epoch per iteration, reshuffled each time from a seed that advances.
     """
     ds = tf.data.Dataset.from_tensor_slices((rows["path"].to_numpy(str), rows["y"].to_numpy(np.int32)))
     ds = ds.map(lambda p, y: (decode_image(p, image_size), y), num_parallel_calls=AUTOTUNE,
                 deterministic=True).cache()
+    if training and epochs is not None:
+        if not epochs:
+            raise ValueError(f"make_dataset: no epochs to make ({epochs})")
+        return reduce(tf.data.Dataset.concatenate,
+                      [_one_epoch(ds, len(rows), batch_size, epoch_seed(seed, e), epoch_augmenter)
+                       for e in epochs]).prefetch(AUTOTUNE)
     if training:
         ds = ds.shuffle(len(rows), seed=seed, reshuffle_each_iteration=True)
     ds = ds.batch(batch_size)
     if training and augmenter is not None:
         ds = ds.map(lambda x, y: (augmenter(x, training=True), y), num_parallel_calls=AUTOTUNE)
     return ds.prefetch(AUTOTUNE)
+
+
+def _one_epoch(cached: tf.data.Dataset, n: int, batch_size: int, seed: int, epoch_augmenter) -> tf.data.Dataset:
+    ds = cached.shuffle(n, seed=seed, reshuffle_each_iteration=False).batch(batch_size)
+    augmenter = epoch_augmenter(seed) if epoch_augmenter is not None else None
+    if augmenter is not None:
+        ds = ds.map(lambda x, y: (augmenter(x, training=True), y), num_parallel_calls=AUTOTUNE, deterministic=True)
+    return ds
 
 
 def load_images(paths, image_size: int) -> np.ndarray:

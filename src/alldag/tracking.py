@@ -28,6 +28,7 @@ KIND_TAG, EXPERIMENT_KIND = "mlflow.experimentKind", "custom_model_development"
 # Every child run (CNNs, custom models, the colour baseline) logs these, so compare views have no holes.
 RUN_PARAMS = ("task", "backbone", "fold", "image_size", "epochs", "weights", "seed", "data_source", "git_commit")
 SPLITS = ("train", "val", "test")
+PREVIOUS_PARENTS_TAG = "alldag.previous_parent_run_ids"  # comma-separated, oldest first
 _LOCK_WORDS = ("database is locked", "locked", "busy")
 PROBE_TIMEOUT_S = 5
 # MLflow's REST defaults (7 retries, exponential backoff, 120 s timeout) take minutes to give up on a
@@ -168,6 +169,26 @@ def child_run(uri: str, experiment: str, artifact_root, parent_id: str, name: st
         retry(mlflow.end_run, status="FAILED")
         raise
     retry(mlflow.end_run)
+
+
+def reparent_run(run_id: str, parent_id: str) -> str | None:
+    """Make parent_id the parent of run_id (a child run reopened by a restarted job); returns the old parent.
+
+    A restart belongs to the current invocation, so mlflow.parentRunId moves to its parent run; the
+    earlier parents stay listed, oldest first, in the alldag.previous_parent_run_ids tag.
+    """
+    import mlflow
+
+    client = mlflow.MlflowClient()
+    tags = retry(client.get_run, run_id).data.tags
+    old = tags.get(PARENT_TAG)
+    if old == parent_id:
+        return None
+    if old:
+        earlier = [p for p in tags.get(PREVIOUS_PARENTS_TAG, "").split(",") if p]
+        retry(client.set_tag, run_id, PREVIOUS_PARENTS_TAG, ",".join([*earlier, old]))
+    retry(client.set_tag, run_id, PARENT_TAG, parent_id)
+    return old
 
 
 @contextmanager

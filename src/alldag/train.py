@@ -112,8 +112,6 @@ def fit(settings: TrainSettings, manifest: pd.DataFrame, augmentation: dict, che
     tf.config.experimental.enable_op_determinism()  # same seed, same CPU -> same metrics
     train_rows = manifest[manifest["split"] == "train"]
     val_rows = manifest[manifest["split"] == "val"]
-    train_ds = make_dataset(train_rows, settings.image_size, settings.batch_size, training=True,
-                            augmenter=build_augmenter(augmentation), seed=settings.seed)
     val_ds = make_dataset(val_rows, settings.image_size, settings.batch_size)
     model = (build_model() if build_model else
              build_classifier(settings.backbone, len(settings.classes), settings.image_size, settings.weights,
@@ -151,10 +149,16 @@ def fit(settings: TrainSettings, manifest: pd.DataFrame, augmentation: dict, che
             callbacks.append(checkpoint.resumable_early_stopping(settings.early_stopping_patience, resumed, best))
         callbacks.append(checkpoint.checkpoint_callback(checkpoint_dir, key, rows, phase, report,
                                                         checkpoint_every_s, callbacks[0] if callbacks else None))
+        callbacks.append(checkpoint.reseed_each_epoch(settings.seed))
+        # shuffle and augmentation seeded per epoch from (seed, epoch): a resumed fit draws what an uninterrupted one would
+        train_ds = make_dataset(train_rows, settings.image_size, settings.batch_size, training=True,
+                                seed=settings.seed, epochs=range(done, until),
+                                epoch_augmenter=lambda s: build_augmenter({**augmentation, "seed": s}))
         label = f"train {settings.task}/{settings.backbone}/fold{settings.fold} ({phase})"
         with epoch_progress(label, done, until) as progress:
             model.fit(train_ds, validation_data=val_ds, initial_epoch=done, epochs=until, verbose=2,
-                      class_weight=class_weight, callbacks=[*callbacks, progress])
+                      class_weight=class_weight, callbacks=[*callbacks, progress],
+                      steps_per_epoch=-(-len(train_rows) // settings.batch_size))
         done = rows[-1]["epoch"] if rows else done
     frame = mark_kept_epoch(pd.DataFrame(rows), bool(settings.early_stopping_patience))
     if settings.recalibrate_bn:
@@ -279,7 +283,7 @@ def train_model(settings: TrainSettings, split_manifest, augmentation_json, trac
     from alldag import checkpoint
     from alldag.augment import read_spec
     from alldag.devices import configure_tensorflow, training_device
-    from alldag.tracking import child_run, log_artifact, log_split_datasets, parent_run_id, retry, run_params
+    from alldag.tracking import child_run, log_artifact, log_split_datasets, parent_run_id, reparent_run, retry, run_params
 
     with training_device() as device:
         hardware = configure_tensorflow(mixed_precision, require_gpu)
@@ -313,6 +317,9 @@ def train_model(settings: TrainSettings, split_manifest, augmentation_json, trac
                                    data_source(tracking))
             else:
                 log.info("continuing MLflow run %s", previous)
+                if (earlier := reparent_run(previous, parent)) is not None:
+                    log.info("moved run %s from parent run %s to this invocation's parent run %s", previous,
+                             earlier, parent)
             model, history = fit(settings, manifest, augmentation, checkpoint_dir, epoch_reporter(run.info.run_id),
                                  checkpoint_every_s, build_model)
             write_training_outputs(history, settings, history_out, curves_out)

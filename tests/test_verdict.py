@@ -137,3 +137,16 @@ def test_group_bootstrap_draws_whole_groups_and_keeps_each_class_size():
 def test_verdict_rule():
     assert verdict(0.01, 0.05) == "true" and verdict(-0.05, 0.0) == "false"
     assert verdict(-0.01, 0.02) == "undetermined" and verdict(float("nan"), 0.1) == "undetermined"
+
+
+def test_too_few_groups_per_class_give_no_verdict_however_clear_the_difference():
+    from alldag.stats import MIN_GROUPS_PER_CLASS, groups_per_class, verdict
+
+    y = np.repeat([0, 1], 8)
+    one_group_each = np.repeat(["Benign#1", "Pro#1"], 8)
+    assert groups_per_class(y, one_group_each) == 1
+    # one group per class resamples to the same images every time: a zero-width interval above 0
+    assert verdict(0.25, 0.25, groups_per_class(y, one_group_each)) == "undetermined"
+    many = np.array([f"g{i // 2}" for i in range(16)])
+    assert groups_per_class(y, many) == 4 < MIN_GROUPS_PER_CLASS
+    assert verdict(0.25, 0.25, MIN_GROUPS_PER_CLASS) == "true" and verdict(0.25, 0.25) == "true"

@@ -19,6 +19,8 @@ from alldag.evaluate import classification_metrics
 from alldag.figures import comparison_figure, save
 from alldag.progress import track
 from alldag.stats import (
+    MIN_GROUPS_PER_CLASS,
+    groups_per_class,
     group_bootstrap_weights,
     holm,
     mcnemar,
@@ -91,13 +93,18 @@ def verdict_against_baseline(pooled: dict[str, pd.DataFrame], weights: np.ndarra
     """
     base = pooled[BASELINE_NAME]
     y, base_correct = base["y"].to_numpy(int), _correct(base)
+    fewest_groups = groups_per_class(y, base["group"].to_numpy())
+    if fewest_groups < MIN_GROUPS_PER_CLASS:
+        log.warning("the test images hold only %d group(s) in some class (fewer than %d): no verdict against the "
+                    "colour baseline can be drawn (undetermined); use more images or smaller blocks",
+                    fewest_groups, MIN_GROUPS_PER_CLASS)
     rows = []
     for model, frame in pooled.items():
         if model == BASELINE_NAME:
             rows.append({"model": model, "beats_colour_baseline": "", **{c: float("nan") for c in VERDICT_COLUMNS[1:]}})
             continue
         d = paired_difference(weights, y, _correct(frame), base_correct)
-        rows.append({"model": model, "beats_colour_baseline": verdict(d["ci_low"], d["ci_high"]),
+        rows.append({"model": model, "beats_colour_baseline": verdict(d["ci_low"], d["ci_high"], fewest_groups),
                      "diff_vs_colour_baseline": d["diff"], "diff_vs_colour_baseline_ci_low": d["ci_low"],
                      "diff_vs_colour_baseline_ci_high": d["ci_high"], "p_vs_colour_baseline": d["p_greater"],
                      "mcnemar_p_vs_colour_baseline": mcnemar(_correct(frame), base_correct)["p_value"]})

@@ -4,6 +4,7 @@ intervals, McNemar's test, calibration error."""
 from __future__ import annotations
 
 import numpy as np
+import pandas as pd
 from scipy.stats import beta, binomtest
 
 CI_LEVEL = 0.95
@@ -199,9 +200,21 @@ def paired_difference(weights: np.ndarray, y_true: np.ndarray, correct_a: np.nda
             "p_two_sided": min(1.0, 2 * min(p_greater, p_less))}
 
 
-def verdict(ci_low: float, ci_high: float) -> str:
+# A group bootstrap with fewer groups than this in some class cannot estimate the spread (one group per class
+# resamples to the same data every time: a zero-width interval), so no verdict is drawn from it.
+MIN_GROUPS_PER_CLASS = 5
+
+
+def groups_per_class(y: np.ndarray, groups: np.ndarray) -> int:
+    """The smallest number of distinct groups among the classes present in y."""
+    frame = pd.DataFrame({"y": np.asarray(y), "group": np.asarray(groups)})
+    return int(frame.groupby("y")["group"].nunique().min()) if len(frame) else 0
+
+
+def verdict(ci_low: float, ci_high: float, min_groups: int | None = None) -> str:
     """'true' when an interval of a difference lies above 0, 'false' when it lies at or below 0, else
-    'undetermined' (NaN bounds: undetermined)."""
-    if np.isnan(ci_low) or np.isnan(ci_high):
+    'undetermined'. NaN bounds, or min_groups (the test images' fewest groups in a class) below
+    MIN_GROUPS_PER_CLASS, are undetermined too."""
+    if np.isnan(ci_low) or np.isnan(ci_high) or (min_groups is not None and min_groups < MIN_GROUPS_PER_CLASS):
         return "undetermined"
     return "true" if ci_low > 0 else "false" if ci_high <= 0 else "undetermined"

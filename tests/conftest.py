@@ -1,4 +1,5 @@
-"""Shared fixtures for the fast unit tests."""
+"""Shared fixtures, and the tiers: tests/unit (in-process, seconds), tests/workflow (Snakemake runs of parts of
+the DAG, in-process training), tests/e2e (the whole DAG, servers, SLURM). Each test carries its tier's marker."""
 
 from __future__ import annotations
 
@@ -13,6 +14,17 @@ SCHEMA = REPO / "workflow" / "schemas" / "config.schema.yaml"
 
 SYNTHETIC_PER_CLASS = 8
 SYNTHETIC_SEED = 5
+
+
+TIERS = ("unit", "workflow", "e2e")
+
+
+def pytest_collection_modifyitems(items):
+    """Mark each test with its folder's tier, so `-m "not e2e"` and `-m unit` select by cost."""
+    for item in items:
+        tier = Path(item.path).relative_to(REPO / "tests").parts[0]
+        if tier in TIERS:
+            item.add_marker(tier)
 
 
 @pytest.fixture(scope="session")

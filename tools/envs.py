@@ -111,7 +111,7 @@ def render(env: str, requirements: list[str], dependencies: list[str], lock_name
     """The conda env file of one env."""
     pip_lines = "".join(f"      - {r}\n" for r in requirements)
     dep_lines = "".join(f"      - {r}\n" for r in dependencies)
-    return (f"{HEADER}# {env} env: the rules that use it import only these (tests/test_envs.py checks);\n"
+    return (f"{HEADER}# {env} env: the rules that use it import only these (tests/unit/test_env_files.py checks);\n"
             f"# {env}.post-deploy.sh installs the alldag package into it.\n"
             "channels:\n  - conda-forge\n  - nodefaults\ndependencies:\n"
             f"  - {CONDA_PYTHON}\n  - {CONDA_PIP}\n  - pip:\n{pip_lines}"

@@ -5,7 +5,7 @@ metadata (markers and extras evaluated). An import hook admits a top-level modul
 standard library, the alldag package (installed into every env by its post-deploy script),
 snakemake (Snakemake's script preamble puts its own on the path) or a distribution of the closure
 provides it, and refuses anything else with a ModuleNotFoundError that names the module, its
-distribution and the env file. Used two ways: tests/test_envs.py imports each rule script's imports
+distribution and the env file. Used two ways: tests/unit/test_env_files.py imports each rule script's imports
 under it, and sitecustomize.py beside this file guards every job of the test suite's DAG runs.
 """
 

@@ -1,4 +1,4 @@
-"""Issue 3: manifest verification, image checks, duplicate audit, masks, leakage-free splits."""
+"""Honest data: manifest verification, image checks, duplicate audit, masks, leakage-free splits."""
 
 from __future__ import annotations
 

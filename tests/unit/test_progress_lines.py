@@ -112,7 +112,7 @@ def test_a_rule_job_writes_progress_to_its_log_and_to_the_console(tmp_path):
     import sys
     from pathlib import Path
 
-    src = Path(__file__).resolve().parents[1] / "src"
+    src = Path(__file__).resolve().parents[2] / "src"
     script = (f"import sys; sys.path.insert(0, {str(src)!r})\n"
               "from alldag.rulelog import run_rule\n"
               "from alldag.progress import track\n"

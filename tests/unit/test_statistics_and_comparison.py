@@ -1,4 +1,4 @@
-"""Issue 5: statistics (bootstrap, McNemar, calibration, Holm), the colour baseline and the comparison."""
+"""Statistics (bootstrap, McNemar, calibration, Holm), the colour baseline and the comparison."""
 
 from __future__ import annotations
 

@@ -48,7 +48,9 @@ test: install  ## the whole test suite: tests/unit, tests/workflow and tests/e2e
 test-fast: install  ## the unit tier only (tests/unit, in-process, under 2 minutes)
 	$(PY) -m pytest -q tests/unit
 
-lint: install
+lint: install  ## ruff (lint and format, settings in pyproject.toml), snakefmt and snakemake --lint
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/snakefmt --check Snakefile workflow/rules
 	$(VENV)/bin/snakemake --lint
 

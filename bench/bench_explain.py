@@ -90,8 +90,8 @@ def bench_size(backbone: str, size: int, samples: int, batch: int, n_images: int
         x = np.repeat(images[:1], n, axis=0)
         cams(x, np.zeros(n, int))
         model.predict_on_batch(x)
-        one = timed(lambda: model.predict_on_batch(x), 5) / n
-        cam = timed(lambda: cams(x, np.zeros(n, int)), 5) / n
+        one = timed(lambda x=x: model.predict_on_batch(x), 5) / n
+        cam = timed(lambda x=x, n=n: cams(x, np.zeros(n, int)), 5) / n
         met &= cam / one <= GRADCAM_TARGET
         rows.append(f"{backbone} {size:>3} px | Grad-CAM+Grad-CAM++ batch {n:>3}: {cam * 1e3:8.2f} ms/image, forward "
                     f"{one * 1e3:7.2f} ms/image, ratio {cam / one:4.2f} (target <= {GRADCAM_TARGET})")

@@ -76,7 +76,9 @@ window.addEventListener("load", function () {
   });
   var tables = document.querySelectorAll("#verdict table"), bottom = 0;
   Array.prototype.forEach.call(tables, function (t) { bottom = Math.max(bottom, t.getBoundingClientRect().bottom); });
-  var broken = Array.prototype.filter.call(document.images, function (img) { return !img.complete || img.naturalWidth === 0; });
+  var broken = Array.prototype.filter.call(document.images, function (img) {
+    return !img.complete || img.naturalWidth === 0;
+  });
   var b = document.body;
   b.setAttribute("data-viewport", width + "x" + window.innerHeight);
   b.setAttribute("data-page-width", String(document.documentElement.scrollWidth));
@@ -90,7 +92,8 @@ window.addEventListener("load", function () {
 
 def first_screen_layout(page: Path, width: int = 1280, height: int = 800) -> dict[str, str]:
     """Lay the page out in a width x height window: viewport, page width, elements wider than the page
-    (outside scrolling boxes), number of verdict tables and the bottom of the last one, broken images."""
+    (outside scrolling boxes), number of verdict tables and the bottom of the last one, broken images.
+    """
     probe = page.with_name(page.stem + ".layout-probe.html")
     probe.write_text(page.read_text().replace("</body>", LAYOUT_PROBE + "</body>"))
     proc = _run([f"--window-size={width},{height}", "--virtual-time-budget=10000", "--dump-dom", probe.resolve().as_uri()])

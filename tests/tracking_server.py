@@ -56,7 +56,7 @@ def basic_auth_server(root: Path):
                 break
             except OSError:
                 if proc.poll() is not None or time.monotonic() > deadline:
-                    raise RuntimeError("mlflow server did not start:\n" + (root / "server.log").read_text()[-3000:])
+                    raise RuntimeError("mlflow server did not start:\n" + (root / "server.log").read_text()[-3000:]) from None
                 time.sleep(0.5)
         yield url
     finally:

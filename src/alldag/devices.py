@@ -47,7 +47,7 @@ def lock_dir(env: dict | None = None) -> Path:
 
 
 def _try_lock(path: Path):
-    handle = open(path, "a+")
+    handle = open(path, "a+")  # noqa: SIM115 (the lock lives as long as this handle)
     try:
         fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except BlockingIOError:

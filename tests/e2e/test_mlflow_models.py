@@ -154,7 +154,7 @@ def test_mlflow_models_serve_answers_with_the_dags_probabilities(e2e_run, fresh,
     backbone = BACKBONES[0]
     images, rows = first_test_images(e2e_run, backbone, n=2, png_folder=tmp_path)  # two real images, as PNGs
     port = free_port()
-    log = open(tmp_path / "serve.log", "wb")
+    log = open(tmp_path / "serve.log", "wb")  # noqa: SIM115 (the server writes to it until stopped)
     server = subprocess.Popen([str(fresh / "bin/python"), "-m", "mlflow", "models", "serve", "-m",
                                f"runs:/{run_id(e2e_run, backbone)}/model", "--env-manager", "local",
                                "-h", "127.0.0.1", "-p", str(port), "-w", "1"], cwd=tmp_path, stdout=log,
@@ -250,7 +250,7 @@ def test_mlflow_ui_opens_the_study_on_its_training_runs(e2e_run, tmp_path):
     runs = client.search_runs([experiment.experiment_id])
     parent = next(r for r in runs if "mlflow.parentRunId" not in r.data.tags)
     port = free_port()
-    log = open(tmp_path / "ui.log", "wb")
+    log = open(tmp_path / "ui.log", "wb")  # noqa: SIM115 (the UI writes to it until stopped)
     ui = subprocess.Popen([str(Path(sys.executable).with_name("mlflow")), "ui", "--backend-store-uri", store(e2e_run),
                            "--host", "127.0.0.1", "--port", str(port)], cwd=tmp_path, stdout=log,
                           stderr=subprocess.STDOUT, start_new_session=True)

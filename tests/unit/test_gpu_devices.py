@@ -20,9 +20,8 @@ def test_pool_comes_from_the_environment_first():
 def test_concurrent_claims_get_different_devices_and_a_full_pool_waits(tmp_path):
     with claim_gpu(["0", "1"], tmp_path) as first, claim_gpu(["0", "1"], tmp_path) as second:
         assert {first, second} == {"0", "1"}
-        with pytest.raises(AlldagError, match="stayed busy"):
-            with claim_gpu(["0", "1"], tmp_path, wait_s=0.3, poll_s=0.1):
-                pass
+        with pytest.raises(AlldagError, match="stayed busy"), claim_gpu(["0", "1"], tmp_path, wait_s=0.3, poll_s=0.1):
+            pass
     with claim_gpu(["0", "1"], tmp_path) as again:
         assert again == "0"  # released on exit
 

@@ -6,6 +6,7 @@ import io
 import json
 import time
 import zipfile
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -17,8 +18,13 @@ h5py = pytest.importorskip("h5py")
 
 from alldag.logged_model import EXAMPLE_FILE, log_keras_model, requirements, store_model  # noqa: E402
 from alldag.registry import CHALLENGER, CHAMPION, register_best, verification_state  # noqa: E402
-from alldag.tracking import (KIND_TAG, RUN_PARAMS, ensure_experiment, log_split_datasets,  # noqa: E402
-                             run_params)
+from alldag.tracking import (  # noqa: E402
+    KIND_TAG,
+    RUN_PARAMS,
+    ensure_experiment,
+    log_split_datasets,
+    run_params,
+)
 
 TASK = "benign_vs_pro"
 SIZE = 8
@@ -68,7 +74,7 @@ def test_best_model_beating_the_baseline_is_champion_with_its_numbers(store):
     assert done["alias"] == CHAMPION and done["new"] and done["fold"] == 1  # the better fold
     client = mlflow.MlflowClient(store[1])
     version = client.get_model_version_by_alias(f"alldag-{TASK}", CHAMPION)
-    assert version.run_id == json.loads(open(runs["VGG16"][1]).read())["run_id"]
+    assert version.run_id == json.loads(Path(runs["VGG16"][1]).read_text())["run_id"]
     assert version.tags["balanced_accuracy"] == "0.8000" and version.tags["balanced_accuracy_ci_low"] == "0.7000"
     assert version.tags["beats_colour_baseline"] == "true" and version.tags["data_source"] == "synthetic"
     assert "beats the colour baseline's 0.750 [0.650, 0.850]" in version.description

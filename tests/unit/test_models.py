@@ -73,7 +73,7 @@ def test_last_conv_layer_is_spatial(model):
     assert len(layer.output.shape) == 4
     assert "pool" not in type(layer).__name__.lower()
     # it is the last 4-D layer before global pooling
-    names = [l.name for l in model.layers]
+    names = [layer.name for layer in model.layers]
     assert names.index(name) == names.index("avg_pool") - 1
 
 

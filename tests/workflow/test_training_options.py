@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 
@@ -23,9 +25,10 @@ def test_freezing_keeps_head_and_batchnorm_rules():
     assert set_backbone_trainable(model, 0) == 0
     assert {w.path.split("/")[0] for w in model.trainable_weights} == {"predictions"}
     assert set_backbone_trainable(model, 10) == sum(
-        not l.__class__.__name__ == "BatchNormalization" for l in layers[-10:])
-    assert not any(l.trainable for l in layers if l.__class__.__name__ == "BatchNormalization")
-    assert set_backbone_trainable(model, None) == sum(l.__class__.__name__ != "BatchNormalization" for l in layers)
+        layer.__class__.__name__ != "BatchNormalization" for layer in layers[-10:])
+    assert not any(layer.trainable for layer in layers if layer.__class__.__name__ == "BatchNormalization")
+    assert set_backbone_trainable(model, None) == sum(
+        layer.__class__.__name__ != "BatchNormalization" for layer in layers)
 
 
 NO_AUGMENTATION = {"rotation_degrees": 0, "brightness": 0, "horizontal_flip": False, "vertical_flip": False,
@@ -201,7 +204,7 @@ def _log_a_child_run(uri: str, workdir: str, i: int) -> str:
     parent = parent_run_id(uri, "study", f"{workdir}/art", f"{workdir}/parent.json", {}) if i == 0 else None
     while parent is None:  # the first process creates the parent run, the others wait for its file
         try:
-            parent = __import__("json").loads(open(f"{workdir}/parent.json").read())["run_id"]
+            parent = __import__("json").loads(Path(f"{workdir}/parent.json").read_text())["run_id"]
         except (OSError, ValueError):
             __import__("time").sleep(0.05)
     with child_run(uri, "study", f"{workdir}/art", parent, f"model{i}", {}) as run:

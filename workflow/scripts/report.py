@@ -5,8 +5,8 @@ run_rule(
     snakemake.log[0],
     snakemake.threads,
     lambda: report_job(
-        {k: getattr(snakemake.input, k) for k in snakemake.input.keys()},
+        {k: getattr(snakemake.input, k) for k in snakemake.input.keys()},  # noqa: SIM118 (a Namedlist iterates values)
         dict(snakemake.params),
-        {k: getattr(snakemake.output, k) for k in snakemake.output.keys()},
+        {k: getattr(snakemake.output, k) for k in snakemake.output.keys()},  # noqa: SIM118
     ),
 )

@@ -86,7 +86,8 @@ def run_colour_baseline(split_manifest, classes: list[str], seed: int, label: st
 
     from alldag.evaluate import write_evaluation
     from alldag.tracking import child_run, log_split_datasets, parent_run_id, retry, run_params
-    from alldag.train import data_source, git_commit
+    from alldag.provenance import git_commit
+    from alldag.train import data_source
 
     manifest = read_tsv(split_manifest)
     fit_rows = manifest[manifest["split"] == "train"]

@@ -19,7 +19,7 @@ from alldag.compare import VERDICT_COLUMNS
 from alldag.data import read_tsv, write_text_atomic, write_tsv_atomic
 from alldag.split import split_counts
 from alldag.study import STUDY_CITATION, STUDY_DOI, STUDY_SHORT, study_accuracy
-from alldag.summary import HEADLINE_METRIC, mlflow_runs, package_versions, skipped_checks, summary_paragraph, task_headline
+from alldag.summary import HEADLINE_METRIC, mlflow_runs, skipped_checks, summary_paragraph, task_headline
 from alldag.where_models_look import verdict_table, where_models_look
 
 MISSING = "—"  # a number this run does not have (yet): shown, never guessed
@@ -342,8 +342,7 @@ def build_report(provenance_json, audit_json, leakage_tsvs: dict[str, str], spli
     summary.json's `missing`. baseline_metrics: per task the colour baseline's metrics.json of each fold
     (for the per-class recall figure). Returns the HTML.
     """
-    from alldag import __version__
-    from alldag.train import git_commit
+    from alldag.provenance import git_commit, package_versions
 
     provenance = _json(provenance_json) or {"synthetic": False, "demo": False, "source": "unknown",
                                             "reason": _missing(provenance_json), "counts": {}}
@@ -374,7 +373,7 @@ def build_report(provenance_json, audit_json, leakage_tsvs: dict[str, str], spli
     checks = skipped_checks(provenance, audit)
     runs = mlflow_runs({f"{m.task}/{m.backbone}/fold{m.fold}": m.run for m in models}, parent_run_file)
     commit = git_commit()
-    versions = {**package_versions(), "alldag": __version__}
+    versions = package_versions()
     explanations = [explanation_tables(t, models) for t in split_manifests]
     for e in explanations:
         if e["where"]:

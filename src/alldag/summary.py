@@ -8,8 +8,6 @@ the same numbers.
 from __future__ import annotations
 
 import json
-import platform
-from importlib import metadata
 from pathlib import Path
 
 import pandas as pd
@@ -18,8 +16,6 @@ from alldag.study import STUDY_SHORT, study_task_reference
 
 BASELINE = "colour_baseline"
 HEADLINE_METRIC = "balanced_accuracy"
-PACKAGES = ("tensorflow", "keras", "scikit-learn", "lime", "mlflow", "snakemake", "pandas", "numpy", "scipy",
-            "seaborn", "matplotlib")
 
 
 def _f(value) -> float | None:
@@ -197,17 +193,6 @@ def summary_paragraph(headlines: dict[str, dict], audit: dict | None, leaks: dic
     if missing:
         parts.append(f"INCOMPLETE: {len(missing)} result(s) missing (a job failed): see the marked places below.")
     return " ".join(parts)
-
-
-def package_versions() -> dict[str, str]:
-    """Versions of Python and the main packages in this environment ('not installed' where absent)."""
-    out = {"python": platform.python_version()}
-    for name in PACKAGES:
-        try:
-            out[name] = metadata.version(name)
-        except metadata.PackageNotFoundError:
-            out[name] = "not installed"
-    return out
 
 
 def mlflow_runs(run_jsons: dict[str, str], parent_run_file) -> dict:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import logging
 import os
-import platform
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -16,6 +15,7 @@ import pandas as pd
 from alldag.data import read_tsv, write_tsv_atomic
 from alldag.figures import save, training_curves_figure
 from alldag.progress import Progress
+from alldag.provenance import TRAINING_PACKAGES, git_commit, package_versions
 
 log = logging.getLogger(__name__)
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # TensorFlow is imported lazily, after this
@@ -200,34 +200,6 @@ def mark_kept_epoch(history: pd.DataFrame, early_stopping: bool) -> pd.DataFrame
     return history.assign(kept=kept)
 
 
-def _versions() -> dict:
-    import keras
-    import mlflow
-    import tensorflow as tf
-
-    from alldag import __version__
-
-    return {"python": platform.python_version(), "tensorflow": tf.__version__, "keras": keras.__version__,
-            "numpy": np.__version__, "mlflow": mlflow.__version__, "alldag": __version__}
-
-
-def git_commit(repo: str | os.PathLike = Path(__file__).resolve().parents[2]) -> str:
-    """The workflow's git commit, with '-dirty' if tracked files changed; 'unknown' outside git."""
-    import subprocess
-
-    def git(*args):
-        return subprocess.run(["git", "-C", str(repo), *args], capture_output=True, text=True, timeout=20)
-
-    try:
-        head = git("rev-parse", "HEAD")
-        if head.returncode:
-            return "unknown"
-        dirty = git("status", "--porcelain", "--untracked-files=no").stdout.strip()
-    except (OSError, subprocess.SubprocessError):
-        return "unknown"
-    return head.stdout.strip() + ("-dirty" if dirty else "")
-
-
 EPOCH_COLUMNS = ("epoch", "phase", "learning_rate", "kept")  # history columns that are not per-epoch metrics
 
 
@@ -302,7 +274,7 @@ def train_model(settings: TrainSettings, split_manifest, augmentation_json, trac
                 checkpoint.save_run(checkpoint_dir, key, run.info.run_id)
                 retry(mlflow.log_params, {
                     **asdict(settings), "classes": ",".join(settings.classes), "weights": str(settings.weights),
-                    **{f"augment.{k}": v for k, v in augmentation.items()}, **_versions(),
+                    **{f"augment.{k}": v for k, v in augmentation.items()}, **package_versions(TRAINING_PACKAGES),
                     "git_commit": git_commit(), "n_train": int((manifest["split"] == "train").sum()),
                     "gpus": hardware["gpus"], "devices": hardware["devices"],
                     "precision": hardware["precision"],

@@ -166,11 +166,6 @@ def make_folds(subset: pd.DataFrame, folds: int, val_fraction: float, test_fract
     return manifests
 
 
-def stratified_split(subset: pd.DataFrame, val_fraction: float, test_fraction: float, seed: int) -> pd.DataFrame:
-    """A single holdout split without grouping beyond `cluster` (if present): make_folds with folds = 1."""
-    return make_folds(subset, 1, val_fraction, test_fraction, seed)[0].drop(columns=["group", "fold"])
-
-
 def split_counts(manifest: pd.DataFrame) -> pd.DataFrame:
     """Images per class (rows) and split (columns), for logs and the report."""
     return (manifest.groupby(["label", "split"]).size().unstack("split", fill_value=0)

@@ -1,4 +1,4 @@
-"""alldag.split: the stratified train/val/test split."""
+"""alldag.split: stratified, group-aware holdout and k-fold train/val/test splits."""
 
 from __future__ import annotations
 
@@ -13,9 +13,13 @@ from alldag.split import (
     leakage,
     make_folds,
     split_counts,
-    stratified_split,
     write_split,
 )
+
+
+def holdout_split(subset: pd.DataFrame, val: float, test: float, seed: int) -> pd.DataFrame:
+    """make_folds with one fold: a single stratified holdout split (without the group and fold columns)."""
+    return make_folds(subset, 1, val, test, seed)[0].drop(columns=["group", "fold"])
 
 
 def _subset(sizes: dict[str, int]) -> pd.DataFrame:
@@ -36,7 +40,7 @@ CASES = [
 @pytest.mark.parametrize("seed", [0, 1, 7])
 def test_every_row_gets_one_split(sizes, val, test, seed):
     subset = _subset(sizes)
-    out = stratified_split(subset, val, test, seed)
+    out = holdout_split(subset, val, test, seed)
     assert len(out) == len(subset)
     assert out["split"].isin(SPLITS).all()
     assert out["split"].notna().all()
@@ -48,7 +52,7 @@ def test_every_row_gets_one_split(sizes, val, test, seed):
 @pytest.mark.parametrize("sizes,val,test", CASES)
 @pytest.mark.parametrize("seed", [0, 3])
 def test_split_proportions_per_class(sizes, val, test, seed):
-    out = stratified_split(_subset(sizes), val, test, seed)
+    out = holdout_split(_subset(sizes), val, test, seed)
     counts = split_counts(out)
     for cls, n in sizes.items():
         assert abs(counts.loc[cls, "test"] - n * test) <= 1 + 1e-9, (cls, counts.loc[cls].to_dict())
@@ -59,7 +63,7 @@ def test_split_proportions_per_class(sizes, val, test, seed):
 
 def test_train_proportion_and_totals():
     sizes = {"Benign": 40, "Pro": 60}
-    out = stratified_split(_subset(sizes), 0.15, 0.15, 0)
+    out = holdout_split(_subset(sizes), 0.15, 0.15, 0)
     counts = split_counts(out)
     assert counts["test"].sum() == 15  # ceil(0.15 * 100)
     assert abs(counts["val"].sum() - 15) <= 1
@@ -70,9 +74,9 @@ def test_train_proportion_and_totals():
 
 def test_same_seed_same_split_and_different_seed_differs():
     subset = _subset({"Benign": 30, "Early": 30, "Pro": 30})
-    a = stratified_split(subset, 0.15, 0.15, 42)
-    b = stratified_split(subset, 0.15, 0.15, 42)
-    c = stratified_split(subset, 0.15, 0.15, 43)
+    a = holdout_split(subset, 0.15, 0.15, 42)
+    b = holdout_split(subset, 0.15, 0.15, 42)
+    c = holdout_split(subset, 0.15, 0.15, 43)
     assert a["split"].tolist() == b["split"].tolist()
     assert a["split"].tolist() != c["split"].tolist()
 
@@ -80,7 +84,7 @@ def test_same_seed_same_split_and_different_seed_differs():
 def test_non_default_index_is_respected():
     subset = _subset({"Benign": 10, "Pro": 10})
     subset.index = range(100, 120)
-    out = stratified_split(subset, 0.2, 0.2, 0)
+    out = holdout_split(subset, 0.2, 0.2, 0)
     assert list(out.index) == list(range(100, 120))
     assert out["split"].notna().all()
     assert split_counts(out).to_numpy().sum() == 20
@@ -89,18 +93,18 @@ def test_non_default_index_is_respected():
 @pytest.mark.parametrize("small", [1, 2])
 def test_class_with_fewer_than_three_images_raises(small):
     with pytest.raises(AlldagError) as exc:
-        stratified_split(_subset({"Benign": 20, "Pro": small}), 0.15, 0.15, 0)
+        holdout_split(_subset({"Benign": 20, "Pro": small}), 0.15, 0.15, 0)
     message = str(exc.value)
     assert "\n" not in message and "Pro" in message and "Benign" not in message
 
 
 def test_three_images_per_class_give_one_per_split():
-    out = stratified_split(_subset({"Benign": 3, "Pro": 3}), 0.15, 0.15, 0)
+    out = holdout_split(_subset({"Benign": 3, "Pro": 3}), 0.15, 0.15, 0)
     assert (split_counts(out) == 1).all().all()
 
 
 def test_small_class_appears_in_every_split():
-    out = stratified_split(_subset({"Benign": 3, "Pro": 100}), 0.15, 0.15, 0)
+    out = holdout_split(_subset({"Benign": 3, "Pro": 100}), 0.15, 0.15, 0)
     assert split_counts(out).loc["Benign"].to_dict() == {"train": 1, "val": 1, "test": 1}
 
 
@@ -175,7 +179,7 @@ def test_write_split_roundtrip(tmp_path):
 
 
 def test_equal_fractions_give_val_and_test_within_one_image():
-    out = stratified_split(_subset({"Benign": 50, "Pro": 40}), 0.15, 0.15, 0)
+    out = holdout_split(_subset({"Benign": 50, "Pro": 40}), 0.15, 0.15, 0)
     counts = split_counts(out)
     assert ((counts["val"] - counts["test"]).abs() <= 1).all()
     assert counts.loc["Pro"].to_dict() == {"train": 28, "val": 6, "test": 6}

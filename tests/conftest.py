@@ -62,7 +62,7 @@ def synthetic_copy(synthetic_root, tmp_path) -> Path:
 @pytest.fixture(scope="session")
 def e2e_run(tmp_path_factory) -> Path:
     """Working directory of the real DAG on tests/configs/tiny.yaml (--cores 2), run once for the session:
-    test_e2e and test_mlflow_models read its outputs."""
+    e2e/test_tiny_study and e2e/test_mlflow_models read its outputs."""
     from workflow_helpers import snakemake
 
     workdir = tmp_path_factory.mktemp("e2e")
@@ -84,7 +84,7 @@ def mlflow_server(tmp_path_factory) -> str:
 @pytest.fixture(scope="session")
 def server_run_started(mlflow_server, tmp_path_factory):
     """The one-model, two-fold study run locally (--cores 2) against the server, with secrets in its
-    environment, started in the background: test_slurm runs its cluster run meanwhile."""
+    environment, started in the background: e2e/test_slurm_cluster runs its cluster run meanwhile."""
     from tracking_server import CFG, SECRET_ENV, TARGET
     from workflow_helpers import Background, write_config
 

@@ -25,7 +25,7 @@ MLFLOW = str(Path(sys.executable).with_name("mlflow"))
 USER = "admin"
 SECRET = f"sekrit-{uuid.uuid4().hex}"  # the admin password and the Kaggle key: must never be written anywhere
 # One model, two folds: two training jobs run at once. Up to the comparison (explanations and the report
-# are covered by test_e2e; here they would only add minutes).
+# are covered by e2e/test_tiny_study; here they would only add minutes).
 CFG = {**yaml.safe_load((REPO / "tests/configs/one_model.yaml").read_text()), "split": {"folds": 2}}
 TASK = "benign_vs_pro"
 TARGET = f"results/comparison/{TASK}/comparison.tsv"

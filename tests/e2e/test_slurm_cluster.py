@@ -1,7 +1,7 @@
 """The SLURM profile on a real SLURM: a single-node cluster (Debian's slurmctld, slurmd, munge, no accounting
 database) runs the one-model study's fold 0 up to its evaluation through `snakemake --workflow-profile
 profiles/slurm`, its jobs logging to the MLflow server, and its outputs must equal the local run's
-(conftest.server_run). Fold 0 alone keeps the test to one training job; test_mlflow_server runs two at once.
+(conftest.server_run). Fold 0 alone keeps the test to one training job; test_tracking_server_run runs two at once.
 
 Skipped, with the reason, where SLURM is missing and cannot be installed (apt as root).
 """

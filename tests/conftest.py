@@ -1,5 +1,6 @@
 """Shared fixtures, and the tiers: tests/unit (in-process, seconds), tests/workflow (Snakemake runs of parts of
-the DAG, in-process training), tests/e2e (the whole DAG, servers, SLURM). Each test carries its tier's marker."""
+the DAG, in-process training, TensorFlow in fresh interpreters), tests/e2e (the whole DAG, servers, SLURM).
+Each test carries its tier's marker."""
 
 from __future__ import annotations
 

@@ -53,8 +53,10 @@ def main() -> None:
             scores["stain"].append(_iou(stain_mask(image), exact))
             times["stain"].append(time.perf_counter() - start)
         print(f"{cls:8} " + " ".join(f"{np.mean(v):>11.3f} / {np.min(v):.3f}" for v in scores.values()))
-    print(f"time per 224-px image: cleaned twin {1000 * np.median(times['cleaned']):.1f} ms, "
-          f"stain {1000 * np.median(times['stain']):.1f} ms (medians)")
+    print(
+        f"time per 224-px image: cleaned twin {1000 * np.median(times['cleaned']):.1f} ms, "
+        f"stain {1000 * np.median(times['stain']):.1f} ms (medians)"
+    )
 
 
 if __name__ == "__main__":

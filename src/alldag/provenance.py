@@ -12,8 +12,19 @@ from alldag import __version__
 
 REPO = Path(__file__).resolve().parents[2]  # the checkout the workflow runs from
 # What the report lists, and what each training run logs as params
-REPORT_PACKAGES = ("tensorflow", "keras", "scikit-learn", "lime", "mlflow", "snakemake", "pandas", "numpy", "scipy",
-                   "seaborn", "matplotlib")
+REPORT_PACKAGES = (
+    "tensorflow",
+    "keras",
+    "scikit-learn",
+    "lime",
+    "mlflow",
+    "snakemake",
+    "pandas",
+    "numpy",
+    "scipy",
+    "seaborn",
+    "matplotlib",
+)
 TRAINING_PACKAGES = ("tensorflow", "keras", "numpy", "mlflow")
 
 

@@ -43,8 +43,9 @@ def run_id(run: Path, backbone: str, fold: int = 0) -> str:
     return json.loads((run / f"results/models/{TASK}/{backbone}/fold{fold}/mlflow_run.json").read_text())["run_id"]
 
 
-def first_test_images(run: Path, backbone: str, n: int = N_IMAGES, png_folder: Path | None = None
-                      ) -> tuple[np.ndarray, pd.DataFrame]:
+def first_test_images(
+    run: Path, backbone: str, n: int = N_IMAGES, png_folder: Path | None = None
+) -> tuple[np.ndarray, pd.DataFrame]:
     """The first n test images, decoded and resized as the DAG does (raw RGB, float32 in [0, 255]), and
     their rows of the DAG's predictions.tsv. With png_folder, the files are first re-encoded there as PNG
     (lossless: the same pixels) and the PNGs are decoded."""
@@ -92,8 +93,14 @@ def fresh(e2e_run, tmp_path_factory) -> Path:
 
 
 def in_fresh(prefix: Path, code: str, cwd: Path, **env: str) -> subprocess.CompletedProcess:
-    return subprocess.run([str(prefix / "bin/python"), "-c", code], cwd=cwd, capture_output=True, text=True,
-                          timeout=600, env=fresh_env.clean_env(prefix, **env))
+    return subprocess.run(
+        [str(prefix / "bin/python"), "-c", code],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        env=fresh_env.clean_env(prefix, **env),
+    )
 
 
 def test_mlmodel_is_keras3_with_exact_requirements_signature_and_a_small_example(e2e_run):
@@ -106,11 +113,15 @@ def test_mlmodel_is_keras3_with_exact_requirements_signature_and_a_small_example
         assert mlmodel["flavors"]["keras"]["keras_version"] == keras.__version__ == "3.15.1"
         assert mlmodel["flavors"]["python_function"]["loader_module"] == "mlflow.keras"
         assert (folder / "requirements.txt").read_text().split() == [
-            f"mlflow=={mlflow.__version__}", f"keras=={keras.__version__}", f"tensorflow=={tf.__version__}"]
+            f"mlflow=={mlflow.__version__}",
+            f"keras=={keras.__version__}",
+            f"tensorflow=={tf.__version__}",
+        ]
         size = CFG["train"]["image_size"]
         inputs = json.loads(mlmodel["signature"]["inputs"])
-        assert inputs == [{"name": "image", "type": "tensor",
-                           "tensor-spec": {"dtype": "float32", "shape": [-1, size, size, 3]}}]
+        assert inputs == [
+            {"name": "image", "type": "tensor", "tensor-spec": {"dtype": "float32", "shape": [-1, size, size, 3]}}
+        ]
         assert "[0, 255]" in mlmodel["metadata"]["input"] and mlmodel["metadata"]["classes"] == CLASSES
         example = folder / mlmodel["metadata"]["input_example"]
         assert example.suffix == ".png" and example.stat().st_size <= 100_000
@@ -124,8 +135,10 @@ def test_logged_model_loads_and_predicts_in_a_fresh_env_without_alldag(e2e_run, 
     for backbone in BACKBONES:
         images, rows = first_test_images(e2e_run, backbone)
         np.save(tmp_path / "images.npy", images)
-        code = (f"import mlflow, numpy as np; m = mlflow.pyfunc.load_model('runs:/{run_id(e2e_run, backbone)}/model'); "
-                "np.save('proba.npy', m.predict(np.load('images.npy')))")
+        code = (
+            f"import mlflow, numpy as np; m = mlflow.pyfunc.load_model('runs:/{run_id(e2e_run, backbone)}/model'); "
+            "np.save('proba.npy', m.predict(np.load('images.npy')))"
+        )
         proc = in_fresh(fresh, code, tmp_path, MLFLOW_TRACKING_URI=store(e2e_run))
         assert proc.returncode == 0, proc.stderr[-3000:]
         np.testing.assert_allclose(np.load(tmp_path / "proba.npy"), expected(rows), atol=1e-5)
@@ -155,12 +168,30 @@ def test_mlflow_models_serve_answers_with_the_dags_probabilities(e2e_run, fresh,
     images, rows = first_test_images(e2e_run, backbone, n=2, png_folder=tmp_path)  # two real images, as PNGs
     port = free_port()
     log = open(tmp_path / "serve.log", "wb")  # noqa: SIM115 (the server writes to it until stopped)
-    server = subprocess.Popen([str(fresh / "bin/python"), "-m", "mlflow", "models", "serve", "-m",
-                               f"runs:/{run_id(e2e_run, backbone)}/model", "--env-manager", "local",
-                               "-h", "127.0.0.1", "-p", str(port), "-w", "1"], cwd=tmp_path, stdout=log,
-                              stderr=subprocess.STDOUT,
-                              env=fresh_env.clean_env(fresh, MLFLOW_TRACKING_URI=store(e2e_run)),
-                              start_new_session=True)
+    server = subprocess.Popen(
+        [
+            str(fresh / "bin/python"),
+            "-m",
+            "mlflow",
+            "models",
+            "serve",
+            "-m",
+            f"runs:/{run_id(e2e_run, backbone)}/model",
+            "--env-manager",
+            "local",
+            "-h",
+            "127.0.0.1",
+            "-p",
+            str(port),
+            "-w",
+            "1",
+        ],
+        cwd=tmp_path,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        env=fresh_env.clean_env(fresh, MLFLOW_TRACKING_URI=store(e2e_run)),
+        start_new_session=True,
+    )
     try:
         wait_for(f"http://127.0.0.1:{port}/ping", server, tmp_path / "serve.log")
         answer = post(f"http://127.0.0.1:{port}/invocations", {"inputs": images.tolist()})
@@ -219,8 +250,9 @@ def test_every_child_run_logs_its_split_as_datasets_and_the_parent_its_provenanc
     assert {a.path for a in client.list_artifacts(parent.info.run_id, "data")} == {"data/dataset.json"}
     digests = set()
     for child in (r for r in runs if "mlflow.parentRunId" in r.data.tags):
-        inputs = {next(t.value for t in i.tags if t.key == "mlflow.data.context"): i
-                  for i in child.inputs.dataset_inputs}
+        inputs = {
+            next(t.value for t in i.tags if t.key == "mlflow.data.context"): i for i in child.inputs.dataset_inputs
+        }
         assert set(inputs) == {"train", "val", "test"}, child.info.run_name
         digests.add(tuple(inputs[s].dataset.digest for s in ("train", "val", "test")))
         assert inputs["test"].dataset.name == f"{TASK}/fold0/test"
@@ -251,13 +283,29 @@ def test_mlflow_ui_opens_the_study_on_its_training_runs(e2e_run, tmp_path):
     parent = next(r for r in runs if "mlflow.parentRunId" not in r.data.tags)
     port = free_port()
     log = open(tmp_path / "ui.log", "wb")  # noqa: SIM115 (the UI writes to it until stopped)
-    ui = subprocess.Popen([str(Path(sys.executable).with_name("mlflow")), "ui", "--backend-store-uri", store(e2e_run),
-                           "--host", "127.0.0.1", "--port", str(port)], cwd=tmp_path, stdout=log,
-                          stderr=subprocess.STDOUT, start_new_session=True)
+    ui = subprocess.Popen(
+        [
+            str(Path(sys.executable).with_name("mlflow")),
+            "ui",
+            "--backend-store-uri",
+            store(e2e_run),
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+        ],
+        cwd=tmp_path,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
     try:
         wait_for(f"http://127.0.0.1:{port}/health", ui, tmp_path / "ui.log")
-        text = visible_text(rendered_url(f"http://127.0.0.1:{port}/#/experiments/{experiment.experiment_id}"
-                                         "?workflowType=machine_learning"))
+        text = visible_text(
+            rendered_url(
+                f"http://127.0.0.1:{port}/#/experiments/{experiment.experiment_id}?workflowType=machine_learning"
+            )
+        )
     finally:
         os.killpg(ui.pid, signal.SIGTERM)
         ui.wait(timeout=30)

@@ -16,8 +16,14 @@ import time
 import pandas as pd
 import pytest
 
-from slurm_cluster import (SlurmUnavailable, alive, check_system_config_free, ensure_installed, listening_addresses,
-                           single_node_cluster)
+from slurm_cluster import (
+    SlurmUnavailable,
+    alive,
+    check_system_config_free,
+    ensure_installed,
+    listening_addresses,
+    single_node_cluster,
+)
 from tracking_server import CFG, SECRET_ENV, TASK, assert_no_secret, check_study_logged, written_text_files
 from workflow_helpers import REPO, snakemake, write_config
 
@@ -25,8 +31,11 @@ pytestmark = pytest.mark.e2e
 STUDY = "alldag-slurm"
 SUBMITTED = re.compile(r"Job (\S+) has been submitted with SLURM jobid (\d+)")
 MODELS = ("MobileNet", "colour_baseline")
-TARGETS = [f"results/evaluation/{TASK}/{model}/fold0/{name}" for model in MODELS
-           for name in ("predictions.tsv", "metrics.json")]
+TARGETS = [
+    f"results/evaluation/{TASK}/{model}/fold0/{name}"
+    for model in MODELS
+    for name in ("predictions.tsv", "metrics.json")
+]
 
 
 @pytest.fixture(scope="module")
@@ -48,13 +57,24 @@ def slurm_run(cluster, mlflow_server, server_run_started, tmp_path_factory):
     config = write_config(workdir, {**CFG, "study": STUDY, "mlflow": {"tracking_uri": mlflow_server}})
     start = time.monotonic()
     proc = snakemake(
-        workdir, "--workflow-profile", str(REPO / "profiles/slurm"), *TARGETS,
+        workdir,
+        "--workflow-profile",
+        str(REPO / "profiles/slurm"),
+        *TARGETS,
         # Test-only overrides of the profile, none of them about SLURM itself:
-        "--slurm-init-seconds-before-status-checks", "2",  # poll often; MinJobAge=300 keeps squeue reliable
-        "--set-threads", "train=1", "evaluate=1", "audit=1",  # the local run's threads: identical numbers
-        "--latency-wait", "5",  # one machine, no shared-filesystem delay
+        "--slurm-init-seconds-before-status-checks",
+        "2",  # poll often; MinJobAge=300 keeps squeue reliable
+        "--set-threads",
+        "train=1",
+        "evaluate=1",
+        "audit=1",  # the local run's threads: identical numbers
+        "--latency-wait",
+        "5",  # one machine, no shared-filesystem delay
         "--slurm-keep-successful-logs",  # the plugin deletes them; the secrets test reads them
-        config=config, env={**cluster.env, **SECRET_ENV}, timeout=900)
+        config=config,
+        env={**cluster.env, **SECRET_ENV},
+        timeout=900,
+    )
     seconds = time.monotonic() - start
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-8000:]
     return workdir, proc, seconds
@@ -62,8 +82,9 @@ def slurm_run(cluster, mlflow_server, server_run_started, tmp_path_factory):
 
 def _slurm_job(cluster, slurm_id: str) -> str:
     """What slurmctld still knows about a job (it keeps finished ones for MinJobAge seconds), on one line."""
-    return subprocess.run(["scontrol", "show", "job", "--oneliner", slurm_id], env=cluster.env, capture_output=True,
-                          text=True, check=True).stdout
+    return subprocess.run(
+        ["scontrol", "show", "job", "--oneliner", slurm_id], env=cluster.env, capture_output=True, text=True, check=True
+    ).stdout
 
 
 def test_every_job_went_through_sbatch(cluster, slurm_run):
@@ -92,7 +113,9 @@ def test_outputs_equal_the_local_run(slurm_run, server_run):
     cluster_dir, local_dir = slurm_run[0], server_run[0]
     for path in TARGETS:
         if path.endswith(".tsv"):
-            pd.testing.assert_frame_equal(pd.read_csv(cluster_dir / path, sep="\t"), pd.read_csv(local_dir / path, sep="\t"))
+            pd.testing.assert_frame_equal(
+                pd.read_csv(cluster_dir / path, sep="\t"), pd.read_csv(local_dir / path, sep="\t")
+            )
         else:
             assert json.loads((cluster_dir / path).read_text()) == json.loads((local_dir / path).read_text()), path
 

@@ -49,8 +49,11 @@ def test_data_audit_ran_on_every_image(run):
     assert audit["duplicate_clusters"] == 0  # the generator makes no duplicates
     # the generator fails some segmentations (mostly Pro-B), as on the real data: the stain mask replaces them
     assert audit["masks_missing"] == 0 and audit["masks_nearly_empty"] > 0
-    assert audit["mask_sources"] == {"segmented": n - audit["masks_nearly_empty"], "stain": audit["masks_nearly_empty"],
-                                     "none": 0}
+    assert audit["mask_sources"] == {
+        "segmented": n - audit["masks_nearly_empty"],
+        "stain": audit["masks_nearly_empty"],
+        "none": 0,
+    }
     provenance = json.loads((run / "results/data/dataset.json").read_text())
     assert provenance["synthetic"] is True and provenance["verification"] == {"skipped": True}
 
@@ -76,18 +79,31 @@ def test_comparison_has_ci_baseline_and_paired_tests(run):
         assert row["accuracy_ci_low"] <= row["accuracy"] <= row["accuracy_ci_high"], model
     assert 0 <= table.loc["colour_baseline", "balanced_accuracy"] <= 1
     assert "not_better_than_colour_baseline" not in table
-    verdicts = pd.read_csv(run / f"results/comparison/{TASK}/comparison.tsv", sep="\t",
-                           keep_default_na=False).set_index("model")["beats_colour_baseline"]
+    verdicts = pd.read_csv(
+        run / f"results/comparison/{TASK}/comparison.tsv", sep="\t", keep_default_na=False
+    ).set_index("model")["beats_colour_baseline"]
     assert verdicts["colour_baseline"] == "" and set(verdicts.drop("colour_baseline")) <= {
-        "true", "false", "undetermined"}
+        "true",
+        "false",
+        "undetermined",
+    }
     for model in BACKBONES:
         row = table.loc[model]
-        assert row["diff_vs_colour_baseline_ci_low"] <= row["diff_vs_colour_baseline"] <= \
-            row["diff_vs_colour_baseline_ci_high"], model
+        assert (
+            row["diff_vs_colour_baseline_ci_low"]
+            <= row["diff_vs_colour_baseline"]
+            <= row["diff_vs_colour_baseline_ci_high"]
+        ), model
         assert row["diff_vs_colour_baseline"] == pytest.approx(
-            row["balanced_accuracy"] - table.loc["colour_baseline", "balanced_accuracy"])
-        assert verdicts[model] == ("true" if row["diff_vs_colour_baseline_ci_low"] > 0 else "false"
-                                   if row["diff_vs_colour_baseline_ci_high"] <= 0 else "undetermined")
+            row["balanced_accuracy"] - table.loc["colour_baseline", "balanced_accuracy"]
+        )
+        assert verdicts[model] == (
+            "true"
+            if row["diff_vs_colour_baseline_ci_low"] > 0
+            else "false"
+            if row["diff_vs_colour_baseline_ci_high"] <= 0
+            else "undetermined"
+        )
         assert 0 < row["p_vs_colour_baseline"] <= 1 and 0 <= row["mcnemar_p_vs_colour_baseline"] <= 1
     assert (table["n_groups"] <= table["n_test"]).all() and (table["n_groups"] < table["n_test"]).any()
     assert 0 <= table.loc["colour_baseline", "image_level_balanced_accuracy"] <= 1
@@ -125,8 +141,14 @@ def test_mlflow_has_one_child_run_per_model_under_one_parent(run):
         assert child.data.tags["mlflow.parentRunId"] == parents[0].info.run_id
         assert child.data.tags["alldag.synthetic"] == "true"
         assert len(client.get_metric_history(child.info.run_id, "val_loss")) == CFG["train"]["epochs"]
-        assert {"test_accuracy", "test_roc_auc", "explain_gradcam_vs_lime_spearman", "explain_lime_mask_mass",
-                "explain_uniform_deletion_auc_blur", "explain_lime_mask_ratio"} <= set(child.data.metrics)
+        assert {
+            "test_accuracy",
+            "test_roc_auc",
+            "explain_gradcam_vs_lime_spearman",
+            "explain_lime_mask_mass",
+            "explain_uniform_deletion_auc_blur",
+            "explain_lime_mask_ratio",
+        } <= set(child.data.metrics)
         assert child.data.params["backbone"] == child.data.tags["backbone"]
         artifacts = {a.path for a in client.list_artifacts(child.info.run_id)}
         assert {"figures", "evaluation", "explanation"} <= artifacts
@@ -158,15 +180,19 @@ def test_explanations_are_measured_per_image_and_summarised(run):
         mask_fraction = heat["masks"].mean(axis=(1, 2))
         np.testing.assert_allclose(uniform.loc[heat["image_id"], "mask_mass"], mask_fraction, rtol=1e-5)
         side = round(CFG["explain"].get("corner_fraction", 0.3) * size)
-        np.testing.assert_allclose(uniform["corner_mass"], side * side / size ** 2, rtol=1e-5)
+        np.testing.assert_allclose(uniform["corner_mass"], side * side / size**2, rtol=1e-5)
         np.testing.assert_allclose(uniform["mask_mass"] + uniform["background_mass"], 1.0, rtol=1e-5)
         agreement = pd.read_csv(folder / "agreement.tsv", sep="\t")
         assert len(agreement) == n * 3 and agreement["top_iou"].dropna().between(0, 1).all()
         assert agreement["spearman"].dropna().between(-1, 1).all()
         summary = pd.read_csv(folder / "explanation_summary.tsv", sep="\t")
         summary = summary[summary["label"] == "all"].set_index(["method", "metric"])
-        assert set(summary.index.get_level_values("method")) == methods | {"uniform", "gradcam_vs_lime",
-                                                                          "gradcam_vs_gradcam_pp", "gradcam_pp_vs_lime"}
+        assert set(summary.index.get_level_values("method")) == methods | {
+            "uniform",
+            "gradcam_vs_lime",
+            "gradcam_vs_gradcam_pp",
+            "gradcam_pp_vs_lime",
+        }
         assert summary.loc[("uniform", "mask_mass"), "n"] == n
         assert summary.loc[("uniform", "mask_mass"), "mean"] == pytest.approx(mask_fraction.mean(), rel=1e-5)
         ok = summary.dropna(subset=["ci_low"])

@@ -12,8 +12,17 @@ import pytest
 import yaml
 
 from slurm_cluster import free_port, listening_addresses
-from tracking_server import (CFG, TARGET, TASK, assert_no_secret, check_study_logged, metric_history, study_runs,
-                             tags, written_text_files)
+from tracking_server import (
+    CFG,
+    TARGET,
+    TASK,
+    assert_no_secret,
+    check_study_logged,
+    metric_history,
+    study_runs,
+    tags,
+    written_text_files,
+)
 from workflow_helpers import error_lines, snakemake
 
 pytestmark = pytest.mark.e2e
@@ -33,8 +42,11 @@ def test_server_listens_on_loopback_only(mlflow_server):
 def test_training_jobs_ran_in_parallel(mlflow_server, server_run):
     """The folds' training spans (child run start to its best-epoch metric) overlap: concurrent writers."""
     _, children = study_runs(mlflow_server, CFG["study"])
-    spans = [(int(c["info"]["start_time"]), int(metric_history(mlflow_server, c, "best_val_accuracy")[0]["timestamp"]))
-             for c in children if tags(c)["backbone"] == "MobileNet"]
+    spans = [
+        (int(c["info"]["start_time"]), int(metric_history(mlflow_server, c, "best_val_accuracy")[0]["timestamp"]))
+        for c in children
+        if tags(c)["backbone"] == "MobileNet"
+    ]
     (a_start, a_end), (b_start, b_end) = spans
     assert a_start < b_end and b_start < a_end, spans
 

@@ -85,7 +85,8 @@ def test_two_runs_with_one_seed_give_identical_test_metrics(full_run, tmp_path):
         assert first == second
         pd.testing.assert_frame_equal(
             pd.read_csv(model_dir(full_run, model, "evaluation") / "predictions.tsv", sep="\t"),
-            pd.read_csv(model_dir(tmp_path, model, "evaluation") / "predictions.tsv", sep="\t"))
+            pd.read_csv(model_dir(tmp_path, model, "evaluation") / "predictions.tsv", sep="\t"),
+        )
 
 
 def test_a_killed_training_job_resumes_from_its_last_epoch(tmp_path):
@@ -93,10 +94,26 @@ def test_a_killed_training_job_resumes_from_its_last_epoch(tmp_path):
     config = write_config(tmp_path, cfg)
     target = str(model_dir(tmp_path, "MobileNet").relative_to(tmp_path) / "model.keras")
     state = model_dir(tmp_path, "MobileNet") / "checkpoint/state.json"
-    cmd = [SNAKEMAKE, "-s", str(REPO / "Snakefile"), "-d", str(tmp_path), "--configfile", str(config),
-           "--cores", "1", target]
-    proc = subprocess.Popen(cmd, cwd=tmp_path, env=workflow_env(),
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    cmd = [
+        SNAKEMAKE,
+        "-s",
+        str(REPO / "Snakefile"),
+        "-d",
+        str(tmp_path),
+        "--configfile",
+        str(config),
+        "--cores",
+        "1",
+        target,
+    ]
+    proc = subprocess.Popen(
+        cmd,
+        cwd=tmp_path,
+        env=workflow_env(),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
     deadline = time.monotonic() + 600
     while time.monotonic() < deadline and proc.poll() is None:
         if state.is_file() and json.loads(state.read_text())["epoch"] >= 3:
@@ -125,13 +142,20 @@ def test_keep_going_after_a_failed_model_writes_a_report_that_marks_it_missing(t
     from browser import body_attribute, rendered_dom
 
     example = (REPO / "workflow/rules/custom/small_cnn.smk").read_text()
-    broken = (example.replace("SmallCNN", "BrokenNet").replace("train_small_cnn", "train_broken_net")
-              .replace("alldag.architectures:small_cnn", "alldag.architectures:no_such_builder")
-              .replace('"../../report/', f'"{REPO}/workflow/report/').replace('"../../../envs/', f'"{REPO}/envs/')
-              .replace('"../../scripts/', f'"{REPO}/workflow/scripts/'))
+    broken = (
+        example.replace("SmallCNN", "BrokenNet")
+        .replace("train_small_cnn", "train_broken_net")
+        .replace("alldag.architectures:small_cnn", "alldag.architectures:no_such_builder")
+        .replace('"../../report/', f'"{REPO}/workflow/report/')
+        .replace('"../../../envs/', f'"{REPO}/envs/')
+        .replace('"../../scripts/', f'"{REPO}/workflow/scripts/')
+    )
     (tmp_path / "broken_net.smk").write_text(broken)
-    cfg = {**CFG, "custom_models": {"BrokenNet": str(tmp_path / "broken_net.smk")},
-           "train": {**CFG["train"], "epochs": 2}}
+    cfg = {
+        **CFG,
+        "custom_models": {"BrokenNet": str(tmp_path / "broken_net.smk")},
+        "train": {**CFG["train"], "epochs": 2},
+    }
     proc = snakemake(tmp_path, "--cores", "2", "--keep-going", config=write_config(tmp_path, cfg))
     assert proc.returncode != 0
     assert "alldag: wrote a partial report marking the missing results" in proc.stderr

@@ -30,7 +30,7 @@ from alldag.attribution_metrics import (
 
 def _blob(size, cy, cx, sigma):
     yy, xx = np.mgrid[0:size, 0:size]
-    return np.exp(-((yy - cy) ** 2 + (xx - cx) ** 2) / (2 * sigma ** 2)).astype(np.float32)
+    return np.exp(-((yy - cy) ** 2 + (xx - cx) ** 2) / (2 * sigma**2)).astype(np.float32)
 
 
 def _quadrants(size=8):
@@ -59,8 +59,10 @@ def test_ties_do_not_enlarge_the_top_region():
     for seed in range(3):
         region = top_region(lime_like, 20, np.random.default_rng(seed).random(100))
         assert region.sum() == 20 and region[:5].sum() == 20  # exactly k, all from the top superpixel
-    a, b = top_region(lime_like, 20, np.random.default_rng(0).random(100)), \
-        top_region(lime_like, 20, np.random.default_rng(1).random(100))
+    a, b = (
+        top_region(lime_like, 20, np.random.default_rng(0).random(100)),
+        top_region(lime_like, 20, np.random.default_rng(1).random(100)),
+    )
     assert not np.array_equal(a, b)  # which tied pixels: random with the seed
     assert top_iou(lime_like, lime_like.copy(), 20, np.random.default_rng(5)) == 1.0  # same keys for both maps
     assert top_region(np.ones((10, 10)), 20).sum() == 20  # a flat map too
@@ -143,13 +145,31 @@ def test_map_metrics():
     heat = np.zeros((10, 10), np.float32)
     heat[1, 1], heat[9, 9] = 3.0, 1.0
     out = map_metrics(heat, mask, corner)
-    assert out == pytest.approx({"mask_mass": 0.75, "pointing": 1.0, "background_mass": 0.25, "corner_mass": 0.25,
-                                 "mask_ratio": 3.0, "background_ratio": 1 / 3, "corner_ratio": 0.25 / 0.09,
-                                 "mask_area": 0.25})
+    assert out == pytest.approx(
+        {
+            "mask_mass": 0.75,
+            "pointing": 1.0,
+            "background_mass": 0.25,
+            "corner_mass": 0.25,
+            "mask_ratio": 3.0,
+            "background_ratio": 1 / 3,
+            "corner_ratio": 0.25 / 0.09,
+            "mask_area": 0.25,
+        }
+    )
     uniform = map_metrics(np.ones((10, 10)), mask, corner)
-    assert uniform == pytest.approx({"mask_mass": 0.25, "pointing": 0.25, "background_mass": 0.75,
-                                     "corner_mass": 0.09, "mask_ratio": 1.0, "background_ratio": 1.0,
-                                     "corner_ratio": 1.0, "mask_area": 0.25})
+    assert uniform == pytest.approx(
+        {
+            "mask_mass": 0.25,
+            "pointing": 0.25,
+            "background_mass": 0.75,
+            "corner_mass": 0.09,
+            "mask_ratio": 1.0,
+            "background_ratio": 1.0,
+            "corner_ratio": 1.0,
+            "mask_area": 0.25,
+        }
+    )
     no_mask = map_metrics(heat, None, corner)
     assert math.isnan(no_mask["mask_mass"]) and math.isnan(no_mask["pointing"]) and no_mask["corner_mass"] == 0.25
     assert math.isnan(no_mask["mask_ratio"]) and math.isnan(no_mask["mask_area"])
@@ -220,9 +240,13 @@ def test_deletion_auc_on_a_toy_model_that_reads_known_pixels():
     right = evidence.astype(np.float32)
     wrong = 1.0 - right
     steps = 16
-    auc = {name: (curve_auc(model(perturbation_series(image, baseline, attribution_order(h, rng), steps, False))),
-                  curve_auc(model(perturbation_series(image, baseline, attribution_order(h, rng), steps, True))))
-           for name, h in (("right", right), ("wrong", wrong), ("random", np.ones((8, 8))))}
+    auc = {
+        name: (
+            curve_auc(model(perturbation_series(image, baseline, attribution_order(h, rng), steps, False))),
+            curve_auc(model(perturbation_series(image, baseline, attribution_order(h, rng), steps, True))),
+        )
+        for name, h in (("right", right), ("wrong", wrong), ("random", np.ones((8, 8))))
+    }
     # the right map deletes all evidence in the first step: probability 0 from x = 1/16 on
     assert auc["right"][0] == pytest.approx(0.5 / steps)
     assert auc["right"][1] == pytest.approx(1 - 0.5 / steps)
@@ -265,13 +289,30 @@ def test_mean_ci_bootstrap_and_wilson():
 
 
 def test_summarise_explanations():
-    per_image = pd.DataFrame({"image_id": ["a", "a", "b", "b", "c", "c"], "label": ["x", "x", "x", "x", "y", "y"],
-                              "predicted": "x", "confidence": 0.9, "mask_source": ["segmented"] * 4 + ["none"] * 2,
-                              "method": ["gradcam", "uniform"] * 3, "mask_mass": [0.6, 0.1, 0.8, 0.1, np.nan, np.nan],
-                              "pointing": [1.0, 0.1, 0.0, 0.1, np.nan, np.nan]})
-    agreement = pd.DataFrame({"image_id": ["a", "b"], "label": "x", "predicted": "x", "confidence": 0.9,
-                              "mask_source": "segmented", "pair": "gradcam_vs_lime", "top_iou": [0.2, 0.4],
-                              "spearman": [0.1, float("nan")]})
+    per_image = pd.DataFrame(
+        {
+            "image_id": ["a", "a", "b", "b", "c", "c"],
+            "label": ["x", "x", "x", "x", "y", "y"],
+            "predicted": "x",
+            "confidence": 0.9,
+            "mask_source": ["segmented"] * 4 + ["none"] * 2,
+            "method": ["gradcam", "uniform"] * 3,
+            "mask_mass": [0.6, 0.1, 0.8, 0.1, np.nan, np.nan],
+            "pointing": [1.0, 0.1, 0.0, 0.1, np.nan, np.nan],
+        }
+    )
+    agreement = pd.DataFrame(
+        {
+            "image_id": ["a", "b"],
+            "label": "x",
+            "predicted": "x",
+            "confidence": 0.9,
+            "mask_source": "segmented",
+            "pair": "gradcam_vs_lime",
+            "top_iou": [0.2, 0.4],
+            "spearman": [0.1, float("nan")],
+        }
+    )
     summary = summarise_explanations(per_image, agreement).set_index(["method", "label", "metric"])
     assert summary.loc[("gradcam", "all", "mask_mass"), "mean"] == pytest.approx(0.7)
     assert summary.loc[("gradcam", "all", "mask_mass"), "n"] == 2  # image c has no mask: not scored, not 0

@@ -13,8 +13,7 @@ keras = pytest.importorskip("keras")
 
 
 def _keras_model_names() -> set[str]:
-    return {n for n in dir(keras.applications)
-            if n[:1].isupper() and callable(getattr(keras.applications, n))}
+    return {n for n in dir(keras.applications) if n[:1].isupper() and callable(getattr(keras.applications, n))}
 
 
 @pytest.mark.parametrize("name", sorted(REGISTRY))

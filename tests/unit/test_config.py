@@ -39,8 +39,13 @@ def test_empty_config_gets_every_default(defaults, schema_path):
     assert defaults["data"]["source"] == "auto"
     assert defaults["data"]["folder"] == "Original"
     assert defaults["data"]["max_images_per_class"] is None
-    assert defaults["data"]["synthetic"] == {"images_per_class": 100, "seed": 7, "fields_per_patient": 4,
-                                             "shortcut": 0.0, "colour_shortcut": 0.0}
+    assert defaults["data"]["synthetic"] == {
+        "images_per_class": 100,
+        "seed": 7,
+        "fields_per_patient": 4,
+        "shortcut": 0.0,
+        "colour_shortcut": 0.0,
+    }
     assert defaults["split"] == {"folds": 5, "group_blocks": "auto", "val_fraction": 0.15, "test_fraction": 0.15}
     assert defaults["data"]["verify"] == "strict"
     assert defaults["audit"] == {"image_size": 224, "near_duplicate_threshold": 0.97, "mask_min_fraction": 0.02}
@@ -59,8 +64,13 @@ def test_validate_config_fills_in_place_and_keeps_given_values(schema_path):
     assert out is config
     assert config["train"]["epochs"] == 3
     assert config["train"]["batch_size"] == 32  # sibling defaults filled
-    assert config["data"]["synthetic"] == {"images_per_class": 100, "seed": 1, "fields_per_patient": 4,
-                                           "shortcut": 0.0, "colour_shortcut": 0.0}
+    assert config["data"]["synthetic"] == {
+        "images_per_class": 100,
+        "seed": 1,
+        "fields_per_patient": 4,
+        "shortcut": 0.0,
+        "colour_shortcut": 0.0,
+    }
     assert config["data"]["source"] == "auto"
 
 
@@ -95,16 +105,19 @@ def test_unknown_top_level_key(schema_path):
     assert "top level" in message and "trian" in message
 
 
-@pytest.mark.parametrize("config,path", [
-    ({"train": {"epochs": 0}}, "train.epochs"),
-    ({"data": {"source": "s3"}}, "data.source"),
-    ({"data": {"synthetic": {"shortcut": 1.5}}}, "data.synthetic.shortcut"),
-    ({"split": {"test_fraction": 0}}, "split.test_fraction"),
-    ({"train": {"image_size": 16}}, "train.image_size"),
-    ({"tasks": {"solo": ["Benign"]}}, "tasks.solo"),
-    ({"backbones": []}, "backbones"),
-    ({"seed": -1}, "seed"),
-])
+@pytest.mark.parametrize(
+    "config,path",
+    [
+        ({"train": {"epochs": 0}}, "train.epochs"),
+        ({"data": {"source": "s3"}}, "data.source"),
+        ({"data": {"synthetic": {"shortcut": 1.5}}}, "data.synthetic.shortcut"),
+        ({"split": {"test_fraction": 0}}, "split.test_fraction"),
+        ({"train": {"image_size": 16}}, "train.image_size"),
+        ({"tasks": {"solo": ["Benign"]}}, "tasks.solo"),
+        ({"backbones": []}, "backbones"),
+        ({"seed": -1}, "seed"),
+    ],
+)
 def test_bad_value_is_one_line_with_path(schema_path, config, path):
     message = _one_line_error(config, schema_path)
     assert f"config error at {path}:" in message
@@ -168,9 +181,13 @@ def test_deep_merge():
 
 
 def test_train_settings_for(schema_path):
-    config = validate_config({"backbones": ["MobileNet", "VGG16"],
-                              "backbone_overrides": {"MobileNet": {"learning_rate": 0.001, "epochs": 4}}},
-                             schema_path)
+    config = validate_config(
+        {
+            "backbones": ["MobileNet", "VGG16"],
+            "backbone_overrides": {"MobileNet": {"learning_rate": 0.001, "epochs": 4}},
+        },
+        schema_path,
+    )
     check_backbone_overrides(config, schema_path)
     mobile = train_settings_for(config, "MobileNet")
     assert mobile["learning_rate"] == 0.001 and mobile["epochs"] == 4
@@ -181,22 +198,25 @@ def test_train_settings_for(schema_path):
 
 
 def test_override_for_untrained_backbone(schema_path):
-    config = validate_config({"backbones": ["MobileNet"],
-                              "backbone_overrides": {"ResNet50": {"epochs": 2}}}, schema_path)
+    config = validate_config(
+        {"backbones": ["MobileNet"], "backbone_overrides": {"ResNet50": {"epochs": 2}}}, schema_path
+    )
     with pytest.raises(AlldagError) as exc:
         check_backbone_overrides(config, schema_path)
     message = str(exc.value)
     assert "\n" not in message and "ResNet50" in message
 
 
-@pytest.mark.parametrize("override,where", [
-    ({"learning_rate": -1}, "train.learning_rate"),
-    ({"epochz": 2}, "epochz"),
-    ({"image_size": "big"}, "train.image_size"),
-])
+@pytest.mark.parametrize(
+    "override,where",
+    [
+        ({"learning_rate": -1}, "train.learning_rate"),
+        ({"epochz": 2}, "epochz"),
+        ({"image_size": "big"}, "train.image_size"),
+    ],
+)
 def test_invalid_override_value(schema_path, override, where):
-    config = validate_config({"backbones": ["MobileNet"],
-                              "backbone_overrides": {"MobileNet": override}}, schema_path)
+    config = validate_config({"backbones": ["MobileNet"], "backbone_overrides": {"MobileNet": override}}, schema_path)
     with pytest.raises(AlldagError) as exc:
         check_backbone_overrides(config, schema_path)
     message = str(exc.value)

@@ -25,7 +25,6 @@ from alldag.data import (
     write_tsv_atomic,
 )
 from alldag.download import find_dataset_root, materialise_dataset
-
 from conftest import SYNTHETIC_PER_CLASS
 
 
@@ -49,6 +48,7 @@ def _make_layout(root: Path, classes=("Benign", "Pro"), n=2) -> Path:
 
 
 # --- scan_dataset -------------------------------------------------------------------------------
+
 
 def test_scan_dataset_lists_every_image(synthetic_root):
     df = scan_dataset(synthetic_root)
@@ -118,6 +118,7 @@ def test_class_counts(synthetic_copy):
 
 # --- resolve_source -----------------------------------------------------------------------------
 
+
 def test_resolve_synthetic():
     decision = resolve_source("synthetic", "does/not/matter", online=_never_online)
     assert (decision.kind, decision.root, decision.demo) == ("synthetic", None, False)
@@ -186,8 +187,12 @@ def test_resolve_auto_falls_back_to_synthetic_demo(tmp_path):
     decision = resolve_source("auto", str(tmp_path / "missing"), online=lambda: False)
     assert (decision.kind, decision.root, decision.demo) == ("synthetic", None, True)
     assert "SYNTHETIC" in decision.reason
-    assert json.loads(decision.to_json()) == {"kind": "synthetic", "root": None,
-                                              "reason": decision.reason, "demo": True}
+    assert json.loads(decision.to_json()) == {
+        "kind": "synthetic",
+        "root": None,
+        "reason": decision.reason,
+        "demo": True,
+    }
 
 
 def test_resolve_unknown_source():
@@ -205,6 +210,7 @@ def test_has_layout(tmp_path):
 
 
 # --- check_tasks / select_subset ----------------------------------------------------------------
+
 
 def test_check_tasks_ok():
     check_tasks({"a": ["Benign", "Pro"], "b": list(CLASSES)}, {c: 5 for c in CLASSES})
@@ -238,8 +244,11 @@ def test_check_tasks_class_missing_from_counts():
 
 
 def _dataset(n_per_class: dict[str, int]) -> pd.DataFrame:
-    rows = [(f"{c}/{file_prefix(c)}-{i:03d}.jpg", c, f"/x/{c}/{i}.jpg", "")
-            for c in CLASSES for i in range(1, n_per_class.get(c, 0) + 1)]
+    rows = [
+        (f"{c}/{file_prefix(c)}-{i:03d}.jpg", c, f"/x/{c}/{i}.jpg", "")
+        for c in CLASSES
+        for i in range(1, n_per_class.get(c, 0) + 1)
+    ]
     return pd.DataFrame(rows, columns=DATASET_COLUMNS)
 
 
@@ -281,10 +290,18 @@ def test_select_subset_empty_class_raises():
 
 # --- TSV ----------------------------------------------------------------------------------------
 
+
 def test_tsv_roundtrip_keeps_empty_strings(tmp_path):
-    df = pd.DataFrame({"image_id": ["Pro/a.jpg", "Pro/b.jpg"], "label": ["Pro", "Pro"],
-                       "path": ["/p/a.jpg", "/p/b.jpg"], "mask_path": ["", "/m/b.jpg"], "y": [1, 0],
-                       "note": ["NA", "null"]})
+    df = pd.DataFrame(
+        {
+            "image_id": ["Pro/a.jpg", "Pro/b.jpg"],
+            "label": ["Pro", "Pro"],
+            "path": ["/p/a.jpg", "/p/b.jpg"],
+            "mask_path": ["", "/m/b.jpg"],
+            "y": [1, 0],
+            "note": ["NA", "null"],
+        }
+    )
     out = tmp_path / "nested" / "dir" / "t.tsv"
     write_tsv_atomic(df, out)
     back = read_tsv(out)
@@ -299,11 +316,22 @@ def test_tsv_roundtrip_keeps_empty_strings(tmp_path):
 
 # --- download -----------------------------------------------------------------------------------
 
+
 def test_materialise_synthetic(tmp_path):
     decision = SourceDecision("synthetic", None, "test run", demo=True)
     tsv, prov = tmp_path / "out" / "dataset.tsv", tmp_path / "dataset.json"
-    n = materialise_dataset(decision, tmp_path / "synthetic", {"Benign": 3, "Pro": 4}, 11, {},
-                            "Original", tsv, prov, tmp_path / "verification.tsv", requested="auto")
+    n = materialise_dataset(
+        decision,
+        tmp_path / "synthetic",
+        {"Benign": 3, "Pro": 4},
+        11,
+        {},
+        "Original",
+        tsv,
+        prov,
+        tmp_path / "verification.tsv",
+        requested="auto",
+    )
     assert n == 7
     table = read_tsv(tsv)
     assert list(table.columns) == DATASET_COLUMNS
@@ -321,8 +349,18 @@ def test_materialise_synthetic(tmp_path):
 
 def test_materialise_local_requested_defaults_to_kind(tmp_path, synthetic_root):
     decision = resolve_source("local", str(synthetic_root), online=_never_online)
-    n = materialise_dataset(decision, tmp_path / "unused", {}, 0, {}, "Segmented",
-                            tmp_path / "d.tsv", tmp_path / "d.json", tmp_path / "v.tsv", verify="off")
+    n = materialise_dataset(
+        decision,
+        tmp_path / "unused",
+        {},
+        0,
+        {},
+        "Segmented",
+        tmp_path / "d.tsv",
+        tmp_path / "d.json",
+        tmp_path / "v.tsv",
+        verify="off",
+    )
     assert n == SYNTHETIC_PER_CLASS * len(CLASSES)
     info = json.loads((tmp_path / "d.json").read_text())
     assert (info["requested"], info["source"], info["synthetic"], info["demo"]) == ("local", "local", False, False)
@@ -335,8 +373,18 @@ def test_materialise_empty_local_raises(tmp_path):
     (root / "Original" / "Pro").mkdir(parents=True)
     decision = SourceDecision("local", str(root), "test", demo=False)
     with pytest.raises(AlldagError) as exc:
-        materialise_dataset(decision, tmp_path / "s", {}, 0, {}, "Original", tmp_path / "d.tsv", tmp_path / "d.json",
-                            tmp_path / "v.tsv", verify="off")
+        materialise_dataset(
+            decision,
+            tmp_path / "s",
+            {},
+            0,
+            {},
+            "Original",
+            tmp_path / "d.tsv",
+            tmp_path / "d.json",
+            tmp_path / "v.tsv",
+            verify="off",
+        )
     _one_line(exc)
     assert not (tmp_path / "d.tsv").exists()
 

@@ -12,10 +12,10 @@ from PIL import Image
 
 from alldag import AlldagError
 from alldag.audit import audit_dataset
+from alldag.classes import file_prefix
 from alldag.data import SourceDecision, scan_dataset, write_tsv_atomic
 from alldag.download import materialise_dataset
 from alldag.split import check_leakage, leakage, make_folds, split_counts
-from alldag.classes import file_prefix
 from alldag.synthetic import SEGMENTATION_FAILURE_RATE, generate_dataset, image_rng, render_smear, twin_rng
 from alldag.verify import build_manifest, verification_failure, verify_folder
 
@@ -33,7 +33,8 @@ def planted(tmp_path):
     # near duplicates: re-encoded at lower quality and slightly brighter; a 3-pixel shift
     img = np.asarray(Image.open(root / "Original/Benign/WBC-Benign-003.jpg"), np.float32)
     Image.fromarray(np.clip(img * 1.04, 0, 255).astype(np.uint8)).save(
-        root / "Original/Benign/WBC-Benign-103.jpg", quality=70)
+        root / "Original/Benign/WBC-Benign-103.jpg", quality=70
+    )
     img = np.asarray(Image.open(root / "Original/Early/WBC-Malignant-Early-004.jpg"))
     Image.fromarray(np.roll(img, 3, axis=1)).save(root / "Original/Early/WBC-Malignant-Early-104.jpg", quality=90)
     # bad files
@@ -42,6 +43,7 @@ def planted(tmp_path):
     data = (bad / "WBC-Malignant-Pre-001.jpg").read_bytes()
     (bad / "WBC-Malignant-Pre-202.jpg").write_bytes(data[: len(data) // 2])
     (bad / "WBC-Malignant-Pre-203.jpg").write_text("this is not an image\n")
+
     def fresh(k):  # a field that is no duplicate of any other
         return Image.fromarray(render_smear("Pre", image_rng(99, "Pre", k))[0])
 
@@ -59,8 +61,17 @@ def audited(planted, tmp_path):
     dataset = scan_dataset(planted)
     write_tsv_atomic(dataset, tmp_path / "dataset.tsv")
     out = {k: tmp_path / f"{k}.tsv" for k in ("images", "quarantine", "duplicates")}
-    summary = audit_dataset(tmp_path / "dataset.tsv", tmp_path / "fixed", 224, 0.97, 0.02, out["images"],
-                            out["quarantine"], out["duplicates"], tmp_path / "audit.json")
+    summary = audit_dataset(
+        tmp_path / "dataset.tsv",
+        tmp_path / "fixed",
+        224,
+        0.97,
+        0.02,
+        out["images"],
+        out["quarantine"],
+        out["duplicates"],
+        tmp_path / "audit.json",
+    )
     return summary, {k: pd.read_csv(v, sep="\t", keep_default_na=False) for k, v in out.items()}
 
 
@@ -78,8 +89,9 @@ def test_fixable_files_are_converted_and_counted(audited):
     summary, t = audited
     images = t["images"].set_index("image_id")
     fixed = images[images["fixed"] != ""]
-    assert set(fixed.index.str.split("/").str[1]) == {f"WBC-Malignant-Pre-{n}" + ext for n, ext in
-                                                      ((204, ".jpg"), (205, ".jpg"), (206, ".png"), (207, ".jpg"))}
+    assert set(fixed.index.str.split("/").str[1]) == {
+        f"WBC-Malignant-Pre-{n}" + ext for n, ext in ((204, ".jpg"), (205, ".jpg"), (206, ".png"), (207, ".jpg"))
+    }
     assert summary["fixed"] == 4
     assert "size 300x200 resized to 224x224" in images.loc["Pre/WBC-Malignant-Pre-204.jpg", "fixed"]
     assert "mode L converted" in images.loc["Pre/WBC-Malignant-Pre-205.jpg", "fixed"]
@@ -109,8 +121,12 @@ def test_nearly_empty_masks_are_flagged_and_replaced_by_the_stain_mask(audited):
     summary, t = audited
     images = t["images"].set_index("image_id")
     # the generator's failed segmentations (class-dependent) plus the planted black twin
-    failed = {f"{c}/{file_prefix(c)}-{i:03d}.jpg" for c, n in {"Benign": 12, "Early": 6, "Pre": 6, "Pro": 14}.items()
-              for i in range(1, n + 1) if twin_rng(4, c, i).uniform() < SEGMENTATION_FAILURE_RATE[c]}
+    failed = {
+        f"{c}/{file_prefix(c)}-{i:03d}.jpg"
+        for c, n in {"Benign": 12, "Early": 6, "Pre": 6, "Pro": 14}.items()
+        for i in range(1, n + 1)
+        if twin_rng(4, c, i).uniform() < SEGMENTATION_FAILURE_RATE[c]
+    }
     failed.add("Benign/WBC-Benign-005.jpg")
     empty = set(images.index[images["mask_empty"].astype(str).eq("True") & (images["mask_path"] != "")])
     assert empty == failed and summary["masks_nearly_empty"] == len(failed)
@@ -150,8 +166,9 @@ def test_kfold_within_one_image_per_class_for_singletons():
 
 
 def test_block_grouping_keeps_neighbouring_file_numbers_together():
-    rows = [(f"Pro/WBC-Malignant-Pro-{i:03d}.jpg", "Pro") for i in range(1, 41)] + \
-           [(f"Benign/WBC-Benign-{i:03d}.jpg", "Benign") for i in range(1, 41)]
+    rows = [(f"Pro/WBC-Malignant-Pro-{i:03d}.jpg", "Pro") for i in range(1, 41)] + [
+        (f"Benign/WBC-Benign-{i:03d}.jpg", "Benign") for i in range(1, 41)
+    ]
     subset = pd.DataFrame(rows, columns=["image_id", "label"]).assign(cluster=lambda d: d["image_id"])
     for m in make_folds(subset, 2, 0.2, 0.2, seed=0, block_size=10):
         number = m["image_id"].str.extract(r"(\d+)\.jpg")[0].astype(int)
@@ -160,8 +177,16 @@ def test_block_grouping_keeps_neighbouring_file_numbers_together():
 
 
 def test_check_leakage_fails_on_a_crossing_cluster(tmp_path):
-    m = pd.DataFrame({"image_id": ["a", "b", "c"], "label": ["X"] * 3, "cluster": ["a", "a", "c"],
-                      "group": ["g1", "g2", "g3"], "split": ["train", "test", "val"], "fold": 0})
+    m = pd.DataFrame(
+        {
+            "image_id": ["a", "b", "c"],
+            "label": ["X"] * 3,
+            "cluster": ["a", "a", "c"],
+            "group": ["g1", "g2", "g3"],
+            "split": ["train", "test", "val"],
+            "fold": 0,
+        }
+    )
     write_tsv_atomic(m, tmp_path / "m.tsv")
     with pytest.raises(AlldagError, match="^1 cluster\\(s\\) cross train/val/test, e.g. cluster a in test,train"):
         check_leakage([tmp_path / "m.tsv"], tmp_path / "leak.tsv")
@@ -169,8 +194,16 @@ def test_check_leakage_fails_on_a_crossing_cluster(tmp_path):
 
 
 def test_check_leakage_fails_on_a_crossing_group_and_names_both_kinds(tmp_path):
-    m = pd.DataFrame({"image_id": ["a", "b", "c", "d"], "label": ["X"] * 4, "cluster": ["a", "a", "c", "d"],
-                      "group": ["X#0", "X#0", "X#1", "X#1"], "split": ["train", "test", "val", "test"], "fold": 2})
+    m = pd.DataFrame(
+        {
+            "image_id": ["a", "b", "c", "d"],
+            "label": ["X"] * 4,
+            "cluster": ["a", "a", "c", "d"],
+            "group": ["X#0", "X#0", "X#1", "X#1"],
+            "split": ["train", "test", "val", "test"],
+            "fold": 2,
+        }
+    )
     write_tsv_atomic(m, tmp_path / "m.tsv")
     with pytest.raises(AlldagError) as exc:
         check_leakage([tmp_path / "m.tsv"], tmp_path / "leak.tsv")
@@ -181,8 +214,9 @@ def test_check_leakage_fails_on_a_crossing_group_and_names_both_kinds(tmp_path):
 
 
 def test_a_manifest_without_groups_cannot_pass_the_leakage_check(tmp_path):
-    m = pd.DataFrame({"image_id": ["a", "b"], "label": ["X"] * 2, "cluster": ["a", "b"], "split": ["train", "test"],
-                      "fold": 0})
+    m = pd.DataFrame(
+        {"image_id": ["a", "b"], "label": ["X"] * 2, "cluster": ["a", "b"], "split": ["train", "test"], "fold": 0}
+    )
     write_tsv_atomic(m, tmp_path / "m.tsv")
     with pytest.raises(AlldagError, match="has no 'group' column"):
         check_leakage([tmp_path / "m.tsv"], tmp_path / "leak.tsv")
@@ -206,9 +240,19 @@ def test_manifest_verification_lists_missing_extra_changed(tmp_path):
 
 
 def _materialise(root, tmp_path, manifest, verify):
-    return materialise_dataset(SourceDecision("local", str(root), "test", False), tmp_path / "syn", {}, 0, {},
-                               "Original", tmp_path / "dataset.tsv", tmp_path / "dataset.json",
-                               tmp_path / "verification.tsv", manifest_path=manifest, verify=verify)
+    return materialise_dataset(
+        SourceDecision("local", str(root), "test", False),
+        tmp_path / "syn",
+        {},
+        0,
+        {},
+        "Original",
+        tmp_path / "dataset.tsv",
+        tmp_path / "dataset.json",
+        tmp_path / "verification.tsv",
+        manifest_path=manifest,
+        verify=verify,
+    )
 
 
 def test_local_download_verifies_against_a_fake_manifest(tmp_path):
@@ -241,8 +285,18 @@ def test_a_thread_pool_gives_the_same_audit_and_logs_progress(audited, planted, 
     write_tsv_atomic(dataset, tmp_path / "pool_dataset.tsv")
     out = {k: tmp_path / f"pool_{k}.tsv" for k in ("images", "quarantine", "duplicates")}
     with caplog.at_level("INFO", logger="alldag.progress"):
-        audit_dataset(tmp_path / "pool_dataset.tsv", tmp_path / "pool_fixed", 224, 0.97, 0.02, out["images"],
-                      out["quarantine"], out["duplicates"], tmp_path / "pool_audit.json", threads=3)
+        audit_dataset(
+            tmp_path / "pool_dataset.tsv",
+            tmp_path / "pool_fixed",
+            224,
+            0.97,
+            0.02,
+            out["images"],
+            out["quarantine"],
+            out["duplicates"],
+            tmp_path / "pool_audit.json",
+            threads=3,
+        )
     pooled = {k: pd.read_csv(v, sep="\t", keep_default_na=False) for k, v in out.items()}
     pooled["images"]["path"] = pooled["images"]["path"].str.replace("pool_fixed", "fixed")
     for kind in ("images", "quarantine", "duplicates"):

@@ -43,7 +43,9 @@ def test_env_pins_are_pyproject_pins_and_their_dependencies_the_lock(path):
         assert m, f"{path.name}: pip dependency {line!r} is not name==version"
         name = env_tool.norm(m.group(1))
         listed.add(name)
-        assert re.sub(r"\[[^\]]+\]", "", line) in lock[name][0], f"{path.name}: {line} is not what the lock pins ({lock[name][0]}): run `make lock`"
+        assert re.sub(r"\[[^\]]+\]", "", line) in lock[name][0], (
+            f"{path.name}: {line} is not what the lock pins ({lock[name][0]}): run `make lock`"
+        )
         if name in pins:
             assert pins[name] == m.group(3), f"{path.name}: {line} differs from pyproject.toml"
     assert {"numpy", "pandas"} <= listed and "pytest" not in listed
@@ -62,8 +64,21 @@ def test_env_dependencies_follow_the_lock_graph():
 
 def test_every_rule_with_a_script_has_an_env():
     rules = alldag_envguard.rule_envs()
-    assert set(rules) >= {"download", "audit", "subset", "split", "check_leakage", "augment", "train",
-                          "train_small_cnn", "evaluate", "colour_baseline", "compare", "explain", "report"}
+    assert set(rules) >= {
+        "download",
+        "audit",
+        "subset",
+        "split",
+        "check_leakage",
+        "augment",
+        "train",
+        "train_small_cnn",
+        "evaluate",
+        "colour_baseline",
+        "compare",
+        "explain",
+        "report",
+    }
     for rule, (_, envs) in rules.items():
         assert envs and all(e.is_file() for e in envs), f"rule {rule}: conda env {envs} missing"
     assert [e.name for e in rules["train"][1]] == ["train.yaml", "train-gpu.yaml"]
@@ -80,8 +95,9 @@ def test_gpu_env_is_the_training_env_with_cuda_tensorflow():
     assert [line.replace("tensorflow==", "tensorflow[and-cuda]==") for line in specs["train"]] == specs["train-gpu"]
     cpu, gpu = _pip(REPO / "envs" / "train.yaml"), _pip(REPO / "envs" / "train-gpu.yaml")
     cuda = [line for line in gpu if line.startswith("nvidia-")]
-    assert len(cuda) >= 10 and [line for line in gpu if line not in cuda] == \
-        [line.replace("tensorflow==", "tensorflow[and-cuda]==") for line in cpu]
+    assert len(cuda) >= 10 and [line for line in gpu if line not in cuda] == [
+        line.replace("tensorflow==", "tensorflow[and-cuda]==") for line in cpu
+    ]
 
 
 def test_booleans_from_the_command_line_become_booleans():
@@ -114,6 +130,7 @@ def test_lock_holds_every_pyproject_pin(lock, gpu):
     for dep in wanted:
         m = PIP_PIN.match(dep)
         name = env_tool.norm(m.group(1))
-        assert locked.get(name) == {m.group(3)}, f"{lock} has {name} {locked.get(name)}, pyproject.toml pins " \
-                                                  f"{m.group(3)}: run `make lock`"
+        assert locked.get(name) == {m.group(3)}, (
+            f"{lock} has {name} {locked.get(name)}, pyproject.toml pins {m.group(3)}: run `make lock`"
+        )
     assert ("nvidia-cudnn-cu12" in locked) == ("gpu" in extras)

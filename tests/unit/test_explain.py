@@ -27,8 +27,15 @@ from alldag.explain import (
     resize_heatmap,
 )
 
-SETTINGS = {"lime_num_samples": 40, "lime_batch_size": 16, "lime_kernel_size": 4.0, "top_percent": 20,
-            "faithfulness_steps": 5, "corner_fraction": 0.3, "gradcam_layer": None}
+SETTINGS = {
+    "lime_num_samples": 40,
+    "lime_batch_size": 16,
+    "lime_kernel_size": 4.0,
+    "top_percent": 20,
+    "faithfulness_steps": 5,
+    "corner_fraction": 0.3,
+    "gradcam_layer": None,
+}
 
 
 def test_normalise_heatmap():
@@ -50,15 +57,11 @@ def test_resize_heatmap():
 
 
 def test_lime_segments_to_heatmap():
-    segments = np.array([[0, 0, 1, 1],
-                         [0, 0, 1, 1],
-                         [2, 2, 3, 3],
-                         [2, 2, 3, 3]])
+    segments = np.array([[0, 0, 1, 1], [0, 0, 1, 1], [2, 2, 3, 3], [2, 2, 3, 3]])
     heat = lime_segments_to_heatmap(segments, [(0, 0.5), (1, -0.2), (2, 0.25)])
-    np.testing.assert_allclose(heat, [[1.0, 1.0, 0.0, 0.0],
-                                      [1.0, 1.0, 0.0, 0.0],
-                                      [0.5, 0.5, 0.0, 0.0],
-                                      [0.5, 0.5, 0.0, 0.0]])
+    np.testing.assert_allclose(
+        heat, [[1.0, 1.0, 0.0, 0.0], [1.0, 1.0, 0.0, 0.0], [0.5, 0.5, 0.0, 0.0], [0.5, 0.5, 0.0, 0.0]]
+    )
     assert heat.dtype == np.float32
     np.testing.assert_array_equal(lime_segments_to_heatmap(segments, [(0, -1.0)]), np.zeros((4, 4)))
 
@@ -77,11 +80,13 @@ def test_vectorised_lime_perturbation_matches_lime():
         def fn(batch):
             seen.setdefault(tag, []).append(np.array(batch))
             return np.stack([batch.mean(axis=(1, 2, 3)), batch[:, 0, 0, 0]], axis=1)
+
         return fn
 
     ours = _lime_explainer(3).data_labels(image, fudged, segments, classifier("ours"), 25, batch_size=10)
-    theirs = lime_image.LimeImageExplainer(random_state=3).data_labels(image, fudged, segments, classifier("lime"),
-                                                                      25, batch_size=10)
+    theirs = lime_image.LimeImageExplainer(random_state=3).data_labels(
+        image, fudged, segments, classifier("lime"), 25, batch_size=10
+    )
     np.testing.assert_array_equal(ours[0], theirs[0])
     np.testing.assert_allclose(ours[1], theirs[1])
     np.testing.assert_array_equal(np.concatenate(seen["ours"]), np.concatenate(seen["lime"]))
@@ -128,8 +133,14 @@ def test_faithfulness_rewards_the_map_on_the_evidence():
 
     right = np.zeros((size, size), np.float32)
     right[:16, :16] = 1.0
-    aucs = faithfulness(predict, image, 0, {"right": right, "wrong": 1 - right, UNIFORM: np.ones((size, size))},
-                        8, np.random.default_rng(0))
+    aucs = faithfulness(
+        predict,
+        image,
+        0,
+        {"right": right, "wrong": 1 - right, UNIFORM: np.ones((size, size))},
+        8,
+        np.random.default_rng(0),
+    )
     for fill in FILLS:
         deletion, insertion = f"deletion_auc_{fill}", f"insertion_auc_{fill}"
         assert aucs["right"][deletion] < aucs[UNIFORM][deletion] < aucs["wrong"][deletion], (fill, aucs)
@@ -158,25 +169,40 @@ def test_blurred_fill_keeps_colour_and_removes_detail():
 
 
 def test_choose_images_is_a_seeded_stratified_sample():
-    test = pd.DataFrame({"image_id": [f"{c}/{i:02d}.jpg" for c in ("Pro", "Benign") for i in range(10)],
-                         "label": ["Pro"] * 10 + ["Benign"] * 10, "y": [1] * 10 + [0] * 10})
+    test = pd.DataFrame(
+        {
+            "image_id": [f"{c}/{i:02d}.jpg" for c in ("Pro", "Benign") for i in range(10)],
+            "label": ["Pro"] * 10 + ["Benign"] * 10,
+            "y": [1] * 10 + [0] * 10,
+        }
+    )
     chosen = choose_images(test, 3, seed=1)
     assert chosen["label"].tolist() == ["Benign"] * 3 + ["Pro"] * 3  # class order, then image_id
     assert list(chosen.index) == list(range(6))
     assert chosen["image_id"].tolist() == sorted(chosen["image_id"])
     assert chosen.equals(choose_images(test, 3, seed=1))
     assert not chosen.equals(choose_images(test, 3, seed=2))
-    assert chosen["image_id"].tolist() != ["Benign/00.jpg", "Benign/01.jpg", "Benign/02.jpg",
-                                           "Pro/00.jpg", "Pro/01.jpg", "Pro/02.jpg"]  # not just the first files
+    assert chosen["image_id"].tolist() != [
+        "Benign/00.jpg",
+        "Benign/01.jpg",
+        "Benign/02.jpg",
+        "Pro/00.jpg",
+        "Pro/01.jpg",
+        "Pro/02.jpg",
+    ]  # not just the first files
     assert len(choose_images(test.iloc[:12], 5, seed=0)) == 7  # Benign has 2 test images only
 
 
 def test_load_masks_rebuilds_the_recorded_source(synthetic_root):
     name = "Benign/WBC-Benign-001.jpg"
-    row = {"image_id": name, "path": str(synthetic_root / "Original" / name),
-           "mask_path": str(synthetic_root / "Segmented" / name)}
-    chosen = pd.DataFrame([row | {"mask_source": s} for s in ("segmented", "stain", "none")]
-                          + [row | {"mask_path": ""}])
+    row = {
+        "image_id": name,
+        "path": str(synthetic_root / "Original" / name),
+        "mask_path": str(synthetic_root / "Segmented" / name),
+    }
+    chosen = pd.DataFrame(
+        [row | {"mask_source": s} for s in ("segmented", "stain", "none")] + [row | {"mask_path": ""}]
+    )
     found = load_masks(chosen, 64)
     assert [f.source for f in found] == ["segmented", "stain", "none", "stain"]
     assert found[0].mask.shape == (64, 64) and found[0].mask.dtype == bool and 0.01 < found[0].mask.mean() < 0.5
@@ -189,8 +215,10 @@ def test_load_masks_rebuilds_the_recorded_source(synthetic_root):
 def test_gallery_choice_takes_the_best_and_worst_per_class():
     chosen = pd.DataFrame({"image_id": list("abcdefg"), "label": ["A"] * 4 + ["B"] * 3})
     ratios = {"a": 2.0, "b": 5.0, "c": float("nan"), "d": 1.0, "e": float("nan"), "f": float("nan"), "g": 3.0}
-    per_image = pd.DataFrame([{"image_id": i, "method": m, "mask_ratio": r} for i, r in ratios.items()
-                              for m in METHODS] + [{"image_id": "a", "method": UNIFORM, "mask_ratio": 1.0}])
+    per_image = pd.DataFrame(
+        [{"image_id": i, "method": m, "mask_ratio": r} for i, r in ratios.items() for m in METHODS]
+        + [{"image_id": "a", "method": UNIFORM, "mask_ratio": 1.0}]
+    )
     assert chosen["image_id"].to_numpy()[gallery_choice(per_image, chosen)].tolist() == ["b", "d", "g", "e"]
 
 
@@ -200,12 +228,21 @@ def _red_model(size):
     import keras
 
     inputs = keras.Input((size, size, 3))
-    conv = keras.layers.Conv2D(2, 1, activation="relu", name="conv",
-                               kernel_initializer=keras.initializers.Constant([[[[1.0, 0.0], [0.0, 1.0], [0.0, 0.0]]]]),
-                               bias_initializer=keras.initializers.Constant(-200.0))(inputs)
+    conv = keras.layers.Conv2D(
+        2,
+        1,
+        activation="relu",
+        name="conv",
+        kernel_initializer=keras.initializers.Constant([[[[1.0, 0.0], [0.0, 1.0], [0.0, 0.0]]]]),
+        bias_initializer=keras.initializers.Constant(-200.0),
+    )(inputs)
     pooled = keras.layers.GlobalAveragePooling2D()(conv)
-    outputs = keras.layers.Dense(2, activation="softmax", name="predictions",
-                                 kernel_initializer=keras.initializers.Constant([[2.0, -2.0], [0.0, 0.0]]))(pooled)
+    outputs = keras.layers.Dense(
+        2,
+        activation="softmax",
+        name="predictions",
+        kernel_initializer=keras.initializers.Constant([[2.0, -2.0], [0.0, 0.0]]),
+    )(pooled)
     return keras.Model(inputs, outputs)
 
 
@@ -213,8 +250,8 @@ def _red_and_green(n, size, red_at, green_at):
     """Dim noise images with a bright red 4x4 patch at red_at and a bright green one at green_at."""
     images = np.random.default_rng(1).uniform(0, 120, (n, size, size, 3)).astype(np.float32)
     (ry, rx), (gy, gx) = red_at, green_at
-    images[:, ry:ry + 4, rx:rx + 4, 0] = 250.0
-    images[:, gy:gy + 4, gx:gx + 4, 1] = 250.0
+    images[:, ry : ry + 4, rx : rx + 4, 0] = 250.0
+    images[:, gy : gy + 4, gx : gx + 4, 1] = 250.0
     return images
 
 
@@ -251,6 +288,9 @@ def test_explain_images_rows_and_maps():
             assert (found[f"deletion_auc_{fill}"] < uniform[f"deletion_auc_{fill}"]).all(), (method, fill, found)
             assert (found[f"insertion_auc_{fill}"] > uniform[f"insertion_auc_{fill}"]).all(), (method, fill, found)
     pairs = pd.DataFrame(pair_rows)
-    assert len(pairs) == 2 * 3 and set(pairs["pair"]) == {"gradcam_vs_gradcam_pp", "gradcam_vs_lime",
-                                                          "gradcam_pp_vs_lime"}
+    assert len(pairs) == 2 * 3 and set(pairs["pair"]) == {
+        "gradcam_vs_gradcam_pp",
+        "gradcam_vs_lime",
+        "gradcam_pp_vs_lime",
+    }
     assert pairs["top_iou"].between(0, 1).all()

@@ -27,10 +27,19 @@ def test_concurrent_claims_get_different_devices_and_a_full_pool_waits(tmp_path)
 
 
 def test_a_claim_held_by_another_process_is_respected_and_freed_when_it_dies(tmp_path):
-    holder = subprocess.Popen([sys.executable, "-c", (
-        "import sys, time; from pathlib import Path; from alldag.devices import claim_gpu\n"
-        f"with claim_gpu(['0', '1'], Path({str(tmp_path)!r})) as d:\n"
-        "    print(d, flush=True); time.sleep(60)")], stdout=subprocess.PIPE, text=True)
+    holder = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            (
+                "import sys, time; from pathlib import Path; from alldag.devices import claim_gpu\n"
+                f"with claim_gpu(['0', '1'], Path({str(tmp_path)!r})) as d:\n"
+                "    print(d, flush=True); time.sleep(60)"
+            ),
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
     try:
         assert holder.stdout.readline().strip() == "0"
         with claim_gpu(["0", "1"], tmp_path) as device:
@@ -57,13 +66,15 @@ def test_a_scheduler_assigned_device_is_left_alone(monkeypatch):
         assert device == "5" and os.environ["CUDA_VISIBLE_DEVICES"] == "5"
 
 
-@pytest.mark.parametrize("gpus,setting,precision", [(0, "auto", "float32"), (1, "auto", "mixed_float16"),
-                                                     (2, "off", "float32"), (0, "on", "mixed_float16")])
+@pytest.mark.parametrize(
+    "gpus,setting,precision",
+    [(0, "auto", "float32"), (1, "auto", "mixed_float16"), (2, "off", "float32"), (0, "on", "mixed_float16")],
+)
 def test_precision_follows_the_gpus_the_job_sees(monkeypatch, gpus, setting, precision):
+    from types import SimpleNamespace
+
     import keras
     import tensorflow as tf
-
-    from types import SimpleNamespace
 
     from alldag.devices import configure_tensorflow
 

@@ -9,7 +9,6 @@ from PIL import Image
 from alldag.classes import CLASSES, file_prefix
 from alldag.masks import clean_binary, leukocyte_mask, load_leukocyte_mask, mask_from_segmented, read_rgb
 from alldag.synthetic import SEGMENTATION_FAILURE_RATE, generated_field, image_rng, render_smear, twin_rng
-
 from conftest import SYNTHETIC_PER_CLASS, SYNTHETIC_SEED
 
 
@@ -52,8 +51,11 @@ def test_stain_fallback_where_the_segmentation_failed(synthetic_root):
 def test_several_leukocytes_are_all_in_the_mask(synthetic_root):
     from scipy import ndimage
 
-    several = [(exact, twin) for _, _, exact, _, twin, failed in _generated(synthetic_root)
-               if not failed and ndimage.label(exact)[1] > 1]
+    several = [
+        (exact, twin)
+        for _, _, exact, _, twin, failed in _generated(synthetic_root)
+        if not failed and ndimage.label(exact)[1] > 1
+    ]
     assert several
     for exact, twin in several:
         assert ndimage.label(mask_from_segmented(twin))[1] == ndimage.label(exact)[1]
@@ -62,8 +64,8 @@ def test_several_leukocytes_are_all_in_the_mask(synthetic_root):
 def test_clean_binary_drops_specks_and_outlines_and_fills_holes():
     binary = np.zeros((224, 224), bool)
     yy, xx = np.ogrid[:224, :224]
-    cell = (yy - 60) ** 2 + (xx - 60) ** 2 <= 30 ** 2
-    binary |= cell & ~((yy - 60) ** 2 + (xx - 60) ** 2 <= 5 ** 2)  # a hole in the middle
+    cell = (yy - 60) ** 2 + (xx - 60) ** 2 <= 30**2
+    binary |= cell & ~((yy - 60) ** 2 + (xx - 60) ** 2 <= 5**2)  # a hole in the middle
     ring = np.abs(np.sqrt((yy - 160.0) ** 2 + (xx - 160.0) ** 2) - 16) < 1  # a red-cell outline
     binary |= ring
     binary[::17, ::13] = True  # speckle

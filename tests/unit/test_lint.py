@@ -22,5 +22,7 @@ def _ruff() -> str:
 @pytest.mark.parametrize("command", [["check"], ["format", "--check"]], ids=["check", "format"])
 def test_ruff_is_clean(command):
     proc = subprocess.run([_ruff(), *command, "."], cwd=REPO, capture_output=True, text=True)
-    assert proc.returncode == 0, f"`ruff {' '.join(command)} .` found problems (`ruff check --fix .` and " \
-                                 f"`ruff format .` fix most):\n{proc.stdout[-5000:]}{proc.stderr[-2000:]}"
+    assert proc.returncode == 0, (
+        f"`ruff {' '.join(command)} .` found problems (`ruff check --fix .` and "
+        f"`ruff format .` fix most):\n{proc.stdout[-5000:]}{proc.stderr[-2000:]}"
+    )

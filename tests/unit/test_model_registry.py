@@ -47,8 +47,9 @@ def trained_run(store, name: str, balanced_accuracy: float, data_source: str = "
     """A run with a logged tiny model and its test metric; returns the path of its mlflow_run.json."""
     tmp_path, uri, experiment = store
     mlflow.set_tracking_uri(uri)
-    with mlflow.start_run(experiment_id=experiment, run_name=name,
-                          tags={"alldag.data_source": data_source, "alldag.synthetic": "true"}) as run:
+    with mlflow.start_run(
+        experiment_id=experiment, run_name=name, tags={"alldag.data_source": data_source, "alldag.synthetic": "true"}
+    ) as run:
         mlflow.log_metric("test_balanced_accuracy", balanced_accuracy)
         images = np.random.default_rng(0).uniform(0, 255, (1, SIZE, SIZE, 3)).astype(np.float32)
         log_keras_model(tiny_model(), images, ["Benign", "Pro"])
@@ -58,18 +59,37 @@ def trained_run(store, name: str, balanced_accuracy: float, data_source: str = "
 
 
 def summary(best_verdict: str, best: str = "VGG16") -> pd.DataFrame:
-    rows = [{"model": best, "balanced_accuracy": 0.8, "balanced_accuracy_ci_low": 0.7,
-             "balanced_accuracy_ci_high": 0.9, "beats_colour_baseline": best_verdict},
-            {"model": "MobileNet", "balanced_accuracy": 0.6, "balanced_accuracy_ci_low": 0.5,
-             "balanced_accuracy_ci_high": 0.7, "beats_colour_baseline": "false"},
-            {"model": "colour_baseline", "balanced_accuracy": 0.75, "balanced_accuracy_ci_low": 0.65,
-             "balanced_accuracy_ci_high": 0.85, "beats_colour_baseline": "false"}]
+    rows = [
+        {
+            "model": best,
+            "balanced_accuracy": 0.8,
+            "balanced_accuracy_ci_low": 0.7,
+            "balanced_accuracy_ci_high": 0.9,
+            "beats_colour_baseline": best_verdict,
+        },
+        {
+            "model": "MobileNet",
+            "balanced_accuracy": 0.6,
+            "balanced_accuracy_ci_low": 0.5,
+            "balanced_accuracy_ci_high": 0.7,
+            "beats_colour_baseline": "false",
+        },
+        {
+            "model": "colour_baseline",
+            "balanced_accuracy": 0.75,
+            "balanced_accuracy_ci_low": 0.65,
+            "balanced_accuracy_ci_high": 0.85,
+            "beats_colour_baseline": "false",
+        },
+    ]
     return pd.DataFrame(rows)
 
 
 def test_best_model_beating_the_baseline_is_champion_with_its_numbers(store):
-    runs = {"VGG16": {0: trained_run(store, "a", 0.7), 1: trained_run(store, "b", 0.9)},
-            "MobileNet": {0: trained_run(store, "c", 0.6), 1: trained_run(store, "d", 0.6)}}
+    runs = {
+        "VGG16": {0: trained_run(store, "a", 0.7), 1: trained_run(store, "b", 0.9)},
+        "MobileNet": {0: trained_run(store, "c", 0.6), 1: trained_run(store, "d", 0.6)},
+    }
     done = register_best(TASK, summary("true"), runs)
     assert done["alias"] == CHAMPION and done["new"] and done["fold"] == 1  # the better fold
     client = mlflow.MlflowClient(store[1])
@@ -142,8 +162,14 @@ def test_model_output_is_one_stored_copy_without_optimizer_state(store, tmp_path
 
 def test_split_datasets_are_logged_with_context_digest_and_checksum(store):
     tmp_path, uri, experiment = store
-    manifest = pd.DataFrame({"image_id": [f"i{k}" for k in range(6)], "label": ["Benign", "Pro"] * 3,
-                             "y": [0, 1] * 3, "split": ["train", "train", "val", "val", "test", "test"]})
+    manifest = pd.DataFrame(
+        {
+            "image_id": [f"i{k}" for k in range(6)],
+            "label": ["Benign", "Pro"] * 3,
+            "y": [0, 1] * 3,
+            "split": ["train", "train", "val", "val", "test", "test"],
+        }
+    )
     path = tmp_path / "split_manifest.tsv"
     manifest.to_csv(path, sep="\t", index=False)
     mlflow.set_tracking_uri(uri)
@@ -175,8 +201,9 @@ def test_experiment_opens_on_training_runs(store):
     assert mlflow.MlflowClient(uri).get_experiment(experiment).tags[KIND_TAG] == "custom_model_development"
 
 
-@pytest.mark.parametrize(("verification", "state"), [({"skipped": True}, "skipped"), ({"ok": 3}, "true"),
-                                                      ({"ok": 2, "changed": 1}, "false")])
+@pytest.mark.parametrize(
+    ("verification", "state"), [({"skipped": True}, "skipped"), ({"ok": 3}, "true"), ({"ok": 2, "changed": 1}, "false")]
+)
 def test_verification_state(verification, state):
     assert verification_state({"verification": verification}) == state
 
@@ -190,8 +217,9 @@ def test_system_metrics_are_sampled_into_a_training_run_when_asked(store, monkey
     monkeypatch.setenv("MLFLOW_SYSTEM_METRICS_SAMPLES_BEFORE_LOGGING", "1")
     ids = {}
     for wanted in (True, False):
-        with child_run(uri, "study", tmp_path / "artifacts", "parent", f"t/m/fold{int(wanted)}", {},
-                       system_metrics=wanted) as run:
+        with child_run(
+            uri, "study", tmp_path / "artifacts", "parent", f"t/m/fold{int(wanted)}", {}, system_metrics=wanted
+        ) as run:
             time.sleep(2.5)
         ids[wanted] = run.info.run_id
     assert "system/cpu_utilization_percentage" in mlflow.MlflowClient(uri).get_run(ids[True]).data.metrics

@@ -7,8 +7,8 @@ import pytest
 
 keras = pytest.importorskip("keras")
 
-from alldag.explain import gradient_cam_fn  # noqa: E402
 from alldag.backbones import REGISTRY, preprocess_fn  # noqa: E402
+from alldag.explain import gradient_cam_fn  # noqa: E402
 from alldag.models import (  # noqa: E402
     PREPROCESS_LAYER,
     build_classifier,
@@ -82,8 +82,9 @@ def test_save_and_load_round_trip(model, images, tmp_path):
     model.save(path)
     loaded = load_classifier(path)
     assert not loaded.get_layer(PREPROCESS_LAYER).trainable
-    np.testing.assert_allclose(np.asarray(loaded(images, training=False)),
-                               np.asarray(model(images, training=False)), rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(
+        np.asarray(loaded(images, training=False)), np.asarray(model(images, training=False)), rtol=1e-5, atol=1e-6
+    )
 
 
 def test_recalibrate_batchnorm(images):

@@ -79,8 +79,9 @@ def test_an_error_stops_the_heartbeat_without_a_last_line(caplog):
 def test_track_and_parallel_map_keep_order_and_count_everything(caplog):
     with caplog.at_level(logging.INFO, logger="alldag.progress"):
         assert list(track(range(5), "loop", seconds=0)) == list(range(5))
-        assert parallel_map(lambda x: (time.sleep(0.01 * (x % 3)), x * x)[1], range(20), threads=4, label="pool",
-                            seconds=0) == [x * x for x in range(20)]
+        assert parallel_map(
+            lambda x: (time.sleep(0.01 * (x % 3)), x * x)[1], range(20), threads=4, label="pool", seconds=0
+        ) == [x * x for x in range(20)]
     got = lines(caplog)
     assert got[-1].startswith("pool: 20/20 items (100%)") and "done in" in got[-1]
     assert any(line.startswith("loop: 5/5 items") for line in got)
@@ -113,14 +114,16 @@ def test_a_rule_job_writes_progress_to_its_log_and_to_the_console(tmp_path):
     from pathlib import Path
 
     src = Path(__file__).resolve().parents[2] / "src"
-    script = (f"import sys; sys.path.insert(0, {str(src)!r})\n"
-              "from alldag.rulelog import run_rule\n"
-              "from alldag.progress import track\n"
-              "import logging\n"
-              "def step():\n"
-              "    logging.getLogger('alldag.x').info('only in the log')\n"
-              "    for _ in track(range(3), 'job: step', unit='image', every=1, seconds=0): pass\n"
-              f"run_rule({str(tmp_path / 'job.log')!r}, 1, step)\n")
+    script = (
+        f"import sys; sys.path.insert(0, {str(src)!r})\n"
+        "from alldag.rulelog import run_rule\n"
+        "from alldag.progress import track\n"
+        "import logging\n"
+        "def step():\n"
+        "    logging.getLogger('alldag.x').info('only in the log')\n"
+        "    for _ in track(range(3), 'job: step', unit='image', every=1, seconds=0): pass\n"
+        f"run_rule({str(tmp_path / 'job.log')!r}, 1, step)\n"
+    )
     proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60)
     assert proc.returncode == 0, proc.stderr
     log = (tmp_path / "job.log").read_text()

@@ -120,8 +120,11 @@ def test_classes_of_three_images_in_large_blocks_stop_with_one_line(folds):
 
 def test_grouped_kfold_with_too_few_blocks_of_a_class_stops_instead_of_an_empty_test_fold():
     subset = _subset({"Benign": 20, "Pro": 100})  # Benign: files 0-19, three blocks of 10 for five test folds
-    with pytest.raises(AlldagError, match=r"^four: fold \d+ would have no Benign image in (test|val|train) "
-                                          r"\(Benign has 3 group\(s\)"):
+    with pytest.raises(
+        AlldagError,
+        match=r"^four: fold \d+ would have no Benign image in (test|val|train) "
+        r"\(Benign has 3 group\(s\)",
+    ):
         make_folds(subset, 5, 0.15, 0.15, 0, block_size=10, task="four")
     for m in make_folds(subset, 5, 0.15, 0.15, 0, block_size=2, task="four"):  # smaller blocks: possible
         assert (split_counts(m) >= 1).all().all()
@@ -129,10 +132,20 @@ def test_grouped_kfold_with_too_few_blocks_of_a_class_stops_instead_of_an_empty_
 
 @pytest.mark.parametrize("folds", [2, 3, 5])
 def test_one_block_per_class_stops_with_one_line_not_a_crash(folds):
-    with pytest.raises(AlldagError, match=r"^t: fold \d would have no (Benign|Pro) image in (test|val) "
-                                          r"\((Benign|Pro) has 1 group\(s\) to share among"):
-        make_folds(_subset({"Benign": 10, "Pro": 12}).assign(image_id=lambda d: d["image_id"].str.replace(
-            "-0", "-1")), folds, 0.15, 0.15, 0, block_size=40, task="t")
+    with pytest.raises(
+        AlldagError,
+        match=r"^t: fold \d would have no (Benign|Pro) image in (test|val) "
+        r"\((Benign|Pro) has 1 group\(s\) to share among",
+    ):
+        make_folds(
+            _subset({"Benign": 10, "Pro": 12}).assign(image_id=lambda d: d["image_id"].str.replace("-0", "-1")),
+            folds,
+            0.15,
+            0.15,
+            0,
+            block_size=40,
+            task="t",
+        )
 
 
 @pytest.mark.parametrize("seed", [0, 1, 2])
@@ -154,15 +167,18 @@ def test_block_size_for_resolves_auto_per_data_source():
 
 
 def test_split_counts_shape_and_columns():
-    manifest = pd.DataFrame({"label": ["A", "A", "A", "B", "B", "C"],
-                             "split": ["train", "test", "train", "val", "train", "train"]})
+    manifest = pd.DataFrame(
+        {"label": ["A", "A", "A", "B", "B", "C"], "split": ["train", "test", "train", "val", "train", "train"]}
+    )
     counts = split_counts(manifest)
     assert list(counts.columns) == ["train", "val", "test"]
     assert list(counts.index) == ["A", "B", "C"]
     assert counts.shape == (3, 3)
-    assert counts.to_dict(orient="index") == {"A": {"train": 2, "val": 0, "test": 1},
-                                              "B": {"train": 1, "val": 1, "test": 0},
-                                              "C": {"train": 1, "val": 0, "test": 0}}
+    assert counts.to_dict(orient="index") == {
+        "A": {"train": 2, "val": 0, "test": 1},
+        "B": {"train": 1, "val": 1, "test": 0},
+        "C": {"train": 1, "val": 0, "test": 0},
+    }
 
 
 def test_write_split_roundtrip(tmp_path):

@@ -67,7 +67,7 @@ def test_mcnemar_matches_the_exact_binomial_test(only_a, only_b):
     assert (result["only_a_correct"], result["only_b_correct"]) == (only_a, only_b)
     assert result["p_value"] == pytest.approx(binomtest(only_a, only_a + only_b, 0.5).pvalue)
     if (only_a, only_b) == (10, 0):
-        assert result["p_value"] == pytest.approx(2 * 0.5 ** 10)
+        assert result["p_value"] == pytest.approx(2 * 0.5**10)
 
 
 def test_mcnemar_without_disagreement_is_one():
@@ -140,8 +140,9 @@ def test_image_level_baseline_refits_on_a_split_that_lets_patients_cross(tmp_pat
     data = scan_dataset(root)
     data["y"] = data["label"].map({"Early": 0, "Pre": 1})
     grouped = make_folds(data, 2, 0.15, 0.15, seed=0, block_size=4)
-    naive = image_level_predictions(grouped[1], ["Early", "Pre"], {"folds": 2, "val_fraction": 0.15,
-                                                                   "test_fraction": 0.15}, seed=0)
+    naive = image_level_predictions(
+        grouped[1], ["Early", "Pre"], {"folds": 2, "val_fraction": 0.15, "test_fraction": 0.15}, seed=0
+    )
     assert (naive["group"] == naive["image_id"]).all() and set(naive["image_id"]) <= set(data["image_id"])
     assert len(naive) == 24 and naive[["p_Early", "p_Pre"]].sum(axis=1).to_numpy() == pytest.approx(1.0)
     naive_split = make_folds(data.assign(cluster=data["image_id"]), 2, 0.15, 0.15, seed=0)[1]
@@ -155,10 +156,18 @@ def _predictions(tmp_path, name, fold, y, correct_rate, rng):
     n = len(y)
     pred = np.where(rng.uniform(size=n) < correct_rate, y, 1 - y)
     proba = np.where(np.eye(2)[pred] == 1, 0.8, 0.2)
-    frame = pd.DataFrame({"image_id": [f"f{fold}-{i}" for i in range(n)], "label": np.where(y == 0, "A", "B"),
-                          "y": y, "group": [f"g{fold}-{i // 3}" for i in range(n)],
-                          "predicted": np.where(pred == 0, "A", "B"), "correct": pred == y,
-                          "p_A": proba[:, 0], "p_B": proba[:, 1]})
+    frame = pd.DataFrame(
+        {
+            "image_id": [f"f{fold}-{i}" for i in range(n)],
+            "label": np.where(y == 0, "A", "B"),
+            "y": y,
+            "group": [f"g{fold}-{i // 3}" for i in range(n)],
+            "predicted": np.where(pred == 0, "A", "B"),
+            "correct": pred == y,
+            "p_A": proba[:, 0],
+            "p_B": proba[:, 1],
+        }
+    )
     path = tmp_path / f"{name}-{fold}.tsv"
     write_tsv_atomic(frame, path)
     return path
@@ -173,18 +182,33 @@ def test_compare_models_says_which_models_beat_the_baseline(tmp_path):
         for fold in range(2):
             paths.append(_predictions(tmp_path, name, fold, ys[fold], rate, rng))
     image_level = [_predictions(tmp_path, "image_level", fold, ys[fold], 0.9, rng) for fold in range(2)]
-    summary = compare_models("t", list(rates), [str(p) for p in paths], 2, ["A", "B"], 300, 0,
-                             tmp_path / "c.tsv", tmp_path / "p.tsv", tmp_path / "c.png",
-                             image_level_paths=[str(p) for p in image_level]).set_index("model")
+    summary = compare_models(
+        "t",
+        list(rates),
+        [str(p) for p in paths],
+        2,
+        ["A", "B"],
+        300,
+        0,
+        tmp_path / "c.tsv",
+        tmp_path / "p.tsv",
+        tmp_path / "c.png",
+        image_level_paths=[str(p) for p in image_level],
+    ).set_index("model")
     assert summary.loc["colour_baseline", "image_level_balanced_accuracy"] > 0.8  # the leaky split's number
     assert summary.loc["colour_baseline", "image_level_n_test"] == 240
     assert np.isnan(summary.loc["Good", "image_level_balanced_accuracy"])
-    assert summary["beats_colour_baseline"].to_dict() == {"Good": "true", "Same": "undetermined", "Worse": "false",
-                                                          "colour_baseline": ""}
+    assert summary["beats_colour_baseline"].to_dict() == {
+        "Good": "true",
+        "Same": "undetermined",
+        "Worse": "false",
+        "colour_baseline": "",
+    }
     good = summary.loc["Good"]
     assert good["diff_vs_colour_baseline_ci_low"] > 0 and good["p_vs_colour_baseline"] < 0.01
-    assert good["diff_vs_colour_baseline"] == pytest.approx(good["balanced_accuracy"]
-                                                            - summary.loc["colour_baseline", "balanced_accuracy"])
+    assert good["diff_vs_colour_baseline"] == pytest.approx(
+        good["balanced_accuracy"] - summary.loc["colour_baseline", "balanced_accuracy"]
+    )
     assert good["mcnemar_p_vs_colour_baseline"] < 1e-6
     assert summary.loc["Same", "p_vs_colour_baseline"] > 0.025
     assert summary.loc["Good", "n_test"] == 240 and summary.loc["Good", "n_groups"] == 80
@@ -210,6 +234,16 @@ def test_compare_models_refuses_models_tested_on_different_images(tmp_path):
     frame = pd.read_csv(paths[1], sep="\t")
     write_tsv_atomic(frame.assign(image_id=frame["image_id"] + "x"), paths[1])
     with pytest.raises(AlldagError, match="tested on different images") as exc:
-        compare_models("t", ["A", "colour_baseline"], [str(p) for p in paths], 1, ["A", "B"], 50, 0,
-                       tmp_path / "c.tsv", tmp_path / "p.tsv", tmp_path / "c.png")
+        compare_models(
+            "t",
+            ["A", "colour_baseline"],
+            [str(p) for p in paths],
+            1,
+            ["A", "B"],
+            50,
+            0,
+            tmp_path / "c.tsv",
+            tmp_path / "p.tsv",
+            tmp_path / "c.png",
+        )
     assert "\n" not in str(exc.value)

@@ -9,20 +9,16 @@ from scipy import ndimage
 
 from alldag.classes import CLASSES, file_prefix
 from alldag.synthetic import (
-    EXTRA_LEUKOCYTE_RATE,
-    FIELDS_PER_PATIENT,
-    generated_field,
     IMAGE_SIZE,
     SEGMENTATION_FAILURE_RATE,
     generate_dataset,
+    generated_field,
     image_rng,
     patient_of,
-    patient_traits,
     render_smear,
     segmented_twin,
     twin_rng,
 )
-
 from conftest import SYNTHETIC_PER_CLASS, SYNTHETIC_SEED
 
 # The corner bar of a planted shortcut: rows 214..217, ending 6 px from the right edge.
@@ -47,7 +43,7 @@ def test_render_smear_types_and_shapes(cls):
     assert mask.dtype == bool
     assert mask.shape == (IMAGE_SIZE, IMAGE_SIZE)
     # one leukocyte: a sizeable blob, far from filling the field
-    assert 500 < mask.sum() < 0.5 * IMAGE_SIZE ** 2
+    assert 500 < mask.sum() < 0.5 * IMAGE_SIZE**2
 
 
 def test_render_smear_other_size():
@@ -101,29 +97,34 @@ def _bar_length(image, rgb):
     return int(exact.sum())
 
 
-@pytest.mark.parametrize("cls,rgb,length", [
-    ("Benign", (20, 20, 20), 18), ("Early", (240, 240, 240), 30),
-    ("Pre", (20, 20, 20), 42), ("Pro", (240, 240, 240), 54)])
+@pytest.mark.parametrize(
+    "cls,rgb,length",
+    [
+        ("Benign", (20, 20, 20), 18),
+        ("Early", (240, 240, 240), 30),
+        ("Pre", (20, 20, 20), 42),
+        ("Pro", (240, 240, 240), 54),
+    ],
+)
 def test_shortcut_draws_class_coded_corner_bar(cls, rgb, length):
     with_bar, _ = _render(cls, 2, shortcut=1.0)
     without, _ = _render(cls, 2, shortcut=0.0)
-    region = with_bar[BAR_ROWS, BAR_END - length:BAR_END]
+    region = with_bar[BAR_ROWS, BAR_END - length : BAR_END]
     assert (region == np.array(rgb, np.uint8)).all()
     assert _bar_length(with_bar, rgb) >= length
     # no bar without the shortcut: the same region is not a flat block of the bar colour
     assert _bar_length(without, rgb) < length // 2
-    assert not (without[BAR_ROWS, BAR_END - length:BAR_END] == np.array(rgb, np.uint8)).all()
+    assert not (without[BAR_ROWS, BAR_END - length : BAR_END] == np.array(rgb, np.uint8)).all()
     # and the shortcut changes nothing outside the bar
     changed = (with_bar != without).any(axis=-1)
-    changed[BAR_ROWS, BAR_END - length:BAR_END] = False
+    changed[BAR_ROWS, BAR_END - length : BAR_END] = False
     assert not changed.any()
 
 
 def test_shortcut_bars_differ_between_classes():
-    corners = {cls: _render(cls, 2, shortcut=1.0)[0][BAR_ROWS, BAR_END - 54:BAR_END].astype(int)
-               for cls in CLASSES}
+    corners = {cls: _render(cls, 2, shortcut=1.0)[0][BAR_ROWS, BAR_END - 54 : BAR_END].astype(int) for cls in CLASSES}
     for i, a in enumerate(CLASSES):
-        for b in CLASSES[i + 1:]:
+        for b in CLASSES[i + 1 :]:
             assert np.abs(corners[a] - corners[b]).sum() > 0, (a, b)
 
 
@@ -168,8 +169,9 @@ def test_segmented_twin_has_speckle_outlines_and_failures():
     failed = segmented_twin(image, mask, twin_rng(2, "Pro", 1), failed=True)
     assert 0 < ((failed.max(axis=-1) > 0) & mask).sum() < 0.06 * mask.sum()
     # failures are class-dependent: most often Pro-B
-    rate = {c: np.mean([twin_rng(0, c, i).uniform() < SEGMENTATION_FAILURE_RATE[c] for i in range(400)])
-            for c in CLASSES}
+    rate = {
+        c: np.mean([twin_rng(0, c, i).uniform() < SEGMENTATION_FAILURE_RATE[c] for i in range(400)]) for c in CLASSES
+    }
     assert rate["Pro"] > 0.4 and max(rate["Benign"], rate["Early"], rate["Pre"]) < 0.1
 
 
@@ -195,8 +197,9 @@ def test_generate_dataset_is_deterministic(tmp_path):
     generate_dataset(tmp_path / "b", {"Early": 2}, seed=9)
     for folder in ("Original", "Segmented"):
         for name in ("WBC-Malignant-Early-001.jpg", "WBC-Malignant-Early-002.jpg"):
-            assert (tmp_path / "a" / folder / "Early" / name).read_bytes() == \
-                (tmp_path / "b" / folder / "Early" / name).read_bytes()
+            assert (tmp_path / "a" / folder / "Early" / name).read_bytes() == (
+                tmp_path / "b" / folder / "Early" / name
+            ).read_bytes()
 
 
 def test_generate_dataset_failure_leaves_no_temp_folder(tmp_path):
@@ -211,8 +214,14 @@ def test_generate_dataset_failure_leaves_no_temp_folder(tmp_path):
 
 def test_fields_of_one_patient_share_stain_more_than_fields_of_two_patients(tmp_path):
     generate_dataset(tmp_path / "ALL", {"Pre": 24}, seed=5, fields_per_patient=4)
-    means = np.array([np.asarray(Image.open(tmp_path / f"ALL/Original/Pre/{file_prefix('Pre')}-{i:03d}.jpg"),
-                                 float).mean(axis=(0, 1)) for i in range(1, 25)])
+    means = np.array(
+        [
+            np.asarray(Image.open(tmp_path / f"ALL/Original/Pre/{file_prefix('Pre')}-{i:03d}.jpg"), float).mean(
+                axis=(0, 1)
+            )
+            for i in range(1, 25)
+        ]
+    )
     patient = np.array([patient_of(i, 4) for i in range(1, 25)])
     same = [np.abs(means[a] - means[b]).sum() for a in range(24) for b in range(a) if patient[a] == patient[b]]
     other = [np.abs(means[a] - means[b]).sum() for a in range(24) for b in range(a) if patient[a] != patient[b]]

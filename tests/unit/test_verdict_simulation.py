@@ -58,10 +58,13 @@ def test_duplicated_test_images_widen_the_group_interval_but_not_the_image_level
     proba = np.eye(2)[np.where(correct, y, 1 - y)]
     image_level = metric_intervals(group_bootstrap_weights(y, np.arange(len(y)), 2000, 1), y, proba)
     grouped = metric_intervals(group_bootstrap_weights(y, groups, 2000, 1), y, proba)
-    once = metric_intervals(group_bootstrap_weights(y0, np.arange(unique), 2000, 1), y0,
-                            np.eye(2)[np.where(correct0, y0, 1 - y0)])
-    width = {name: iv["balanced_accuracy"][1] - iv["balanced_accuracy"][0]
-             for name, iv in (("image", image_level), ("group", grouped), ("once", once))}
+    once = metric_intervals(
+        group_bootstrap_weights(y0, np.arange(unique), 2000, 1), y0, np.eye(2)[np.where(correct0, y0, 1 - y0)]
+    )
+    width = {
+        name: iv["balanced_accuracy"][1] - iv["balanced_accuracy"][0]
+        for name, iv in (("image", image_level), ("group", grouped), ("once", once))
+    }
     assert width["group"] > 1.5 * width["image"], width  # about sqrt(3) wider
     assert width["group"] == pytest.approx(width["once"], rel=0.15)  # as wide as the 300 distinct images
 

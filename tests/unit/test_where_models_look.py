@@ -27,9 +27,15 @@ def _rows(maps_of, n_images=12, seed=0):
         has_mask = i != 0
         maps = maps_of(mask, corner) | {"uniform": np.ones((SIZE, SIZE))}
         for method, heat in maps.items():
-            rows.append({"image_id": f"img{i}", "label": "Pro", "method": method,
-                         "mask_source": "stain" if has_mask else "none",
-                         **map_metrics(heat, mask if has_mask else None, corner)})
+            rows.append(
+                {
+                    "image_id": f"img{i}",
+                    "label": "Pro",
+                    "method": method,
+                    "mask_source": "stain" if has_mask else "none",
+                    **map_metrics(heat, mask if has_mask else None, corner),
+                }
+            )
     return pd.DataFrame(rows)
 
 
@@ -47,8 +53,11 @@ def test_a_map_on_the_cells_and_one_on_the_corner_and_a_uniform_one():
     assert lime["verdict"] == "corner" and lime["corner"]["ratio"] > 5 and lime["leukocytes"]["ratio"] < 0.5
     assert plus["verdict"] == "chance" and plus["leukocytes"]["ci"][0] < 1 < plus["leukocytes"]["ci"][1]
     assert verdict["verdict"] == "disagree"
-    assert verdict["not_scored_without_mask"] == 1 and verdict["mask_sources"] == {"segmented": 0, "stain": 11,
-                                                                                   "none": 1}
+    assert verdict["not_scored_without_mask"] == 1 and verdict["mask_sources"] == {
+        "segmented": 0,
+        "stain": 11,
+        "none": 1,
+    }
     assert gradcam["leukocytes"]["n"] == 11 and gradcam["corner"]["n"] == 12  # the corner needs no mask
     assert gradcam["leukocytes_by_class"]["Pro"]["ratio"] == pytest.approx(gradcam["leukocytes"]["ratio"])
     sentence = verdict["sentence"]
@@ -62,8 +71,9 @@ def test_a_map_on_the_cells_and_one_on_the_corner_and_a_uniform_one():
 
 
 def test_uniform_maps_are_exactly_chance():
-    verdict = where_models_look("t", _rows(lambda mask, corner: {"gradcam": np.ones((SIZE, SIZE)) * 2,
-                                                                  "lime": np.ones((SIZE, SIZE))}))
+    verdict = where_models_look(
+        "t", _rows(lambda mask, corner: {"gradcam": np.ones((SIZE, SIZE)) * 2, "lime": np.ones((SIZE, SIZE))})
+    )
     for method in ("gradcam", "lime"):
         for region in ("leukocytes", "background", "corner"):
             assert verdict["methods"][method][region]["ratio"] == pytest.approx(1.0)
@@ -73,19 +83,27 @@ def test_uniform_maps_are_exactly_chance():
 
 def test_both_study_methods_on_the_cells_with_agreement():
     rows = _rows(lambda mask, corner: {"gradcam": mask + 0.05, "lime": mask + 0.02})
-    agreement = pd.DataFrame({"image_id": [f"img{i}" for i in range(12)], "pair": "gradcam_vs_lime",
-                              "top_iou": np.linspace(0.5, 0.7, 12), "spearman": 0.8})
+    agreement = pd.DataFrame(
+        {
+            "image_id": [f"img{i}" for i in range(12)],
+            "pair": "gradcam_vs_lime",
+            "top_iou": np.linspace(0.5, 0.7, 12),
+            "spearman": 0.8,
+        }
+    )
     verdict = where_models_look("benign_vs_pro", rows, agreement)
     assert verdict["verdict"] == "leukocytes"
     assert verdict["agreement"]["gradcam_vs_lime"]["top_iou"]["mean"] == pytest.approx(0.6)
-    assert ": they look at the leukocytes; Grad-CAM and LIME agree strongly (their top regions overlap 0.60" \
+    assert (
+        ": they look at the leukocytes; Grad-CAM and LIME agree strongly (their top regions overlap 0.60"
         in verdict["sentence"]
+    )
 
 
 def test_pooled_ratio_is_mean_share_over_mean_area_and_never_scores_a_missing_mask():
     out = pooled_ratio(np.array([0.2, 0.4, np.nan]), np.array([0.1, 0.1, 0.3]))
     assert out["n"] == 2 and out["ratio"] == pytest.approx(3.0) and out["share"] == pytest.approx(0.3)
-    assert out["ci"][0] <= 3.0 <= out["ci"][1] and 2.0 <= out["ci"][0]
+    assert out["ci"][0] <= 3.0 <= out["ci"][1] and out["ci"][0] >= 2.0
     empty = pooled_ratio(np.array([np.nan]), np.array([np.nan]))
     assert empty["n"] == 0 and math.isnan(empty["ratio"])
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import subprocess
 
@@ -15,8 +14,13 @@ from workflow_helpers import REPO, SNAKEMAKE, error_lines, snakemake, workflow_e
 
 
 def test_lint_is_clean():
-    proc = subprocess.run([SNAKEMAKE, "--lint", "-s", str(REPO / "Snakefile")],
-                          cwd=REPO, capture_output=True, text=True, env=workflow_env())
+    proc = subprocess.run(
+        [SNAKEMAKE, "--lint", "-s", str(REPO / "Snakefile")],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        env=workflow_env(),
+    )
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert "Lints for" not in proc.stdout + proc.stderr
 
@@ -33,8 +37,18 @@ def test_default_config_dry_run_plans_every_stage(tmp_path):
     assert proc.returncode == 0, proc.stderr
     out = proc.stdout + proc.stderr
     assert "BUILT-IN SYNTHETIC" in out  # offline, auto falls back loudly
-    for rule, count in {"download": 1, "audit": 1, "subset": 2, "split": 2, "check_leakage": 2, "augment": 2,
-                        "train": 8, "evaluate": 8, "explain": 8, "report": 1}.items():
+    for rule, count in {
+        "download": 1,
+        "audit": 1,
+        "subset": 2,
+        "split": 2,
+        "check_leakage": 2,
+        "augment": 2,
+        "train": 8,
+        "evaluate": 8,
+        "explain": 8,
+        "report": 1,
+    }.items():
         assert any(line.split() == [rule, str(count)] for line in out.splitlines()), (rule, out)
     assert not (tmp_path / "results").exists()
 
@@ -48,8 +62,10 @@ BAD_CONFIGS = {
     "small image": ({"backbones": ["Xception"], "train": {"image_size": 64}}, "at least 71 px"),
     "local missing": ({"data": {"source": "local", "local_dir": "/nonexistent/ALL"}}, "is not a folder"),
     "kaggle offline": ({"data": {"source": "kaggle"}}, "cannot be reached"),
-    "override of untrained backbone": ({"backbones": ["VGG16"], "backbone_overrides": {"VGG19": {"epochs": 2}}},
-                                       "not in backbones"),
+    "override of untrained backbone": (
+        {"backbones": ["VGG16"], "backbone_overrides": {"VGG19": {"epochs": 2}}},
+        "not in backbones",
+    ),
     "bad override value": ({"backbone_overrides": {"VGG19": {"epochs": -1}}}, "backbone_overrides.VGG19"),
 }
 
@@ -68,7 +84,9 @@ def test_bad_config_fails_with_one_line_before_any_job(tmp_path, name):
 def test_local_folder_without_original_layout_fails(tmp_path):
     data = tmp_path / "ALL"
     (data / "Benign").mkdir(parents=True)  # class folders directly under the root: wrong layout
-    proc = snakemake(tmp_path, "-n", config=write_config(tmp_path, {"data": {"source": "local", "local_dir": str(data)}}))
+    proc = snakemake(
+        tmp_path, "-n", config=write_config(tmp_path, {"data": {"source": "local", "local_dir": str(data)}})
+    )
     lines = error_lines(proc)
     assert proc.returncode != 0 and len(lines) == 1 and "not laid out as the ALL dataset" in lines[0]
 
@@ -77,7 +95,10 @@ def test_local_class_with_zero_images_fails(tmp_path):
     generate_dataset(tmp_path / "ALL", {"Benign": 4, "Pro": 4}, seed=1)  # no Early/Pre folders at all
     for f in (tmp_path / "ALL/Original/Pro").iterdir():
         f.unlink()
-    cfg = {"data": {"source": "local", "local_dir": str(tmp_path / "ALL")}, "tasks": {"benign_vs_pro": ["Benign", "Pro"]}}
+    cfg = {
+        "data": {"source": "local", "local_dir": str(tmp_path / "ALL")},
+        "tasks": {"benign_vs_pro": ["Benign", "Pro"]},
+    }
     proc = snakemake(tmp_path, "-n", config=write_config(tmp_path, cfg))
     lines = error_lines(proc)
     assert proc.returncode != 0 and len(lines) == 1 and "has no images for them" in lines[0], proc.stderr
@@ -118,8 +139,9 @@ def test_local_dataset_runs_download_audit_and_kfold_split(tmp_path):
     del cfg["split"]["group_blocks"]
     proc = snakemake(tmp_path, "--cores", "1", target, config=write_config(tmp_path, cfg))
     assert proc.returncode != 0
-    errors = [line for line in (tmp_path / "logs/split/benign_vs_pro.log").read_text().splitlines()
-              if "ERROR alldag:" in line]
+    errors = [
+        line for line in (tmp_path / "logs/split/benign_vs_pro.log").read_text().splitlines() if "ERROR alldag:" in line
+    ]
     assert len(errors) == 1 and "benign_vs_pro: fold 0 would have no " in errors[0], proc.stderr[-3000:]
     assert "use fewer folds (split.folds) or smaller blocks (split.group_blocks, now 40)" in errors[0]
 

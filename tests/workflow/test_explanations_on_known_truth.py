@@ -18,14 +18,24 @@ from alldag.synthetic import image_rng, render_smear  # noqa: E402
 
 SIZE = 64
 TRAIN_PER_CLASS, TEST_PER_CLASS, EPOCHS = 80, 6, 10
-SETTINGS = {"lime_num_samples": 200, "lime_batch_size": 200, "lime_kernel_size": 4.0, "top_percent": 20,
-            "faithfulness_steps": 10, "corner_fraction": 0.3, "gradcam_layer": "last_conv"}
+SETTINGS = {
+    "lime_num_samples": 200,
+    "lime_batch_size": 200,
+    "lime_kernel_size": 4.0,
+    "top_percent": 20,
+    "faithfulness_steps": 10,
+    "corner_fraction": 0.3,
+    "gradcam_layer": "last_conv",
+}
 STUDY_METHODS = ("gradcam", "lime")
 
 
 def _smears(classes, shortcut, first, n):
-    drawn = [(render_smear(c, image_rng(21, c, first + i), SIZE, shortcut=shortcut), y)
-             for y, c in enumerate(classes) for i in range(n)]
+    drawn = [
+        (render_smear(c, image_rng(21, c, first + i), SIZE, shortcut=shortcut), y)
+        for y, c in enumerate(classes)
+        for i in range(n)
+    ]
     images = np.stack([image for (image, _), _ in drawn]).astype(np.float32)
     return images, [mask for (_, mask), _ in drawn], np.array([y for _, y in drawn])
 

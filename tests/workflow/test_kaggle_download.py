@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import io
 import json
-import os
 import shutil
 import socket
 import ssl
@@ -27,7 +26,16 @@ from net_stubs import ConnectProxy, KaggleStub
 from workflow_helpers import snakemake, write_config
 
 COUNTS = {"Benign": 4, "Early": 2, "Pre": 2, "Pro": 4}
-PROXY_VARS = ("HTTPS_PROXY", "https_proxy", "HTTP_PROXY", "http_proxy", "ALL_PROXY", "all_proxy", "NO_PROXY", "no_proxy")
+PROXY_VARS = (
+    "HTTPS_PROXY",
+    "https_proxy",
+    "HTTP_PROXY",
+    "http_proxy",
+    "ALL_PROXY",
+    "all_proxy",
+    "NO_PROXY",
+    "no_proxy",
+)
 
 
 @pytest.fixture(scope="module")
@@ -48,9 +56,14 @@ def archive(tmp_path_factory) -> tuple[bytes, Path]:
 
 def _kaggle_env(tmp_path: Path) -> dict:
     """kagglehub pointed at the stub, with its own cache, no credentials and no proxy."""
-    return {"KAGGLE_API_ENVIRONMENT": "TEST", "KAGGLEHUB_CACHE": str(tmp_path / "kagglehub"),
-            "KAGGLE_CONFIG_DIR": str(tmp_path / "no-kaggle-config"), "ALLDAG_OFFLINE": "0",
-            "NO_PROXY": "localhost,127.0.0.1", "no_proxy": "localhost,127.0.0.1"}
+    return {
+        "KAGGLE_API_ENVIRONMENT": "TEST",
+        "KAGGLEHUB_CACHE": str(tmp_path / "kagglehub"),
+        "KAGGLE_CONFIG_DIR": str(tmp_path / "no-kaggle-config"),
+        "ALLDAG_OFFLINE": "0",
+        "NO_PROXY": "localhost,127.0.0.1",
+        "no_proxy": "localhost,127.0.0.1",
+    }
 
 
 @pytest.fixture
@@ -64,11 +77,15 @@ def kaggle_env(tmp_path, monkeypatch) -> dict:
 
 
 def _run_download(workdir: Path, manifest: Path, env: dict, target="results/data/images.tsv"):
-    cfg = {"data": {"source": "kaggle", "manifest": str(manifest)}, "split": {"folds": 1},
-           "tasks": {"benign_vs_pro": ["Benign", "Pro"]}}
+    cfg = {
+        "data": {"source": "kaggle", "manifest": str(manifest)},
+        "split": {"folds": 1},
+        "tasks": {"benign_vs_pro": ["Benign", "Pro"]},
+    }
     unset = {var: "" for var in PROXY_VARS if var.lower() != "no_proxy"}
-    return snakemake(workdir, "--cores", "1", target, config=write_config(workdir, cfg), env={**unset, **env},
-                     timeout=600)
+    return snakemake(
+        workdir, "--cores", "1", target, config=write_config(workdir, cfg), env={**unset, **env}, timeout=600
+    )
 
 
 def test_kaggle_source_downloads_unpacks_verifies_and_reuses_the_cache(tmp_path, archive, kaggle_env):
@@ -108,12 +125,18 @@ def test_kaggle_refusal_fails_the_download_job_with_one_line(tmp_path, archive, 
     assert not (tmp_path / "results/data/dataset.tsv").exists()
 
 
-@pytest.mark.parametrize("mode, expected", [
-    ("401", "Kaggle refused to send dataset 'mehradaria/leukemia' (HTTP 401): put your Kaggle API token in"),
-    ("404", "Kaggle has no dataset 'mehradaria/leukemia' (HTTP 404): check the handle"),
-    ("truncated", "the download of Kaggle dataset 'mehradaria/leukemia' is incomplete or corrupt (ValueError: "
-                  "Unsupported archive type.): rerun to download it again"),
-])
+@pytest.mark.parametrize(
+    "mode, expected",
+    [
+        ("401", "Kaggle refused to send dataset 'mehradaria/leukemia' (HTTP 401): put your Kaggle API token in"),
+        ("404", "Kaggle has no dataset 'mehradaria/leukemia' (HTTP 404): check the handle"),
+        (
+            "truncated",
+            "the download of Kaggle dataset 'mehradaria/leukemia' is incomplete or corrupt (ValueError: "
+            "Unsupported archive type.): rerun to download it again",
+        ),
+    ],
+)
 def test_kaggle_failures_are_one_line(archive, kaggle_env, mode, expected):
     with KaggleStub(archive[0]) as stub:
         stub.mode = mode
@@ -143,9 +166,28 @@ def fake_kaggle_tls(tmp_path_factory):
     """An HTTPS server posing as api.kaggle.com (self-signed certificate), reachable only through the proxy."""
     folder = tmp_path_factory.mktemp("tls")
     cert, key = folder / "cert.pem", folder / "key.pem"
-    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj",
-                    "/CN=api.kaggle.com", "-addext", "subjectAltName=DNS:api.kaggle.com", "-keyout", str(key),
-                    "-out", str(cert)], check=True, capture_output=True)
+    subprocess.run(
+        [
+            "openssl",
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-days",
+            "1",
+            "-subj",
+            "/CN=api.kaggle.com",
+            "-addext",
+            "subjectAltName=DNS:api.kaggle.com",
+            "-keyout",
+            str(key),
+            "-out",
+            str(cert),
+        ],
+        check=True,
+        capture_output=True,
+    )
 
     class Handler(BaseHTTPRequestHandler):
         def log_message(self, *args):

@@ -28,5 +28,6 @@ def test_other_keras_applications_work_by_name_alone(name, tmp_path):
     np.testing.assert_allclose(preprocessed, np.asarray(family.preprocess_input(x.copy())), rtol=1e-6, atol=1e-5)
     assert len(net.get_layer(last_conv_layer_name(net)).output.shape) == 4
     net.save(tmp_path / "m.keras")
-    np.testing.assert_allclose(load_classifier(tmp_path / "m.keras").predict(x, verbose=0), net.predict(x, verbose=0),
-                               rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(
+        load_classifier(tmp_path / "m.keras").predict(x, verbose=0), net.predict(x, verbose=0), rtol=1e-5, atol=1e-6
+    )

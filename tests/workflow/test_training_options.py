@@ -25,14 +25,15 @@ def test_freezing_keeps_head_and_batchnorm_rules():
     assert set_backbone_trainable(model, 0) == 0
     assert {w.path.split("/")[0] for w in model.trainable_weights} == {"predictions"}
     assert set_backbone_trainable(model, 10) == sum(
-        layer.__class__.__name__ != "BatchNormalization" for layer in layers[-10:])
+        layer.__class__.__name__ != "BatchNormalization" for layer in layers[-10:]
+    )
     assert not any(layer.trainable for layer in layers if layer.__class__.__name__ == "BatchNormalization")
     assert set_backbone_trainable(model, None) == sum(
-        layer.__class__.__name__ != "BatchNormalization" for layer in layers)
+        layer.__class__.__name__ != "BatchNormalization" for layer in layers
+    )
 
 
-NO_AUGMENTATION = {"rotation_degrees": 0, "brightness": 0, "horizontal_flip": False, "vertical_flip": False,
-                   "seed": 0}
+NO_AUGMENTATION = {"rotation_degrees": 0, "brightness": 0, "horizontal_flip": False, "vertical_flip": False, "seed": 0}
 
 
 @pytest.fixture(scope="module")
@@ -57,9 +58,24 @@ def test_two_phase_fine_tuning_from_a_weights_file(tmp_path, small_manifest):
     # a "pretrained" backbone weights file, made offline
     base = keras.applications.MobileNet(include_top=False, weights=None, input_shape=(32, 32, 3))
     base.save_weights(tmp_path / "mobilenet.weights.h5")
-    settings = TrainSettings("MobileNet", "t", 0, ("Benign", "Pro"), 32, 3, 8, 1e-3,
-                             str(tmp_path / "mobilenet.weights.h5"), 0.1, 0.9, False, 0, head_epochs=1,
-                             fine_tune_layers=5, fine_tune_learning_rate=1e-4)
+    settings = TrainSettings(
+        "MobileNet",
+        "t",
+        0,
+        ("Benign", "Pro"),
+        32,
+        3,
+        8,
+        1e-3,
+        str(tmp_path / "mobilenet.weights.h5"),
+        0.1,
+        0.9,
+        False,
+        0,
+        head_epochs=1,
+        fine_tune_layers=5,
+        fine_tune_learning_rate=1e-4,
+    )
     reported = []
     model, history = fit(settings, small_manifest, NO_AUGMENTATION, tmp_path / "ckpt", reported.extend)
     assert list(history["epoch"]) == [1, 2, 3]
@@ -68,17 +84,31 @@ def test_two_phase_fine_tuning_from_a_weights_file(tmp_path, small_manifest):
     assert build_classifier("MobileNet", 2, 32, None).count_params() == model.count_params()
 
 
-def test_precise_bn_after_two_phase_fine_tuning_skips_the_frozen_layers_and_says_so(tmp_path, small_manifest,
-                                                                                    caplog):
+def test_precise_bn_after_two_phase_fine_tuning_skips_the_frozen_layers_and_says_so(tmp_path, small_manifest, caplog):
     import keras
 
     from alldag.train import fit
 
     base = keras.applications.MobileNet(include_top=False, weights=None, input_shape=(32, 32, 3))
     base.save_weights(tmp_path / "mobilenet.weights.h5")
-    settings = TrainSettings("MobileNet", "t", 0, ("Benign", "Pro"), 32, 2, 8, 1e-3,
-                             str(tmp_path / "mobilenet.weights.h5"), 0.1, 0.9, True, 0, head_epochs=1,
-                             fine_tune_layers=5, fine_tune_learning_rate=1e-4)
+    settings = TrainSettings(
+        "MobileNet",
+        "t",
+        0,
+        ("Benign", "Pro"),
+        32,
+        2,
+        8,
+        1e-3,
+        str(tmp_path / "mobilenet.weights.h5"),
+        0.1,
+        0.9,
+        True,
+        0,
+        head_epochs=1,
+        fine_tune_layers=5,
+        fine_tune_learning_rate=1e-4,
+    )
     with caplog.at_level("INFO", logger="alldag.train"):
         fit(settings, small_manifest, NO_AUGMENTATION, tmp_path / "ckpt")
     assert "precise BN: 27 frozen BatchNormalization layers keep their statistics (skipped)" in caplog.text
@@ -86,8 +116,23 @@ def test_precise_bn_after_two_phase_fine_tuning_skips_the_frozen_layers_and_says
 
 
 def test_a_random_init_architecture_trains_in_one_phase_whatever_train_weights_says():
-    settings = TrainSettings("SmallCNN", "t", 0, ("Benign", "Pro"), 32, 25, 8, 1e-4, "imagenet", 0.1, None, True, 0,
-                             head_epochs=5, fine_tune_layers=40)
+    settings = TrainSettings(
+        "SmallCNN",
+        "t",
+        0,
+        ("Benign", "Pro"),
+        32,
+        25,
+        8,
+        1e-4,
+        "imagenet",
+        0.1,
+        None,
+        True,
+        0,
+        head_epochs=5,
+        fine_tune_layers=40,
+    )
     assert [name for name, *_ in training_phases(settings)] == ["head", "fine_tune"]  # a pretrained backbone
     assert training_phases(settings, pretrained=False) == [("full", 25, 1e-4, None)]
 
@@ -102,8 +147,9 @@ def test_custom_architecture_fit_has_one_phase(tmp_path, small_manifest):
         x = keras.layers.GlobalAveragePooling2D()(keras.layers.Rescaling(1 / 255)(inputs))
         return keras.Model(inputs, keras.layers.Dense(2, activation="softmax")(x))
 
-    settings = TrainSettings("Tiny", "t", 0, ("Benign", "Pro"), 32, 3, 8, 1e-3, "imagenet", 0.1, None, False, 0,
-                             head_epochs=1)
+    settings = TrainSettings(
+        "Tiny", "t", 0, ("Benign", "Pro"), 32, 3, 8, 1e-3, "imagenet", 0.1, None, False, 0, head_epochs=1
+    )
     _, history = fit(settings, small_manifest, NO_AUGMENTATION, tmp_path / "ckpt", build_model=build)
     assert list(history["phase"]) == ["full"] * 3
 
@@ -111,8 +157,13 @@ def test_custom_architecture_fit_has_one_phase(tmp_path, small_manifest):
 def test_best_epoch_is_the_one_whose_weights_were_kept():
     import pandas as pd
 
-    history = pd.DataFrame({"epoch": [1, 2, 3, 4, 5], "phase": ["head", "head", "fine_tune", "fine_tune", "fine_tune"],
-                            "val_loss": [0.3, 0.5, 0.6, 0.4, 0.45]})
+    history = pd.DataFrame(
+        {
+            "epoch": [1, 2, 3, 4, 5],
+            "phase": ["head", "head", "fine_tune", "fine_tune", "fine_tune"],
+            "val_loss": [0.3, 0.5, 0.6, 0.4, 0.45],
+        }
+    )
     # the global minimum (epoch 1) is in the head phase; the fine-tuning callback restored epoch 4
     assert mark_kept_epoch(history, early_stopping=True)["kept"].tolist() == [False, False, False, True, False]
     assert mark_kept_epoch(history, early_stopping=False)["kept"].tolist() == [False] * 4 + [True]
@@ -125,8 +176,7 @@ class Killed(Exception):
 
 
 @pytest.mark.parametrize("weights", [None, "file"])
-def test_a_killed_fit_resumes_after_its_last_checkpoint_and_reports_each_epoch_once(tmp_path, small_manifest,
-                                                                                       weights):
+def test_a_killed_fit_resumes_after_its_last_checkpoint_and_reports_each_epoch_once(tmp_path, small_manifest, weights):
     import keras
 
     from alldag.train import fit
@@ -135,8 +185,24 @@ def test_a_killed_fit_resumes_after_its_last_checkpoint_and_reports_each_epoch_o
         base = keras.applications.MobileNet(include_top=False, weights=None, input_shape=(32, 32, 3))
         weights = str(tmp_path / "mobilenet.weights.h5")
         base.save_weights(weights)
-    settings = TrainSettings("MobileNet", "t", 0, ("Benign", "Pro"), 32, 4, 8, 1e-3, weights, 0.1, 0.9, False, 0,
-                             early_stopping_patience=3, head_epochs=2, fine_tune_layers=5)
+    settings = TrainSettings(
+        "MobileNet",
+        "t",
+        0,
+        ("Benign", "Pro"),
+        32,
+        4,
+        8,
+        1e-3,
+        weights,
+        0.1,
+        0.9,
+        False,
+        0,
+        early_stopping_patience=3,
+        head_epochs=2,
+        fine_tune_layers=5,
+    )
     reported = []
 
     def report_then_die(rows):
@@ -215,8 +281,13 @@ def _log_a_child_run(uri: str, workdir: str, i: int) -> str:
 def test_tracking_uri_from_environment_wins_and_relative_sqlite_becomes_absolute(monkeypatch, tmp_path):
     from alldag.train import Tracking
 
-    params = {"uri": "sqlite:///results/mlflow.db", "experiment": "e", "artifact_root": "a",
-              "parent_run_file": "p", "tags": {}}
+    params = {
+        "uri": "sqlite:///results/mlflow.db",
+        "experiment": "e",
+        "artifact_root": "a",
+        "parent_run_file": "p",
+        "tags": {},
+    }
     monkeypatch.chdir(tmp_path)
     monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
     assert Tracking.from_params(params).uri == f"sqlite:///{tmp_path}/results/mlflow.db"
@@ -237,11 +308,24 @@ def test_rotation_matches_tensorflows_projective_transform_and_is_seeded():
     np.testing.assert_allclose(out[0], images[0].numpy(), atol=1e-4)  # angle 0: identity
     for i in (1, 2):  # the same rotation as TensorFlow's own op, borders reflected alike
         a, cx, cy = float(angles[i]), 14.5, 19.5
-        matrix = [math.cos(a), -math.sin(a), cx - (math.cos(a) * cx - math.sin(a) * cy),
-                  math.sin(a), math.cos(a), cy - (math.sin(a) * cx + math.cos(a) * cy), 0.0, 0.0]
+        matrix = [
+            math.cos(a),
+            -math.sin(a),
+            cx - (math.cos(a) * cx - math.sin(a) * cy),
+            math.sin(a),
+            math.cos(a),
+            cy - (math.sin(a) * cx + math.cos(a) * cy),
+            0.0,
+            0.0,
+        ]
         expected = tf.raw_ops.ImageProjectiveTransformV3(
-            images=images[i:i + 1], transforms=tf.constant([matrix]), output_shape=[40, 30], fill_value=0.0,
-            interpolation="BILINEAR", fill_mode="REFLECT").numpy()[0]
+            images=images[i : i + 1],
+            transforms=tf.constant([matrix]),
+            output_shape=[40, 30],
+            fill_value=0.0,
+            interpolation="BILINEAR",
+            fill_mode="REFLECT",
+        ).numpy()[0]
         np.testing.assert_allclose(out[i], expected, atol=0.05)
     spec = augmentation_spec(20, 0.2, True, False, seed=4, hue=0.05, saturation=0.3, contrast=0.2)
     first, second = (np.asarray(build_augmenter(spec)(images, training=True)) for _ in range(2))

@@ -1,5 +1,5 @@
-from alldag.rulelog import run_rule
 from alldag.report import report_job
+from alldag.rulelog import run_rule
 
 run_rule(
     snakemake.log[0],

@@ -8,7 +8,7 @@ UV_PIN := $(shell sed -n 's/.*"\(uv==[^"]*\)".*/\1/p' pyproject.toml)
 UV_COMPILE = $(LOCK_VENV)/bin/uv pip compile pyproject.toml --universal --python-version 3.11 --generate-hashes \
 	--custom-compile-command "make lock" --quiet
 
-.PHONY: install run test lint bench report clean lock envs check-pythons
+.PHONY: install run test test-fast lint bench report clean lock envs check-pythons
 
 install: $(VENV)/.installed
 
@@ -42,10 +42,15 @@ run: install  ## the study (offline: the synthetic demo, labelled as such)
 	$(VENV)/bin/snakemake --cores all
 	$(VENV)/bin/snakemake --report results/snakemake-report.html
 
-test: install  ## the whole test suite, end-to-end run included
+test: install  ## the whole test suite: tests/unit, tests/workflow and tests/e2e (what CI runs)
 	$(PY) -m pytest -q
 
-lint: install
+test-fast: install  ## the unit tier only (tests/unit, in-process, under 2 minutes)
+	$(PY) -m pytest -q tests/unit
+
+lint: install  ## ruff (lint and format, settings in pyproject.toml), snakefmt and snakemake --lint
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/snakefmt --check Snakefile workflow/rules
 	$(VENV)/bin/snakemake --lint
 

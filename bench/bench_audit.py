@@ -25,8 +25,18 @@ def timed_audit(root: Path, dataset_tsv: Path, threads: int) -> float:
     out = root / f"audit{threads}"
     out.mkdir(exist_ok=True)
     start = time.perf_counter()
-    audit_dataset(dataset_tsv, out / "fixed", 224, 0.97, 0.02, out / "images.tsv", out / "quarantine.tsv",
-                  out / "duplicates.tsv", out / "audit.json", threads=threads)
+    audit_dataset(
+        dataset_tsv,
+        out / "fixed",
+        224,
+        0.97,
+        0.02,
+        out / "images.tsv",
+        out / "quarantine.tsv",
+        out / "duplicates.tsv",
+        out / "audit.json",
+        threads=threads,
+    )
     return time.perf_counter() - start
 
 

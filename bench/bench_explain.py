@@ -50,11 +50,16 @@ def lime_parts(image, samples: int, batch: int, kernel: float) -> dict:
     segments = SegmentationAlgorithm("quickshift", kernel_size=kernel, max_dist=200, ratio=0.2, random_seed=0)(pixels)
     no_model = lambda imgs: np.zeros((len(imgs), 2))  # noqa: E731
     fill = background_fill(pixels).astype(np.uint8)
-    return {"quickshift": timed(lambda: SegmentationAlgorithm("quickshift", kernel_size=kernel, max_dist=200,
-                                                              ratio=0.2, random_seed=0)(pixels), 3),
-            "perturb": timed(lambda: _lime_explainer(0).data_labels(pixels, fill, segments, no_model, samples,
-                                                                    batch), 3),
-            "segments": int(segments.max() + 1)}
+    return {
+        "quickshift": timed(
+            lambda: SegmentationAlgorithm("quickshift", kernel_size=kernel, max_dist=200, ratio=0.2, random_seed=0)(
+                pixels
+            ),
+            3,
+        ),
+        "perturb": timed(lambda: _lime_explainer(0).data_labels(pixels, fill, segments, no_model, samples, batch), 3),
+        "segments": int(segments.max() + 1),
+    }
 
 
 def bench_size(backbone: str, size: int, samples: int, batch: int, n_images: int) -> tuple[list[str], bool]:
@@ -90,16 +95,21 @@ def bench_size(backbone: str, size: int, samples: int, batch: int, n_images: int
         x = np.repeat(images[:1], n, axis=0)
         cams(x, np.zeros(n, int))
         model.predict_on_batch(x)
-        one = timed(lambda: model.predict_on_batch(x), 5) / n
-        cam = timed(lambda: cams(x, np.zeros(n, int)), 5) / n
+        one = timed(lambda x=x: model.predict_on_batch(x), 5) / n
+        cam = timed(lambda x=x, n=n: cams(x, np.zeros(n, int)), 5) / n
         met &= cam / one <= GRADCAM_TARGET
-        rows.append(f"{backbone} {size:>3} px | Grad-CAM+Grad-CAM++ batch {n:>3}: {cam * 1e3:8.2f} ms/image, forward "
-                    f"{one * 1e3:7.2f} ms/image, ratio {cam / one:4.2f} (target <= {GRADCAM_TARGET})")
-    return [f"{backbone} {size:>3} px | LIME {samples} samples, batch {batch}: {lime:6.2f} s/image, {samples} forward "
-            f"passes {forward:6.2f} s, ratio {lime / forward:4.2f} (target <= {LIME_TARGET}); outside the model "
-            f"{overhead:5.2f} s = {overhead / forward:.0%} of the forward passes; quickshift "
-            f"{parts['quickshift'] * 1e3:.0f} ms ({parts['segments']} superpixels), perturbation "
-            f"{parts['perturb'] * 1e3:.0f} ms", *rows], met
+        rows.append(
+            f"{backbone} {size:>3} px | Grad-CAM+Grad-CAM++ batch {n:>3}: {cam * 1e3:8.2f} ms/image, forward "
+            f"{one * 1e3:7.2f} ms/image, ratio {cam / one:4.2f} (target <= {GRADCAM_TARGET})"
+        )
+    return [
+        f"{backbone} {size:>3} px | LIME {samples} samples, batch {batch}: {lime:6.2f} s/image, {samples} forward "
+        f"passes {forward:6.2f} s, ratio {lime / forward:4.2f} (target <= {LIME_TARGET}); outside the model "
+        f"{overhead:5.2f} s = {overhead / forward:.0%} of the forward passes; quickshift "
+        f"{parts['quickshift'] * 1e3:.0f} ms ({parts['segments']} superpixels), perturbation "
+        f"{parts['perturb'] * 1e3:.0f} ms",
+        *rows,
+    ], met
 
 
 def main() -> int:

@@ -35,8 +35,11 @@ def main() -> int:
 
     if args.mixed:
         keras.mixed_precision.set_global_policy("mixed_float16")
-    print(f"keras {keras.__version__}, backend {keras.backend.backend()}, policy "
-          f"{keras.mixed_precision.global_policy().name}", flush=True)
+    print(
+        f"keras {keras.__version__}, backend {keras.backend.backend()}, policy "
+        f"{keras.mixed_precision.global_policy().name}",
+        flush=True,
+    )
     rng = np.random.default_rng(0)
     x = rng.uniform(0, 255, (args.batch, args.size, args.size, 3)).astype("float32")
     y = rng.integers(0, 4, args.batch)
@@ -58,9 +61,12 @@ def main() -> int:
         before = [np.asarray(layer.moving_mean).copy() for layer in bn]
         n_bn = recalibrate_batchnorm(model, [(x, y), (x[::-1], y)])
         changed = sum(not np.allclose(b, np.asarray(layer.moving_mean)) for b, layer in zip(before, bn))
-        print(f"{name:10s} {step * 1000:8.1f} ms/step  {images_s:8.0f} images/s  "
-              f"study training (2 tasks x {EPOCHS} epochs) ~ {study_s / 60:6.1f} min  "
-              f"precise BN: {changed}/{n_bn} layers updated", flush=True)
+        print(
+            f"{name:10s} {step * 1000:8.1f} ms/step  {images_s:8.0f} images/s  "
+            f"study training (2 tasks x {EPOCHS} epochs) ~ {study_s / 60:6.1f} min  "
+            f"precise BN: {changed}/{n_bn} layers updated",
+            flush=True,
+        )
     print(f"all backbones: ~ {total / 60:.1f} min of training for the full study (one device, jobs in sequence)")
     return 0
 

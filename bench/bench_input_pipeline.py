@@ -42,9 +42,16 @@ def image_data_generator_images_per_s(rows, size: int, batch: int, epochs: int) 
     from keras.src.legacy.preprocessing.image import ImageDataGenerator
 
     generator = ImageDataGenerator(rotation_range=20, brightness_range=(0.8, 1.2), fill_mode="reflect")
-    flow = generator.flow_from_dataframe(rows.assign(label=rows["label"].astype(str)), x_col="path",
-                                         y_col="label", target_size=(size, size), batch_size=batch,
-                                         class_mode="sparse", shuffle=True, seed=0)
+    flow = generator.flow_from_dataframe(
+        rows.assign(label=rows["label"].astype(str)),
+        x_col="path",
+        y_col="label",
+        target_size=(size, size),
+        batch_size=batch,
+        class_mode="sparse",
+        shuffle=True,
+        seed=0,
+    )
     rates = []
     for _ in range(epochs):
         start, n = time.perf_counter(), 0
@@ -74,8 +81,10 @@ def main() -> int:
         rows["y"] = rows["label"].map({c: i for i, c in enumerate(CLASSES)})
         ours = tf_data_images_per_s(rows, args.size, args.batch, args.epochs)
         theirs = image_data_generator_images_per_s(rows, args.size, args.batch, args.epochs)
-    print(f"{len(rows)} JPEGs, {args.size} px, batch {args.batch}, rotation 20 deg + brightness 0.2, "
-          f"{os.cpu_count()} CPUs")
+    print(
+        f"{len(rows)} JPEGs, {args.size} px, batch {args.batch}, rotation 20 deg + brightness 0.2, "
+        f"{os.cpu_count()} CPUs"
+    )
     print("| pipeline | " + " | ".join(f"epoch {i + 1} img/s" for i in range(args.epochs)) + " | mean img/s |")
     print("|---|" + "---|" * (args.epochs + 1))
     for name, rates in (("tf.data (alldag.inputs)", ours), ("ImageDataGenerator", theirs)):

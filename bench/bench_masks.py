@@ -5,7 +5,7 @@ Per class: mean and minimum IoU of the cleaned Segmented/ twin (alldag.masks.mas
 old fixed threshold (max channel > 24) on the same twin, and of the stain fallback (alldag.masks.stain_mask)
 on the original; and the time per image of each. Twins carry the generator's artefacts (JPEG speckle,
 faint red-cell outlines); fields have extra leukocytes at the generator's rate; every image goes through
-JPEG as in the dataset. Targets (tests/test_masks.py): cleaned >= 0.8, stain >= 0.6.
+JPEG as in the dataset. Targets (tests/unit/test_leukocyte_masks.py): cleaned >= 0.8, stain >= 0.6.
 """
 
 from __future__ import annotations
@@ -53,8 +53,10 @@ def main() -> None:
             scores["stain"].append(_iou(stain_mask(image), exact))
             times["stain"].append(time.perf_counter() - start)
         print(f"{cls:8} " + " ".join(f"{np.mean(v):>11.3f} / {np.min(v):.3f}" for v in scores.values()))
-    print(f"time per 224-px image: cleaned twin {1000 * np.median(times['cleaned']):.1f} ms, "
-          f"stain {1000 * np.median(times['stain']):.1f} ms (medians)")
+    print(
+        f"time per 224-px image: cleaned twin {1000 * np.median(times['cleaned']):.1f} ms, "
+        f"stain {1000 * np.median(times['stain']):.1f} ms (medians)"
+    )
 
 
 if __name__ == "__main__":

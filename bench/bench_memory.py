@@ -62,12 +62,22 @@ def job_rule(proc: psutil.Process) -> str | None:
 
 def run_and_watch(workdir: Path, configfile: Path) -> tuple[dict[int, tuple[str, int]], int, float]:
     """Run snakemake; returns {job pid: (rule, peak KiB)}, snakemake's own peak KiB and the wall time."""
-    cmd = [SNAKEMAKE, "-s", str(REPO / "Snakefile"), "-d", str(workdir), "--configfile", str(configfile),
-           "--cores", "1"]
+    cmd = [
+        SNAKEMAKE,
+        "-s",
+        str(REPO / "Snakefile"),
+        "-d",
+        str(workdir),
+        "--configfile",
+        str(configfile),
+        "--cores",
+        "1",
+    ]
     start = time.perf_counter()
     with open(workdir / "snakemake.log", "w") as log:
-        snakemake = subprocess.Popen(cmd, cwd=workdir, stdout=log, stderr=subprocess.STDOUT,
-                                     env={**os.environ, "ALLDAG_OFFLINE": "1"})
+        snakemake = subprocess.Popen(
+            cmd, cwd=workdir, stdout=log, stderr=subprocess.STDOUT, env={**os.environ, "ALLDAG_OFFLINE": "1"}
+        )
         jobs, own = watch(snakemake)
     elapsed = time.perf_counter() - start
     if snakemake.returncode != 0:
@@ -121,14 +131,20 @@ def full_config(backbone: str, images_per_class: int) -> dict:
     cfg["tasks"] = {"benign_vs_pro": cfg["tasks"]["benign_vs_pro"]}
     cfg["backbones"] = [backbone]
     cfg.pop("demo")
-    return deep_merge(cfg, {
-        "data": {"source": "synthetic", "max_images_per_class": None,
-                 "synthetic": {"images_per_class": images_per_class}},
-        "split": {"folds": 1},
-        "train": {"weights": None, "epochs": 1, "early_stopping_patience": None},
-        # LIME's peak is one batch of lime_batch_size perturbed images, not the number of samples
-        "explain": {"images_per_class": 1, "lime_num_samples": 200},
-    })
+    return deep_merge(
+        cfg,
+        {
+            "data": {
+                "source": "synthetic",
+                "max_images_per_class": None,
+                "synthetic": {"images_per_class": images_per_class},
+            },
+            "split": {"folds": 1},
+            "train": {"weights": None, "epochs": 1, "early_stopping_patience": None},
+            # LIME's peak is one batch of lime_batch_size perturbed images, not the number of samples
+            "explain": {"images_per_class": 1, "lime_num_samples": 200},
+        },
+    )
 
 
 STEP = """
@@ -155,17 +171,26 @@ def step_peaks(backbones: list[str], size: int = 224, batch: int = 32, predict_b
     print(f"{'backbone':<16}{f'fit, batch {batch}':>19}{f'predict, batch {predict_batch}':>22}   (peak RSS MiB)")
     peaks = {}
     for backbone in backbones:
-        peaks[backbone] = {mode: _step_peak(backbone, size, n, mode)
-                           for mode, n in (("fit", batch), ("predict", predict_batch))}
+        peaks[backbone] = {
+            mode: _step_peak(backbone, size, n, mode) for mode, n in (("fit", batch), ("predict", predict_batch))
+        }
         print(f"{backbone:<16}{peaks[backbone]['fit']:>19}{peaks[backbone]['predict']:>22}")
     return peaks
 
 
 def _step_peak(backbone: str, size: int, batch: int, mode: str) -> int:
-    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2",
-           "PYTHONPATH": f"{REPO / 'src'}{os.pathsep}{os.environ.get('PYTHONPATH', '')}"}
-    proc = subprocess.run([sys.executable, "-c", STEP, backbone, str(size), str(batch), mode], capture_output=True,
-                          text=True, env=env, check=False)
+    env = {
+        **os.environ,
+        "TF_CPP_MIN_LOG_LEVEL": "2",
+        "PYTHONPATH": f"{REPO / 'src'}{os.pathsep}{os.environ.get('PYTHONPATH', '')}",
+    }
+    proc = subprocess.run(
+        [sys.executable, "-c", STEP, backbone, str(size), str(batch), mode],
+        capture_output=True,
+        text=True,
+        env=env,
+        check=False,
+    )
     if proc.returncode != 0:
         sys.exit(f"the {mode} step of {backbone} failed:\n{proc.stderr[-2000:]}")
     return round(int(proc.stdout.split()[-1]) / 1024)  # ru_maxrss is in KiB on Linux
@@ -180,21 +205,32 @@ def measure(name: str, cfg: dict, workdir: Path) -> dict:
     for rule, peak in jobs.values():
         rules.setdefault(rule, []).append(peak)
     train = cfg.get("demo", {}).get("train", {}) if name == "demo" else cfg["train"]
-    size, batch = train.get("image_size", cfg["train"]["image_size"]), train.get("batch_size", cfg["train"]["batch_size"])
-    print(f"\n{name}: {size} px, batch {batch}, backbones {', '.join(cfg['backbones'])}; "
-          f"{len(jobs)} jobs in {elapsed:.0f} s; workdir {workdir}")
+    size, batch = (
+        train.get("image_size", cfg["train"]["image_size"]),
+        train.get("batch_size", cfg["train"]["batch_size"]),
+    )
+    print(
+        f"\n{name}: {size} px, batch {batch}, backbones {', '.join(cfg['backbones'])}; "
+        f"{len(jobs)} jobs in {elapsed:.0f} s; workdir {workdir}"
+    )
     print(f"{'rule':<16}{'jobs':>5}{'peak RSS MiB':>14}")
     for rule, peaks in sorted(rules.items(), key=lambda kv: -max(kv[1])):
         print(f"{rule:<16}{len(peaks):>5}{max(peaks) / 1024:>14.0f}")
     print(f"{'(snakemake)':<16}{1:>5}{own / 1024:>14.0f}")
-    return {"rules": {r: round(max(p) / 1024) for r, p in rules.items()}, "snakemake_mib": round(own / 1024),
-            "jobs": len(jobs), "seconds": round(elapsed)}
+    return {
+        "rules": {r: round(max(p) / 1024) for r, p in rules.items()},
+        "snakemake_mib": round(own / 1024),
+        "jobs": len(jobs),
+        "seconds": round(elapsed),
+    }
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--only", choices=("demo", "full", "steps"), help="measure one setting only")
-    parser.add_argument("--backbone", default="MobileNet", help="backbone of the full-study setting (default MobileNet)")
+    parser.add_argument(
+        "--backbone", default="MobileNet", help="backbone of the full-study setting (default MobileNet)"
+    )
     parser.add_argument("--images", type=int, default=150, help="synthetic images per class at full-study settings")
     parser.add_argument("--keep", type=Path, help="working directory to use and keep (default: a temporary one)")
     parser.add_argument("--json", type=Path, help="also write the numbers here")
@@ -203,8 +239,7 @@ def main() -> int:
         sys.exit("bench_memory.py reads /proc/PID/status: run it on Linux")
     root = args.keep or Path(tempfile.mkdtemp(prefix="alldag-mem-"))
     settings = {"demo": demo_config, "full": lambda: full_config(args.backbone, args.images)}
-    results = {name: measure(name, make(), root / name) for name, make in settings.items()
-               if args.only in (None, name)}
+    results = {name: measure(name, make(), root / name) for name, make in settings.items() if args.only in (None, name)}
     if args.only in (None, "steps"):
         backbones = yaml.safe_load((REPO / "config.yaml").read_text())["backbones"]
         results["steps"] = step_peaks(backbones)

@@ -55,10 +55,14 @@ def main() -> None:
                 full, lean = sizes(backbone, len(classes), args.size, Path(tmp))
                 before, after = before + 2 * full, after + lean  # before: DAG file + MLflow copy, both with Adam
                 print(f"{backbone:10s} {task:14s} with Adam {full / 1e6:7.1f} MB   lean {lean / 1e6:7.1f} MB")
-    print(f"demo (1 fold, {len(tasks)} tasks x {len(config['backbones'])} backbones): before {before / 1e9:.2f} GB, "
-          f"now {after / 1e9:.2f} GB of models")
-    print(f"full study ({args.folds} folds): before {args.folds * before / 1e9:.2f} GB, "
-          f"now {args.folds * after / 1e9:.2f} GB of models")
+    print(
+        f"demo (1 fold, {len(tasks)} tasks x {len(config['backbones'])} backbones): before {before / 1e9:.2f} GB, "
+        f"now {after / 1e9:.2f} GB of models"
+    )
+    print(
+        f"full study ({args.folds} folds): before {args.folds * before / 1e9:.2f} GB, "
+        f"now {args.folds * after / 1e9:.2f} GB of models"
+    )
 
 
 if __name__ == "__main__":

@@ -36,13 +36,23 @@ def bare_fit(settings, manifest, spec, epochs: int) -> list[float]:
 
     keras.utils.set_random_seed(settings.seed)
     train = manifest[manifest["split"] == "train"]
-    train_ds = make_dataset(train, settings.image_size, settings.batch_size, training=True,
-                            augmenter=build_augmenter(spec), seed=settings.seed)
+    train_ds = make_dataset(
+        train,
+        settings.image_size,
+        settings.batch_size,
+        training=True,
+        augmenter=build_augmenter(spec),
+        seed=settings.seed,
+    )
     val_ds = make_dataset(manifest[manifest["split"] == "val"], settings.image_size, settings.batch_size)
-    model = build_classifier(settings.backbone, len(settings.classes), settings.image_size, None,
-                             settings.dropout, settings.bn_momentum)
-    model.compile(optimizer=keras.optimizers.Adam(settings.learning_rate), loss="sparse_categorical_crossentropy",
-                  metrics=["accuracy"])
+    model = build_classifier(
+        settings.backbone, len(settings.classes), settings.image_size, None, settings.dropout, settings.bn_momentum
+    )
+    model.compile(
+        optimizer=keras.optimizers.Adam(settings.learning_rate),
+        loss="sparse_categorical_crossentropy",
+        metrics=["accuracy"],
+    )
     stamps = []
     stamp = keras.callbacks.LambdaCallback(on_epoch_end=lambda epoch, logs: stamps.append(time.perf_counter()))
     model.fit(train_ds, validation_data=val_ds, epochs=epochs, verbose=0, callbacks=[stamp])
@@ -102,8 +112,22 @@ def main() -> int:
     from alldag.synthetic import generate_dataset
     from alldag.train import TrainSettings
 
-    settings = TrainSettings(args.backbone, "benign_vs_pro", 0, ("Benign", "Pro"), args.size, 1, 16, 1e-3, None,
-                             0.3, 0.9, False, 0, class_weights=False)
+    settings = TrainSettings(
+        args.backbone,
+        "benign_vs_pro",
+        0,
+        ("Benign", "Pro"),
+        args.size,
+        1,
+        16,
+        1e-3,
+        None,
+        0.3,
+        0.9,
+        False,
+        0,
+        class_weights=False,
+    )
     spec = augmentation_spec(20, 0.2, False, False, seed=0)
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
@@ -111,17 +135,22 @@ def main() -> int:
         data = scan_dataset(tmp / "ALL")
         data["y"] = (data["label"] == "Pro").astype(int)
         manifest = make_folds(data, 1, 0.15, 0.15, 0)[0]
-        ours = {"alldag fit, job default (checkpoint every 2 min + last epoch)": 120.0,
-                "alldag fit, checkpoint + MLflow every epoch": 0.0}
+        ours = {
+            "alldag fit, job default (checkpoint every 2 min + last epoch)": 120.0,
+            "alldag fit, checkpoint + MLflow every epoch": 0.0,
+        }
         results = {"bare model.fit": [], **{name: [] for name in ours}}
         for _ in range(args.repeats):  # interleaved, so drifting machine load hits all alike
             results["bare model.fit"].append(statistics.median(bare_fit(settings, manifest, spec, 1 + args.epochs)))
             for name, every_s in ours.items():
-                results[name].append(statistics.median(our_fit(settings, manifest, spec, 1 + args.epochs, tmp,
-                                                               every_s)))
+                results[name].append(
+                    statistics.median(our_fit(settings, manifest, spec, 1 + args.epochs, tmp, every_s))
+                )
     n_train = int((manifest["split"] == "train").sum())
-    print(f"{args.backbone} {args.size} px, {n_train} training images, batch 16, {os.cpu_count()} CPUs; "
-          f"steady-state epoch time, median of {args.repeats}")
+    print(
+        f"{args.backbone} {args.size} px, {n_train} training images, batch 16, {os.cpu_count()} CPUs; "
+        f"steady-state epoch time, median of {args.repeats}"
+    )
     print("| training | epoch s (each repeat) | median epoch s |\n|---|---|---|")
     for name, times in results.items():
         print(f"| {name} | {', '.join(f'{t:.2f}' for t in times)} | {statistics.median(times):.2f} |")

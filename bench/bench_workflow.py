@@ -22,8 +22,17 @@ FULL_TARGET_S, NOOP_TARGET_S = 600.0, 5.0
 
 
 def timed_run(workdir: Path) -> tuple[float, str]:
-    cmd = [SNAKEMAKE, "-s", str(REPO / "Snakefile"), "-d", str(workdir), "--configfile",
-           str(REPO / "config.yaml"), "--cores", "all"]
+    cmd = [
+        SNAKEMAKE,
+        "-s",
+        str(REPO / "Snakefile"),
+        "-d",
+        str(workdir),
+        "--configfile",
+        str(REPO / "config.yaml"),
+        "--cores",
+        "all",
+    ]
     start = time.perf_counter()
     proc = subprocess.run(cmd, capture_output=True, text=True, env={**os.environ, "ALLDAG_OFFLINE": "1"})
     elapsed = time.perf_counter() - start
@@ -42,9 +51,13 @@ def main() -> int:
     jobs = [line for line in log.splitlines() if line.strip().startswith("total")]
     noop, log2 = timed_run(workdir)
     print(f"cores: {os.cpu_count()}; workdir: {workdir}")
-    print(f"full default run: {full:7.1f} s  ({jobs[0].strip() if jobs else '?'} jobs; target <= {FULL_TARGET_S:.0f} s)")
-    print(f"no-op rerun:      {noop:7.2f} s  (target <= {NOOP_TARGET_S:.0f} s; "
-          f"{'nothing run' if 'Nothing to be done' in log2 else 'JOBS RAN'})")
+    print(
+        f"full default run: {full:7.1f} s  ({jobs[0].strip() if jobs else '?'} jobs; target <= {FULL_TARGET_S:.0f} s)"
+    )
+    print(
+        f"no-op rerun:      {noop:7.2f} s  (target <= {NOOP_TARGET_S:.0f} s; "
+        f"{'nothing run' if 'Nothing to be done' in log2 else 'JOBS RAN'})"
+    )
     ok = full <= FULL_TARGET_S and noop <= NOOP_TARGET_S and "Nothing to be done" in log2
     print("targets:", "met" if ok else "MISSED")
     return 0 if ok else 1

@@ -11,8 +11,17 @@ from pathlib import Path
 
 import pytest
 
-FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--no-first-run",
-         "--disable-background-networking", "--disable-extensions", "--hide-scrollbars", "--mute-audio"]
+FLAGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-dev-shm-usage",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-extensions",
+    "--hide-scrollbars",
+    "--mute-audio",
+]
 
 
 def chromium() -> str:
@@ -21,10 +30,14 @@ def chromium() -> str:
     if found:
         return found
     if os.geteuid() != 0 or not shutil.which("apt-get"):
-        pytest.skip("chromium is not installed and cannot be installed here (needs root and apt-get): "
-                    "apt-get install chromium")
+        pytest.skip(
+            "chromium is not installed and cannot be installed here (needs root and apt-get): apt-get install chromium"
+        )
     env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
-    for cmd in (["apt-get", "update", "-qq"], ["apt-get", "install", "-y", "-qq", "--no-install-recommends", "chromium"]):
+    for cmd in (
+        ["apt-get", "update", "-qq"],
+        ["apt-get", "install", "-y", "-qq", "--no-install-recommends", "chromium"],
+    ):
         proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=900)
         if proc.returncode:
             pytest.skip(f"could not install chromium ({' '.join(cmd)}: {proc.stderr.strip()[-300:]})")
@@ -33,8 +46,9 @@ def chromium() -> str:
 
 def _run(args: list[str], timeout: int = 120) -> subprocess.CompletedProcess:
     with tempfile.TemporaryDirectory() as profile:
-        return subprocess.run([chromium(), *FLAGS, f"--user-data-dir={profile}", *args], capture_output=True,
-                              text=True, timeout=timeout)
+        return subprocess.run(
+            [chromium(), *FLAGS, f"--user-data-dir={profile}", *args], capture_output=True, text=True, timeout=timeout
+        )
 
 
 def rendered_dom(page: Path) -> str:
@@ -76,7 +90,9 @@ window.addEventListener("load", function () {
   });
   var tables = document.querySelectorAll("#verdict table"), bottom = 0;
   Array.prototype.forEach.call(tables, function (t) { bottom = Math.max(bottom, t.getBoundingClientRect().bottom); });
-  var broken = Array.prototype.filter.call(document.images, function (img) { return !img.complete || img.naturalWidth === 0; });
+  var broken = Array.prototype.filter.call(document.images, function (img) {
+    return !img.complete || img.naturalWidth === 0;
+  });
   var b = document.body;
   b.setAttribute("data-viewport", width + "x" + window.innerHeight);
   b.setAttribute("data-page-width", String(document.documentElement.scrollWidth));
@@ -90,10 +106,13 @@ window.addEventListener("load", function () {
 
 def first_screen_layout(page: Path, width: int = 1280, height: int = 800) -> dict[str, str]:
     """Lay the page out in a width x height window: viewport, page width, elements wider than the page
-    (outside scrolling boxes), number of verdict tables and the bottom of the last one, broken images."""
+    (outside scrolling boxes), number of verdict tables and the bottom of the last one, broken images.
+    """
     probe = page.with_name(page.stem + ".layout-probe.html")
     probe.write_text(page.read_text().replace("</body>", LAYOUT_PROBE + "</body>"))
-    proc = _run([f"--window-size={width},{height}", "--virtual-time-budget=10000", "--dump-dom", probe.resolve().as_uri()])
+    proc = _run(
+        [f"--window-size={width},{height}", "--virtual-time-budget=10000", "--dump-dom", probe.resolve().as_uri()]
+    )
     probe.unlink()
     assert proc.returncode == 0 and "<body" in proc.stdout, proc.stderr[-2000:]
     names = ("viewport", "page-width", "overflowing", "verdict-tables", "verdict-bottom", "probe-broken-images")

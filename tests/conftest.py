@@ -1,4 +1,6 @@
-"""Shared fixtures for the fast unit tests."""
+"""Shared fixtures, and the tiers: tests/unit (in-process, seconds), tests/workflow (Snakemake runs of parts of
+the DAG, in-process training, TensorFlow in fresh interpreters), tests/e2e (the whole DAG, servers, SLURM).
+Each test carries its tier's marker."""
 
 from __future__ import annotations
 
@@ -13,6 +15,17 @@ SCHEMA = REPO / "workflow" / "schemas" / "config.schema.yaml"
 
 SYNTHETIC_PER_CLASS = 8
 SYNTHETIC_SEED = 5
+
+
+TIERS = ("unit", "workflow", "e2e")
+
+
+def pytest_collection_modifyitems(items):
+    """Mark each test with its folder's tier, so `-m "not e2e"` and `-m unit` select by cost."""
+    for item in items:
+        tier = Path(item.path).relative_to(REPO / "tests").parts[0]
+        if tier in TIERS:
+            item.add_marker(tier)
 
 
 @pytest.fixture(scope="session")
@@ -50,7 +63,7 @@ def synthetic_copy(synthetic_root, tmp_path) -> Path:
 @pytest.fixture(scope="session")
 def e2e_run(tmp_path_factory) -> Path:
     """Working directory of the real DAG on tests/configs/tiny.yaml (--cores 2), run once for the session:
-    test_e2e and test_mlflow_models read its outputs."""
+    e2e/test_tiny_study and e2e/test_mlflow_models read its outputs."""
     from workflow_helpers import snakemake
 
     workdir = tmp_path_factory.mktemp("e2e")
@@ -72,7 +85,7 @@ def mlflow_server(tmp_path_factory) -> str:
 @pytest.fixture(scope="session")
 def server_run_started(mlflow_server, tmp_path_factory):
     """The one-model, two-fold study run locally (--cores 2) against the server, with secrets in its
-    environment, started in the background: test_slurm runs its cluster run meanwhile."""
+    environment, started in the background: e2e/test_slurm_cluster runs its cluster run meanwhile."""
     from tracking_server import CFG, SECRET_ENV, TARGET
     from workflow_helpers import Background, write_config
 

@@ -49,8 +49,11 @@ def site_packages(prefix: Path) -> Path:
 
 def build(prefix: Path, requirements: list[str]) -> Path:
     """Create the venv at prefix (no pip, no system site-packages) with only `requirements`; returns its python."""
-    subprocess.run([getattr(sys, "_base_executable", sys.executable), "-m", "venv", "--without-pip", str(prefix)],
-                   check=True, capture_output=True)
+    subprocess.run(
+        [getattr(sys, "_base_executable", sys.executable), "-m", "venv", "--without-pip", str(prefix)],
+        check=True,
+        capture_output=True,
+    )
     target = site_packages(prefix)
     owners = defaultdict(set)  # top-level name in site-packages -> distributions installing into it
     for dist in distributions():

@@ -45,11 +45,13 @@ class KaggleStub:
                 if stub.mode in ("401", "404"):
                     status = int(stub.mode)
                     message = "Unauthenticated" if status == 401 else "Dataset not found"
-                    return self._send(status, json.dumps({"code": status, "message": message}).encode(),
-                                      "application/json")
+                    return self._send(
+                        status, json.dumps({"code": status, "message": message}).encode(), "application/json"
+                    )
                 if name == "GetDataset":
-                    return self._send(200, json.dumps({"currentVersionNumber": stub.version}).encode(),
-                                      "application/json")
+                    return self._send(
+                        200, json.dumps({"currentVersionNumber": stub.version}).encode(), "application/json"
+                    )
                 if name == "DownloadDataset":
                     data = stub.archive[: len(stub.archive) // 2] if stub.mode == "truncated" else stub.archive
                     return self._send(200, data, "application/zip")

@@ -90,7 +90,9 @@ def listening_addresses(port: int) -> set[str]:
             address, hex_port = local.split(":")
             if state == "0A" and int(hex_port, 16) == port:  # 0A: LISTEN
                 raw = bytes.fromhex(address)
-                words = b"".join(raw[i:i + 4][::-1] for i in range(0, len(raw), 4))  # each 32-bit word is little-endian
+                words = b"".join(
+                    raw[i : i + 4][::-1] for i in range(0, len(raw), 4)
+                )  # each 32-bit word is little-endian
                 found.add(str(ipaddress.ip_address(words)))
     return found
 
@@ -100,7 +102,9 @@ def ensure_installed(timeout: int = 600) -> None:
     if all(shutil.which(b) for b in BINARIES):
         return
     if os.geteuid() != 0:
-        raise SlurmUnavailable("SLURM is not installed and installing it needs root (apt-get install slurmctld slurmd munge)")
+        raise SlurmUnavailable(
+            "SLURM is not installed and installing it needs root (apt-get install slurmctld slurmd munge)"
+        )
     if not shutil.which("apt-get"):
         raise SlurmUnavailable("SLURM is not installed and this machine has no apt-get")
     env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
@@ -111,7 +115,9 @@ def ensure_installed(timeout: int = 600) -> None:
         proc = subprocess.run(install, env=env, capture_output=True, text=True, timeout=timeout)
     missing = [b for b in BINARIES if not shutil.which(b)]
     if proc.returncode != 0 or missing:
-        raise SlurmUnavailable(f"apt-get install {' '.join(PACKAGES)} failed: {(proc.stderr or proc.stdout).strip()[-300:]}")
+        raise SlurmUnavailable(
+            f"apt-get install {' '.join(PACKAGES)} failed: {(proc.stderr or proc.stdout).strip()[-300:]}"
+        )
 
 
 def check_system_config_free() -> None:
@@ -119,7 +125,9 @@ def check_system_config_free() -> None:
     if SYSTEM_CONF.is_symlink() and not SYSTEM_CONF.exists():
         SYSTEM_CONF.unlink()  # left by an earlier test session that was killed
     if SYSTEM_CONF.exists():
-        raise SlurmUnavailable(f"{SYSTEM_CONF} exists: this machine has a SLURM configuration, which the test leaves alone")
+        raise SlurmUnavailable(
+            f"{SYSTEM_CONF} exists: this machine has a SLURM configuration, which the test leaves alone"
+        )
 
 
 @contextmanager
@@ -183,17 +191,37 @@ def single_node_cluster(state: Path):
         SYSTEM_CONF.parent.mkdir(parents=True, exist_ok=True)
         SYSTEM_CONF.symlink_to(conf)
         stack.callback(SYSTEM_CONF.unlink, missing_ok=True)
-        munged = stack.enter_context(_daemon(
-            ["munged", "--foreground", "--force", f"--socket={state}/munge.socket", f"--key-file={key}",
-             f"--pid-file={state}/munged.pid", f"--log-file={logs[0]}", f"--seed-file={state}/munge.seed"],
-            state / "munged.out", env))
+        munged = stack.enter_context(
+            _daemon(
+                [
+                    "munged",
+                    "--foreground",
+                    "--force",
+                    f"--socket={state}/munge.socket",
+                    f"--key-file={key}",
+                    f"--pid-file={state}/munged.pid",
+                    f"--log-file={logs[0]}",
+                    f"--seed-file={state}/munge.seed",
+                ],
+                state / "munged.out",
+                env,
+            )
+        )
         _wait_for(lambda: (state / "munge.socket").exists(), "munged", [munged], logs + [state / "munged.out"])
         ctld = stack.enter_context(_daemon(["slurmctld", "-D", "-i", "-f", str(conf)], state / "slurmctld.out", env))
-        _wait_for(lambda: _ok(["scontrol", "ping"], env).stdout.count("UP") > 0, "slurmctld", [ctld],
-                  logs + [state / "slurmctld.out"])
+        _wait_for(
+            lambda: _ok(["scontrol", "ping"], env).stdout.count("UP") > 0,
+            "slurmctld",
+            [ctld],
+            logs + [state / "slurmctld.out"],
+        )
         slurmd = stack.enter_context(_daemon(["slurmd", "-D", "-N", NODE, "-f", str(conf)], state / "slurmd.out", env))
-        _wait_for(lambda: _ok(["sinfo", "-h", "-o", "%T", "-n", NODE], env).stdout.strip() == "idle", "slurmd",
-                  [ctld, slurmd], logs + [state / "slurmd.out"])
+        _wait_for(
+            lambda: _ok(["sinfo", "-h", "-o", "%T", "-n", NODE], env).stdout.strip() == "idle",
+            "slurmd",
+            [ctld, slurmd],
+            logs + [state / "slurmd.out"],
+        )
         stack.callback(_cancel_all_jobs, env)  # runs first: job steps are not in the daemons' process groups
         yield Cluster(env, [munged.pid, ctld.pid, slurmd.pid], state, [values["ctld_port"], values["slurmd_port"]])
 

@@ -36,8 +36,9 @@ def _command(workdir: Path, args, config: Path | None, env: dict | None) -> tupl
     return cmd + list(args), workflow_env(env)
 
 
-def snakemake(workdir: Path, *args: str, config: Path | None = None, env: dict | None = None,
-              timeout: int = 1800) -> subprocess.CompletedProcess:
+def snakemake(
+    workdir: Path, *args: str, config: Path | None = None, env: dict | None = None, timeout: int = 1800
+) -> subprocess.CompletedProcess:
     """Run snakemake on this repository's Snakefile in workdir; returns the finished process."""
     cmd, full_env = _command(workdir, args, config, env)
     return subprocess.run(cmd, cwd=workdir, env=full_env, capture_output=True, text=True, timeout=timeout)
@@ -57,8 +58,9 @@ class Background:
         """The finished process (as snakemake() returns it) and the seconds since the start."""
         self.proc.wait(timeout=timeout)
         seconds = time.monotonic() - self.start
-        return subprocess.CompletedProcess(self.proc.args, self.proc.returncode, self.out.read_text(),
-                                           self.err.read_text()), seconds
+        return subprocess.CompletedProcess(
+            self.proc.args, self.proc.returncode, self.out.read_text(), self.err.read_text()
+        ), seconds
 
     def stop(self) -> None:
         if self.proc.poll() is None:

@@ -111,11 +111,13 @@ def render(env: str, requirements: list[str], dependencies: list[str], lock_name
     """The conda env file of one env."""
     pip_lines = "".join(f"      - {r}\n" for r in requirements)
     dep_lines = "".join(f"      - {r}\n" for r in dependencies)
-    return (f"{HEADER}# {env} env: the rules that use it import only these (tests/test_envs.py checks);\n"
-            f"# {env}.post-deploy.sh installs the alldag package into it.\n"
-            "channels:\n  - conda-forge\n  - nodefaults\ndependencies:\n"
-            f"  - {CONDA_PYTHON}\n  - {CONDA_PIP}\n  - pip:\n{pip_lines}"
-            f"      # their dependencies, as {lock_name} pins them\n{dep_lines}")
+    return (
+        f"{HEADER}# {env} env: the rules that use it import only these (tests/unit/test_env_files.py checks);\n"
+        f"# {env}.post-deploy.sh installs the alldag package into it.\n"
+        "channels:\n  - conda-forge\n  - nodefaults\ndependencies:\n"
+        f"  - {CONDA_PYTHON}\n  - {CONDA_PIP}\n  - pip:\n{pip_lines}"
+        f"      # their dependencies, as {lock_name} pins them\n{dep_lines}"
+    )
 
 
 def wanted_files() -> dict[Path, str]:
@@ -135,7 +137,9 @@ def stale_files() -> list[str]:
     wanted = wanted_files()
     stale = [p.name for p, text in wanted.items() if not p.is_file() or p.read_text() != text]
     owned = [p for p in ENVS.glob("*") if p.suffix in (".yaml", ".sh") and p not in wanted]
-    return stale + [p.name for p in owned if p.read_text().startswith(("# GENERATED", "#!/usr/bin/env bash\n# GENERATED"))]
+    return stale + [
+        p.name for p in owned if p.read_text().startswith(("# GENERATED", "#!/usr/bin/env bash\n# GENERATED"))
+    ]
 
 
 def main(argv: list[str]) -> int:

@@ -48,5 +48,6 @@ def load_builder(spec: str):
             module = importlib.import_module(where)
         return getattr(module, name)
     except (ImportError, FileNotFoundError, AttributeError) as exc:
-        raise AlldagError(f"architecture '{spec}' could not be loaded ({exc}): check the module path and "
-                          f"function name") from None
+        raise AlldagError(
+            f"architecture '{spec}' could not be loaded ({exc}): check the module path and function name"
+        ) from None

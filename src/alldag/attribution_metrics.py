@@ -83,8 +83,9 @@ def attribution_order(heat: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     return np.lexsort((rng.random(heat.size), -heat.ravel()))
 
 
-def perturbation_series(image: np.ndarray, baseline: np.ndarray, order: np.ndarray, steps: int,
-                        insert: bool) -> np.ndarray:
+def perturbation_series(
+    image: np.ndarray, baseline: np.ndarray, order: np.ndarray, steps: int, insert: bool
+) -> np.ndarray:
     """(steps + 1, H, W, C) images for a deletion or insertion curve.
 
     Image i has the first round(i / steps * H * W) pixels of `order` taken from `baseline`
@@ -136,12 +137,24 @@ def mean_ci(values, confidence: float = 0.95, proportion: bool = False) -> dict:
     v = v[~np.isnan(v)]
     n = len(v)
     if n == 0:
-        return {"n": 0, "mean": float("nan"), "sd": float("nan"), "ci_low": float("nan"), "ci_high": float("nan"),
-                "interval": ""}
+        return {
+            "n": 0,
+            "mean": float("nan"),
+            "sd": float("nan"),
+            "ci_low": float("nan"),
+            "ci_high": float("nan"),
+            "interval": "",
+        }
     binary = proportion and np.isin(v, (0.0, 1.0)).all()
     low, high = wilson_ci(v.sum(), n, confidence) if binary else bootstrap_mean_ci(v, confidence)
-    return {"n": n, "mean": float(v.mean()), "sd": float(v.std(ddof=1)) if n > 1 else float("nan"),
-            "ci_low": low, "ci_high": high, "interval": "wilson" if binary else "bootstrap"}
+    return {
+        "n": n,
+        "mean": float(v.mean()),
+        "sd": float(v.std(ddof=1)) if n > 1 else float("nan"),
+        "ci_low": low,
+        "ci_high": high,
+        "interval": "wilson" if binary else "bootstrap",
+    }
 
 
 def map_metrics(heat: np.ndarray, mask: np.ndarray | None, corner: np.ndarray) -> dict:
@@ -155,20 +168,34 @@ def map_metrics(heat: np.ndarray, mask: np.ndarray | None, corner: np.ndarray) -
     """
     nan = float("nan")
     corner_mass = mass_share(heat, corner)
-    out = {"mask_mass": nan, "pointing": nan, "background_mass": nan, "corner_mass": corner_mass,
-           "mask_ratio": nan, "background_ratio": nan,
-           "corner_ratio": corner_mass / corner.mean() if corner.any() else nan, "mask_area": nan}
+    out = {
+        "mask_mass": nan,
+        "pointing": nan,
+        "background_mass": nan,
+        "corner_mass": corner_mass,
+        "mask_ratio": nan,
+        "background_ratio": nan,
+        "corner_ratio": corner_mass / corner.mean() if corner.any() else nan,
+        "mask_area": nan,
+    }
     if mask is not None and mask.any():
         area = float(mask.mean())
-        out.update(mask_mass=mass_share(heat, mask), pointing=pointing_hit(heat, mask),
-                   background_mass=mass_share(heat, ~mask), mask_area=area)
-        out.update(mask_ratio=out["mask_mass"] / area,
-                   background_ratio=out["background_mass"] / (1 - area) if area < 1 else nan)
+        out.update(
+            mask_mass=mass_share(heat, mask),
+            pointing=pointing_hit(heat, mask),
+            background_mass=mass_share(heat, ~mask),
+            mask_area=area,
+        )
+        out.update(
+            mask_ratio=out["mask_mass"] / area,
+            background_ratio=out["background_mass"] / (1 - area) if area < 1 else nan,
+        )
     return out
 
 
-def agreement_metrics(a: np.ndarray, b: np.ndarray, segments: np.ndarray, percent: float,
-                      rng: np.random.Generator | None = None) -> dict:
+def agreement_metrics(
+    a: np.ndarray, b: np.ndarray, segments: np.ndarray, percent: float, rng: np.random.Generator | None = None
+) -> dict:
     """Agreement of two maps: top_iou (IoU of the top-`percent` % regions, ties broken with rng),
     spearman (per superpixel)."""
     return {"top_iou": top_iou(a, b, percent, rng), "spearman": superpixel_spearman(a, b, segments)}
@@ -191,6 +218,9 @@ def summarise_explanations(per_image: pd.DataFrame, agreement: pd.DataFrame) -> 
         groups = [(name, ALL_CLASSES, group) for name, group in table.groupby(key, sort=False)]
         if "label" in table:
             groups += [(name, label, group) for (name, label), group in table.groupby([key, "label"], sort=False)]
-        rows += [{"method": name, "label": label, "metric": m, **mean_ci(group[m], proportion=m in PROPORTION_METRICS)}
-                 for name, label, group in groups for m in metrics]
+        rows += [
+            {"method": name, "label": label, "metric": m, **mean_ci(group[m], proportion=m in PROPORTION_METRICS)}
+            for name, label, group in groups
+            for m in metrics
+        ]
     return pd.DataFrame(rows)

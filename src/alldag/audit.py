@@ -40,8 +40,14 @@ def inspect_image(row: dict, fixed_dir: str | os.PathLike, expected_size: int, m
         Image.fromarray(result.image).save(path)
     mask_path = row.get("mask_path")
     twin = mask_path if isinstance(mask_path, str) and mask_path else None
-    usable = {**row, "path": path, "source_path": row["path"], "fixed": result.reason,
-              "sha256": sha256_file(row["path"]), **leukocyte_mask_record(path, twin, mask_min_fraction)}
+    usable = {
+        **row,
+        "path": path,
+        "source_path": row["path"],
+        "fixed": result.reason,
+        "sha256": sha256_file(row["path"]),
+        **leukocyte_mask_record(path, twin, mask_min_fraction),
+    }
     return {"row": usable, "feature": thumbnail_feature(path)}
 
 
@@ -53,25 +59,47 @@ def leukocyte_mask_record(image_path, twin_path, min_fraction: float) -> dict:
     if image is None:
         return {"mask_fraction": float("nan"), "mask_source": "none", "leukocyte_fraction": float("nan")}
     found = leukocyte_mask(image, twin, min_fraction)
-    return {"mask_fraction": found.twin_fraction, "mask_source": found.source,
-            "leukocyte_fraction": float(found.mask.mean()) if found.mask is not None else float("nan")}
+    return {
+        "mask_fraction": found.twin_fraction,
+        "mask_source": found.source,
+        "leukocyte_fraction": float(found.mask.mean()) if found.mask is not None else float("nan"),
+    }
 
 
-def check_images(dataset: pd.DataFrame, fixed_dir: str | os.PathLike, expected_size: int,
-                 mask_min_fraction: float, threads: int = 1):
+def check_images(
+    dataset: pd.DataFrame, fixed_dir: str | os.PathLike, expected_size: int, mask_min_fraction: float, threads: int = 1
+):
     """Inspect every image on `threads` threads, logging progress.
 
     Returns (usable rows with `fixed` reason, sha256 and the mask columns; their thumbnail features
     (n, 256) in the same order; the quarantine table).
     """
     rows = dataset.to_dict("records")
-    results = parallel_map(lambda row: inspect_image(row, fixed_dir, expected_size, mask_min_fraction), rows, threads=threads,
-                           label=f"audit: decode, hash and fingerprint (threads={threads})", unit="image")
-    quarantined = [(row["image_id"], row["label"], row["path"], r["quarantine"])
-                   for row, r in zip(rows, results) if "quarantine" in r]
+    results = parallel_map(
+        lambda row: inspect_image(row, fixed_dir, expected_size, mask_min_fraction),
+        rows,
+        threads=threads,
+        label=f"audit: decode, hash and fingerprint (threads={threads})",
+        unit="image",
+    )
+    quarantined = [
+        (row["image_id"], row["label"], row["path"], r["quarantine"])
+        for row, r in zip(rows, results)
+        if "quarantine" in r
+    ]
     kept = [r for r in results if "row" in r]
-    usable = pd.DataFrame([r["row"] for r in kept], columns=[*dataset.columns, "source_path", "fixed", "sha256",
-                                                             "mask_fraction", "mask_source", "leukocyte_fraction"])
+    usable = pd.DataFrame(
+        [r["row"] for r in kept],
+        columns=[
+            *dataset.columns,
+            "source_path",
+            "fixed",
+            "sha256",
+            "mask_fraction",
+            "mask_source",
+            "leukocyte_fraction",
+        ],
+    )
     features = np.stack([r["feature"] for r in kept]) if kept else np.zeros((0, THUMBNAIL * THUMBNAIL), np.float32)
     return usable, features, pd.DataFrame(quarantined, columns=QUARANTINE_COLUMNS)
 
@@ -81,8 +109,18 @@ def flag_empty_masks(images: pd.DataFrame, min_fraction: float) -> pd.DataFrame:
     return images.assign(mask_empty=~(images["mask_fraction"].astype(float) >= min_fraction))
 
 
-def audit_dataset(dataset_tsv, fixed_dir, expected_size: int, near_threshold: float, mask_min_fraction: float,
-                  images_out, quarantine_out, duplicates_out, summary_out, threads: int = 1) -> dict:
+def audit_dataset(
+    dataset_tsv,
+    fixed_dir,
+    expected_size: int,
+    near_threshold: float,
+    mask_min_fraction: float,
+    images_out,
+    quarantine_out,
+    duplicates_out,
+    summary_out,
+    threads: int = 1,
+) -> dict:
     """Run every check on the listed dataset and write the clean image table and the audit tables.
 
     images_out: usable images with sha256, fixed reason, mask coverage and duplicate `cluster`;
@@ -95,8 +133,10 @@ def audit_dataset(dataset_tsv, fixed_dir, expected_size: int, near_threshold: fl
     images, duplicates = cluster_duplicates(images, near_threshold, features=features)
     clusters = duplicates.groupby("cluster")
     summary = {
-        "checked": int(len(dataset)), "usable": int(len(images)),
-        "fixed": int((images["fixed"] != "").sum()), "quarantined": int(len(quarantine)),
+        "checked": int(len(dataset)),
+        "usable": int(len(images)),
+        "fixed": int((images["fixed"] != "").sum()),
+        "quarantined": int(len(quarantine)),
         "quarantine_reasons": quarantine["reason"].str.split(" \\(").str[0].value_counts().to_dict(),
         "duplicate_clusters": int(clusters.ngroups),
         "exact_duplicate_clusters": int(clusters["kind"].apply(lambda k: (k == "exact").any()).sum()),

@@ -8,13 +8,27 @@ from functools import cache
 from pathlib import Path
 
 
-def augmentation_spec(rotation_degrees: float, brightness: float, horizontal_flip: bool,
-                      vertical_flip: bool, seed: int, hue: float = 0.0, saturation: float = 0.0,
-                      contrast: float = 0.0) -> dict:
+def augmentation_spec(
+    rotation_degrees: float,
+    brightness: float,
+    horizontal_flip: bool,
+    vertical_flip: bool,
+    seed: int,
+    hue: float = 0.0,
+    saturation: float = 0.0,
+    contrast: float = 0.0,
+) -> dict:
     """The augmentation the trainer applies, as plain data (written to the DAG, logged to MLflow)."""
-    return {"rotation_degrees": float(rotation_degrees), "brightness": float(brightness),
-            "horizontal_flip": bool(horizontal_flip), "vertical_flip": bool(vertical_flip),
-            "hue": float(hue), "saturation": float(saturation), "contrast": float(contrast), "seed": int(seed)}
+    return {
+        "rotation_degrees": float(rotation_degrees),
+        "brightness": float(brightness),
+        "horizontal_flip": bool(horizontal_flip),
+        "vertical_flip": bool(vertical_flip),
+        "hue": float(hue),
+        "saturation": float(saturation),
+        "contrast": float(contrast),
+        "seed": int(seed),
+    }
 
 
 def write_spec(spec: dict, path: str | os.PathLike) -> None:
@@ -108,8 +122,9 @@ def build_augmenter(spec: dict):
 
     seed = spec["seed"]
     layers = []
-    flip = {(True, True): "horizontal_and_vertical", (True, False): "horizontal",
-            (False, True): "vertical"}.get((spec["horizontal_flip"], spec["vertical_flip"]))
+    flip = {(True, True): "horizontal_and_vertical", (True, False): "horizontal", (False, True): "vertical"}.get(
+        (spec["horizontal_flip"], spec["vertical_flip"])
+    )
     if flip:
         layers.append(keras.layers.RandomFlip(flip, seed=seed))
     if spec["rotation_degrees"] > 0:

@@ -39,10 +39,19 @@ REGISTRY: dict[str, Backbone] = {
     **_family("inception_resnet_v2", 299, 75, "InceptionResNetV2"),
     **_family("nasnet", 224, 32, "NASNetMobile", "NASNetLarge"),
     **_family("efficientnet", 224, 32, *(f"EfficientNetB{i}" for i in range(8))),
-    **_family("efficientnet_v2", 224, 32, "EfficientNetV2B0", "EfficientNetV2B1", "EfficientNetV2B2",
-              "EfficientNetV2B3", "EfficientNetV2S", "EfficientNetV2M", "EfficientNetV2L"),
-    **_family("convnext", 224, 32, "ConvNeXtTiny", "ConvNeXtSmall", "ConvNeXtBase", "ConvNeXtLarge",
-              "ConvNeXtXLarge"),
+    **_family(
+        "efficientnet_v2",
+        224,
+        32,
+        "EfficientNetV2B0",
+        "EfficientNetV2B1",
+        "EfficientNetV2B2",
+        "EfficientNetV2B3",
+        "EfficientNetV2S",
+        "EfficientNetV2M",
+        "EfficientNetV2L",
+    ),
+    **_family("convnext", 224, 32, "ConvNeXtTiny", "ConvNeXtSmall", "ConvNeXtBase", "ConvNeXtLarge", "ConvNeXtXLarge"),
 }
 
 
@@ -50,9 +59,20 @@ REGISTRY: dict[str, Backbone] = {
 # "tf" scales to [-1, 1], "caffe" flips to BGR and subtracts the ImageNet mean, "torch" scales to [0, 1]
 # and standardises per channel, "none" leaves it to the model (it has its own rescaling layers).
 PREPROCESS_MODES = {
-    "xception": "tf", "vgg16": "caffe", "vgg19": "caffe", "mobilenet": "tf", "mobilenet_v2": "tf",
-    "mobilenet_v3": "none", "resnet": "caffe", "resnet_v2": "tf", "densenet": "torch", "inception_v3": "tf",
-    "inception_resnet_v2": "tf", "nasnet": "tf", "efficientnet": "none", "efficientnet_v2": "none",
+    "xception": "tf",
+    "vgg16": "caffe",
+    "vgg19": "caffe",
+    "mobilenet": "tf",
+    "mobilenet_v2": "tf",
+    "mobilenet_v3": "none",
+    "resnet": "caffe",
+    "resnet_v2": "tf",
+    "densenet": "torch",
+    "inception_v3": "tf",
+    "inception_resnet_v2": "tf",
+    "nasnet": "tf",
+    "efficientnet": "none",
+    "efficientnet_v2": "none",
     "convnext": "none",
 }
 
@@ -83,8 +103,10 @@ def get_backbone(name: str) -> Backbone:
         return REGISTRY[name]
     except KeyError:
         close = [n for n in REGISTRY if n.lower().startswith(name.lower()[:3])] or sorted(REGISTRY)[:6]
-        raise AlldagError(f"unknown backbone '{name}': use a keras.applications name such as "
-                          f"{', '.join(close)} (names are case-sensitive)") from None
+        raise AlldagError(
+            f"unknown backbone '{name}': use a keras.applications name such as "
+            f"{', '.join(close)} (names are case-sensitive)"
+        ) from None
 
 
 def check_backbones(image_sizes: dict[str, int]) -> None:
@@ -95,8 +117,10 @@ def check_backbones(image_sizes: dict[str, int]) -> None:
     for name, image_size in image_sizes.items():
         bb = get_backbone(name)
         if image_size < bb.min_size:
-            raise AlldagError(f"backbone {name} needs images of at least {bb.min_size} px but "
-                              f"train.image_size is {image_size}: raise train.image_size")
+            raise AlldagError(
+                f"backbone {name} needs images of at least {bb.min_size} px but "
+                f"train.image_size is {image_size}: raise train.image_size"
+            )
 
 
 def preprocess_fn(name: str):

@@ -46,8 +46,9 @@ def features_of(paths, threads: int = 1, label: str = "colour features") -> np.n
 
 def fit_colour_baseline(features: np.ndarray, y: np.ndarray, seed: int):
     """Standardised multinomial logistic regression (balanced class weights) on colour features."""
-    model = make_pipeline(StandardScaler(), LogisticRegression(max_iter=5000, class_weight="balanced",
-                                                               random_state=seed))
+    model = make_pipeline(
+        StandardScaler(), LogisticRegression(max_iter=5000, class_weight="balanced", random_state=seed)
+    )
     return model.fit(features, y)
 
 
@@ -61,20 +62,39 @@ def image_level_predictions(manifest, classes: list[str], split: dict, seed: int
 
     fold = int(manifest["fold"].iloc[0])
     rows = manifest.drop(columns=[c for c in ("cluster", "group", "split", "fold") if c in manifest])
-    naive = make_folds(rows, split["folds"], split["val_fraction"], split["test_fraction"], seed, None,
-                       "image-level split")[fold]
+    naive = make_folds(
+        rows, split["folds"], split["val_fraction"], split["test_fraction"], seed, None, "image-level split"
+    )[fold]
     fit_rows, test = naive[naive["split"] == "train"], naive[naive["split"] == "test"].reset_index(drop=True)
-    model = fit_colour_baseline(features_of(fit_rows["path"], threads, "colour baseline, image-level split: training images"), fit_rows["y"].to_numpy(), seed)
+    model = fit_colour_baseline(
+        features_of(fit_rows["path"], threads, "colour baseline, image-level split: training images"),
+        fit_rows["y"].to_numpy(),
+        seed,
+    )
     proba = np.zeros((len(test), len(classes)))
-    proba[:, model.classes_] = model.predict_proba(features_of(test["path"], threads, "colour baseline, image-level split: test images"))
+    proba[:, model.classes_] = model.predict_proba(
+        features_of(test["path"], threads, "colour baseline, image-level split: test images")
+    )
     predicted = proba.argmax(axis=1)
     return test[["image_id", "label", "y", "group"]].assign(
-        predicted=[classes[i] for i in predicted], correct=predicted == test["y"].to_numpy(),
-        **{f"p_{c}": proba[:, i] for i, c in enumerate(classes)})
+        predicted=[classes[i] for i in predicted],
+        correct=predicted == test["y"].to_numpy(),
+        **{f"p_{c}": proba[:, i] for i, c in enumerate(classes)},
+    )
 
 
-def run_colour_baseline(split_manifest, classes: list[str], seed: int, label: str, tracking, outputs: dict,
-                        run_out, image_level_out=None, split: dict | None = None, threads: int = 1) -> dict:
+def run_colour_baseline(
+    split_manifest,
+    classes: list[str],
+    seed: int,
+    label: str,
+    tracking,
+    outputs: dict,
+    run_out,
+    image_level_out=None,
+    split: dict | None = None,
+    threads: int = 1,
+) -> dict:
     """Fit the baseline on the fold's training images, evaluate on its test images, track it like a model.
 
     outputs: paths for write_evaluation: metrics_out, predictions_out, confusion_out, roc_out, reliability_out.
@@ -85,34 +105,65 @@ def run_colour_baseline(split_manifest, classes: list[str], seed: int, label: st
     import mlflow
 
     from alldag.evaluate import write_evaluation
+    from alldag.provenance import git_commit
     from alldag.tracking import child_run, log_split_datasets, parent_run_id, retry, run_params
-    from alldag.train import data_source, git_commit
+    from alldag.train import data_source
 
     manifest = read_tsv(split_manifest)
     fit_rows = manifest[manifest["split"] == "train"]
     test = manifest[manifest["split"] == "test"].reset_index(drop=True)
-    model = fit_colour_baseline(features_of(fit_rows["path"], threads, f"colour baseline {label}: training images"),
-                                fit_rows["y"].to_numpy(), seed)
+    model = fit_colour_baseline(
+        features_of(fit_rows["path"], threads, f"colour baseline {label}: training images"),
+        fit_rows["y"].to_numpy(),
+        seed,
+    )
     proba = np.zeros((len(test), len(classes)))
-    proba[:, model.classes_] = model.predict_proba(features_of(test["path"], threads,
-                                                               f"colour baseline {label}: test images"))
-    parent = parent_run_id(tracking.uri, tracking.experiment, tracking.artifact_root, tracking.parent_run_file,
-                           tracking.tags)
+    proba[:, model.classes_] = model.predict_proba(
+        features_of(test["path"], threads, f"colour baseline {label}: test images")
+    )
+    parent = parent_run_id(
+        tracking.uri, tracking.experiment, tracking.artifact_root, tracking.parent_run_file, tracking.tags
+    )
     task, _, fold = label.split("/")
-    with child_run(tracking.uri, tracking.experiment, tracking.artifact_root, parent, label,
-                   {**tracking.tags, "task": task, "backbone": BASELINE_NAME, "fold": fold.removeprefix("fold")}) as run:
-        retry(mlflow.log_params, {"features": ",".join(FEATURE_NAMES), "n_fit": len(fit_rows),
-                                  "model": "StandardScaler+LogisticRegression(balanced)",
-                                  **run_params(task=task, backbone=BASELINE_NAME, fold=fold.removeprefix("fold"),
-                                               image_size="native", epochs=0, weights="None", seed=seed,
-                                               data_source=data_source(tracking), git_commit=git_commit())})
+    with child_run(
+        tracking.uri,
+        tracking.experiment,
+        tracking.artifact_root,
+        parent,
+        label,
+        {**tracking.tags, "task": task, "backbone": BASELINE_NAME, "fold": fold.removeprefix("fold")},
+    ) as run:
+        retry(
+            mlflow.log_params,
+            {
+                "features": ",".join(FEATURE_NAMES),
+                "n_fit": len(fit_rows),
+                "model": "StandardScaler+LogisticRegression(balanced)",
+                **run_params(
+                    task=task,
+                    backbone=BASELINE_NAME,
+                    fold=fold.removeprefix("fold"),
+                    image_size="native",
+                    epochs=0,
+                    weights="None",
+                    seed=seed,
+                    data_source=data_source(tracking),
+                    git_commit=git_commit(),
+                ),
+            },
+        )
         log_split_datasets(split_manifest, manifest, f"{task}/{fold}", data_source(tracking))
-        Path(run_out).write_text(json.dumps({"run_id": run.info.run_id, "parent_run_id": parent,
-                                             "tracking_uri": tracking.uri, "name": label}, indent=2))
+        Path(run_out).write_text(
+            json.dumps(
+                {"run_id": run.info.run_id, "parent_run_id": parent, "tracking_uri": tracking.uri, "name": label},
+                indent=2,
+            )
+        )
     result = write_evaluation(test, proba, classes, label, run_out, **outputs)
     if image_level_out:
         naive = image_level_predictions(manifest, classes, split, seed, threads)
         write_tsv_atomic(naive, image_level_out)
-        log.info("%s under an image-level split: accuracy %.3f on %d test images", label, naive["correct"].mean(),
-                 len(naive))
+        log.info(
+            "%s under an image-level split: accuracy %.3f on %d test images", label, naive["correct"].mean(), len(naive)
+        )
     return result

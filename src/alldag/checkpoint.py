@@ -100,7 +100,9 @@ def clear(directory: str | os.PathLike) -> None:
     shutil.rmtree(directory, ignore_errors=True)
 
 
-def checkpoint_callback(directory, fingerprint_: str, history_rows: list, phase: str, report, every_s: float = 0.0, early_stopping=None):
+def checkpoint_callback(
+    directory, fingerprint_: str, history_rows: list, phase: str, report, every_s: float = 0.0, early_stopping=None
+):
     """A Keras callback: records each epoch in history_rows and checkpoints, then reports, the new epochs.
 
     A checkpoint is saved at most every `every_s` seconds (0 = every epoch) and always at the end of
@@ -130,12 +132,24 @@ def checkpoint_callback(directory, fingerprint_: str, history_rows: list, phase:
         def flush(self, epoch, finished):
             stopping = None
             if early_stopping is not None:
-                stopping = {"wait": early_stopping.wait, "best": early_stopping.best,
-                            "best_epoch": early_stopping.best_epoch}
-            save_state(directory, self.model, {"fingerprint": fingerprint_, "epoch": epoch, "history": history_rows,
-                                               "phase": phase, "phase_finished": finished,
-                                               "early_stopping": stopping},
-                       best_weights=getattr(early_stopping, "best_weights", None))
+                stopping = {
+                    "wait": early_stopping.wait,
+                    "best": early_stopping.best,
+                    "best_epoch": early_stopping.best_epoch,
+                }
+            save_state(
+                directory,
+                self.model,
+                {
+                    "fingerprint": fingerprint_,
+                    "epoch": epoch,
+                    "history": history_rows,
+                    "phase": phase,
+                    "phase_finished": finished,
+                    "early_stopping": stopping,
+                },
+                best_weights=getattr(early_stopping, "best_weights", None),
+            )
             report(self.pending)
             self.saved_at, self.pending = time.monotonic(), []
 

@@ -20,8 +20,8 @@ from alldag.figures import comparison_figure, save
 from alldag.progress import track
 from alldag.stats import (
     MIN_GROUPS_PER_CLASS,
-    groups_per_class,
     group_bootstrap_weights,
+    groups_per_class,
     holm,
     mcnemar,
     metric_intervals,
@@ -33,8 +33,14 @@ from alldag.study import study_accuracy
 log = logging.getLogger(__name__)
 METRICS = ["accuracy", "balanced_accuracy", "macro_f1", "roc_auc"]
 VERDICT_METRIC = "balanced_accuracy"  # the headline metric: verdicts and paired tests are on it
-VERDICT_COLUMNS = ["beats_colour_baseline", "diff_vs_colour_baseline", "diff_vs_colour_baseline_ci_low",
-                   "diff_vs_colour_baseline_ci_high", "p_vs_colour_baseline", "mcnemar_p_vs_colour_baseline"]
+VERDICT_COLUMNS = [
+    "beats_colour_baseline",
+    "diff_vs_colour_baseline",
+    "diff_vs_colour_baseline_ci_low",
+    "diff_vs_colour_baseline_ci_high",
+    "p_vs_colour_baseline",
+    "mcnemar_p_vs_colour_baseline",
+]
 
 
 def probabilities(predictions: pd.DataFrame, classes: list[str]) -> np.ndarray:
@@ -47,19 +53,22 @@ def pooled_predictions(task: str, folds: dict[str, list[pd.DataFrame]]) -> dict[
     Raises AlldagError (one line) when the models were not tested on the same images or a file lacks the
     `group` column the group bootstrap needs.
     """
-    pooled = {m: pd.concat([f.assign(fold=i) for i, f in enumerate(fs)], ignore_index=True)
-              for m, fs in folds.items()}
+    pooled = {m: pd.concat([f.assign(fold=i) for i, f in enumerate(fs)], ignore_index=True) for m, fs in folds.items()}
     first = next(iter(pooled))
     order = pooled[first].sort_values(["fold", "image_id"])[["fold", "image_id"]]
     out = {}
     for model, frame in pooled.items():
         if "group" not in frame:
-            raise AlldagError(f"{task}/{model}: test predictions have no 'group' column (made by an older alldag): "
-                              f"delete results/evaluation/{task} and rerun")
+            raise AlldagError(
+                f"{task}/{model}: test predictions have no 'group' column (made by an older alldag): "
+                f"delete results/evaluation/{task} and rerun"
+            )
         aligned = order.merge(frame, on=["fold", "image_id"], how="left", validate="one_to_one")
         if len(frame) != len(order) or aligned["y"].isna().any():
-            raise AlldagError(f"{task}: {model} and {first} were tested on different images: rerun the task "
-                              "from its split (snakemake --forcerun split)")
+            raise AlldagError(
+                f"{task}: {model} and {first} were tested on different images: rerun the task "
+                "from its split (snakemake --forcerun split)"
+            )
         out[model] = aligned.assign(group=aligned["group"].astype(str))
     return out
 
@@ -74,9 +83,15 @@ def model_summary(name: str, task: str, pooled: pd.DataFrame, classes: list[str]
     cis = metric_intervals(weights, y, proba)
     row = {"model": name, "folds": len(folds), "n_test": len(pooled), "n_groups": int(pooled["group"].nunique())}
     for m in METRICS:
-        row.update({m: point[m], f"{m}_ci_low": cis[m][0], f"{m}_ci_high": cis[m][1],
-                    f"{m}_fold_mean": per_fold[m].mean(), f"{m}_fold_sd": per_fold[m].std(ddof=1) if len(folds) > 1
-                    else float("nan")})
+        row.update(
+            {
+                m: point[m],
+                f"{m}_ci_low": cis[m][0],
+                f"{m}_ci_high": cis[m][1],
+                f"{m}_fold_mean": per_fold[m].mean(),
+                f"{m}_fold_sd": per_fold[m].std(ddof=1) if len(folds) > 1 else float("nan"),
+            }
+        )
     row["study_accuracy"] = study_accuracy(task, name)
     return row
 
@@ -95,19 +110,29 @@ def verdict_against_baseline(pooled: dict[str, pd.DataFrame], weights: np.ndarra
     y, base_correct = base["y"].to_numpy(int), _correct(base)
     fewest_groups = groups_per_class(y, base["group"].to_numpy())
     if fewest_groups < MIN_GROUPS_PER_CLASS:
-        log.warning("the test images hold only %d group(s) in some class (fewer than %d): no verdict against the "
-                    "colour baseline can be drawn (undetermined); use more images or smaller blocks",
-                    fewest_groups, MIN_GROUPS_PER_CLASS)
+        log.warning(
+            "the test images hold only %d group(s) in some class (fewer than %d): no verdict against the "
+            "colour baseline can be drawn (undetermined); use more images or smaller blocks",
+            fewest_groups,
+            MIN_GROUPS_PER_CLASS,
+        )
     rows = []
     for model, frame in pooled.items():
         if model == BASELINE_NAME:
             rows.append({"model": model, "beats_colour_baseline": "", **{c: float("nan") for c in VERDICT_COLUMNS[1:]}})
             continue
         d = paired_difference(weights, y, _correct(frame), base_correct)
-        rows.append({"model": model, "beats_colour_baseline": verdict(d["ci_low"], d["ci_high"], fewest_groups),
-                     "diff_vs_colour_baseline": d["diff"], "diff_vs_colour_baseline_ci_low": d["ci_low"],
-                     "diff_vs_colour_baseline_ci_high": d["ci_high"], "p_vs_colour_baseline": d["p_greater"],
-                     "mcnemar_p_vs_colour_baseline": mcnemar(_correct(frame), base_correct)["p_value"]})
+        rows.append(
+            {
+                "model": model,
+                "beats_colour_baseline": verdict(d["ci_low"], d["ci_high"], fewest_groups),
+                "diff_vs_colour_baseline": d["diff"],
+                "diff_vs_colour_baseline_ci_low": d["ci_low"],
+                "diff_vs_colour_baseline_ci_high": d["ci_high"],
+                "p_vs_colour_baseline": d["p_greater"],
+                "mcnemar_p_vs_colour_baseline": mcnemar(_correct(frame), base_correct)["p_value"],
+            }
+        )
     return pd.DataFrame(rows)
 
 
@@ -120,10 +145,12 @@ def paired_tests(pooled: dict[str, pd.DataFrame], n_boot: int, seed: int) -> pd.
     """
     first = next(iter(pooled.values()))
     fold_ids = sorted(first["fold"].unique())
-    scopes = ([(str(f), (first["fold"] == f).to_numpy()) for f in fold_ids] if len(fold_ids) > 1 else [])
+    scopes = [(str(f), (first["fold"] == f).to_numpy()) for f in fold_ids] if len(fold_ids) > 1 else []
     scopes.append(("all", np.ones(len(first), bool)))
-    weights = {name: group_bootstrap_weights(first["y"].to_numpy(int)[sel], first["group"].to_numpy()[sel],
-                                             n_boot, seed) for name, sel in scopes}
+    weights = {
+        name: group_bootstrap_weights(first["y"].to_numpy(int)[sel], first["group"].to_numpy()[sel], n_boot, seed)
+        for name, sel in scopes
+    }
     rows = []
     for a, b in itertools.combinations(pooled, 2):
         for name, sel in scopes:
@@ -131,13 +158,24 @@ def paired_tests(pooled: dict[str, pd.DataFrame], n_boot: int, seed: int) -> pd.
             y, ca, cb = fa["y"].to_numpy(int), _correct(fa), _correct(fb)
             d = paired_difference(weights[name], y, ca, cb)
             m = mcnemar(ca, cb)
-            rows.append({"model_a": a, "model_b": b, "fold": name, "n_images": int(sel.sum()),
-                         "n_groups": int(fa["group"].nunique()),
-                         "balanced_accuracy_diff": d["diff"], "balanced_accuracy_diff_ci_low": d["ci_low"],
-                         "balanced_accuracy_diff_ci_high": d["ci_high"], "p_value": d["p_two_sided"],
-                         "accuracy_a": ca.mean(), "accuracy_b": cb.mean(),
-                         "mcnemar_only_a_correct": m["only_a_correct"], "mcnemar_only_b_correct": m["only_b_correct"],
-                         "mcnemar_p_value": m["p_value"]})
+            rows.append(
+                {
+                    "model_a": a,
+                    "model_b": b,
+                    "fold": name,
+                    "n_images": int(sel.sum()),
+                    "n_groups": int(fa["group"].nunique()),
+                    "balanced_accuracy_diff": d["diff"],
+                    "balanced_accuracy_diff_ci_low": d["ci_low"],
+                    "balanced_accuracy_diff_ci_high": d["ci_high"],
+                    "p_value": d["p_two_sided"],
+                    "accuracy_a": ca.mean(),
+                    "accuracy_b": cb.mean(),
+                    "mcnemar_only_a_correct": m["only_a_correct"],
+                    "mcnemar_only_b_correct": m["only_b_correct"],
+                    "mcnemar_p_value": m["p_value"],
+                }
+            )
     table = pd.DataFrame(rows)
     if not table.empty:
         pooled_rows = table["fold"] == "all"
@@ -154,14 +192,28 @@ def image_level_columns(paths: list[str], classes: list[str], n_boot: int, seed:
     y, proba = pooled["y"].to_numpy(int), probabilities(pooled, classes)
     weights = group_bootstrap_weights(y, pooled["image_id"].to_numpy(), n_boot, seed)
     low, high = metric_intervals(weights, y, proba)[VERDICT_METRIC]
-    return {f"image_level_{VERDICT_METRIC}": classification_metrics(y, proba)[VERDICT_METRIC],
-            f"image_level_{VERDICT_METRIC}_ci_low": low, f"image_level_{VERDICT_METRIC}_ci_high": high,
-            "image_level_n_test": len(pooled)}
+    return {
+        f"image_level_{VERDICT_METRIC}": classification_metrics(y, proba)[VERDICT_METRIC],
+        f"image_level_{VERDICT_METRIC}_ci_low": low,
+        f"image_level_{VERDICT_METRIC}_ci_high": high,
+        "image_level_n_test": len(pooled),
+    }
 
 
-def compare_models(task: str, models: list[str], prediction_paths: list[str], n_folds: int, classes: list[str],
-                   n_boot: int, seed: int, comparison_out, paired_out, figure_out, parent_run_file=None,
-                   image_level_paths: list[str] | None = None) -> pd.DataFrame:
+def compare_models(
+    task: str,
+    models: list[str],
+    prediction_paths: list[str],
+    n_folds: int,
+    classes: list[str],
+    n_boot: int,
+    seed: int,
+    comparison_out,
+    paired_out,
+    figure_out,
+    parent_run_file=None,
+    image_level_paths: list[str] | None = None,
+) -> pd.DataFrame:
     """Write the task's comparison table, paired tests and comparison figure.
 
     prediction_paths are in expand(model, fold) order: n_folds files per model. Every interval and test
@@ -169,13 +221,16 @@ def compare_models(task: str, models: list[str], prediction_paths: list[str], n_
     with the same resamples for every model, so differences are paired. image_level_paths (one per fold):
     the colour baseline's predictions under an image-level split, reported on its row beside the grouped ones.
     """
-    folds = {m: [read_tsv(p) for p in prediction_paths[i * n_folds:(i + 1) * n_folds]] for i, m in enumerate(models)}
+    folds = {m: [read_tsv(p) for p in prediction_paths[i * n_folds : (i + 1) * n_folds]] for i, m in enumerate(models)}
     pooled = pooled_predictions(task, folds)
     first = next(iter(pooled.values()))
     weights = group_bootstrap_weights(first["y"].to_numpy(int), first["group"].to_numpy(), n_boot, seed)
-    summary = pd.DataFrame([model_summary(m, task, p, classes, weights) for m, p in
-                            track(pooled.items(), f"compare {task}: bootstrap intervals", total=len(pooled),
-                                  unit="model")])
+    summary = pd.DataFrame(
+        [
+            model_summary(m, task, p, classes, weights)
+            for m, p in track(pooled.items(), f"compare {task}: bootstrap intervals", total=len(pooled), unit="model")
+        ]
+    )
     if BASELINE_NAME in pooled:
         summary = summary.merge(verdict_against_baseline(pooled, weights), on="model", how="left")
         summary = summary[["model", *VERDICT_COLUMNS] + [c for c in summary if c not in VERDICT_COLUMNS + ["model"]]]
@@ -185,12 +240,26 @@ def compare_models(task: str, models: list[str], prediction_paths: list[str], n_
     paired = paired_tests(pooled, n_boot, seed)
     write_tsv_atomic(summary, comparison_out)
     write_tsv_atomic(paired, paired_out)
-    save(comparison_figure(summary, VERDICT_METRIC, f"{task}: test balanced accuracy, 95% group-bootstrap CI"),
-         figure_out)
+    save(
+        comparison_figure(summary, VERDICT_METRIC, f"{task}: test balanced accuracy, 95% group-bootstrap CI"),
+        figure_out,
+    )
     if parent_run_file and Path(parent_run_file).is_file():
         _log_to_parent(parent_run_file, task, summary, [comparison_out, paired_out, figure_out])
-    shown = [c for c in ("model", VERDICT_METRIC, f"{VERDICT_METRIC}_ci_low", f"{VERDICT_METRIC}_ci_high", "n_test",
-                         "n_groups", "beats_colour_baseline", "diff_vs_colour_baseline") if c in summary]
+    shown = [
+        c
+        for c in (
+            "model",
+            VERDICT_METRIC,
+            f"{VERDICT_METRIC}_ci_low",
+            f"{VERDICT_METRIC}_ci_high",
+            "n_test",
+            "n_groups",
+            "beats_colour_baseline",
+            "diff_vs_colour_baseline",
+        )
+        if c in summary
+    ]
     log.info("%s comparison:\n%s", task, summary[shown].to_string(index=False))
     return summary
 
@@ -208,5 +277,9 @@ def _log_to_parent(parent_run_file, task: str, summary: pd.DataFrame, paths) -> 
             if m in row and not pd.isna(row[m]):
                 retry(client.log_metric, info["run_id"], f"{task}.{row['model']}.{m}", float(row[m]))
         if row.get("beats_colour_baseline"):
-            retry(client.set_tag, info["run_id"], f"{task}.{row['model']}.beats_colour_baseline",
-                  row["beats_colour_baseline"])
+            retry(
+                client.set_tag,
+                info["run_id"],
+                f"{task}.{row['model']}.beats_colour_baseline",
+                row["beats_colour_baseline"],
+            )

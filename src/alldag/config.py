@@ -24,8 +24,10 @@ def schema_error(config: dict, schema_path: str | os.PathLike) -> str | None:
     if error is None:
         return None
     where = ".".join(str(p) for p in error.absolute_path) or "top level"
-    return (f"config error at {where}: {error.message} — fix your config file "
-            f"(allowed keys and values: workflow/schemas/config.schema.yaml)")
+    return (
+        f"config error at {where}: {error.message} — fix your config file "
+        f"(allowed keys and values: workflow/schemas/config.schema.yaml)"
+    )
 
 
 def validate_config(config: dict, schema_path: str | os.PathLike) -> dict:
@@ -43,8 +45,11 @@ def deep_merge(base: dict, overrides: dict) -> dict:
     """A copy of base with overrides merged in, recursively for nested dicts."""
     out = copy.deepcopy(base)
     for key, value in overrides.items():
-        out[key] = deep_merge(out[key], value) if isinstance(value, dict) and isinstance(out.get(key), dict) \
+        out[key] = (
+            deep_merge(out[key], value)
+            if isinstance(value, dict) and isinstance(out.get(key), dict)
             else copy.deepcopy(value)
+        )
     return out
 
 
@@ -53,8 +58,9 @@ def apply_demo(config: dict, schema_path: str | os.PathLike) -> dict:
     demo = config.get("demo") or {}
     merged = deep_merge({k: v for k, v in config.items() if k != "demo"}, demo)
     # The demo's per-backbone settings only concern backbones this run actually trains.
-    merged["backbone_overrides"] = {b: o for b, o in merged.get("backbone_overrides", {}).items()
-                                    if b in merged["backbones"]}
+    merged["backbone_overrides"] = {
+        b: o for b, o in merged.get("backbone_overrides", {}).items() if b in merged["backbones"]
+    }
     merged["demo"] = demo
     message = schema_error(merged, schema_path)
     if message:
@@ -71,8 +77,10 @@ def check_backbone_overrides(config: dict, schema_path: str | os.PathLike) -> No
     """Fail with one line if an override names a backbone not trained or an invalid train setting."""
     for backbone in config.get("backbone_overrides", {}):
         if backbone not in config["backbones"] + list(config.get("custom_models", {})):
-            raise AlldagError(f"backbone_overrides names '{backbone}', which is not in backbones: "
-                              f"add it to backbones or remove its override")
+            raise AlldagError(
+                f"backbone_overrides names '{backbone}', which is not in backbones: "
+                f"add it to backbones or remove its override"
+            )
         trial = {**config, "train": train_settings_for(config, backbone), "backbone_overrides": {}}
         message = schema_error(trial, schema_path)
         if message:
@@ -85,11 +93,13 @@ def check_custom_models(custom_models: dict) -> None:
 
     for name, rule_file in custom_models.items():
         if name in REGISTRY or name == "colour_baseline":
-            raise AlldagError(f"custom_models names '{name}', which is a built-in model: give your architecture "
-                              f"another name")
+            raise AlldagError(
+                f"custom_models names '{name}', which is a built-in model: give your architecture another name"
+            )
         if not Path(rule_file).is_file():
-            raise AlldagError(f"custom_models.{name}: rule file {rule_file} not found (paths are relative to the "
-                              f"working directory)")
+            raise AlldagError(
+                f"custom_models.{name}: rule file {rule_file} not found (paths are relative to the working directory)"
+            )
 
 
 def booleans_from_cli(config: dict, schema_path: str | os.PathLike) -> dict:

@@ -76,31 +76,37 @@ def resolve_source(source: str, local_dir: str | None, online=kaggle_reachable) 
         if not local_dir or not Path(local_dir).is_dir():
             raise AlldagError(
                 f"data.source is 'local' but data.local_dir '{local_dir}' is not a folder: "
-                "download the ALL dataset (Kaggle mehradaria/leukemia) and set data.local_dir to it")
+                "download the ALL dataset (Kaggle mehradaria/leukemia) and set data.local_dir to it"
+            )
         if not has_layout(local_dir):
             raise AlldagError(
                 f"data.local_dir '{local_dir}' is not laid out as the ALL dataset: expected "
-                f"{Path(local_dir) / 'Original'}/<Class>/*.jpg with Class in {', '.join(CLASSES)}")
+                f"{Path(local_dir) / 'Original'}/<Class>/*.jpg with Class in {', '.join(CLASSES)}"
+            )
         return SourceDecision("local", str(Path(local_dir).resolve()), "data.source is 'local'", demo=False)
     if source == "kaggle":
         if not online():
             raise AlldagError(
                 f"data.source is 'kaggle' but {kaggle_endpoint()} cannot be reached (behind a proxy, set "
                 "HTTPS_PROXY): download https://www.kaggle.com/datasets/mehradaria/leukemia by hand, unzip it, "
-                "and set data.source: local with data.local_dir pointing at the folder holding Original/")
+                "and set data.source: local with data.local_dir pointing at the folder holding Original/"
+            )
         return SourceDecision("kaggle", None, "data.source is 'kaggle'", demo=False)
     if source != "auto":
         raise AlldagError(f"data.source '{source}' is unknown: use auto, synthetic, local or kaggle")
     if local_dir and has_layout(local_dir):
-        return SourceDecision("local", str(Path(local_dir).resolve()),
-                              f"auto: found a local copy in {local_dir}", demo=False)
+        return SourceDecision(
+            "local", str(Path(local_dir).resolve()), f"auto: found a local copy in {local_dir}", demo=False
+        )
     if online():
         return SourceDecision("kaggle", None, "auto: no local copy, Kaggle reachable", demo=False)
     return SourceDecision(
-        "synthetic", None,
+        "synthetic",
+        None,
         f"auto: no local copy in '{local_dir}' and Kaggle unreachable, so this run uses the BUILT-IN "
         "SYNTHETIC smears with the fast demo settings; its numbers say nothing about real blood smears",
-        demo=True)
+        demo=True,
+    )
 
 
 def scan_dataset(root: str | os.PathLike, folder: str = "Original") -> pd.DataFrame:
@@ -112,8 +118,9 @@ def scan_dataset(root: str | os.PathLike, folder: str = "Original") -> pd.DataFr
     root = Path(root).resolve()
     base = root / folder
     if not base.is_dir():
-        raise AlldagError(f"'{root}' has no {folder}/ folder: expected {base}/<Class>/*.jpg "
-                          f"with Class in {', '.join(CLASSES)}")
+        raise AlldagError(
+            f"'{root}' has no {folder}/ folder: expected {base}/<Class>/*.jpg with Class in {', '.join(CLASSES)}"
+        )
     rows = []
     for cls in CLASSES:
         cls_dir = base / cls
@@ -130,8 +137,10 @@ def scan_dataset(root: str | os.PathLike, folder: str = "Original") -> pd.DataFr
 def class_counts(root: str | os.PathLike, folder: str = "Original") -> dict[str, int]:
     """Number of image files per class folder (0 for a missing folder), without decoding."""
     base = Path(root) / folder
-    return {c: sum(1 for f in (base / c).iterdir() if f.suffix.lower() in IMAGE_SUFFIXES)
-            if (base / c).is_dir() else 0 for c in CLASSES}
+    return {
+        c: sum(1 for f in (base / c).iterdir() if f.suffix.lower() in IMAGE_SUFFIXES) if (base / c).is_dir() else 0
+        for c in CLASSES
+    }
 
 
 def check_tasks(tasks: dict[str, list[str]], counts: dict[str, int] | None = None) -> None:
@@ -139,19 +148,21 @@ def check_tasks(tasks: dict[str, list[str]], counts: dict[str, int] | None = Non
     for task, classes in tasks.items():
         unknown = [c for c in classes if c not in CLASSES]
         if unknown:
-            raise AlldagError(f"task '{task}' names unknown class(es) {', '.join(unknown)}: "
-                              f"use classes from {', '.join(CLASSES)}")
+            raise AlldagError(
+                f"task '{task}' names unknown class(es) {', '.join(unknown)}: use classes from {', '.join(CLASSES)}"
+            )
         if len(set(classes)) < 2:
             raise AlldagError(f"task '{task}' needs at least two distinct classes, got {classes}")
         if counts is not None:
             empty = [c for c in classes if counts.get(c, 0) == 0]
             if empty:
-                raise AlldagError(f"task '{task}' needs class(es) {', '.join(empty)} but the dataset "
-                                  f"has no images for them: add the images or remove the class from the task")
+                raise AlldagError(
+                    f"task '{task}' needs class(es) {', '.join(empty)} but the dataset "
+                    f"has no images for them: add the images or remove the class from the task"
+                )
 
 
-def select_subset(dataset: pd.DataFrame, classes: list[str], max_per_class: int | None,
-                  seed: int) -> pd.DataFrame:
+def select_subset(dataset: pd.DataFrame, classes: list[str], max_per_class: int | None, seed: int) -> pd.DataFrame:
     """The task's images: rows of `classes`, each class capped at max_per_class by a seeded draw.
 
     Adds column `y` (the class index in `classes` order). Raises AlldagError if a class is empty.

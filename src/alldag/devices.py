@@ -47,7 +47,7 @@ def lock_dir(env: dict | None = None) -> Path:
 
 
 def _try_lock(path: Path):
-    handle = open(path, "a+")
+    handle = open(path, "a+")  # noqa: SIM115 (the lock lives as long as this handle)
     try:
         fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except BlockingIOError:
@@ -82,11 +82,16 @@ def claim_gpu(pool: list[str], directory: Path, wait_s: float | None = None, pol
                 return
         now = time.monotonic()
         if wait_s is not None and now - start > wait_s:
-            raise AlldagError(f"all GPUs of the pool {','.join(pool)} stayed busy for {wait_s:.0f} s: "
-                              f"run fewer GPU jobs at once (--resources gpu=N) or widen {POOL_ENV}")
+            raise AlldagError(
+                f"all GPUs of the pool {','.join(pool)} stayed busy for {wait_s:.0f} s: "
+                f"run fewer GPU jobs at once (--resources gpu=N) or widen {POOL_ENV}"
+            )
         if now > next_note:
-            log.info("waiting for a free GPU (pool %s all busy); --resources gpu=%d lets Snakemake queue "
-                     "GPU jobs instead", ",".join(pool), len(pool))
+            log.info(
+                "waiting for a free GPU (pool %s all busy); --resources gpu=%d lets Snakemake queue GPU jobs instead",
+                ",".join(pool),
+                len(pool),
+            )
             next_note = now + 60
         time.sleep(poll_s)
 
@@ -119,12 +124,17 @@ def visible_devices(tf) -> str:
 def no_gpu_message(tf, env: dict | None = None) -> str:
     """One line on why a job that requires a GPU sees none, and what to do."""
     env = os.environ if env is None else env
-    cuda = "CUDA_VISIBLE_DEVICES=" + repr(env["CUDA_VISIBLE_DEVICES"]) if "CUDA_VISIBLE_DEVICES" in env \
+    cuda = (
+        "CUDA_VISIBLE_DEVICES=" + repr(env["CUDA_VISIBLE_DEVICES"])
+        if "CUDA_VISIBLE_DEVICES" in env
         else "CUDA_VISIBLE_DEVICES unset"
+    )
     build = "built with CUDA" if tf.test.is_built_with_cuda() else "a CPU-only build"
-    return (f"train.require_gpu is true but TensorFlow ({build}; {cuda}) sees no GPU: run on a GPU node with "
-            "TensorFlow's CUDA build (--sdm conda uses envs/train-gpu.yaml; or make install "
-            "LOCK=requirements-gpu.lock), or set train.require_gpu: false (drop the GPU profile) to train on the CPU")
+    return (
+        f"train.require_gpu is true but TensorFlow ({build}; {cuda}) sees no GPU: run on a GPU node with "
+        "TensorFlow's CUDA build (--sdm conda uses envs/train-gpu.yaml; or make install "
+        "LOCK=requirements-gpu.lock), or set train.require_gpu: false (drop the GPU profile) to train on the CPU"
+    )
 
 
 def configure_tensorflow(mixed_precision: str, require_gpu: bool = False) -> dict:

@@ -25,29 +25,42 @@ def find_dataset_root(top: str | os.PathLike, max_depth: int = 3) -> Path:
     for p in candidates:
         if p.is_dir() and has_layout(p):
             return p
-    raise AlldagError(f"the download in '{top}' holds no Original/<Class>/ folders: remove it and rerun, "
-                      "or place the dataset by hand and set data.source: local")
+    raise AlldagError(
+        f"the download in '{top}' holds no Original/<Class>/ folders: remove it and rerun, "
+        "or place the dataset by hand and set data.source: local"
+    )
 
 
-BY_HAND = ("download it by hand from https://www.kaggle.com/datasets/mehradaria/leukemia, unzip it and set "
-           "data.source: local, data.local_dir: <folder holding Original/>")
+BY_HAND = (
+    "download it by hand from https://www.kaggle.com/datasets/mehradaria/leukemia, unzip it and set "
+    "data.source: local, data.local_dir: <folder holding Original/>"
+)
 
 
 def kaggle_failure(handle: str, exc: Exception) -> str:
     """One line saying why kagglehub's download failed and what to do."""
     status = getattr(getattr(exc, "response", None), "status_code", None)
     if status in (401, 403):
-        return (f"Kaggle refused to send dataset '{handle}' (HTTP {status}): put your Kaggle API token in "
-                f"~/.kaggle/kaggle.json or set KAGGLE_USERNAME and KAGGLE_KEY, or {BY_HAND}")
+        return (
+            f"Kaggle refused to send dataset '{handle}' (HTTP {status}): put your Kaggle API token in "
+            f"~/.kaggle/kaggle.json or set KAGGLE_USERNAME and KAGGLE_KEY, or {BY_HAND}"
+        )
     if status == 404:
         return f"Kaggle has no dataset '{handle}' (HTTP 404): check the handle, or {BY_HAND}"
     if type(exc).__name__ in ("ConnectionError", "ConnectTimeout", "ReadTimeout", "ProxyError", "SSLError"):
-        return (f"Kaggle could not be reached for dataset '{handle}' ({type(exc).__name__}; behind a proxy, set "
-                f"HTTPS_PROXY and, for an intercepting one, REQUESTS_CA_BUNDLE), or {BY_HAND}")
-    if isinstance(exc, (ValueError, EOFError)) or type(exc).__name__ in ("DataCorruptionError",
-                                                                         "ChunkedEncodingError", "BadZipFile"):
-        return (f"the download of Kaggle dataset '{handle}' is incomplete or corrupt ({type(exc).__name__}: "
-                f"{exc}): rerun to download it again, or {BY_HAND}")
+        return (
+            f"Kaggle could not be reached for dataset '{handle}' ({type(exc).__name__}; behind a proxy, set "
+            f"HTTPS_PROXY and, for an intercepting one, REQUESTS_CA_BUNDLE), or {BY_HAND}"
+        )
+    if isinstance(exc, (ValueError, EOFError)) or type(exc).__name__ in (
+        "DataCorruptionError",
+        "ChunkedEncodingError",
+        "BadZipFile",
+    ):
+        return (
+            f"the download of Kaggle dataset '{handle}' is incomplete or corrupt ({type(exc).__name__}: "
+            f"{exc}): rerun to download it again, or {BY_HAND}"
+        )
     return f"downloading Kaggle dataset '{handle}' failed ({type(exc).__name__}: {exc}): {BY_HAND}"
 
 
@@ -89,11 +102,20 @@ def verify_dataset(root: Path, manifest_path: str | os.PathLike | None, policy: 
     return counts
 
 
-def materialise_dataset(decision: SourceDecision, synthetic_dir: str | os.PathLike,
-                        images_per_class: dict[str, int], synthetic_seed: int, planted: dict[str, float],
-                        folder: str, dataset_tsv: str | os.PathLike, provenance_json: str | os.PathLike,
-                        verification_tsv: str | os.PathLike, manifest_path: str | None = None,
-                        verify: str = "strict", requested: str = "") -> int:
+def materialise_dataset(
+    decision: SourceDecision,
+    synthetic_dir: str | os.PathLike,
+    images_per_class: dict[str, int],
+    synthetic_seed: int,
+    planted: dict[str, float],
+    folder: str,
+    dataset_tsv: str | os.PathLike,
+    provenance_json: str | os.PathLike,
+    verification_tsv: str | os.PathLike,
+    manifest_path: str | None = None,
+    verify: str = "strict",
+    requested: str = "",
+) -> int:
     """Make the dataset of `decision` available and write its image list and provenance.
 
     Synthetic data is generated into synthetic_dir (planted: generate_dataset's options, e.g.
@@ -111,17 +133,26 @@ def materialise_dataset(decision: SourceDecision, synthetic_dir: str | os.PathLi
     else:
         root = Path(decision.root)
     # Synthetic data have no published manifest: they are deterministic from their seed.
-    verification = verify_dataset(root, None if decision.kind == "synthetic" else manifest_path, verify,
-                                  verification_tsv)
+    verification = verify_dataset(
+        root, None if decision.kind == "synthetic" else manifest_path, verify, verification_tsv
+    )
     dataset = scan_dataset(root, folder)
     if dataset.empty:
         raise AlldagError(f"no images found under '{root / folder}': check data.local_dir and data.folder")
     counts = dataset["label"].value_counts().to_dict()
     log.info("dataset at %s: %s", root, counts)
     write_tsv_atomic(dataset, dataset_tsv)
-    prov = {"requested": requested or decision.kind, "source": decision.kind, "root": str(root.resolve()), "reason": decision.reason,
-            "demo": decision.demo, "synthetic": decision.kind == "synthetic", "folder": folder,
-            "counts": {k: int(v) for k, v in counts.items()}, "verification": verification,
-            "manifest": str(manifest_path) if manifest_path and decision.kind != "synthetic" else None}
+    prov = {
+        "requested": requested or decision.kind,
+        "source": decision.kind,
+        "root": str(root.resolve()),
+        "reason": decision.reason,
+        "demo": decision.demo,
+        "synthetic": decision.kind == "synthetic",
+        "folder": folder,
+        "counts": {k: int(v) for k, v in counts.items()},
+        "verification": verification,
+        "manifest": str(manifest_path) if manifest_path and decision.kind != "synthetic" else None,
+    }
     Path(provenance_json).write_text(json.dumps(prov, indent=2))
     return len(dataset)

@@ -34,7 +34,7 @@ def near_duplicate_pairs(features: np.ndarray, threshold: float, block: int = 20
     """Index pairs (i < j) with cosine similarity >= threshold, computed in row blocks."""
     pairs = []
     for start in range(0, len(features), block):
-        sims = features[start:start + block] @ features.T
+        sims = features[start : start + block] @ features.T
         rows, cols = np.nonzero(sims >= threshold)
         for r, c in zip(rows, cols):
             i = start + r
@@ -43,8 +43,9 @@ def near_duplicate_pairs(features: np.ndarray, threshold: float, block: int = 20
     return pairs
 
 
-def cluster_duplicates(images: pd.DataFrame, threshold: float,
-                       features: np.ndarray | None = None) -> tuple[pd.DataFrame, pd.DataFrame]:
+def cluster_duplicates(
+    images: pd.DataFrame, threshold: float, features: np.ndarray | None = None
+) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Cluster exact and near duplicates among `images` (columns image_id, label, path, sha256).
 
     features: the images' thumbnail_feature rows, when already computed (else read from `path`).

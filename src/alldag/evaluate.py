@@ -68,12 +68,24 @@ def predict_split(model, rows: pd.DataFrame, image_size: int, batch_size: int = 
 def per_class_metrics(y_true: np.ndarray, y_pred: np.ndarray, classes: list[str]) -> dict:
     """Precision, recall, F1 and support of each class."""
     p, r, f, n = skm.precision_recall_fscore_support(y_true, y_pred, labels=list(range(len(classes))), zero_division=0)
-    return {c: {"precision": float(p[i]), "recall": float(r[i]), "f1": float(f[i]), "support": int(n[i])}
-            for i, c in enumerate(classes)}
+    return {
+        c: {"precision": float(p[i]), "recall": float(r[i]), "f1": float(f[i]), "support": int(n[i])}
+        for i, c in enumerate(classes)
+    }
 
 
-def write_evaluation(test: pd.DataFrame, proba: np.ndarray, classes: list[str], label: str, run_json,
-                     metrics_out, predictions_out, confusion_out, roc_out, reliability_out) -> dict:
+def write_evaluation(
+    test: pd.DataFrame,
+    proba: np.ndarray,
+    classes: list[str],
+    label: str,
+    run_json,
+    metrics_out,
+    predictions_out,
+    confusion_out,
+    roc_out,
+    reliability_out,
+) -> dict:
     """Score test-set probabilities, write every evaluation output and log them into the model's MLflow run.
 
     test: manifest rows of the test split (image_id, label, y), in the order of proba's rows.
@@ -85,15 +97,22 @@ def write_evaluation(test: pd.DataFrame, proba: np.ndarray, classes: list[str], 
     result = classification_metrics(y_true, proba)
     matrix = confusion(y_true, y_pred, len(classes))
     bins = reliability(y_true, proba)
-    result.update(ece=expected_calibration_error(y_true, proba), n_test=int(len(test)),
-                  chance_accuracy=float(1.0 / len(classes)),
-                  majority_accuracy=float(np.bincount(y_true, minlength=len(classes)).max() / len(test)),
-                  confusion_matrix=matrix.tolist(), classes=list(classes),
-                  per_class=per_class_metrics(y_true, y_pred, list(classes)), reliability=bins)
+    result.update(
+        ece=expected_calibration_error(y_true, proba),
+        n_test=int(len(test)),
+        chance_accuracy=float(1.0 / len(classes)),
+        majority_accuracy=float(np.bincount(y_true, minlength=len(classes)).max() / len(test)),
+        confusion_matrix=matrix.tolist(),
+        classes=list(classes),
+        per_class=per_class_metrics(y_true, y_pred, list(classes)),
+        reliability=bins,
+    )
     keep = ["image_id", "label", "y"] + (["group"] if "group" in test else [])  # group: for the group bootstrap
     table = test[keep].assign(
-        predicted=[classes[i] for i in y_pred], correct=y_pred == y_true,
-        **{f"p_{c}": proba[:, i] for i, c in enumerate(classes)})
+        predicted=[classes[i] for i in y_pred],
+        correct=y_pred == y_true,
+        **{f"p_{c}": proba[:, i] for i, c in enumerate(classes)},
+    )
     write_tsv_atomic(table, predictions_out)
     save(confusion_matrix_figure(matrix, list(classes), f"{label}: test confusion matrix"), confusion_out)
     save(roc_figure(roc_curves(y_true, proba, list(classes)), f"{label}: test ROC"), roc_out)
@@ -112,13 +131,34 @@ def write_evaluation(test: pd.DataFrame, proba: np.ndarray, classes: list[str], 
     return result
 
 
-def evaluate_model(model_path, split_manifest, run_json, classes: list[str], image_size: int, label: str,
-                   metrics_out, predictions_out, confusion_out, roc_out, reliability_out) -> dict:
+def evaluate_model(
+    model_path,
+    split_manifest,
+    run_json,
+    classes: list[str],
+    image_size: int,
+    label: str,
+    metrics_out,
+    predictions_out,
+    confusion_out,
+    roc_out,
+    reliability_out,
+) -> dict:
     """Evaluate a trained Keras model on the test split (see write_evaluation for the outputs)."""
     from alldag.models import load_classifier
 
     manifest = read_tsv(split_manifest)
     test = manifest[manifest["split"] == "test"].reset_index(drop=True)
     proba = predict_split(load_classifier(model_path), test, image_size)
-    return write_evaluation(test, proba, list(classes), label, run_json, metrics_out, predictions_out,
-                            confusion_out, roc_out, reliability_out)
+    return write_evaluation(
+        test,
+        proba,
+        list(classes),
+        label,
+        run_json,
+        metrics_out,
+        predictions_out,
+        confusion_out,
+        roc_out,
+        reliability_out,
+    )

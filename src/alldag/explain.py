@@ -59,10 +59,13 @@ def resize_heatmap(heat: np.ndarray, size: int) -> np.ndarray:
 def batched_predict(model, batch_size: int):
     """A function images (n, H, W, 3) in [0, 255] -> class probabilities (n, k), calling the model
     `batch_size` images at a time (predict_on_batch: no per-call dataset overhead)."""
+
     def predict(images) -> np.ndarray:
         images = np.asarray(images, np.float32)
-        return np.concatenate([np.asarray(model.predict_on_batch(images[i:i + batch_size]))
-                               for i in range(0, len(images), batch_size)])
+        return np.concatenate(
+            [np.asarray(model.predict_on_batch(images[i : i + batch_size])) for i in range(0, len(images), batch_size)]
+        )
+
     return predict
 
 
@@ -79,10 +82,12 @@ def _class_score_model(model, layer_name: str):
     conv = model.get_layer(layer_name).output
     if isinstance(head, keras.layers.Dense) and head.activation is keras.activations.softmax:
         features = keras.Model(model.inputs[0], [conv, head.input])
+
         def scores(images):
             conv_out, feats = features(images, training=False)
             logits = feats @ head.kernel + head.bias
             return conv_out, logits - keras.ops.mean(logits, axis=1, keepdims=True)
+
         return scores
     features = keras.Model(model.inputs[0], [conv, model.output])
     return lambda images: features(images, training=False)
@@ -116,12 +121,22 @@ def gradient_cam_fn(model, layer_name: str):
     def run(images, class_index) -> dict[str, np.ndarray]:
         images, class_index = np.asarray(images, np.float32), np.asarray(class_index, np.int32)
         size = images.shape[1]
-        chunks = [[m.numpy() for m in cams(tf.constant(images[i:i + GRADCAM_BATCH]),
-                                           tf.constant(class_index[i:i + GRADCAM_BATCH]))]
-                  for i in range(0, len(images), GRADCAM_BATCH)]
-        return {name: np.stack([normalise_heatmap(resize_heatmap(normalise_heatmap(h), size))
-                                for chunk in chunks for h in chunk[k]])
-                for k, name in enumerate(("gradcam", "gradcam_pp"))}
+        chunks = [
+            [
+                m.numpy()
+                for m in cams(
+                    tf.constant(images[i : i + GRADCAM_BATCH]), tf.constant(class_index[i : i + GRADCAM_BATCH])
+                )
+            ]
+            for i in range(0, len(images), GRADCAM_BATCH)
+        ]
+        return {
+            name: np.stack(
+                [normalise_heatmap(resize_heatmap(normalise_heatmap(h), size)) for chunk in chunks for h in chunk[k]]
+            )
+            for k, name in enumerate(("gradcam", "gradcam_pp"))
+        }
+
     return run
 
 
@@ -147,8 +162,10 @@ def _lime_explainer(seed: int):
             data = self.random_state.randint(0, 2, num_samples * n_features).reshape((num_samples, n_features))
             data[0, :] = 1
             keep = data.astype(bool)
-            labels = [classifier_fn(np.where(keep[i:i + batch_size][:, segments][..., None], image, fudged_image))
-                      for i in range(0, num_samples, batch_size)]
+            labels = [
+                classifier_fn(np.where(keep[i : i + batch_size][:, segments][..., None], image, fudged_image))
+                for i in range(0, num_samples, batch_size)
+            ]
             return data, np.concatenate(labels)
 
     return VectorisedLimeImageExplainer(random_state=seed)
@@ -160,8 +177,9 @@ def quickshift_kernel(kernel_at_224: float, size: int) -> float:
     return max(1.0, kernel_at_224 * size / 224)
 
 
-def lime_explanation(image: np.ndarray, predict, label: int, num_samples: int, batch_size: int, seed: int,
-                     kernel_size: float) -> tuple[np.ndarray, np.ndarray]:
+def lime_explanation(
+    image: np.ndarray, predict, label: int, num_samples: int, batch_size: int, seed: int, kernel_size: float
+) -> tuple[np.ndarray, np.ndarray]:
     """LIME map (H, W) in [0, 1] of `label` for one image (H, W, 3) in [0, 255], and its segments.
 
     Quickshift superpixels on the uint8 image (kernel_size in pixels); a switched-off superpixel
@@ -172,11 +190,18 @@ def lime_explanation(image: np.ndarray, predict, label: int, num_samples: int, b
     from lime.wrappers.scikit_image import SegmentationAlgorithm
 
     pixels = np.clip(np.round(image), 0, 255).astype(np.uint8)
-    segmenter = SegmentationAlgorithm("quickshift", kernel_size=kernel_size, max_dist=200, ratio=0.2,
-                                      random_seed=seed)
+    segmenter = SegmentationAlgorithm("quickshift", kernel_size=kernel_size, max_dist=200, ratio=0.2, random_seed=seed)
     explanation = _lime_explainer(seed).explain_instance(
-        pixels, predict, labels=(label,), top_labels=None, hide_color=background_fill(pixels)[0, 0],
-        num_samples=num_samples, batch_size=batch_size, segmentation_fn=segmenter, random_seed=seed)
+        pixels,
+        predict,
+        labels=(label,),
+        top_labels=None,
+        hide_color=background_fill(pixels)[0, 0],
+        num_samples=num_samples,
+        batch_size=batch_size,
+        segmentation_fn=segmenter,
+        random_seed=seed,
+    )
     return lime_segments_to_heatmap(explanation.segments, explanation.local_exp[label]), explanation.segments
 
 
@@ -198,8 +223,9 @@ def blurred_fill(image: np.ndarray) -> np.ndarray:
     return gaussian_filter(np.asarray(image, np.float32), (sigma, sigma, 0), mode="nearest")
 
 
-def faithfulness(predict, image: np.ndarray, label: int, maps: dict[str, np.ndarray], steps: int,
-                 rng: np.random.Generator) -> dict[str, dict[str, float]]:
+def faithfulness(
+    predict, image: np.ndarray, label: int, maps: dict[str, np.ndarray], steps: int, rng: np.random.Generator
+) -> dict[str, dict[str, float]]:
     """Deletion and insertion AUC of each map with each fill of FILLS: in attribution order (ties at
     random, the same order for every fill), pixels are replaced by the fill (deletion) or restored into
     it (insertion) in `steps` steps, tracking p(label); each AUC is divided by p(label) of the image.
@@ -210,13 +236,14 @@ def faithfulness(predict, image: np.ndarray, label: int, maps: dict[str, np.ndar
     fills = {"blur": blurred_fill(image), "median": background_fill(image)}
     orders = {name: attribution_order(heat, rng) for name, heat in maps.items()}
     curves = [(fill, name, insert) for fill in FILLS for name in maps for insert in (False, True)]
-    series = [perturbation_series(image, fills[fill], orders[name], steps, insert)[1:-1]
-              for fill, name, insert in curves]
+    series = [
+        perturbation_series(image, fills[fill], orders[name], steps, insert)[1:-1] for fill, name, insert in curves
+    ]
     # every curve starts and ends at the image or a fill: those go through the model once
     ends = [image[None], *(fills[fill][None] for fill in FILLS)]
     probs = predict(np.concatenate([*series, *ends]))[:, label]
-    inner, whole = probs[:-len(ends)].reshape(len(curves), steps - 1), probs[-len(ends)]
-    filled = dict(zip(FILLS, probs[-len(FILLS):]))
+    inner, whole = probs[: -len(ends)].reshape(len(curves), steps - 1), probs[-len(ends)]
+    filled = dict(zip(FILLS, probs[-len(FILLS) :]))
     out = {name: {} for name in maps}
     for (fill, name, insert), row in zip(curves, inner):
         curve = np.r_[filled[fill], row, whole] if insert else np.r_[whole, row, filled[fill]]
@@ -234,12 +261,13 @@ def load_masks(chosen: pd.DataFrame, size: int) -> list[LeukocyteMask]:
     """The leukocyte mask (alldag.masks) of each chosen image at (size, size), from its image and its
     Segmented/ twin, of the source the audit recorded (mask_source) when the manifest has one."""
     sources = chosen["mask_source"] if "mask_source" in chosen else [None] * len(chosen)
-    return [load_leukocyte_mask(path, twin, size, source=source or None)
-            for path, twin, source in zip(chosen["path"], chosen["mask_path"], sources)]
+    return [
+        load_leukocyte_mask(path, twin, size, source=source or None)
+        for path, twin, source in zip(chosen["path"], chosen["mask_path"], sources)
+    ]
 
 
-def explain_images(model, images: np.ndarray, masks: list, settings: dict, seed: int, *,
-                   label: str = "explain"):
+def explain_images(model, images: np.ndarray, masks: list, settings: dict, seed: int, *, label: str = "explain"):
     """Attribution maps and their metrics for a batch of images (n, H, W, 3) in [0, 255].
 
     masks: per image a bool (H, W) leukocyte mask or None. settings: the config's `explain:` keys.
@@ -254,9 +282,18 @@ def explain_images(model, images: np.ndarray, masks: list, settings: dict, seed:
     proba = predict(images)
     predicted = proba.argmax(axis=1)
     maps = gradient_cam_fn(model, settings["gradcam_layer"] or last_conv_layer_name(model))(images, predicted)
-    lime_out = [lime_explanation(img, predict, int(c), settings["lime_num_samples"], settings["lime_batch_size"],
-                                 seed, quickshift_kernel(settings["lime_kernel_size"], size))
-                for img, c in track(zip(images, predicted), f"{label}: LIME", total=len(images), unit="image")]
+    lime_out = [
+        lime_explanation(
+            img,
+            predict,
+            int(c),
+            settings["lime_num_samples"],
+            settings["lime_batch_size"],
+            seed,
+            quickshift_kernel(settings["lime_kernel_size"], size),
+        )
+        for img, c in track(zip(images, predicted), f"{label}: LIME", total=len(images), unit="image")
+    ]
     maps["lime"] = np.stack([heat for heat, _ in lime_out])
     segments = np.stack([seg for _, seg in lime_out])
     corner = corner_region(size, settings["corner_fraction"])
@@ -268,14 +305,20 @@ def explain_images(model, images: np.ndarray, masks: list, settings: dict, seed:
         for method, heat in per_image.items():
             method_rows.append({"index": i, "method": method, **map_metrics(heat, masks[i], corner), **aucs[method]})
         for a_pos, a in enumerate(METHODS):
-            for b in METHODS[a_pos + 1:]:
-                pair_rows.append({"index": i, "pair": f"{a}_vs_{b}", **agreement_metrics(
-                    maps[a][i], maps[b][i], segments[i], settings["top_percent"], rng)})
+            for b in METHODS[a_pos + 1 :]:
+                pair_rows.append(
+                    {
+                        "index": i,
+                        "pair": f"{a}_vs_{b}",
+                        **agreement_metrics(maps[a][i], maps[b][i], segments[i], settings["top_percent"], rng),
+                    }
+                )
     return maps, segments, predicted, proba, method_rows, pair_rows
 
 
-def _with_image_columns(rows: list[dict], chosen: pd.DataFrame, classes, predicted, proba,
-                        sources: list[str]) -> pd.DataFrame:
+def _with_image_columns(
+    rows: list[dict], chosen: pd.DataFrame, classes, predicted, proba, sources: list[str]
+) -> pd.DataFrame:
     table = pd.DataFrame(rows)
     i = table.pop("index").to_numpy()
     table.insert(0, "image_id", chosen["image_id"].to_numpy()[i])
@@ -289,22 +332,39 @@ def _with_image_columns(rows: list[dict], chosen: pd.DataFrame, classes, predict
 def gallery_choice(per_image: pd.DataFrame, chosen: pd.DataFrame) -> np.ndarray:
     """Positions in `chosen` of the gallery's images: per class the best and the worst plausibility (mean
     mask_ratio over METHODS), GALLERY_PER_CLASS in all; images without a mask only when a class has too few."""
-    plausibility = (per_image[per_image["method"].isin(METHODS)].groupby("image_id")["mask_ratio"].mean()
-                    .reindex(chosen["image_id"]).to_numpy())
+    plausibility = (
+        per_image[per_image["method"].isin(METHODS)]
+        .groupby("image_id")["mask_ratio"]
+        .mean()
+        .reindex(chosen["image_id"])
+        .to_numpy()
+    )
     picked = []
     for _, rows in chosen.groupby("label", sort=False):
         positions = rows.index.to_numpy()
         scored = positions[~np.isnan(plausibility[positions])]
         ranked = scored[np.argsort(-plausibility[scored], kind="stable")]
         ends = [*ranked[:1], *ranked[1:][-1:]] if len(ranked) else []
-        ends += [p for p in positions if p not in ends][:max(0, GALLERY_PER_CLASS - len(ends))]
+        ends += [p for p in positions if p not in ends][: max(0, GALLERY_PER_CLASS - len(ends))]
         picked += ends[:GALLERY_PER_CLASS]
     return np.array(picked, int)
 
 
-def explain_model(model_path, split_manifest, run_json, classes: list[str], image_size: int, label: str,
-                  settings: dict, seed: int, heatmaps_out, gallery_out, explanations_out, agreement_out,
-                  summary_out) -> pd.DataFrame:
+def explain_model(
+    model_path,
+    split_manifest,
+    run_json,
+    classes: list[str],
+    image_size: int,
+    label: str,
+    settings: dict,
+    seed: int,
+    heatmaps_out,
+    gallery_out,
+    explanations_out,
+    agreement_out,
+    summary_out,
+) -> pd.DataFrame:
     """The rule's work: explain a stratified test sample, write maps, gallery, tables; log to MLflow.
 
     Returns the summary table (method or method pair, class, metric, n, mean, sd, 95% CI).
@@ -320,7 +380,8 @@ def explain_model(model_path, split_manifest, run_json, classes: list[str], imag
     found = load_masks(chosen, image_size)
     masks, sources = [f.mask for f in found], [f.source for f in found]
     maps, segments, predicted, proba, method_rows, pair_rows = explain_images(
-        model, images, masks, settings, seed, label=f"explain {label}")
+        model, images, masks, settings, seed, label=f"explain {label}"
+    )
     per_image = _with_image_columns(method_rows, chosen, classes, predicted, proba, sources)
     agreement = _with_image_columns(pair_rows, chosen, classes, predicted, proba, sources)
     summary = summarise_explanations(per_image, agreement)
@@ -328,20 +389,41 @@ def explain_model(model_path, split_manifest, run_json, classes: list[str], imag
     write_tsv_atomic(agreement, agreement_out)
     write_tsv_atomic(summary, summary_out)
     no_mask = np.zeros((image_size, image_size), bool)
-    np.savez_compressed(heatmaps_out, image_id=chosen["image_id"].to_numpy(str), segments=segments.astype(np.int32),
-                        masks=np.stack([no_mask if m is None else m for m in masks]),
-                        has_mask=np.array([m is not None for m in masks]), mask_source=np.array(sources, str), **maps)
+    np.savez_compressed(
+        heatmaps_out,
+        image_id=chosen["image_id"].to_numpy(str),
+        segments=segments.astype(np.int32),
+        masks=np.stack([no_mask if m is None else m for m in masks]),
+        has_mask=np.array([m is not None for m in masks]),
+        mask_source=np.array(sources, str),
+        **maps,
+    )
     shown = gallery_choice(per_image, chosen)
     metrics = per_image.set_index(["image_id", "method"])
-    notes = {m: [f"leukocytes {metrics.at[(chosen.at[i, 'image_id'], m), 'mask_ratio']:.1f}x, "
-                 f"corner {metrics.at[(chosen.at[i, 'image_id'], m), 'corner_ratio']:.1f}x chance" for i in shown]
-             for m in METHODS}
+    notes = {
+        m: [
+            f"leukocytes {metrics.at[(chosen.at[i, 'image_id'], m), 'mask_ratio']:.1f}x, "
+            f"corner {metrics.at[(chosen.at[i, 'image_id'], m), 'corner_ratio']:.1f}x chance"
+            for i in shown
+        ]
+        for m in METHODS
+    }
     titles = [f"{chosen.at[i, 'label']} -> {classes[predicted[i]]} ({proba[i].max():.2f})" for i in shown]
-    save(explanation_gallery(images[shown], {m: maps[m][shown] for m in METHODS}, notes, segments[shown],
-                             [masks[i] for i in shown], [sources[i] for i in shown],
-                             corner_region(image_size, settings["corner_fraction"]), titles,
-                             f"{label}: explanations ({len(chosen)} test images measured; per class the best "
-                             f"and the worst on the leukocytes)"), gallery_out)
+    save(
+        explanation_gallery(
+            images[shown],
+            {m: maps[m][shown] for m in METHODS},
+            notes,
+            segments[shown],
+            [masks[i] for i in shown],
+            [sources[i] for i in shown],
+            corner_region(image_size, settings["corner_fraction"]),
+            titles,
+            f"{label}: explanations ({len(chosen)} test images measured; per class the best "
+            f"and the worst on the leukocytes)",
+        ),
+        gallery_out,
+    )
     overall = summary[summary["label"] == ALL_CLASSES]
     run = json.loads(Path(run_json).read_text())
     means = {f"explain_{r.method}_{r.metric}": r.mean for r in overall.itertuples() if not np.isnan(r.mean)}
@@ -352,7 +434,11 @@ def explain_model(model_path, split_manifest, run_json, classes: list[str], imag
             log_artifact(path, "explanation")
     table = overall.pivot(index="method", columns="metric", values="mean").round(3)
     maps_only = table.index.isin([*METHODS, UNIFORM])
-    log.info("%s explanation summary (means; masks: %s):\n%s\n%s", label, pd.Series(sources).value_counts().to_dict(),
-             table[maps_only].dropna(axis=1, how="all").to_string(),
-             table[~maps_only].dropna(axis=1, how="all").to_string())
+    log.info(
+        "%s explanation summary (means; masks: %s):\n%s\n%s",
+        label,
+        pd.Series(sources).value_counts().to_dict(),
+        table[maps_only].dropna(axis=1, how="all").to_string(),
+        table[~maps_only].dropna(axis=1, how="all").to_string(),
+    )
     return summary

@@ -30,8 +30,9 @@ def confusion_matrix_figure(matrix: np.ndarray, class_names: list[str], title: s
     import seaborn as sns
 
     fig, ax = plt.subplots(figsize=(1.2 * len(class_names) + 2, 1.1 * len(class_names) + 1.5))
-    sns.heatmap(matrix, annot=True, fmt="d", cmap="Blues", cbar=False, xticklabels=class_names,
-                yticklabels=class_names, ax=ax)
+    sns.heatmap(
+        matrix, annot=True, fmt="d", cmap="Blues", cbar=False, xticklabels=class_names, yticklabels=class_names, ax=ax
+    )
     ax.set_xlabel("predicted")
     ax.set_ylabel("true")
     ax.set_title(title)
@@ -81,8 +82,7 @@ def comparison_figure(summary: pd.DataFrame, metric: str, title: str):
     colours = ["grey" if m == "colour_baseline" else "#4c72b0" for m in summary["model"]]
     low = summary[metric] - summary[f"{metric}_ci_low"]
     high = summary[f"{metric}_ci_high"] - summary[metric]
-    ax.errorbar(x, summary[metric], yerr=[low.clip(lower=0), high.clip(lower=0)], fmt="none", ecolor="black",
-                capsize=4)
+    ax.errorbar(x, summary[metric], yerr=[low.clip(lower=0), high.clip(lower=0)], fmt="none", ecolor="black", capsize=4)
     ax.scatter(x, summary[metric], c=colours, s=50, zorder=3)
     if "study_accuracy" in summary and metric == "accuracy":
         ax.scatter(x, summary["study_accuracy"], marker="x", c="red", s=50, zorder=4, label="study (reported)")
@@ -105,8 +105,15 @@ def per_class_recall_figure(recall: pd.DataFrame, title: str):
 
     n_models, n_classes = recall["model"].nunique(), recall["class"].nunique()
     fig, ax = plt.subplots(figsize=(min(9.0, 1.6 + 0.45 * n_models * n_classes), 3.4))
-    sns.barplot(data=recall, x="class", y="recall", hue="model", errorbar="sd" if recall["fold"].nunique() > 1
-                else None, palette=_model_palette(recall["model"].unique()), ax=ax)
+    sns.barplot(
+        data=recall,
+        x="class",
+        y="recall",
+        hue="model",
+        errorbar="sd" if recall["fold"].nunique() > 1 else None,
+        palette=_model_palette(recall["model"].unique()),
+        ax=ax,
+    )
     ax.set_ylim(0, 1.05)
     ax.set_ylabel("recall (test split)")
     ax.grid(axis="y", alpha=0.3)
@@ -128,8 +135,18 @@ def training_curves_overview(history: pd.DataFrame, title: str):
     palette = _model_palette(history["model"].unique())
     errorbar = "sd" if history["fold"].nunique() > 1 else None
     for ax, key in zip(axes, ("accuracy", "loss")):
-        sns.lineplot(data=history, x="epoch", y=key, hue="model", style="split", style_order=["train", "validation"],
-                     palette=palette, errorbar=errorbar, ax=ax, legend=key == "loss")
+        sns.lineplot(
+            data=history,
+            x="epoch",
+            y=key,
+            hue="model",
+            style="split",
+            style_order=["train", "validation"],
+            palette=palette,
+            errorbar=errorbar,
+            ax=ax,
+            legend=key == "loss",
+        )
         ax.grid(alpha=0.3)
     axes[1].legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.0, 1.0), frameon=False)
     fig.suptitle(title, fontsize=9)
@@ -164,9 +181,17 @@ def image_grid_figure(images: np.ndarray, titles: list[str], title: str, ncols: 
 METHOD_TITLES = {"gradcam": "Grad-CAM", "gradcam_pp": "Grad-CAM++", "lime": "LIME"}
 
 
-def explanation_gallery(images: np.ndarray, maps: dict[str, np.ndarray], notes: dict[str, list[str]],
-                        segments: np.ndarray, masks: list, sources: list[str], corner: np.ndarray,
-                        titles: list[str], title: str):
+def explanation_gallery(
+    images: np.ndarray,
+    maps: dict[str, np.ndarray],
+    notes: dict[str, list[str]],
+    segments: np.ndarray,
+    masks: list,
+    sources: list[str],
+    corner: np.ndarray,
+    titles: list[str],
+    title: str,
+):
     """One row per image: the image with the leukocyte mask outlined (green) and the scale-bar corner
     (orange), its mask's source in the caption, then each method's map over it (LIME with its superpixel
     boundaries).
@@ -188,8 +213,16 @@ def explanation_gallery(images: np.ndarray, maps: dict[str, np.ndarray], notes: 
         if masks[i] is not None:
             outline = np.ma.masked_where(~find_boundaries(masks[i], mode="inner"), np.ones((size, size)))
             ax.imshow(outline, cmap=ListedColormap(["lime"]), interpolation="nearest")
-        ax.add_patch(plt.Rectangle((size - corner_side - 0.5, size - corner_side - 0.5), corner_side, corner_side,
-                                   fill=False, ec="orange", lw=1.2))
+        ax.add_patch(
+            plt.Rectangle(
+                (size - corner_side - 0.5, size - corner_side - 0.5),
+                corner_side,
+                corner_side,
+                fill=False,
+                ec="orange",
+                lw=1.2,
+            )
+        )
         ax.set_title(f"{titles[i]}\nmask: {sources[i]}", fontsize=7)
         for ax, (method, heat) in zip(axes[i, 1:], maps.items()):
             ax.imshow(img)

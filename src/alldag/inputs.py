@@ -17,8 +17,11 @@ def decode_image(path: tf.Tensor, image_size: int) -> tf.Tensor:
     image = tf.io.decode_image(tf.io.read_file(path), channels=3, expand_animations=False)
     image = tf.cast(image, tf.float32)
     same_size = tf.reduce_all(tf.shape(image)[:2] == image_size)
-    image = tf.cond(same_size, lambda: image,  # the dataset's own 224 px: no resampling
-                    lambda: tf.image.resize(image, (image_size, image_size), antialias=True))
+    image = tf.cond(
+        same_size,
+        lambda: image,  # the dataset's own 224 px: no resampling
+        lambda: tf.image.resize(image, (image_size, image_size), antialias=True),
+    )
     image.set_shape((image_size, image_size, 3))
     return image
 
@@ -31,9 +34,16 @@ def epoch_seed(seed: int, *parts) -> int:
     return int.from_bytes(digest[:4], "little") % (2**31 - 16)  # Keras layers add up to +5 to a seed
 
 
-def make_dataset(rows: pd.DataFrame, image_size: int, batch_size: int, training: bool = False,
-                 augmenter=None, seed: int = 0, epochs: range | None = None,
-                 epoch_augmenter=None) -> tf.data.Dataset:
+def make_dataset(
+    rows: pd.DataFrame,
+    image_size: int,
+    batch_size: int,
+    training: bool = False,
+    augmenter=None,
+    seed: int = 0,
+    epochs: range | None = None,
+    epoch_augmenter=None,
+) -> tf.data.Dataset:
     """Batches of (image, y) from manifest rows with columns `path` and `y`.
 
     Evaluation data keep the manifest order. Training data are shuffled and passed through
@@ -43,14 +53,14 @@ def make_dataset(rows: pd.DataFrame, image_size: int, batch_size: int, training:
     Without `epochs`, one epoch per iteration, reshuffled each time from a seed that advances.
     """
     ds = tf.data.Dataset.from_tensor_slices((rows["path"].to_numpy(str), rows["y"].to_numpy(np.int32)))
-    ds = ds.map(lambda p, y: (decode_image(p, image_size), y), num_parallel_calls=AUTOTUNE,
-                deterministic=True).cache()
+    ds = ds.map(lambda p, y: (decode_image(p, image_size), y), num_parallel_calls=AUTOTUNE, deterministic=True).cache()
     if training and epochs is not None:
         if not epochs:
             raise ValueError(f"make_dataset: no epochs to make ({epochs})")
-        return reduce(tf.data.Dataset.concatenate,
-                      [_one_epoch(ds, len(rows), batch_size, epoch_seed(seed, e), epoch_augmenter)
-                       for e in epochs]).prefetch(AUTOTUNE)
+        return reduce(
+            tf.data.Dataset.concatenate,
+            [_one_epoch(ds, len(rows), batch_size, epoch_seed(seed, e), epoch_augmenter) for e in epochs],
+        ).prefetch(AUTOTUNE)
     if training:
         ds = ds.shuffle(len(rows), seed=seed, reshuffle_each_iteration=True)
     ds = ds.batch(batch_size)

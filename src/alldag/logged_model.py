@@ -19,8 +19,10 @@ log = logging.getLogger(__name__)
 ARTIFACT = "model"
 KERAS_FILE = "data/model.keras"  # inside the logged model folder (mlflow.keras' layout)
 EXAMPLE_FILE = "input_example.png"  # one image: MLflow's own JSON example of a 224 px image is over 2 MB
-INPUT_DESCRIPTION = ("raw RGB images as float32 in [0, 255], shape (n, {size}, {size}, 3), resized to {size} px "
-                     "(no other preprocessing); output: class probabilities in the order of 'classes'")
+INPUT_DESCRIPTION = (
+    "raw RGB images as float32 in [0, 255], shape (n, {size}, {size}, 3), resized to {size} px "
+    "(no other preprocessing); output: class probabilities in the order of 'classes'"
+)
 
 
 def lean_copy(model):
@@ -36,8 +38,10 @@ def signature(image_size: int, classes: list[str]):
     from mlflow.models import ModelSignature
     from mlflow.types import Schema, TensorSpec
 
-    return ModelSignature(inputs=Schema([TensorSpec(np.dtype(np.float32), (-1, image_size, image_size, 3), "image")]),
-                          outputs=Schema([TensorSpec(np.dtype(np.float32), (-1, len(classes)), "probabilities")]))
+    return ModelSignature(
+        inputs=Schema([TensorSpec(np.dtype(np.float32), (-1, image_size, image_size, 3), "image")]),
+        outputs=Schema([TensorSpec(np.dtype(np.float32), (-1, len(classes)), "probabilities")]),
+    )
 
 
 def requirements() -> list[str]:
@@ -74,12 +78,21 @@ def log_keras_model(model, example: np.ndarray, classes: list[str]):
     from alldag.tracking import retry
 
     size = int(example.shape[1])
-    return retry(Model.log, artifact_path=None, name=ARTIFACT, flavor=_KerasFlavour, model=lean_copy(model),
-                 signature=signature(size, classes),
-                 example_image=np.clip(np.rint(example[0]), 0, 255).astype(np.uint8),
-                 pip_requirements=requirements(),
-                 metadata={"input": INPUT_DESCRIPTION.format(size=size), "classes": list(classes),
-                                                                       "input_example": EXAMPLE_FILE})
+    return retry(
+        Model.log,
+        artifact_path=None,
+        name=ARTIFACT,
+        flavor=_KerasFlavour,
+        model=lean_copy(model),
+        signature=signature(size, classes),
+        example_image=np.clip(np.rint(example[0]), 0, 255).astype(np.uint8),
+        pip_requirements=requirements(),
+        metadata={
+            "input": INPUT_DESCRIPTION.format(size=size),
+            "classes": list(classes),
+            "input_example": EXAMPLE_FILE,
+        },
+    )
 
 
 def local_keras_file(model_info) -> Path | None:

@@ -41,7 +41,7 @@ class LeukocyteMask:
 
 
 def _disk(radius: int) -> np.ndarray:
-    yy, xx = np.ogrid[-radius:radius + 1, -radius:radius + 1]
+    yy, xx = np.ogrid[-radius : radius + 1, -radius : radius + 1]
     return yy * yy + xx * xx <= radius * radius
 
 
@@ -99,8 +99,9 @@ def stain_mask(image: np.ndarray) -> np.ndarray:
     return ndimage.binary_fill_holes(ndimage.binary_opening(out, structure=_disk(1)))
 
 
-def leukocyte_mask(image: np.ndarray, segmented: np.ndarray | None,
-                   min_fraction: float = MIN_FRACTION) -> LeukocyteMask:
+def leukocyte_mask(
+    image: np.ndarray, segmented: np.ndarray | None, min_fraction: float = MIN_FRACTION
+) -> LeukocyteMask:
     """The leukocyte mask of one field and its source.
 
     image: the original (uint8 RGB); segmented: its Segmented/ twin (same size) or None. The cleaned
@@ -130,8 +131,9 @@ def read_rgb(path: str | os.PathLike | None) -> np.ndarray | None:
         return None
 
 
-def load_leukocyte_mask(image_path, mask_path, size: int | None = None, min_fraction: float = MIN_FRACTION,
-                        source: str | None = None) -> LeukocyteMask:
+def load_leukocyte_mask(
+    image_path, mask_path, size: int | None = None, min_fraction: float = MIN_FRACTION, source: str | None = None
+) -> LeukocyteMask:
     """leukocyte_mask of an image file and its Segmented/ twin ('' or a missing file: no twin), computed
     at the files' resolution and resized to (size, size) (nearest) when size is given.
 

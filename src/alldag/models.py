@@ -45,12 +45,20 @@ def preprocess_layer(backbone: str):
 def _weights_error(name: str, exc: Exception) -> AlldagError:
     url = re.search(r"https?://\S+", str(exc))
     where = f" ({url.group(0).rstrip('.:')})" if url else ""
-    return AlldagError(f"ImageNet weights for {name} could not be fetched{where}: put that file in "
-                       f"~/.keras/models/, set train.weights to a local weights file, or set train.weights: null")
+    return AlldagError(
+        f"ImageNet weights for {name} could not be fetched{where}: put that file in "
+        f"~/.keras/models/, set train.weights to a local weights file, or set train.weights: null"
+    )
 
 
-def build_classifier(backbone: str, n_classes: int, image_size: int, weights: str | None,
-                     dropout: float = 0.3, bn_momentum: float | None = None) -> keras.Model:
+def build_classifier(
+    backbone: str,
+    n_classes: int,
+    image_size: int,
+    weights: str | None,
+    dropout: float = 0.3,
+    bn_momentum: float | None = None,
+) -> keras.Model:
     """A flat functional model: raw RGB -> backbone preprocess -> backbone -> GAP -> dropout -> softmax.
 
     weights: 'imagenet', None (random init) or a path to a weights file for the backbone.
@@ -96,8 +104,13 @@ HEAD_LAYERS = ("avg_pool", "head_dropout", "predictions")
 
 def backbone_layers(model: keras.Model) -> list:
     """The backbone's layers of a build_classifier model (everything but input, preprocessing and head)."""
-    return [layer for layer in model.layers if layer.name not in HEAD_LAYERS and not _is_preprocess(layer)
-            and not isinstance(layer, keras.layers.InputLayer)]
+    return [
+        layer
+        for layer in model.layers
+        if layer.name not in HEAD_LAYERS
+        and not _is_preprocess(layer)
+        and not isinstance(layer, keras.layers.InputLayer)
+    ]
 
 
 def _is_preprocess(layer) -> bool:
@@ -123,8 +136,12 @@ def last_conv_layer_name(model: keras.Model) -> str:
     for layer in reversed(model.layers):
         shape = getattr(layer, "output", None)
         shape = getattr(shape, "shape", None)
-        if shape is not None and len(shape) == 4 and "pool" not in type(layer).__name__.lower() \
-                and not _is_preprocess(layer):
+        if (
+            shape is not None
+            and len(shape) == 4
+            and "pool" not in type(layer).__name__.lower()
+            and not _is_preprocess(layer)
+        ):
             return layer.name
     raise AlldagError(f"model {model.name} has no spatial layer for Grad-CAM: set explain.gradcam_layer")
 
@@ -156,6 +173,8 @@ def recalibrate_batchnorm(model: keras.Model, batches) -> tuple[int, int]:
         model(images, training=True)
     for layer, momentum in zip(live, saved):
         layer.momentum = momentum
-    changed = sum(not (np.array_equal(mean, layer.moving_mean) and np.array_equal(var, layer.moving_variance))
-                  for layer, (mean, var) in zip(live, before))
+    changed = sum(
+        not (np.array_equal(mean, layer.moving_mean) and np.array_equal(var, layer.moving_variance))
+        for layer, (mean, var) in zip(live, before)
+    )
     return changed, frozen

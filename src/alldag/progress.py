@@ -10,8 +10,9 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor, as_completed
-from typing import Callable, Iterable, Iterator, TypeVar
+from typing import TypeVar
 
 LOGGER_NAME = "alldag.progress"
 HEARTBEAT_S = 30.0  # a line at least this often while work goes on, even when no item finished
@@ -49,9 +50,18 @@ class Progress:
     singular item name ('image', 'epoch'); done: items already done (a resumed job).
     """
 
-    def __init__(self, label: str, total: int, *, unit: str = "item", every: int | None = None,
-                 seconds: float = HEARTBEAT_S, done: int = 0, logger: logging.Logger | None = None,
-                 clock: Callable[[], float] = time.monotonic):
+    def __init__(
+        self,
+        label: str,
+        total: int,
+        *,
+        unit: str = "item",
+        every: int | None = None,
+        seconds: float = HEARTBEAT_S,
+        done: int = 0,
+        logger: logging.Logger | None = None,
+        clock: Callable[[], float] = time.monotonic,
+    ):
         self.label, self.total, self.unit, self.every, self.seconds = label, int(total), unit, every, seconds
         self.done, self._start_done = int(done), int(done)
         self._log = logger or logging.getLogger(LOGGER_NAME)
@@ -75,7 +85,7 @@ class Progress:
             return f"{text}, ETA {duration(elapsed / new * (self.total - self.done))}"
         return f"{text}, elapsed {duration(elapsed)}"
 
-    def start(self) -> "Progress":
+    def start(self) -> Progress:
         self._started = self._clock()
         self._last_line = time.monotonic()
         self._log.info("%s: %d %ss to do", self.label, self.total - self.done, self.unit)
@@ -112,7 +122,7 @@ class Progress:
         with self._lock:
             self._emit()
 
-    def __enter__(self) -> "Progress":
+    def __enter__(self) -> Progress:
         return self.start()
 
     def __exit__(self, exc_type, exc, tb) -> None:
@@ -124,8 +134,15 @@ class Progress:
                 self._thread.join()
 
 
-def track(items: Iterable[T], label: str, *, total: int | None = None, unit: str = "item",
-          every: int | None = None, seconds: float = HEARTBEAT_S) -> Iterator[T]:
+def track(
+    items: Iterable[T],
+    label: str,
+    *,
+    total: int | None = None,
+    unit: str = "item",
+    every: int | None = None,
+    seconds: float = HEARTBEAT_S,
+) -> Iterator[T]:
     """Yield items, logging progress as each is handed back (total defaults to len(items))."""
     if total is None:
         items = list(items)
@@ -136,8 +153,16 @@ def track(items: Iterable[T], label: str, *, total: int | None = None, unit: str
             progress.advance()
 
 
-def parallel_map(fn: Callable[[T], R], items: Iterable[T], *, threads: int, label: str, unit: str = "item",
-                 every: int | None = None, seconds: float = HEARTBEAT_S) -> list[R]:
+def parallel_map(
+    fn: Callable[[T], R],
+    items: Iterable[T],
+    *,
+    threads: int,
+    label: str,
+    unit: str = "item",
+    every: int | None = None,
+    seconds: float = HEARTBEAT_S,
+) -> list[R]:
     """[fn(item) for item in items] on a pool of `threads` threads (in order), logging progress.
 
     For work that releases the GIL (image decoding, hashing, numpy). threads <= 1 runs in this thread.

@@ -13,7 +13,6 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
-
 EXPECTED_SIZE = 224
 
 

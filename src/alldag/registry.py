@@ -45,10 +45,15 @@ def describe(task: str, backbone: str, fold: int, row: pd.Series, baseline: pd.S
     base = f"the colour baseline's {_interval(baseline)}" if baseline is not None else "the colour baseline"
     if beats == "true":
         return f"{what}; beats {base}."
-    why = ("its interval overlaps or lies below" if beats == "false" else "the comparison could not decide whether "
-           "it beats")
-    return (f"Not champion ({VERDICT} = {beats}): {what}; {why} {base}. A model that does not beat 15 colour "
-            "statistics may have learned the stain, not the cells.")
+    why = (
+        "its interval overlaps or lies below"
+        if beats == "false"
+        else "the comparison could not decide whether it beats"
+    )
+    return (
+        f"Not champion ({VERDICT} = {beats}): {what}; {why} {base}. A model that does not beat 15 colour "
+        "statistics may have learned the stain, not the cells."
+    )
 
 
 def best_fold(client, run_ids: dict[int, str]) -> tuple[int, str]:
@@ -115,20 +120,43 @@ def register_best(task: str, summary: pd.DataFrame, run_files: dict[str, dict[in
     new = version is None
     if new:
         version = retry(mlflow.register_model, model_uri(run), name, await_registration_for=0)
-    tags = {"task": task, "backbone": best, "fold": str(fold),
-            **{key: f"{row[key]:.4f}" for key in (METRIC, f"{METRIC}_ci_low", f"{METRIC}_ci_high")},
-            VERDICT: beats, "data_source": run_tags.get("alldag.data_source", "unknown"),
-            "synthetic": run_tags.get("alldag.synthetic", "unknown"), "run_id": run_id}
+    tags = {
+        "task": task,
+        "backbone": best,
+        "fold": str(fold),
+        **{key: f"{row[key]:.4f}" for key in (METRIC, f"{METRIC}_ci_low", f"{METRIC}_ci_high")},
+        VERDICT: beats,
+        "data_source": run_tags.get("alldag.data_source", "unknown"),
+        "synthetic": run_tags.get("alldag.synthetic", "unknown"),
+        "run_id": run_id,
+    }
     for key, value in tags.items():
         retry(client.set_model_version_tag, name, version.version, key, value)
-    retry(client.update_model_version, name, version.version,
-          description=describe(task, best, fold, row, baseline, beats))
+    retry(
+        client.update_model_version, name, version.version, description=describe(task, best, fold, row, baseline, beats)
+    )
     alias = CHAMPION if beats == "true" else CHALLENGER
     _set_alias(client, name, alias, CHALLENGER if alias == CHAMPION else CHAMPION, version.version)
-    log.info("%s version %s (%s, %s): %s fold %d, run %s", name, version.version, "new" if new else "unchanged",
-             alias, best, fold, run_id)
-    return {"name": name, "version": str(version.version), "alias": alias, "new": new, "model": best,
-            "fold": fold, "run_id": run_id, VERDICT: beats}
+    log.info(
+        "%s version %s (%s, %s): %s fold %d, run %s",
+        name,
+        version.version,
+        "new" if new else "unchanged",
+        alias,
+        best,
+        fold,
+        run_id,
+    )
+    return {
+        "name": name,
+        "version": str(version.version),
+        "alias": alias,
+        "new": new,
+        "model": best,
+        "fold": fold,
+        "run_id": run_id,
+        VERDICT: beats,
+    }
 
 
 def verification_state(provenance: dict) -> str:
@@ -146,16 +174,20 @@ def log_provenance(parent_run_file, provenance_json) -> None:
     info = json.loads(Path(parent_run_file).read_text())
     provenance = json.loads(Path(provenance_json).read_text())
     client = client_for(info["tracking_uri"])
-    tags = {"alldag.data_source": provenance["source"], "alldag.data_verified": verification_state(provenance),
-            "alldag.synthetic": str(bool(provenance["synthetic"])).lower(),
-            "alldag.demo": str(bool(provenance.get("demo"))).lower()}
+    tags = {
+        "alldag.data_source": provenance["source"],
+        "alldag.data_verified": verification_state(provenance),
+        "alldag.synthetic": str(bool(provenance["synthetic"])).lower(),
+        "alldag.demo": str(bool(provenance.get("demo"))).lower(),
+    }
     for key, value in tags.items():
         retry(client.set_tag, info["run_id"], key, value)
     retry(client.log_artifact, info["run_id"], str(provenance_json), "data")
 
 
-def publish_comparison(task: str, summary: pd.DataFrame, run_files: dict[str, dict[int, str]],
-                       parent_run_file, provenance_json) -> dict | None:
+def publish_comparison(
+    task: str, summary: pd.DataFrame, run_files: dict[str, dict[int, str]], parent_run_file, provenance_json
+) -> dict | None:
     """The compare stage's MLflow step: provenance on the parent run (if there is one), then the registry."""
     if parent_run_file and Path(parent_run_file).is_file():
         log_provenance(parent_run_file, provenance_json)

@@ -19,22 +19,39 @@ from alldag.compare import VERDICT_COLUMNS
 from alldag.data import read_tsv, write_text_atomic, write_tsv_atomic
 from alldag.split import split_counts
 from alldag.study import STUDY_CITATION, STUDY_DOI, STUDY_SHORT, study_accuracy
-from alldag.summary import HEADLINE_METRIC, mlflow_runs, package_versions, skipped_checks, summary_paragraph, task_headline
+from alldag.summary import HEADLINE_METRIC, mlflow_runs, skipped_checks, summary_paragraph, task_headline
 from alldag.where_models_look import verdict_table, where_models_look
 
 MISSING = "—"  # a number this run does not have (yet): shown, never guessed
 # beats_colour_baseline cell -> (mark shown, CSS class)
-VERDICT_MARKS = {"true": ("✔ beats", "verdict-beats"), "false": ("✘ does not beat", "verdict-not"),
-                 "undetermined": ("? undetermined", "verdict-undetermined")}
+VERDICT_MARKS = {
+    "true": ("✔ beats", "verdict-beats"),
+    "false": ("✘ does not beat", "verdict-not"),
+    "undetermined": ("? undetermined", "verdict-undetermined"),
+}
 METRIC_COLUMNS = ["accuracy", "balanced_accuracy", "macro_f1", "roc_auc"]
 # results-table column -> (method, metric) of explanation_summary.tsv (means over the explained images)
-EXPLANATION_COLUMNS = {"gradcam_lime_spearman": ("gradcam_vs_lime", "spearman"),
-                       "gradcam_lime_top_iou": ("gradcam_vs_lime", "top_iou"),
-                       "gradcam_mask_mass": ("gradcam", "mask_mass"), "lime_mask_mass": ("lime", "mask_mass"),
-                       "uniform_mask_mass": ("uniform", "mask_mass"),
-                       "gradcam_mask_ratio": ("gradcam", "mask_ratio"), "lime_mask_ratio": ("lime", "mask_ratio")}
-MAP_METRICS = ["mask_ratio", "pointing", "background_ratio", "corner_ratio", "mask_mass", "corner_mass",
-               "deletion_auc_blur", "deletion_auc_median", "insertion_auc_blur", "insertion_auc_median"]
+EXPLANATION_COLUMNS = {
+    "gradcam_lime_spearman": ("gradcam_vs_lime", "spearman"),
+    "gradcam_lime_top_iou": ("gradcam_vs_lime", "top_iou"),
+    "gradcam_mask_mass": ("gradcam", "mask_mass"),
+    "lime_mask_mass": ("lime", "mask_mass"),
+    "uniform_mask_mass": ("uniform", "mask_mass"),
+    "gradcam_mask_ratio": ("gradcam", "mask_ratio"),
+    "lime_mask_ratio": ("lime", "mask_ratio"),
+}
+MAP_METRICS = [
+    "mask_ratio",
+    "pointing",
+    "background_ratio",
+    "corner_ratio",
+    "mask_mass",
+    "corner_mass",
+    "deletion_auc_blur",
+    "deletion_auc_median",
+    "insertion_auc_blur",
+    "insertion_auc_median",
+]
 CITATIONS = [
     STUDY_CITATION + " (the study reproduced here)",
     "Aria M, Ghaderzadeh M, Bashash D, Abolghasemi H, Asadi F, Hosseini A. Acute Lymphoblastic Leukemia "
@@ -87,17 +104,32 @@ def results_table(models: list[ModelResult]) -> pd.DataFrame:
     for m in models:
         metrics = _json(m.metrics) or {}
         history = read_tsv(m.history) if _exists(m.history) else pd.DataFrame({"val_loss": [], "epoch": []})
-        explained = (_overall_rows(read_tsv(m.explanation_summary)).set_index(["method", "metric"])["mean"]
-                     if _exists(m.explanation_summary) else pd.Series(dtype=float))
-        status = "ok" if _exists(m.metrics, m.history, m.explanation_summary) else "MISSING: " + ", ".join(
-            Path(p).name for p in (m.history, m.metrics, m.explanation_summary) if not _exists(p))
-        rows.append({"task": m.task, "backbone": m.backbone, "fold": m.fold, "status": status,
-                     **{k: metrics.get(k, nan) for k in METRIC_COLUMNS},
-                     "n_test": metrics.get("n_test", nan), "chance_accuracy": metrics.get("chance_accuracy", nan),
-                     "epochs": len(history) if len(history) else nan,
-                     "best_epoch": _kept_epoch(history),
-                     **{column: explained.get(key, nan) for column, key in EXPLANATION_COLUMNS.items()},
-                     "study_accuracy": study_accuracy(m.task, m.backbone)})
+        explained = (
+            _overall_rows(read_tsv(m.explanation_summary)).set_index(["method", "metric"])["mean"]
+            if _exists(m.explanation_summary)
+            else pd.Series(dtype=float)
+        )
+        status = (
+            "ok"
+            if _exists(m.metrics, m.history, m.explanation_summary)
+            else "MISSING: "
+            + ", ".join(Path(p).name for p in (m.history, m.metrics, m.explanation_summary) if not _exists(p))
+        )
+        rows.append(
+            {
+                "task": m.task,
+                "backbone": m.backbone,
+                "fold": m.fold,
+                "status": status,
+                **{k: metrics.get(k, nan) for k in METRIC_COLUMNS},
+                "n_test": metrics.get("n_test", nan),
+                "chance_accuracy": metrics.get("chance_accuracy", nan),
+                "epochs": len(history) if len(history) else nan,
+                "best_epoch": _kept_epoch(history),
+                **{column: explained.get(key, nan) for column, key in EXPLANATION_COLUMNS.items()},
+                "study_accuracy": study_accuracy(m.task, m.backbone),
+            }
+        )
     return pd.DataFrame(rows)
 
 
@@ -147,7 +179,9 @@ def _fmt(value) -> str:
 def _table_html(frame: pd.DataFrame) -> str:
     """A table in a box that scrolls sideways when it is wider than the page."""
     head = "".join(f"<th>{html.escape(str(c))}</th>" for c in frame.columns)
-    body = "".join("<tr>" + "".join(f"<td>{_fmt(v)}</td>" for v in row) + "</tr>" for row in frame.itertuples(index=False))
+    body = "".join(
+        "<tr>" + "".join(f"<td>{_fmt(v)}</td>" for v in row) + "</tr>" for row in frame.itertuples(index=False)
+    )
     return f'<div class="scroll"><table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table></div>'
 
 
@@ -183,12 +217,21 @@ def verdict_rows(comparison: pd.DataFrame) -> list[dict]:
         baseline = model == BASELINE_NAME
         verdict = str(row.get("beats_colour_baseline", "")).strip().lower()
         mark, css = VERDICT_MARKS.get(verdict, (MISSING, "verdict-missing"))
-        rows.append({
-            "model": model,
-            "balanced_accuracy": _with_interval(*(_cell(row, f"{HEADLINE_METRIC}{k}") for k in ("", "_ci_low", "_ci_high"))),
-            "difference": "reference" if baseline else _with_interval(
-                *(_cell(row, f"diff_vs_colour_baseline{k}") for k in ("", "_ci_low", "_ci_high")), signed=True),
-            "verdict": "reference" if baseline else mark, "verdict_class": "verdict-reference" if baseline else css})
+        rows.append(
+            {
+                "model": model,
+                "balanced_accuracy": _with_interval(
+                    *(_cell(row, f"{HEADLINE_METRIC}{k}") for k in ("", "_ci_low", "_ci_high"))
+                ),
+                "difference": "reference"
+                if baseline
+                else _with_interval(
+                    *(_cell(row, f"diff_vs_colour_baseline{k}") for k in ("", "_ci_low", "_ci_high")), signed=True
+                ),
+                "verdict": "reference" if baseline else mark,
+                "verdict_class": "verdict-reference" if baseline else css,
+            }
+        )
     return rows
 
 
@@ -197,14 +240,17 @@ def first_screen(tables: dict[str, pd.DataFrame | None], summary_tasks: dict) ->
     the models look (summary.json's tasks.<task>.where_models_look.sentence, when present)."""
     screens = []
     for task, table in tables.items():
-        look = ((summary_tasks.get(task) or {}).get("where_models_look") or {})
+        look = (summary_tasks.get(task) or {}).get("where_models_look") or {}
         sentence = look.get("sentence") if isinstance(look, dict) else None
         if table is None:
             screens.append({"task": task, "rows": None, "sentence": sentence})
             continue
         first = table.iloc[0] if len(table) else pd.Series(dtype=object)
-        sizes = [f"{sig3(_cell(first, c))} {name}" for c, name in (("n_test", "test images"), ("n_groups", "groups"))
-                 if _cell(first, c) is not None]
+        sizes = [
+            f"{sig3(_cell(first, c))} {name}"
+            for c, name in (("n_test", "test images"), ("n_groups", "groups"))
+            if _cell(first, c) is not None
+        ]
         screens.append({"task": task, "rows": verdict_rows(table), "sizes": ", ".join(sizes), "sentence": sentence})
     return screens
 
@@ -218,19 +264,35 @@ def comparison_section(task: str, comparison_tsv, paired_tsv, figure_png) -> dic
         return {"task": task, "missing": str(comparison_tsv), "headline": {}}
     table = read_tsv(comparison_tsv)
     paired = read_tsv(paired_tsv)
-    columns = ["model", *VERDICT_COLUMNS, "n_test", "n_groups"] + [
-        c for m in ("balanced_accuracy", "accuracy", "macro_f1", "roc_auc")
-        for c in (m, f"{m}_ci_low", f"{m}_ci_high", f"{m}_fold_sd")] + [
-        "study_accuracy", "image_level_balanced_accuracy", "image_level_balanced_accuracy_ci_low",
-        "image_level_balanced_accuracy_ci_high", "image_level_n_test"]
+    columns = (
+        ["model", *VERDICT_COLUMNS, "n_test", "n_groups"]
+        + [
+            c
+            for m in ("balanced_accuracy", "accuracy", "macro_f1", "roc_auc")
+            for c in (m, f"{m}_ci_low", f"{m}_ci_high", f"{m}_fold_sd")
+        ]
+        + [
+            "study_accuracy",
+            "image_level_balanced_accuracy",
+            "image_level_balanced_accuracy_ci_low",
+            "image_level_balanced_accuracy_ci_high",
+            "image_level_n_test",
+        ]
+    )
     headline = task_headline(table, paired, task)
     verdicts = {m: v["beats_colour_baseline"] for m, v in headline["models"].items() if m != BASELINE_NAME}
-    return {"task": task, "comparison_tsv": str(comparison_tsv), "table": _table_html(table[[c for c in columns if c in table]]),
-            "paired": _table_html(paired), "figure": data_uri(figure_png), "headline": headline,
-            "beating": [m for m, v in verdicts.items() if v == "true"],
-            "not_beating": [m for m, v in verdicts.items() if v == "false"],
-            "undetermined": [m for m, v in verdicts.items() if v not in ("true", "false")],
-            "study": headline.get("study")}
+    return {
+        "task": task,
+        "comparison_tsv": str(comparison_tsv),
+        "table": _table_html(table[[c for c in columns if c in table]]),
+        "paired": _table_html(paired),
+        "figure": data_uri(figure_png),
+        "headline": headline,
+        "beating": [m for m, v in verdicts.items() if v == "true"],
+        "not_beating": [m for m, v in verdicts.items() if v == "false"],
+        "undetermined": [m for m, v in verdicts.items() if v not in ("true", "false")],
+        "study": headline.get("study"),
+    }
 
 
 def figure_uri(fig) -> str:
@@ -250,8 +312,11 @@ def per_class_recall(task: str, models: list[ModelResult], baseline_metrics: lis
     its metrics.json files, one per fold); models whose metrics are missing are left out."""
     sources = [(m.backbone, m.fold, m.metrics) for m in models if m.task == task]
     sources += [(BASELINE_NAME, fold, path) for fold, path in enumerate(baseline_metrics)]
-    rows = [{"model": model, "fold": fold, "class": cls, "recall": values["recall"]}
-            for model, fold, path in sources for cls, values in ((_json(path) or {}).get("per_class") or {}).items()]
+    rows = [
+        {"model": model, "fold": fold, "class": cls, "recall": values["recall"]}
+        for model, fold, path in sources
+        for cls, values in ((_json(path) or {}).get("per_class") or {}).items()
+    ]
     return pd.DataFrame(rows, columns=["model", "fold", "class", "recall"])
 
 
@@ -261,8 +326,18 @@ def training_histories(task: str, models: list[ModelResult]) -> pd.DataFrame:
     for m in (m for m in models if m.task == task and _exists(m.history)):
         history = read_tsv(m.history)
         for split, prefix in (("train", ""), ("validation", "val_")):
-            frames.append(pd.DataFrame({"model": m.backbone, "fold": m.fold, "epoch": history["epoch"], "split": split,
-                                        "accuracy": history[f"{prefix}accuracy"], "loss": history[f"{prefix}loss"]}))
+            frames.append(
+                pd.DataFrame(
+                    {
+                        "model": m.backbone,
+                        "fold": m.fold,
+                        "epoch": history["epoch"],
+                        "split": split,
+                        "accuracy": history[f"{prefix}accuracy"],
+                        "loss": history[f"{prefix}loss"],
+                    }
+                )
+            )
     return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
 
 
@@ -273,11 +348,13 @@ def task_figures(task: str, models: list[ModelResult], baseline_metrics: list[st
 
     recall = per_class_recall(task, models, baseline_metrics)
     history = training_histories(task, models)
-    return {"task": task,
-            "recall": figure_uri(per_class_recall_figure(recall, f"{task}: recall per class"))
-            if len(recall) else None,
-            "curves": figure_uri(training_curves_overview(history, f"{task}: training curves of every model"))
-            if len(history) else None}
+    return {
+        "task": task,
+        "recall": figure_uri(per_class_recall_figure(recall, f"{task}: recall per class")) if len(recall) else None,
+        "curves": figure_uri(training_curves_overview(history, f"{task}: training curves of every model"))
+        if len(history)
+        else None,
+    }
 
 
 def _missing(path) -> str:
@@ -294,6 +371,7 @@ def where_section(task: str, models: list[ModelResult]) -> dict | None:
     ours = [m for m in models if m.task == task and m.explanations and _exists(m.explanations)]
     if not ours:
         return None
+
     def numeric(path):  # empty cells are missing values (no mask), every other cell as written
         return pd.read_csv(path, sep="\t", keep_default_na=False, na_values=[""])
 
@@ -308,8 +386,11 @@ def explanation_tables(task: str, models: list[ModelResult]) -> dict:
     metric (averaged over folds), per backbone and method pair the agreement, a headline (medians
     over models of Grad-CAM-vs-LIME agreement and of each method's corner and mask shares) and the
     "where do the models look" verdict (`where`, see where_section)."""
-    frames = [_overall_rows(read_tsv(m.explanation_summary)).assign(backbone=m.backbone) for m in models
-              if m.task == task and _exists(m.explanation_summary)]
+    frames = [
+        _overall_rows(read_tsv(m.explanation_summary)).assign(backbone=m.backbone)
+        for m in models
+        if m.task == task and _exists(m.explanation_summary)
+    ]
     where = where_section(task, models)
     if not frames:
         return {"task": task, "methods": None, "pairs": None, "headline": {}, "where": where}
@@ -317,14 +398,25 @@ def explanation_tables(task: str, models: list[ModelResult]) -> dict:
     is_pair = summary.index.get_level_values("method").str.contains("_vs_")
     methods, pairs = summary[~is_pair], summary[is_pair]
     by_method = methods.groupby(level="method")
-    headline = {"gradcam_vs_lime_spearman": _median(pairs, "gradcam_vs_lime", "spearman"),
-                "gradcam_vs_lime_top_iou": _median(pairs, "gradcam_vs_lime", "top_iou"),
-                **{f"{method}_{metric}": float(values[metric].median())
-                   for method, values in by_method for metric in ("mask_mass", "corner_mass") if metric in values}}
+    headline = {
+        "gradcam_vs_lime_spearman": _median(pairs, "gradcam_vs_lime", "spearman"),
+        "gradcam_vs_lime_top_iou": _median(pairs, "gradcam_vs_lime", "top_iou"),
+        **{
+            f"{method}_{metric}": float(values[metric].median())
+            for method, values in by_method
+            for metric in ("mask_mass", "corner_mass")
+            if metric in values
+        },
+    }
     if where:
         headline["where_models_look"] = where["verdict"]["sentence"]
-    return {"task": task, "methods": _table_html(methods[[c for c in MAP_METRICS if c in methods]].reset_index()),
-            "pairs": _table_html(pairs[["top_iou", "spearman"]].reset_index()), "headline": headline, "where": where}
+    return {
+        "task": task,
+        "methods": _table_html(methods[[c for c in MAP_METRICS if c in methods]].reset_index()),
+        "pairs": _table_html(pairs[["top_iou", "spearman"]].reset_index()),
+        "headline": headline,
+        "where": where,
+    }
 
 
 def _median(frame: pd.DataFrame, method: str, metric: str) -> float | None:
@@ -332,99 +424,216 @@ def _median(frame: pd.DataFrame, method: str, metric: str) -> float | None:
     return float(rows[metric].median()) if len(rows) and metric in rows else None
 
 
-def build_report(provenance_json, audit_json, leakage_tsvs: dict[str, str], split_manifests: dict[str, list[str]],
-                 augmentation_json, previews: dict[str, str], models: list[ModelResult], comparisons: list[dict],
-                 config: dict, report_out, table_out, summary_out, summary_json_out=None,
-                 parent_run_file=None, baseline_metrics: dict[str, list[str]] | None = None) -> str:
+def build_report(
+    provenance_json,
+    audit_json,
+    leakage_tsvs: dict[str, str],
+    split_manifests: dict[str, list[str]],
+    augmentation_json,
+    previews: dict[str, str],
+    models: list[ModelResult],
+    comparisons: list[dict],
+    config: dict,
+    report_out,
+    table_out,
+    summary_out,
+    summary_json_out=None,
+    parent_run_file=None,
+    baseline_metrics: dict[str, list[str]] | None = None,
+) -> str:
     """Render the report page, the per-fold results table, the across-fold summary TSV and summary.json.
 
     Missing inputs (a job failed under --keep-going) are marked in place, listed at the top and in
     summary.json's `missing`. baseline_metrics: per task the colour baseline's metrics.json of each fold
     (for the per-class recall figure). Returns the HTML.
     """
-    from alldag import __version__
-    from alldag.train import git_commit
+    from alldag.provenance import git_commit, package_versions
 
-    provenance = _json(provenance_json) or {"synthetic": False, "demo": False, "source": "unknown",
-                                            "reason": _missing(provenance_json), "counts": {}}
+    provenance = _json(provenance_json) or {
+        "synthetic": False,
+        "demo": False,
+        "source": "unknown",
+        "reason": _missing(provenance_json),
+        "counts": {},
+    }
     audit = _json(audit_json)
     data_dir = Path(audit_json).parent
     table = results_table(models)
     summary = fold_summary(table)
     write_tsv_atomic(table, table_out)
     write_tsv_atomic(summary, summary_out)
-    missing = sorted({str(p) for m in models for p in (m.metrics, m.history, m.explanation_summary, m.curves,
-                                                        m.confusion,
-                                                        m.roc, m.reliability, m.explanation, m.run) if not _exists(p)}
-                     | {c["missing"] for c in comparisons if c.get("missing")})
-    splits = {task: _table_html(split_counts(read_tsv(paths[0])).reset_index()) if _exists(paths[0])
-              else None for task, paths in split_manifests.items()}
+    missing = sorted(
+        {
+            str(p)
+            for m in models
+            for p in (
+                m.metrics,
+                m.history,
+                m.explanation_summary,
+                m.curves,
+                m.confusion,
+                m.roc,
+                m.reliability,
+                m.explanation,
+                m.run,
+            )
+            if not _exists(p)
+        }
+        | {c["missing"] for c in comparisons if c.get("missing")}
+    )
+    splits = {
+        task: _table_html(split_counts(read_tsv(paths[0])).reset_index()) if _exists(paths[0]) else None
+        for task, paths in split_manifests.items()
+    }
     leaks = {task: len(read_tsv(path)) if _exists(path) else None for task, path in leakage_tsvs.items()}
     figures = []
     for m in (m for m in models if m.fold == 0):  # figures of the first fold; every fold is in the tables
-        figures.append({"title": f"{m.task} / {m.backbone}",
-                        "images": [(name, data_uri(p), _missing(p)) for name, p in (
-                            ("Training curves", m.curves), ("Confusion matrix", m.confusion), ("ROC", m.roc),
-                            ("Calibration", m.reliability), ("Explanation gallery", m.explanation))],
-                        "run_id": (_json(m.run) or {}).get("run_id", "missing"),
-                        "explanation_summary": (_table_html(read_tsv(m.explanation_summary))
-                                                if _exists(m.explanation_summary) else None),
-                        "explanation_missing": _missing(m.explanation_summary)})
+        figures.append(
+            {
+                "title": f"{m.task} / {m.backbone}",
+                "images": [
+                    (name, data_uri(p), _missing(p))
+                    for name, p in (
+                        ("Training curves", m.curves),
+                        ("Confusion matrix", m.confusion),
+                        ("ROC", m.roc),
+                        ("Calibration", m.reliability),
+                        ("Explanation gallery", m.explanation),
+                    )
+                ],
+                "run_id": (_json(m.run) or {}).get("run_id", "missing"),
+                "explanation_summary": (
+                    _table_html(read_tsv(m.explanation_summary)) if _exists(m.explanation_summary) else None
+                ),
+                "explanation_missing": _missing(m.explanation_summary),
+            }
+        )
     headlines = {c["task"]: c["headline"] for c in comparisons}
     checks = skipped_checks(provenance, audit)
     runs = mlflow_runs({f"{m.task}/{m.backbone}/fold{m.fold}": m.run for m in models}, parent_run_file)
     commit = git_commit()
-    versions = {**package_versions(), "alldag": __version__}
+    versions = package_versions()
     explanations = [explanation_tables(t, models) for t in split_manifests]
     for e in explanations:
         if e["where"]:
             headlines.setdefault(e["task"], {})["where_models_look"] = e["where"]["verdict"]
-    paragraph = summary_paragraph(headlines, audit, leaks, bool(provenance.get("synthetic")), missing,
-                                  {e["task"]: e["headline"] for e in explanations})
-    summary_doc = {"synthetic": bool(provenance.get("synthetic")), "demo": bool(provenance.get("demo")),
-                   "data_source": provenance.get("source"), "summary": paragraph,
-                   "study": {"citation": STUDY_CITATION, "doi": STUDY_DOI}, "tasks": headlines,
-                   "explanations": {e["task"]: e["headline"] for e in explanations},
-                   "skipped_checks": checks, "missing": missing, "leakage_crossing_clusters": leaks,
-                   "audit": {k: audit[k] for k in ("checked", "usable", "quarantined", "duplicate_clusters")}
-                   if audit else None, "git_commit": commit, "versions": versions, "mlflow": runs}
+    paragraph = summary_paragraph(
+        headlines,
+        audit,
+        leaks,
+        bool(provenance.get("synthetic")),
+        missing,
+        {e["task"]: e["headline"] for e in explanations},
+    )
+    summary_doc = {
+        "synthetic": bool(provenance.get("synthetic")),
+        "demo": bool(provenance.get("demo")),
+        "data_source": provenance.get("source"),
+        "summary": paragraph,
+        "study": {"citation": STUDY_CITATION, "doi": STUDY_DOI},
+        "tasks": headlines,
+        "explanations": {e["task"]: e["headline"] for e in explanations},
+        "skipped_checks": checks,
+        "missing": missing,
+        "leakage_crossing_clusters": leaks,
+        "audit": {k: audit[k] for k in ("checked", "usable", "quarantined", "duplicate_clusters")} if audit else None,
+        "git_commit": commit,
+        "versions": versions,
+        "mlflow": runs,
+    }
     if summary_json_out:
         write_text_atomic(json.dumps(summary_doc, indent=2, default=str), summary_json_out)
-    verdicts = first_screen({c["task"]: read_tsv(c["comparison_tsv"]) if c.get("comparison_tsv") else None
-                             for c in comparisons}, summary_doc["tasks"])
+    verdicts = first_screen(
+        {c["task"]: read_tsv(c["comparison_tsv"]) if c.get("comparison_tsv") else None for c in comparisons},
+        summary_doc["tasks"],
+    )
     per_task_figures = [task_figures(t, models, (baseline_metrics or {}).get(t, [])) for t in split_manifests]
     env = Environment(loader=PackageLoader("alldag", "templates"), autoescape=select_autoescape(["html"]))
     page = env.get_template("report.html.j2").render(
-        synthetic=provenance.get("synthetic"), demo=provenance.get("demo"), provenance=provenance, audit=audit,
-        audit_missing=_missing(audit_json), paragraph=paragraph, checks=checks, missing=missing,
+        synthetic=provenance.get("synthetic"),
+        demo=provenance.get("demo"),
+        provenance=provenance,
+        audit=audit,
+        audit_missing=_missing(audit_json),
+        paragraph=paragraph,
+        checks=checks,
+        missing=missing,
         quarantine=_table_html(read_tsv(data_dir / "quarantine.tsv")) if audit else "",
-        duplicates=_table_html(read_tsv(data_dir / "duplicates.tsv").head(200)) if audit else "", leaks=leaks,
-        folds=int(table["fold"].max()) + 1, results=_table_html(table), summary=_table_html(summary),
-        splits=splits, augmentation=_json(augmentation_json) or {}, previews={t: data_uri(p) for t, p in previews.items()},
-        figures=figures, config=config, config_yaml=yaml.safe_dump(config, sort_keys=False),
-        comparisons=comparisons, explanations=explanations, commit=commit, versions=versions, runs=runs,
-        citations=CITATIONS, verdicts=verdicts, task_figures=per_task_figures, study_short=STUDY_SHORT)
+        duplicates=_table_html(read_tsv(data_dir / "duplicates.tsv").head(200)) if audit else "",
+        leaks=leaks,
+        folds=int(table["fold"].max()) + 1,
+        results=_table_html(table),
+        summary=_table_html(summary),
+        splits=splits,
+        augmentation=_json(augmentation_json) or {},
+        previews={t: data_uri(p) for t, p in previews.items()},
+        figures=figures,
+        config=config,
+        config_yaml=yaml.safe_dump(config, sort_keys=False),
+        comparisons=comparisons,
+        explanations=explanations,
+        commit=commit,
+        versions=versions,
+        runs=runs,
+        citations=CITATIONS,
+        verdicts=verdicts,
+        task_figures=per_task_figures,
+        study_short=STUDY_SHORT,
+    )
     write_text_atomic(page, report_out)
     return page
 
 
-def build_report_from_lists(provenance_json, audit_json, leakage_tsvs: dict[str, str], manifests: list[str],
-                            augmentation_json, previews: dict[str, str], tasks: list[str], backbones: list[str],
-                            folds: list[int], outputs: dict[str, list[str]], comparisons: dict[str, list[str]],
-                            config: dict, report_out, table_out, summary_out, summary_json_out=None,
-                            parent_run_file=None, baseline_metrics: list[str] | None = None) -> str:
+def build_report_from_lists(
+    provenance_json,
+    audit_json,
+    leakage_tsvs: dict[str, str],
+    manifests: list[str],
+    augmentation_json,
+    previews: dict[str, str],
+    tasks: list[str],
+    backbones: list[str],
+    folds: list[int],
+    outputs: dict[str, list[str]],
+    comparisons: dict[str, list[str]],
+    config: dict,
+    report_out,
+    table_out,
+    summary_out,
+    summary_json_out=None,
+    parent_run_file=None,
+    baseline_metrics: list[str] | None = None,
+) -> str:
     """build_report with per-model outputs given as lists in expand(task, backbone, fold) order
     (baseline_metrics in expand(task, fold) order)."""
     triples = [(t, b, f) for t in tasks for b in backbones for f in folds]
-    models = [ModelResult(task=t, backbone=b, fold=f, **{kind: paths[i] for kind, paths in outputs.items()})
-              for i, (t, b, f) in enumerate(triples)]
-    split_manifests = {t: manifests[i * len(folds):(i + 1) * len(folds)] for i, t in enumerate(tasks)}
-    sections = [comparison_section(t, *paths) for t, *paths in
-                zip(tasks, comparisons["comparison"], comparisons["paired"], comparisons["figure"])]
-    per_task = {t: list(baseline_metrics or [])[i * len(folds):(i + 1) * len(folds)] for i, t in enumerate(tasks)}
-    return build_report(provenance_json, audit_json, leakage_tsvs, split_manifests, augmentation_json, previews,
-                        models, sections, config, report_out, table_out, summary_out, summary_json_out,
-                        parent_run_file, baseline_metrics=per_task)
+    models = [
+        ModelResult(task=t, backbone=b, fold=f, **{kind: paths[i] for kind, paths in outputs.items()})
+        for i, (t, b, f) in enumerate(triples)
+    ]
+    split_manifests = {t: manifests[i * len(folds) : (i + 1) * len(folds)] for i, t in enumerate(tasks)}
+    sections = [
+        comparison_section(t, *paths)
+        for t, *paths in zip(tasks, comparisons["comparison"], comparisons["paired"], comparisons["figure"])
+    ]
+    per_task = {t: list(baseline_metrics or [])[i * len(folds) : (i + 1) * len(folds)] for i, t in enumerate(tasks)}
+    return build_report(
+        provenance_json,
+        audit_json,
+        leakage_tsvs,
+        split_manifests,
+        augmentation_json,
+        previews,
+        models,
+        sections,
+        config,
+        report_out,
+        table_out,
+        summary_out,
+        summary_json_out,
+        parent_run_file,
+        baseline_metrics=per_task,
+    )
 
 
 def _as_list(value) -> list[str]:
@@ -437,9 +646,22 @@ def report_job(inputs: dict, params: dict, outputs: dict) -> str:
     inputs = {k: _as_list(v) for k, v in inputs.items()}
     kinds = [f.name for f in fields(ModelResult) if f.name not in ("task", "backbone", "fold") and f.name in inputs]
     return build_report_from_lists(
-        inputs["provenance"][0], inputs["audit"][0], dict(zip(tasks, inputs["leakage"])), inputs["manifests"],
-        inputs["augmentation"][0], dict(zip(tasks, inputs["previews"])), tasks, params["backbones"],
-        params["folds"], {k: inputs[k] for k in kinds},
+        inputs["provenance"][0],
+        inputs["audit"][0],
+        dict(zip(tasks, inputs["leakage"])),
+        inputs["manifests"],
+        inputs["augmentation"][0],
+        dict(zip(tasks, inputs["previews"])),
+        tasks,
+        params["backbones"],
+        params["folds"],
+        {k: inputs[k] for k in kinds},
         {"comparison": inputs["comparison"], "paired": inputs["paired"], "figure": inputs["comparison_figure"]},
-        params["config"], outputs["report"], outputs["table"], outputs["summary"], outputs.get("summary_json"),
-        params.get("parent_run_file"), baseline_metrics=inputs.get("baseline_metrics"))
+        params["config"],
+        outputs["report"],
+        outputs["table"],
+        outputs["summary"],
+        outputs.get("summary_json"),
+        params.get("parent_run_file"),
+        baseline_metrics=inputs.get("baseline_metrics"),
+    )

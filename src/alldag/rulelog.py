@@ -17,12 +17,13 @@ def run_rule(log_path: str, threads: int, step) -> None:
         os.environ.setdefault(var, str(max(1, threads)))
     os.environ.setdefault("TF_NUM_INTEROP_THREADS", "2")
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    log_file = open(log_path, "w", buffering=1)
+    log_file = open(log_path, "w", buffering=1)  # noqa: SIM115 (the job's log, open until it exits)
     console = os.fdopen(os.dup(2), "w", buffering=1)  # the console, before fd 2 goes to the log
     sys.stderr = sys.stdout = log_file
     os.dup2(log_file.fileno(), 2)  # native libraries (TensorFlow) write to fd 2 directly
-    logging.basicConfig(stream=log_file, level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-                        force=True)
+    logging.basicConfig(
+        stream=log_file, level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s", force=True
+    )
     _copy_progress_to(console)
     from alldag import AlldagError
 

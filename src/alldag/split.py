@@ -101,13 +101,19 @@ def split_groups(subset: pd.DataFrame, block_size: int | None) -> np.ndarray:
     return pd.Series(blocks).groupby(component[a]).transform("min").to_numpy(str)
 
 
-def no_room_error(task: str, fold: int, cls: str, split: str, n_groups: int, folds: int,
-                  block_size: int | None) -> AlldagError:
+def no_room_error(
+    task: str, fold: int, cls: str, split: str, n_groups: int, folds: int, block_size: int | None
+) -> AlldagError:
     """The one-line error for a split that would leave class `cls` without images in `split` of `fold`."""
-    fix = "use fewer folds (split.folds)" + (f" or smaller blocks (split.group_blocks, now {block_size})"
-                                              if block_size else "") + " or add images of that class"
-    return AlldagError(f"{task}: fold {fold} would have no {cls} image in {split} ({cls} has {n_groups} group(s) "
-                       f"to share among {folds} fold(s) x train/val/test): {fix}")
+    fix = (
+        "use fewer folds (split.folds)"
+        + (f" or smaller blocks (split.group_blocks, now {block_size})" if block_size else "")
+        + " or add images of that class"
+    )
+    return AlldagError(
+        f"{task}: fold {fold} would have no {cls} image in {split} ({cls} has {n_groups} group(s) "
+        f"to share among {folds} fold(s) x train/val/test): {fix}"
+    )
 
 
 def check_every_class_in_every_split(manifests: list[pd.DataFrame], task: str, block_size: int | None) -> None:
@@ -118,12 +124,26 @@ def check_every_class_in_every_split(manifests: list[pd.DataFrame], task: str, b
         for cls in counts.index:
             for split in SPLITS:
                 if counts.loc[cls, split] == 0:
-                    raise no_room_error(task, int(m["fold"].iloc[0]), cls, split,
-                                        m.loc[m["label"] == cls, "group"].nunique(), len(manifests), block_size)
+                    raise no_room_error(
+                        task,
+                        int(m["fold"].iloc[0]),
+                        cls,
+                        split,
+                        m.loc[m["label"] == cls, "group"].nunique(),
+                        len(manifests),
+                        block_size,
+                    )
 
 
-def make_folds(subset: pd.DataFrame, folds: int, val_fraction: float, test_fraction: float, seed: int,
-               block_size: int | None = None, task: str = "split") -> list[pd.DataFrame]:
+def make_folds(
+    subset: pd.DataFrame,
+    folds: int,
+    val_fraction: float,
+    test_fraction: float,
+    seed: int,
+    block_size: int | None = None,
+    task: str = "split",
+) -> list[pd.DataFrame]:
     """One manifest per fold: subset plus `group` and `split` (train / val / test) columns.
 
     folds = 1 gives one holdout split with the given fractions; folds >= 2 gives k-fold
@@ -136,9 +156,11 @@ def make_folds(subset: pd.DataFrame, folds: int, val_fraction: float, test_fract
     small = counts[counts < need]
     if not small.empty:
         listed = ", ".join(f"{c} ({n})" for c, n in small.items())
-        raise AlldagError(f"{task}: class(es) {listed} have too few images for "
-                          f"{folds} fold(s) with train/val/test (need {need}): add images, raise "
-                          "data.max_images_per_class or lower split.folds")
+        raise AlldagError(
+            f"{task}: class(es) {listed} have too few images for "
+            f"{folds} fold(s) with train/val/test (need {need}): add images, raise "
+            "data.max_images_per_class or lower split.folds"
+        )
     labels = subset["label"].to_numpy()
     groups = split_groups(subset, block_size)
     base = subset.assign(group=groups)
@@ -155,8 +177,15 @@ def make_folds(subset: pd.DataFrame, folds: int, val_fraction: float, test_fract
             mine = labels == cls
             left = len(np.unique(groups[mine & rest]))
             if left < 2 or not (mine & ~rest).any():
-                raise no_room_error(task, f, cls, "val" if (mine & ~rest).any() else "test",
-                                    len(np.unique(groups[mine])), folds, block_size)
+                raise no_room_error(
+                    task,
+                    f,
+                    cls,
+                    "val" if (mine & ~rest).any() else "test",
+                    len(np.unique(groups[mine])),
+                    folds,
+                    block_size,
+                )
         val_share = min(val_fraction / (1 - 1.0 / folds), 0.5)
         inner = allocate_groups(labels[rest], groups[rest], [1 - val_share, val_share], seed + 1 + f)
         split = np.full(len(subset), "test", dtype=object)
@@ -166,15 +195,14 @@ def make_folds(subset: pd.DataFrame, folds: int, val_fraction: float, test_fract
     return manifests
 
 
-def stratified_split(subset: pd.DataFrame, val_fraction: float, test_fraction: float, seed: int) -> pd.DataFrame:
-    """A single holdout split without grouping beyond `cluster` (if present): make_folds with folds = 1."""
-    return make_folds(subset, 1, val_fraction, test_fraction, seed)[0].drop(columns=["group", "fold"])
-
-
 def split_counts(manifest: pd.DataFrame) -> pd.DataFrame:
     """Images per class (rows) and split (columns), for logs and the report."""
-    return (manifest.groupby(["label", "split"]).size().unstack("split", fill_value=0)
-            .reindex(columns=list(SPLITS), fill_value=0))
+    return (
+        manifest.groupby(["label", "split"])
+        .size()
+        .unstack("split", fill_value=0)
+        .reindex(columns=list(SPLITS), fill_value=0)
+    )
 
 
 def leakage(manifests: list[pd.DataFrame], keys: tuple[str, ...] = LEAKAGE_KEYS) -> pd.DataFrame:
@@ -185,15 +213,25 @@ def leakage(manifests: list[pd.DataFrame], keys: tuple[str, ...] = LEAKAGE_KEYS)
         fold = int(m["fold"].iloc[0]) if "fold" in m else 0
         for kind in keys:
             if kind not in m:
-                raise AlldagError(f"split manifest of fold {fold} has no '{kind}' column, so leakage cannot be "
-                                  "checked: rerun the split (snakemake --forcerun split)")
+                raise AlldagError(
+                    f"split manifest of fold {fold} has no '{kind}' column, so leakage cannot be "
+                    "checked: rerun the split (snakemake --forcerun split)"
+                )
             spread = m.groupby(m[kind].astype(str))["split"].agg(lambda s: ",".join(sorted(set(s))))
             rows += [(fold, kind, k, splits) for k, splits in spread[spread.str.contains(",")].items()]
     return pd.DataFrame(rows, columns=["fold", "kind", "key", "splits"])
 
 
-def write_split(subset_tsv, manifest_paths: list[str], folds: int, val_fraction: float, test_fraction: float,
-                seed: int, block_size: int | None = None, task: str = "split") -> list[pd.DataFrame]:
+def write_split(
+    subset_tsv,
+    manifest_paths: list[str],
+    folds: int,
+    val_fraction: float,
+    test_fraction: float,
+    seed: int,
+    block_size: int | None = None,
+    task: str = "split",
+) -> list[pd.DataFrame]:
     """Split the subset table and write one manifest TSV per fold; returns the manifests."""
     from alldag.data import read_tsv, write_tsv_atomic
 
@@ -214,8 +252,13 @@ def check_leakage(manifest_paths: list[str], report_tsv) -> None:
     found = leakage([read_tsv(p) for p in manifest_paths])
     write_tsv_atomic(found, report_tsv)
     if not found.empty:
-        examples = "; ".join(f"{kind} {row.key} in {row.splits} (fold {row.fold})"
-                             for kind, rows in found.groupby("kind", sort=False) for row in rows.head(1).itertuples())
+        examples = "; ".join(
+            f"{kind} {row.key} in {row.splits} (fold {row.fold})"
+            for kind, rows in found.groupby("kind", sort=False)
+            for row in rows.head(1).itertuples()
+        )
         counts = ", ".join(f"{n} {kind}(s)" for kind, n in found["kind"].value_counts(sort=False).items())
-        raise AlldagError(f"{counts} cross train/val/test, e.g. {examples}: a manifest was changed after the split; "
-                          "rerun it (snakemake --forcerun split)")
+        raise AlldagError(
+            f"{counts} cross train/val/test, e.g. {examples}: a manifest was changed after the split; "
+            "rerun it (snakemake --forcerun split)"
+        )

@@ -44,19 +44,28 @@ def reliability(y_true: np.ndarray, proba: np.ndarray, n_bins: int = 10) -> list
     bins = []
     for k in range(n_bins):
         sel = which == k
-        bins.append({"low": float(edges[k]), "high": float(edges[k + 1]), "count": int(sel.sum()),
-                     "confidence": float(confidence[sel].mean()) if sel.any() else float("nan"),
-                     "accuracy": float(correct[sel].mean()) if sel.any() else float("nan")})
+        bins.append(
+            {
+                "low": float(edges[k]),
+                "high": float(edges[k + 1]),
+                "count": int(sel.sum()),
+                "confidence": float(confidence[sel].mean()) if sel.any() else float("nan"),
+                "accuracy": float(correct[sel].mean()) if sel.any() else float("nan"),
+            }
+        )
     return bins
 
 
 def expected_calibration_error(y_true: np.ndarray, proba: np.ndarray, n_bins: int = 10) -> float:
     """ECE: mean |accuracy - confidence| over confidence bins, weighted by the share of images per bin."""
     n = len(y_true)
-    return float(sum(b["count"] / n * abs(b["accuracy"] - b["confidence"])
-                     for b in reliability(y_true, proba, n_bins) if b["count"]))
-
-
+    return float(
+        sum(
+            b["count"] / n * abs(b["accuracy"] - b["confidence"])
+            for b in reliability(y_true, proba, n_bins)
+            if b["count"]
+        )
+    )
 
 
 def clopper_pearson(successes: int, n: int, level: float = CI_LEVEL) -> tuple[float, float]:
@@ -74,8 +83,9 @@ def balanced_accuracy_exact(y_true: np.ndarray, correct: np.ndarray, level: floa
     at level 1 - (1 - level) / classes (Bonferroni), so all hold together with at least `level` probability."""
     classes = np.unique(y_true)
     per_class_level = 1 - (1 - level) / len(classes)
-    bounds = np.array([clopper_pearson(int(correct[y_true == c].sum()), int((y_true == c).sum()), per_class_level)
-                       for c in classes])
+    bounds = np.array(
+        [clopper_pearson(int(correct[y_true == c].sum()), int((y_true == c).sum()), per_class_level) for c in classes]
+    )
     return float(bounds[:, 0].mean()), float(bounds[:, 1].mean())
 
 
@@ -147,9 +157,12 @@ def weighted_metrics(weights: np.ndarray, y_true: np.ndarray, proba: np.ndarray)
         auc = _weighted_auc(weights, y_true == 1, proba[:, 1])
     else:
         auc = np.mean([_weighted_auc(weights, y_true == c, proba[:, c]) for c in range(k)], axis=0)
-    return {"accuracy": weights @ correct / total,
-            "balanced_accuracy": weighted_balanced_accuracy(weights, y_true, correct, k),
-            "macro_f1": f1.mean(axis=1), "roc_auc": auc}
+    return {
+        "accuracy": weights @ correct / total,
+        "balanced_accuracy": weighted_balanced_accuracy(weights, y_true, correct, k),
+        "macro_f1": f1.mean(axis=1),
+        "roc_auc": auc,
+    }
 
 
 def percentile_interval(draws: np.ndarray, level: float = CI_LEVEL) -> tuple[float, float]:
@@ -162,8 +175,9 @@ def percentile_interval(draws: np.ndarray, level: float = CI_LEVEL) -> tuple[flo
     return float(low), float(high)
 
 
-def metric_intervals(weights: np.ndarray, y_true: np.ndarray, proba: np.ndarray,
-                     level: float = CI_LEVEL) -> dict[str, tuple[float, float]]:
+def metric_intervals(
+    weights: np.ndarray, y_true: np.ndarray, proba: np.ndarray, level: float = CI_LEVEL
+) -> dict[str, tuple[float, float]]:
     """95 % intervals of every metric: group-bootstrap percentiles, exact ones for (balanced) accuracy at
     0 or 1 or under EXACT_BELOW_N images, where a bootstrap collapses or undercovers."""
     draws = weighted_metrics(weights, y_true, proba)
@@ -178,8 +192,9 @@ def metric_intervals(weights: np.ndarray, y_true: np.ndarray, proba: np.ndarray,
     return out
 
 
-def paired_difference(weights: np.ndarray, y_true: np.ndarray, correct_a: np.ndarray, correct_b: np.ndarray,
-                      level: float = CI_LEVEL) -> dict:
+def paired_difference(
+    weights: np.ndarray, y_true: np.ndarray, correct_a: np.ndarray, correct_b: np.ndarray, level: float = CI_LEVEL
+) -> dict:
     """Balanced accuracy of A minus B on the same images, with the paired (same-resample) bootstrap interval.
 
     weights: the (n_boot, n) group-bootstrap weights (group_bootstrap_weights). Returns diff, ci_low, ci_high,
@@ -188,16 +203,26 @@ def paired_difference(weights: np.ndarray, y_true: np.ndarray, correct_a: np.nda
     """
     k = int(np.max(y_true)) + 1
     point = np.ones((1, len(y_true)))
-    diff = float((weighted_balanced_accuracy(point, y_true, correct_a, k)
-                  - weighted_balanced_accuracy(point, y_true, correct_b, k))[0])
-    draws = (weighted_balanced_accuracy(weights, y_true, correct_a, k)
-             - weighted_balanced_accuracy(weights, y_true, correct_b, k))
+    diff = float(
+        (
+            weighted_balanced_accuracy(point, y_true, correct_a, k)
+            - weighted_balanced_accuracy(point, y_true, correct_b, k)
+        )[0]
+    )
+    draws = weighted_balanced_accuracy(weights, y_true, correct_a, k) - weighted_balanced_accuracy(
+        weights, y_true, correct_b, k
+    )
     low, high = percentile_interval(draws, level)
     n_boot = len(draws)
     p_greater = (1 + int((draws <= 0).sum())) / (n_boot + 1)
     p_less = (1 + int((draws >= 0).sum())) / (n_boot + 1)
-    return {"diff": diff, "ci_low": low, "ci_high": high, "p_greater": p_greater,
-            "p_two_sided": min(1.0, 2 * min(p_greater, p_less))}
+    return {
+        "diff": diff,
+        "ci_low": low,
+        "ci_high": high,
+        "p_greater": p_greater,
+        "p_two_sided": min(1.0, 2 * min(p_greater, p_less)),
+    }
 
 
 # A group bootstrap with fewer groups than this in some class cannot estimate the spread (one group per class

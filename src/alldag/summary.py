@@ -8,8 +8,6 @@ the same numbers.
 from __future__ import annotations
 
 import json
-import platform
-from importlib import metadata
 from pathlib import Path
 
 import pandas as pd
@@ -18,8 +16,6 @@ from alldag.study import STUDY_SHORT, study_task_reference
 
 BASELINE = "colour_baseline"
 HEADLINE_METRIC = "balanced_accuracy"
-PACKAGES = ("tensorflow", "keras", "scikit-learn", "lime", "mlflow", "snakemake", "pandas", "numpy", "scipy",
-            "seaborn", "matplotlib")
 
 
 def _f(value) -> float | None:
@@ -38,8 +34,13 @@ def verdict_of(value) -> str | None:
 
 
 VERDICTS = ("true", "false", "undetermined")
-VERDICT_FIELDS = ("diff_vs_colour_baseline", "diff_vs_colour_baseline_ci_low", "diff_vs_colour_baseline_ci_high",
-                  "p_vs_colour_baseline", "mcnemar_p_vs_colour_baseline")
+VERDICT_FIELDS = (
+    "diff_vs_colour_baseline",
+    "diff_vs_colour_baseline_ci_low",
+    "diff_vs_colour_baseline_ci_high",
+    "p_vs_colour_baseline",
+    "mcnemar_p_vs_colour_baseline",
+)
 
 
 def task_headline(comparison: pd.DataFrame, paired: pd.DataFrame | None = None, task: str | None = None) -> dict:
@@ -53,13 +54,26 @@ def task_headline(comparison: pd.DataFrame, paired: pd.DataFrame | None = None, 
     metric = HEADLINE_METRIC
     cnns = comparison[comparison["model"] != BASELINE].sort_values(metric, ascending=False)
     baseline = comparison[comparison["model"] == BASELINE]
-    numbers = (metric, f"{metric}_ci_low", f"{metric}_ci_high", "accuracy", "accuracy_ci_low", "accuracy_ci_high",
-               "macro_f1", "roc_auc", "study_accuracy", "n_test", "n_groups", *VERDICT_FIELDS)
-    models = {row["model"]: {k: _f(row.get(k)) for k in numbers}
-              | {"beats_colour_baseline": verdict_of(row.get("beats_colour_baseline"))}
-              for _, row in comparison.iterrows()}
-    out = {"metric": metric, "models": models, "best": None,
-           "study": study_task_reference(task) if task else None}
+    numbers = (
+        metric,
+        f"{metric}_ci_low",
+        f"{metric}_ci_high",
+        "accuracy",
+        "accuracy_ci_low",
+        "accuracy_ci_high",
+        "macro_f1",
+        "roc_auc",
+        "study_accuracy",
+        "n_test",
+        "n_groups",
+        *VERDICT_FIELDS,
+    )
+    models = {
+        row["model"]: {k: _f(row.get(k)) for k in numbers}
+        | {"beats_colour_baseline": verdict_of(row.get("beats_colour_baseline"))}
+        for _, row in comparison.iterrows()
+    }
+    out = {"metric": metric, "models": models, "best": None, "study": study_task_reference(task) if task else None}
     if cnns.empty:
         return out
     best = cnns.iloc[0]
@@ -77,12 +91,15 @@ def task_headline(comparison: pd.DataFrame, paired: pd.DataFrame | None = None, 
         out["colour_baseline"] = _f(baseline.iloc[0][metric])
         out["colour_baseline_image_level"] = _f(baseline.iloc[0].get(f"image_level_{metric}"))
         out["margin_over_colour_baseline"] = mine["diff_vs_colour_baseline"]
-        out["margin_over_colour_baseline_ci"] = [mine["diff_vs_colour_baseline_ci_low"],
-                                                 mine["diff_vs_colour_baseline_ci_high"]]
+        out["margin_over_colour_baseline_ci"] = [
+            mine["diff_vs_colour_baseline_ci_low"],
+            mine["diff_vs_colour_baseline_ci_high"],
+        ]
         out["p_vs_colour_baseline"] = mine["p_vs_colour_baseline"]
         out["beats_colour_baseline"] = mine["beats_colour_baseline"] or "undetermined"
-        out["models_not_shown_to_beat_colour_baseline"] = [m for m, v in models.items() if m != BASELINE
-                                                           and v["beats_colour_baseline"] != "true"]
+        out["models_not_shown_to_beat_colour_baseline"] = [
+            m for m, v in models.items() if m != BASELINE and v["beats_colour_baseline"] != "true"
+        ]
     return out
 
 
@@ -90,7 +107,9 @@ def _paired_p(paired: pd.DataFrame | None, a: str, b: str) -> float | None:
     if paired is None or paired.empty:
         return None
     pooled = paired[paired["fold"].astype(str) == "all"]
-    hit = pooled[((pooled["model_a"] == a) & (pooled["model_b"] == b)) | ((pooled["model_a"] == b) & (pooled["model_b"] == a))]
+    hit = pooled[
+        ((pooled["model_a"] == a) & (pooled["model_b"] == b)) | ((pooled["model_a"] == b) & (pooled["model_b"] == a))
+    ]
     return _f(hit.iloc[0]["p_holm"]) if len(hit) else None
 
 
@@ -98,11 +117,19 @@ def baseline_clause(h: dict) -> str:
     """How the best model stands against the colour baseline, with the paired difference and its interval."""
     diff, p = h.get("margin_over_colour_baseline"), h.get("p_vs_colour_baseline")
     lo, hi = h.get("margin_over_colour_baseline_ci") or (None, None)
-    detail = (f"difference {diff:+.3f}, 95% CI {lo:+.3f} to {hi:+.3f}, one-sided p = {p:.2g}"
-              if None not in (diff, lo, hi, p) else "no paired difference available")
+    detail = (
+        f"difference {diff:+.3f}, 95% CI {lo:+.3f} to {hi:+.3f}, one-sided p = {p:.2g}"
+        if None not in (diff, lo, hi, p)
+        else "no paired difference available"
+    )
     verdict = h.get("beats_colour_baseline")
-    words = ("it beats" if verdict == "true" else "it does NOT beat" if verdict == "false"
-             else "it is undetermined whether it beats")
+    words = (
+        "it beats"
+        if verdict == "true"
+        else "it does NOT beat"
+        if verdict == "false"
+        else "it is undetermined whether it beats"
+    )
     return f"{words} the colour baseline ({h['colour_baseline']:.3f}; {detail})"
 
 
@@ -131,15 +158,18 @@ def explanation_sentence(task: str, headline: dict) -> str | None:
     rho, iou = headline.get("gradcam_vs_lime_spearman"), headline.get("gradcam_vs_lime_top_iou")
     if rho is None and iou is None:
         return None
-    strength = ("barely" if rho is None or rho < 0.2 else "weakly" if rho < 0.5 else "moderately" if rho < 0.8
-                else "strongly")
+    strength = (
+        "barely" if rho is None or rho < 0.2 else "weakly" if rho < 0.5 else "moderately" if rho < 0.8 else "strongly"
+    )
     text = f"{task} explanations: Grad-CAM and LIME agree {strength}"
     text += f" (median per-superpixel Spearman {rho:.2f}" if rho is not None else " ("
     text += f", top-region IoU {iou:.2f})" if iou is not None else ")"
-    shares = [f"{name} puts {headline[f'{key}_mask_mass']:.0%} of its attribution on the leukocyte and "
-              f"{headline[f'{key}_corner_mass']:.0%} in the scale-bar corner"
-              for key, name in (("gradcam", "Grad-CAM"), ("lime", "LIME"))
-              if headline.get(f"{key}_mask_mass") is not None and headline.get(f"{key}_corner_mass") is not None]
+    shares = [
+        f"{name} puts {headline[f'{key}_mask_mass']:.0%} of its attribution on the leukocyte and "
+        f"{headline[f'{key}_corner_mass']:.0%} in the scale-bar corner"
+        for key, name in (("gradcam", "Grad-CAM"), ("lime", "LIME"))
+        if headline.get(f"{key}_mask_mass") is not None and headline.get(f"{key}_corner_mass") is not None
+    ]
     if shares:
         reference = headline.get("uniform_mask_mass"), headline.get("uniform_corner_mass")
         text += "; " + "; ".join(shares)
@@ -148,28 +178,39 @@ def explanation_sentence(task: str, headline: dict) -> str | None:
     return text + "."
 
 
-def summary_paragraph(headlines: dict[str, dict], audit: dict | None, leaks: dict[str, int | None],
-                      synthetic: bool, missing: list[str], explanations: dict[str, dict] | None = None) -> str:
+def summary_paragraph(
+    headlines: dict[str, dict],
+    audit: dict | None,
+    leaks: dict[str, int | None],
+    synthetic: bool,
+    missing: list[str],
+    explanations: dict[str, dict] | None = None,
+) -> str:
     """The report's opening paragraph, plain text."""
     parts = []
     if synthetic:
-        parts.append("These results come from the built-in synthetic smears, not from patients: they show the "
-                     "pipeline works, not how well any model diagnoses ALL.")
+        parts.append(
+            "These results come from the built-in synthetic smears, not from patients: they show the "
+            "pipeline works, not how well any model diagnoses ALL."
+        )
     for task, h in headlines.items():
         if not h or not h.get("best"):
             parts.append(f"{task}: no comparison (its results are missing).")
             continue
         lo, hi = h["best_ci"]
-        n = (f", n = {h['n_test']:.0f} images in {h['n_groups']:.0f} groups"
-             if h.get("n_test") is not None and h.get("n_groups") is not None else "")
-        text = (f"{task}: {h['best']} is best with balanced accuracy {h['best_value']:.3f} "
-                f"(95% CI {lo:.3f}–{hi:.3f}{n})")
+        n = (
+            f", n = {h['n_test']:.0f} images in {h['n_groups']:.0f} groups"
+            if h.get("n_test") is not None and h.get("n_groups") is not None
+            else ""
+        )
+        text = f"{task}: {h['best']} is best with balanced accuracy {h['best_value']:.3f} (95% CI {lo:.3f}–{hi:.3f}{n})"
         if h.get("runner_up") and abs(h["margin_over_runner_up"]) < 1e-9:
             text = text.replace(f"{h['best']} is best", f"{h['best']} and {h['runner_up']} tie for best")
         elif h.get("runner_up"):
             p = h.get("runner_up_p_holm")
-            text += (f", {h['margin_over_runner_up']:.3f} above {h['runner_up']}"
-                     + (f" (paired group-bootstrap p = {p:.2g} after Holm)" if p is not None else ""))
+            text += f", {h['margin_over_runner_up']:.3f} above {h['runner_up']}" + (
+                f" (paired group-bootstrap p = {p:.2g} after Holm)" if p is not None else ""
+            )
         if "colour_baseline" in h:
             text += "; " + baseline_clause(h)
             flagged = [m for m in h["models_not_shown_to_beat_colour_baseline"] if m != h["best"]]
@@ -177,45 +218,51 @@ def summary_paragraph(headlines: dict[str, dict], audit: dict | None, leaks: dic
                 text += f"; not shown to beat the colour baseline either: {', '.join(flagged)}"
         parts.append(text + ".")
         if h.get("colour_baseline_image_level") is not None:
-            parts.append(f"Leakage check on {task}: splitting by patient proxy instead of by image "
-                         f"{'lowers' if h['colour_baseline_image_level'] > h['colour_baseline'] else 'changes'} "
-                         f"the colour shortcut's balanced accuracy from {h['colour_baseline_image_level']:.3f} to "
-                         f"{h['colour_baseline']:.3f}.")
+            parts.append(
+                f"Leakage check on {task}: splitting by patient proxy instead of by image "
+                f"{'lowers' if h['colour_baseline_image_level'] > h['colour_baseline'] else 'changes'} "
+                f"the colour shortcut's balanced accuracy from {h['colour_baseline_image_level']:.3f} to "
+                f"{h['colour_baseline']:.3f}."
+            )
         study = h.get("study") or {}
         if study.get("best_accuracy") is not None:
-            parts.append(f"The study ({STUDY_SHORT}) reported about {study['best_accuracy']:.0%} accuracy on {task}, "
-                         "the best of its four backbones.")
+            parts.append(
+                f"The study ({STUDY_SHORT}) reported about {study['best_accuracy']:.0%} accuracy on {task}, "
+                "the best of its four backbones."
+            )
     for task, headline in (explanations or {}).items():
         sentence = explanation_sentence(task, headline)
         if sentence:
             parts.append(sentence)
     if audit:
         passed = all(n == 0 for n in leaks.values() if n is not None)
-        parts.append(f"Data: {audit['checked']} images checked, {audit['quarantined']} quarantined, "
-                     f"{audit['duplicate_clusters']} duplicate clusters and every patient-proxy group kept within "
-                     f"one split; leakage check {'passed' if passed else 'FAILED'}.")
+        parts.append(
+            f"Data: {audit['checked']} images checked, {audit['quarantined']} quarantined, "
+            f"{audit['duplicate_clusters']} duplicate clusters and every patient-proxy group kept within "
+            f"one split; leakage check {'passed' if passed else 'FAILED'}."
+        )
     if missing:
         parts.append(f"INCOMPLETE: {len(missing)} result(s) missing (a job failed): see the marked places below.")
     return " ".join(parts)
 
 
-def package_versions() -> dict[str, str]:
-    """Versions of Python and the main packages in this environment ('not installed' where absent)."""
-    out = {"python": platform.python_version()}
-    for name in PACKAGES:
-        try:
-            out[name] = metadata.version(name)
-        except metadata.PackageNotFoundError:
-            out[name] = "not installed"
-    return out
-
-
 def mlflow_runs(run_jsons: dict[str, str], parent_run_file) -> dict:
     """Parent and per-model MLflow run ids, and the command that opens the UI on this store."""
     runs = {name: json.loads(Path(p).read_text()) for name, p in run_jsons.items() if Path(p).is_file()}
-    parent = json.loads(Path(parent_run_file).read_text()) if parent_run_file and Path(parent_run_file).is_file() else {}
+    parent = (
+        json.loads(Path(parent_run_file).read_text()) if parent_run_file and Path(parent_run_file).is_file() else {}
+    )
     uri = parent.get("tracking_uri") or next((r["tracking_uri"] for r in runs.values()), None)
-    ui = (f"mlflow ui --backend-store-uri {uri}" if uri and not uri.startswith("http")
-          else f"open {uri} in a browser" if uri else None)
-    return {"parent_run_id": parent.get("run_id"), "tracking_uri": uri, "ui": ui,
-            "children": {name: r["run_id"] for name, r in runs.items()}}
+    ui = (
+        f"mlflow ui --backend-store-uri {uri}"
+        if uri and not uri.startswith("http")
+        else f"open {uri} in a browser"
+        if uri
+        else None
+    )
+    return {
+        "parent_run_id": parent.get("run_id"),
+        "tracking_uri": uri,
+        "ui": ui,
+        "children": {name: r["run_id"] for name, r in runs.items()},
+    }

@@ -72,10 +72,18 @@ _NUCLEOLUS = np.array([175, 160, 205], np.float32)
 # Sensor noise: one fixed tile, cropped at a per-image offset (a fresh normal draw costs 2 ms).
 _GRAIN = np.random.default_rng(0).standard_normal((2 * IMAGE_SIZE, 2 * IMAGE_SIZE, 3), dtype=np.float32) * 3.0
 # Class-coded stain tints (RGB gains), used only when a colour shortcut is planted.
-_SHORTCUT_TINTS = {"Benign": (1.15, 0.92, 0.95), "Early": (0.9, 0.95, 1.15),
-                   "Pre": (0.95, 1.15, 0.9), "Pro": (1.1, 1.1, 0.85)}
-_SHORTCUT_BARS = {"Benign": ((20, 20, 20), 18), "Early": ((240, 240, 240), 30),
-                  "Pre": ((20, 20, 20), 42), "Pro": ((240, 240, 240), 54)}
+_SHORTCUT_TINTS = {
+    "Benign": (1.15, 0.92, 0.95),
+    "Early": (0.9, 0.95, 1.15),
+    "Pre": (0.95, 1.15, 0.9),
+    "Pro": (1.1, 1.1, 0.85),
+}
+_SHORTCUT_BARS = {
+    "Benign": ((20, 20, 20), 18),
+    "Early": ((240, 240, 240), 30),
+    "Pre": ((20, 20, 20), 42),
+    "Pro": ((240, 240, 240), 54),
+}
 
 
 FIELDS_PER_PATIENT = 4  # default images per synthetic patient (consecutive file numbers)
@@ -98,8 +106,11 @@ def image_rng(seed: int, cls: str, index: int) -> np.random.Generator:
 def patient_traits(seed: int, cls: str, patient: int) -> PatientTraits:
     """The traits of one patient (0-based within its class), from a stream apart from every image's."""
     rng = np.random.default_rng([seed, CLASSES.index(cls), patient, 1])
-    return PatientTraits(stain=tuple(float(v) for v in rng.uniform(0.9, 1.08, 3)),
-                         brightness=float(rng.uniform(0.92, 1.06)), size_scale=float(rng.normal(1.0, 0.06)))
+    return PatientTraits(
+        stain=tuple(float(v) for v in rng.uniform(0.9, 1.08, 3)),
+        brightness=float(rng.uniform(0.92, 1.06)),
+        size_scale=float(rng.normal(1.0, 0.06)),
+    )
 
 
 def patient_of(index: int, fields_per_patient: int) -> int:
@@ -137,16 +148,21 @@ def _paint_disc(img: np.ndarray, cy: float, cx: float, r: float, rgb: np.ndarray
     y0, x0, y1, x1 = max(oy, 0), max(ox, 0), min(oy + n, h), min(ox + n, w)
     if y0 >= y1 or x0 >= x1:
         return
-    a = alpha[y0 - oy:y1 - oy, x0 - ox:x1 - ox]
-    p = centre[y0 - oy:y1 - oy, x0 - ox:x1 - ox] * pallor
+    a = alpha[y0 - oy : y1 - oy, x0 - ox : x1 - ox]
+    p = centre[y0 - oy : y1 - oy, x0 - ox : x1 - ox] * pallor
     box = img[y0:y1, x0:x1]
     box += a * (rgb + p * (_PLASMA - rgb) - box)
 
 
-def render_smear(cls: str, rng: np.random.Generator, size: int = IMAGE_SIZE,
-                 shortcut: float = 0.0, colour_shortcut: float = 0.0,
-                 extra_leukocytes: float = 0.0, patient: PatientTraits | None = None
-                 ) -> tuple[np.ndarray, np.ndarray]:
+def render_smear(
+    cls: str,
+    rng: np.random.Generator,
+    size: int = IMAGE_SIZE,
+    shortcut: float = 0.0,
+    colour_shortcut: float = 0.0,
+    extra_leukocytes: float = 0.0,
+    patient: PatientTraits | None = None,
+) -> tuple[np.ndarray, np.ndarray]:
     """Render one field of class `cls` (of `patient`, whose traits it shares; None = a patient of its own).
 
     Returns (image, mask): image is uint8 (size, size, 3) RGB; mask is bool (size, size), True on
@@ -163,8 +179,14 @@ def render_smear(cls: str, rng: np.random.Generator, size: int = IMAGE_SIZE,
 
     for _ in range(int(rng.integers(10, 20))):
         r = rng.uniform(13, 19) * scale
-        _paint_disc(img, rng.uniform(0, size), rng.uniform(0, size), r,
-                    _RBC * rng.uniform(0.93, 1.05), pallor=rng.uniform(0.3, 0.6))
+        _paint_disc(
+            img,
+            rng.uniform(0, size),
+            rng.uniform(0, size),
+            r,
+            _RBC * rng.uniform(0.93, 1.05),
+            pallor=rng.uniform(0.3, 0.6),
+        )
 
     cy, cx = size / 2 + rng.normal(0, 8 * scale, 2)
     radius = max(rng.normal(*m.cell_radius) * (patient.size_scale if patient else 1.0), 18) * scale
@@ -178,16 +200,22 @@ def render_smear(cls: str, rng: np.random.Generator, size: int = IMAGE_SIZE,
     dist = np.sqrt(dy * dy + dx * dx)
 
     aspect = rng.uniform(0.9, 1.1)
-    cell_r = radius * (1 + 0.04 * np.cos(2 * theta + rng.uniform(0, 2 * np.pi))) * np.where(
-        np.abs(np.cos(theta)) > 0.5, aspect, 1.0)
+    cell_r = (
+        radius
+        * (1 + 0.04 * np.cos(2 * theta + rng.uniform(0, 2 * np.pi)))
+        * np.where(np.abs(np.cos(theta)) > 0.5, aspect, 1.0)
+    )
     cell = dist <= cell_r
 
     nc = np.clip(rng.normal(*m.nc_ratio), 0.55, 0.96)
     phase = rng.uniform(0, 2 * np.pi, 3)
     cleft_angle = np.mod(theta - phase[2] + np.pi, 2 * np.pi) - np.pi
-    outline = (1 + m.irregularity * 0.5 * np.cos(2 * theta + phase[0])
-               + m.irregularity * 0.3 * np.cos(3 * theta + phase[1])
-               - m.irregularity * np.exp(-(cleft_angle ** 2) / 0.05))
+    outline = (
+        1
+        + m.irregularity * 0.5 * np.cos(2 * theta + phase[0])
+        + m.irregularity * 0.3 * np.cos(3 * theta + phase[1])
+        - m.irregularity * np.exp(-(cleft_angle**2) / 0.05)
+    )
     shift = (1 - nc) * radius * 0.6
     ny, nx = cy + rng.uniform(-shift, shift), cx + rng.uniform(-shift, shift)
     ndist = np.sqrt((yy - ny) ** 2 + (xx - nx) ** 2)
@@ -212,7 +240,7 @@ def render_smear(cls: str, rng: np.random.Generator, size: int = IMAGE_SIZE,
         by0, bx0 = max(int(oy - size_n) - y0, 0), max(int(ox - size_n) - x0, 0)
         by1, bx1 = max(int(oy + size_n) + 2 - y0, 0), max(int(ox + size_n) + 2 - x0, 0)
         sub = box[by0:by1, bx0:bx1]
-        blob = ((yy[by0:by1] - oy) ** 2 + (xx[:, bx0:bx1] - ox) ** 2 <= size_n ** 2) & nucleus[by0:by1, bx0:bx1]
+        blob = ((yy[by0:by1] - oy) ** 2 + (xx[:, bx0:bx1] - ox) ** 2 <= size_n**2) & nucleus[by0:by1, bx0:bx1]
         sub[:] = np.where(blob[..., None], sub * 0.3 + _NUCLEOLUS * 0.7, sub)
     mask = np.zeros((size, size), bool)
     mask[y0:y1, x0:x1] = cell
@@ -227,18 +255,21 @@ def render_smear(cls: str, rng: np.random.Generator, size: int = IMAGE_SIZE,
     if colour_shortcut > 0 and rng.uniform() < colour_shortcut:
         img *= np.asarray(_SHORTCUT_TINTS[cls], np.float32)
     oy, ox = rng.integers(0, _GRAIN.shape[0] - size + 1, 2)
-    img += _GRAIN[oy:oy + size, ox:ox + size]
+    img += _GRAIN[oy : oy + size, ox : ox + size]
 
     if shortcut > 0 and rng.uniform() < shortcut:
         rgb, length = _SHORTCUT_BARS[cls]
         length = int(length * scale)
-        img[size - int(10 * scale):size - int(6 * scale), size - int(6 * scale) - length:size - int(6 * scale)] = rgb
+        img[size - int(10 * scale) : size - int(6 * scale), size - int(6 * scale) - length : size - int(6 * scale)] = (
+            rgb
+        )
 
     return np.clip(img, 0, 255).astype(np.uint8), mask
 
 
-def _paint_extra_leukocytes(img: np.ndarray, mask: np.ndarray, m: Morphology, rng: np.random.Generator,
-                            scale: float, rate: float) -> None:
+def _paint_extra_leukocytes(
+    img: np.ndarray, mask: np.ndarray, m: Morphology, rng: np.random.Generator, scale: float, rate: float
+) -> None:
     """With probability `rate`, paint one or two more leukocytes of morphology `m` into img and mask
     (in place): round cells clear of the other leukocytes and of the scale-bar corner."""
     if rng.uniform() >= rate:
@@ -256,7 +287,7 @@ def _paint_extra_leukocytes(img: np.ndarray, mask: np.ndarray, m: Morphology, rn
         else:
             continue
         dist2 = (yy - cy) ** 2 + (xx - cx) ** 2
-        cell = dist2 <= radius ** 2
+        cell = dist2 <= radius**2
         nc = np.clip(rng.normal(*m.nc_ratio), 0.55, 0.96)
         nucleus = dist2 <= (nc * radius) ** 2
         texture = _smooth_noise(rng, size, max(2, m.chromatin_scale * size // 224))
@@ -289,7 +320,7 @@ def _failed_fragment(mask: np.ndarray, rng: np.random.Generator) -> np.ndarray:
         return mask
     pick = int(rng.integers(len(ys)))
     r = np.sqrt(0.03 * len(ys) / np.pi)
-    yy, xx = np.ogrid[0:mask.shape[0], 0:mask.shape[1]]
+    yy, xx = np.ogrid[0 : mask.shape[0], 0 : mask.shape[1]]
     return mask & ((yy - ys[pick]) ** 2 + (xx - xs[pick]) ** 2 <= r * r)
 
 
@@ -309,19 +340,39 @@ def _speckle(rng: np.random.Generator, size: int) -> np.ndarray:
     return np.where(hits, rng.uniform(20, 90, (size, size)), 0.0).astype(np.float32)
 
 
-def generated_field(cls: str, index: int, seed: int, *, size: int = IMAGE_SIZE, shortcut: float = 0.0,
-                    colour_shortcut: float = 0.0, fields_per_patient: int = FIELDS_PER_PATIENT
-                    ) -> tuple[np.ndarray, np.ndarray]:
+def generated_field(
+    cls: str,
+    index: int,
+    seed: int,
+    *,
+    size: int = IMAGE_SIZE,
+    shortcut: float = 0.0,
+    colour_shortcut: float = 0.0,
+    fields_per_patient: int = FIELDS_PER_PATIENT,
+) -> tuple[np.ndarray, np.ndarray]:
     """(image, exact mask) of file `index` (from 1) of `cls` as generate_dataset writes it: its patient's
     traits and the extra leukocytes included (before JPEG)."""
     traits = patient_traits(seed, cls, patient_of(index, fields_per_patient))
-    return render_smear(cls, image_rng(seed, cls, index), size, shortcut, colour_shortcut,
-                        extra_leukocytes=EXTRA_LEUKOCYTE_RATE, patient=traits)
+    return render_smear(
+        cls,
+        image_rng(seed, cls, index),
+        size,
+        shortcut,
+        colour_shortcut,
+        extra_leukocytes=EXTRA_LEUKOCYTE_RATE,
+        patient=traits,
+    )
 
 
-def generate_dataset(root: str | os.PathLike, images_per_class: dict[str, int], seed: int,
-                     shortcut: float = 0.0, size: int = IMAGE_SIZE, colour_shortcut: float = 0.0,
-                     fields_per_patient: int = FIELDS_PER_PATIENT) -> int:
+def generate_dataset(
+    root: str | os.PathLike,
+    images_per_class: dict[str, int],
+    seed: int,
+    shortcut: float = 0.0,
+    size: int = IMAGE_SIZE,
+    colour_shortcut: float = 0.0,
+    fields_per_patient: int = FIELDS_PER_PATIENT,
+) -> int:
     """Write a synthetic dataset under root as Original/<Class>/*.jpg plus its Segmented/ twin
     (with the real twins' artefacts, see segmented_twin; extra leukocytes in EXTRA_LEUKOCYTE_RATE of fields).
 
@@ -340,8 +391,15 @@ def generate_dataset(root: str | os.PathLike, images_per_class: dict[str, int], 
             orig_dir.mkdir(parents=True)
             seg_dir.mkdir(parents=True)
             for i in range(1, count + 1):
-                image, mask = generated_field(cls, i, seed, size=size, shortcut=shortcut,
-                                              colour_shortcut=colour_shortcut, fields_per_patient=fields_per_patient)
+                image, mask = generated_field(
+                    cls,
+                    i,
+                    seed,
+                    size=size,
+                    shortcut=shortcut,
+                    colour_shortcut=colour_shortcut,
+                    fields_per_patient=fields_per_patient,
+                )
                 name = f"{file_prefix(cls)}-{i:03d}.jpg"
                 Image.fromarray(image).save(orig_dir / name, quality=JPEG_QUALITY)
                 artefacts = twin_rng(seed, cls, i)

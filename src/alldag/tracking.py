@@ -38,16 +38,18 @@ HTTP_DEFAULTS = {
     "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR": "1",
     "MLFLOW_HTTP_REQUEST_TIMEOUT": "30",
 }
-SERVER_HINT = ("start it (mlflow server --host 127.0.0.1 --port 5000 --backend-store-uri sqlite:///mlflow.db) "
-               "or set mlflow.tracking_uri to sqlite:///results/mlflow.db")
+SERVER_HINT = (
+    "start it (mlflow server --host 127.0.0.1 --port 5000 --backend-store-uri sqlite:///mlflow.db) "
+    "or set mlflow.tracking_uri to sqlite:///results/mlflow.db"
+)
 
 
 def resolve_tracking_uri(configured: str, workdir: str | os.PathLike) -> str:
     """MLFLOW_TRACKING_URI if set, else `configured` with a relative sqlite path made absolute."""
     uri = os.environ.get("MLFLOW_TRACKING_URI") or configured
     prefix = "sqlite:///"
-    if uri.startswith(prefix) and not uri[len(prefix):].startswith("/"):
-        uri = prefix + str((Path(workdir) / uri[len(prefix):]).resolve())
+    if uri.startswith(prefix) and not uri[len(prefix) :].startswith("/"):
+        uri = prefix + str((Path(workdir) / uri[len(prefix) :]).resolve())
     return uri
 
 
@@ -65,8 +67,10 @@ def check_server(uri: str, timeout: float = PROBE_TIMEOUT_S) -> None:
         return
     parts = urllib.parse.urlsplit(uri)
     if parts.username or parts.password:
-        raise AlldagError("the MLflow tracking URI contains credentials: remove them from the URI and set "
-                          "MLFLOW_TRACKING_USERNAME and MLFLOW_TRACKING_PASSWORD in the environment instead")
+        raise AlldagError(
+            "the MLflow tracking URI contains credentials: remove them from the URI and set "
+            "MLFLOW_TRACKING_USERNAME and MLFLOW_TRACKING_PASSWORD in the environment instead"
+        )
     try:
         urllib.request.urlopen(uri.rstrip("/") + "/health", timeout=timeout).close()
     except urllib.error.HTTPError:  # it answered (e.g. 401 behind basic auth): reachable
@@ -96,7 +100,7 @@ def retry(fn, *args, attempts: int = 12, **kwargs):
         except Exception as exc:  # MlflowException / sqlalchemy OperationalError wrap the lock
             if i == attempts - 1 or not any(w in str(exc).lower() for w in _LOCK_WORDS):
                 raise
-            time.sleep(min(0.2 * 2 ** i, 5.0) * (0.5 + random.random()))
+            time.sleep(min(0.2 * 2**i, 5.0) * (0.5 + random.random()))
 
 
 def client_for(uri: str):
@@ -117,8 +121,7 @@ def ensure_experiment(uri: str, name: str, artifact_root: str | os.PathLike) -> 
         Path(artifact_root).mkdir(parents=True, exist_ok=True)
         location = Path(artifact_root).resolve().as_uri()
     try:
-        return retry(client.create_experiment, name, artifact_location=location,
-                     tags={KIND_TAG: EXPERIMENT_KIND})
+        return retry(client.create_experiment, name, artifact_location=location, tags={KIND_TAG: EXPERIMENT_KIND})
     except Exception:  # another process created it first
         return retry(client.get_experiment_by_name, name).experiment_id
 
@@ -149,8 +152,16 @@ def parent_run_id(uri: str, experiment: str, artifact_root, run_file, tags: dict
 
 
 @contextmanager
-def child_run(uri: str, experiment: str, artifact_root, parent_id: str, name: str, tags: dict,
-              run_id: str | None = None, system_metrics: bool = False):
+def child_run(
+    uri: str,
+    experiment: str,
+    artifact_root,
+    parent_id: str,
+    name: str,
+    tags: dict,
+    run_id: str | None = None,
+    system_metrics: bool = False,
+):
     """Start a child run of parent_id named `name` (or reopen run_id, after a restart); yields the active run.
 
     system_metrics: also sample CPU, memory and GPU use into the run (MLflow's system metrics; needs psutil,
@@ -161,8 +172,13 @@ def child_run(uri: str, experiment: str, artifact_root, parent_id: str, name: st
         run = retry(mlflow.start_run, run_id=run_id, log_system_metrics=system_metrics)
     else:
         exp_id = ensure_experiment(uri, experiment, artifact_root)
-        run = retry(mlflow.start_run, experiment_id=exp_id, run_name=name, tags={**tags, PARENT_TAG: parent_id},
-                    log_system_metrics=system_metrics)
+        run = retry(
+            mlflow.start_run,
+            experiment_id=exp_id,
+            run_name=name,
+            tags={**tags, PARENT_TAG: parent_id},
+            log_system_metrics=system_metrics,
+        )
     try:
         yield run
     except BaseException:
@@ -252,8 +268,17 @@ def log_split_datasets(manifest_path, manifest, name: str, data_source: str) -> 
     for split in SPLITS:
         rows = manifest[manifest["split"] == split][["image_id", "label", "y"]].reset_index(drop=True)
         image_list = digest(f"{r.image_id}\t{r.label}" for r in rows.itertuples())
-        dataset = mlflow.data.from_pandas(rows, source=str(Path(manifest_path).resolve()), targets="y",
-                                          name=f"{name}/{split}", digest=image_list)
-        retry(mlflow.log_input, dataset, context=split,
-              tags={"manifest_sha256": checksum, "image_list_digest": image_list, "data_source": data_source,
-                    "n_images": str(len(rows))})
+        dataset = mlflow.data.from_pandas(
+            rows, source=str(Path(manifest_path).resolve()), targets="y", name=f"{name}/{split}", digest=image_list
+        )
+        retry(
+            mlflow.log_input,
+            dataset,
+            context=split,
+            tags={
+                "manifest_sha256": checksum,
+                "image_list_digest": image_list,
+                "data_source": data_source,
+                "n_images": str(len(rows)),
+            },
+        )

@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import logging
 import os
-import platform
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -16,6 +15,7 @@ import pandas as pd
 from alldag.data import read_tsv, write_tsv_atomic
 from alldag.figures import save, training_curves_figure
 from alldag.progress import Progress
+from alldag.provenance import TRAINING_PACKAGES, git_commit, package_versions
 
 log = logging.getLogger(__name__)
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # TensorFlow is imported lazily, after this
@@ -57,7 +57,7 @@ class Tracking:
     system_metrics: bool = False  # MLflow system metrics (CPU, memory, GPU) on training runs
 
     @classmethod
-    def from_params(cls, params: dict) -> "Tracking":
+    def from_params(cls, params: dict) -> Tracking:
         """From a rule's tracking params; MLFLOW_TRACKING_URI wins, relative sqlite paths become absolute."""
         from alldag.tracking import resolve_tracking_uri
 
@@ -79,8 +79,10 @@ def training_phases(settings: TrainSettings, pretrained: bool = True) -> list[tu
     (a custom architecture, whatever train.weights says) has no features to keep frozen.
     """
     if pretrained and settings.weights is not None and 0 < settings.head_epochs < settings.epochs:
-        return [("head", settings.head_epochs, settings.learning_rate, 0),
-                ("fine_tune", settings.epochs, settings.fine_tune_learning_rate, settings.fine_tune_layers or None)]
+        return [
+            ("head", settings.head_epochs, settings.learning_rate, 0),
+            ("fine_tune", settings.epochs, settings.fine_tune_learning_rate, settings.fine_tune_layers or None),
+        ]
     return [("full", settings.epochs, settings.learning_rate, None)]
 
 
@@ -91,8 +93,15 @@ def run_fingerprint(settings: TrainSettings, manifest: pd.DataFrame, augmentatio
     return fingerprint(asdict(settings), augmentation, manifest[["path", "y", "split"]].values.tolist())
 
 
-def fit(settings: TrainSettings, manifest: pd.DataFrame, augmentation: dict, checkpoint_dir,
-        report=lambda rows: None, checkpoint_every_s: float = 0.0, build_model=None):
+def fit(
+    settings: TrainSettings,
+    manifest: pd.DataFrame,
+    augmentation: dict,
+    checkpoint_dir,
+    report=lambda rows: None,
+    checkpoint_every_s: float = 0.0,
+    build_model=None,
+):
     """Build and fit the classifier, resuming from checkpoint_dir; returns (model, history DataFrame).
 
     Each epoch is checkpointed (see alldag.checkpoint) and then passed to report(rows) exactly once,
@@ -113,14 +122,27 @@ def fit(settings: TrainSettings, manifest: pd.DataFrame, augmentation: dict, che
     train_rows = manifest[manifest["split"] == "train"]
     val_rows = manifest[manifest["split"] == "val"]
     val_ds = make_dataset(val_rows, settings.image_size, settings.batch_size)
-    model = (build_model() if build_model else
-             build_classifier(settings.backbone, len(settings.classes), settings.image_size, settings.weights,
-                              settings.dropout, settings.bn_momentum))
+    model = (
+        build_model()
+        if build_model
+        else build_classifier(
+            settings.backbone,
+            len(settings.classes),
+            settings.image_size,
+            settings.weights,
+            settings.dropout,
+            settings.bn_momentum,
+        )
+    )
     class_weight = balanced_class_weights(train_rows["y"], len(settings.classes)) if settings.class_weights else None
     phases = training_phases(settings, pretrained=build_model is None)
     if build_model is not None and settings.weights is not None:
-        log.info("%s is a custom architecture (random init): one training phase, train.weights (%s) and "
-                 "head_epochs do not apply", settings.backbone, settings.weights)
+        log.info(
+            "%s is a custom architecture (random init): one training phase, train.weights (%s) and "
+            "head_epochs do not apply",
+            settings.backbone,
+            settings.weights,
+        )
     key = run_fingerprint(settings, manifest, augmentation)
     state = checkpoint.load_state(checkpoint_dir, key)
     rows = list(state["history"]) if state else []
@@ -134,8 +156,9 @@ def fit(settings: TrainSettings, manifest: pd.DataFrame, augmentation: dict, che
         if phase != "full":
             n_trainable = set_backbone_trainable(model, trainable_top)
             log.info("phase %s: %d backbone layers trainable, learning rate %g", phase, n_trainable, rate)
-        model.compile(optimizer=keras.optimizers.Adam(rate), loss="sparse_categorical_crossentropy",
-                      metrics=["accuracy"])
+        model.compile(
+            optimizer=keras.optimizers.Adam(rate), loss="sparse_categorical_crossentropy", metrics=["accuracy"]
+        )
         resumed, best = None, None
         if state:
             best = checkpoint.load_weights(checkpoint_dir, model, state)
@@ -147,29 +170,47 @@ def fit(settings: TrainSettings, manifest: pd.DataFrame, augmentation: dict, che
         callbacks = []
         if settings.early_stopping_patience:
             callbacks.append(checkpoint.resumable_early_stopping(settings.early_stopping_patience, resumed, best))
-        callbacks.append(checkpoint.checkpoint_callback(checkpoint_dir, key, rows, phase, report,
-                                                        checkpoint_every_s, callbacks[0] if callbacks else None))
+        callbacks.append(
+            checkpoint.checkpoint_callback(
+                checkpoint_dir, key, rows, phase, report, checkpoint_every_s, callbacks[0] if callbacks else None
+            )
+        )
         callbacks.append(checkpoint.reseed_each_epoch(settings.seed))
-        # shuffle and augmentation seeded per epoch from (seed, epoch): a resumed fit draws what an uninterrupted one would
-        train_ds = make_dataset(train_rows, settings.image_size, settings.batch_size, training=True,
-                                seed=settings.seed, epochs=range(done, until),
-                                epoch_augmenter=lambda s: build_augmenter({**augmentation, "seed": s}))
+        # shuffle and augmentation seeded per epoch from (seed, epoch): a resumed fit draws as an uninterrupted one
+        train_ds = make_dataset(
+            train_rows,
+            settings.image_size,
+            settings.batch_size,
+            training=True,
+            seed=settings.seed,
+            epochs=range(done, until),
+            epoch_augmenter=lambda s: build_augmenter({**augmentation, "seed": s}),
+        )
         label = f"train {settings.task}/{settings.backbone}/fold{settings.fold} ({phase})"
         with epoch_progress(label, done, until) as progress:
-            model.fit(train_ds, validation_data=val_ds, initial_epoch=done, epochs=until, verbose=2,
-                      class_weight=class_weight, callbacks=[*callbacks, progress],
-                      steps_per_epoch=-(-len(train_rows) // settings.batch_size))
+            model.fit(
+                train_ds,
+                validation_data=val_ds,
+                initial_epoch=done,
+                epochs=until,
+                verbose=2,
+                class_weight=class_weight,
+                callbacks=[*callbacks, progress],
+                steps_per_epoch=-(-len(train_rows) // settings.batch_size),
+            )
         done = rows[-1]["epoch"] if rows else done
     frame = mark_kept_epoch(pd.DataFrame(rows), bool(settings.early_stopping_patience))
     if settings.recalibrate_bn:
-        changed, frozen = recalibrate_batchnorm(model, make_dataset(train_rows, settings.image_size,
-                                                                    settings.batch_size))
+        changed, frozen = recalibrate_batchnorm(
+            model, make_dataset(train_rows, settings.image_size, settings.batch_size)
+        )
         if frozen:
             log.info("precise BN: %d frozen BatchNormalization layers keep their statistics (skipped)", frozen)
         if changed:
             loss, accuracy = model.evaluate(val_ds, verbose=0)
-            log.info("recalibrated %d BatchNormalization layers: val_loss %.4f, val_accuracy %.4f", changed, loss,
-                     accuracy)
+            log.info(
+                "recalibrated %d BatchNormalization layers: val_loss %.4f, val_accuracy %.4f", changed, loss, accuracy
+            )
             log_metrics({"val_loss_recalibrated": loss, "val_accuracy_recalibrated": accuracy})
     return model, frame
 
@@ -181,6 +222,7 @@ def epoch_progress(label: str, first_epoch: int, last_epoch: int):
     import keras
 
     with Progress(label, last_epoch, unit="epoch", every=1, done=first_epoch) as progress:
+
         class EpochProgress(keras.callbacks.Callback):
             def on_epoch_end(self, epoch, logs=None):
                 progress.advance()
@@ -202,34 +244,6 @@ def mark_kept_epoch(history: pd.DataFrame, early_stopping: bool) -> pd.DataFrame
         last_phase = history[history["phase"] == history["phase"].iloc[-1]] if "phase" in history else history
         kept[last_phase["val_loss"].idxmin() if early_stopping else history.index[-1]] = True
     return history.assign(kept=kept)
-
-
-def _versions() -> dict:
-    import keras
-    import mlflow
-    import tensorflow as tf
-
-    from alldag import __version__
-
-    return {"python": platform.python_version(), "tensorflow": tf.__version__, "keras": keras.__version__,
-            "numpy": np.__version__, "mlflow": mlflow.__version__, "alldag": __version__}
-
-
-def git_commit(repo: str | os.PathLike = Path(__file__).resolve().parents[2]) -> str:
-    """The workflow's git commit, with '-dirty' if tracked files changed; 'unknown' outside git."""
-    import subprocess
-
-    def git(*args):
-        return subprocess.run(["git", "-C", str(repo), *args], capture_output=True, text=True, timeout=20)
-
-    try:
-        head = git("rev-parse", "HEAD")
-        if head.returncode:
-            return "unknown"
-        dirty = git("status", "--porcelain", "--untracked-files=no").stdout.strip()
-    except (OSError, subprocess.SubprocessError):
-        return "unknown"
-    return head.stdout.strip() + ("-dirty" if dirty else "")
 
 
 EPOCH_COLUMNS = ("epoch", "phase", "learning_rate", "kept")  # history columns that are not per-epoch metrics
@@ -265,13 +279,29 @@ def _log_model(model, manifest: pd.DataFrame, settings: TrainSettings, model_out
 
     example = load_images(manifest["path"].head(1), settings.image_size)
     info = log_keras_model(model, example, list(settings.classes))
-    log.info("model %s: %s", "linked to its MLflow artifact" if store_model(model, info, model_out) == "linked"
-             else "saved (the MLflow artifact store is not local)", model_out)
+    log.info(
+        "model %s: %s",
+        "linked to its MLflow artifact"
+        if store_model(model, info, model_out) == "linked"
+        else "saved (the MLflow artifact store is not local)",
+        model_out,
+    )
 
 
-def train_model(settings: TrainSettings, split_manifest, augmentation_json, tracking: Tracking,
-                model_out, history_out, curves_out, run_out, checkpoint_every_s: float = 0.0,
-                mixed_precision: str = "auto", build_model=None, require_gpu: bool = False) -> None:
+def train_model(
+    settings: TrainSettings,
+    split_manifest,
+    augmentation_json,
+    tracking: Tracking,
+    model_out,
+    history_out,
+    curves_out,
+    run_out,
+    checkpoint_every_s: float = 0.0,
+    mixed_precision: str = "auto",
+    build_model=None,
+    require_gpu: bool = False,
+) -> None:
     """Train one (task, backbone) model and write its outputs.
 
     Outputs: model_out (.keras, without optimizer state; a hard link to the logged MLflow model's file when
@@ -283,57 +313,119 @@ def train_model(settings: TrainSettings, split_manifest, augmentation_json, trac
     from alldag import checkpoint
     from alldag.augment import read_spec
     from alldag.devices import configure_tensorflow, training_device
-    from alldag.tracking import child_run, log_artifact, log_split_datasets, parent_run_id, reparent_run, retry, run_params
+    from alldag.tracking import (
+        child_run,
+        log_artifact,
+        log_split_datasets,
+        parent_run_id,
+        reparent_run,
+        retry,
+        run_params,
+    )
 
     with training_device() as device:
         hardware = configure_tensorflow(mixed_precision, require_gpu)
-        log.info("training %s on %s; GPU %s (TensorFlow sees: %s), %s", settings.backbone, settings.task,
-                 device or "none", hardware["devices"], hardware["precision"])
+        log.info(
+            "training %s on %s; GPU %s (TensorFlow sees: %s), %s",
+            settings.backbone,
+            settings.task,
+            device or "none",
+            hardware["devices"],
+            hardware["precision"],
+        )
         manifest = read_tsv(split_manifest)
         augmentation = read_spec(augmentation_json)
         checkpoint_dir = Path(model_out).parent / "checkpoint"
         key = run_fingerprint(settings, manifest, augmentation)
         previous = checkpoint.load_run(checkpoint_dir, key)
-        parent = parent_run_id(tracking.uri, tracking.experiment, tracking.artifact_root, tracking.parent_run_file,
-                               tracking.tags)
+        parent = parent_run_id(
+            tracking.uri, tracking.experiment, tracking.artifact_root, tracking.parent_run_file, tracking.tags
+        )
         name = f"{settings.task}/{settings.backbone}/fold{settings.fold}"
-        with child_run(tracking.uri, tracking.experiment, tracking.artifact_root, parent, name,
-                       {**tracking.tags, "task": settings.task, "backbone": settings.backbone,
-                        "fold": str(settings.fold)}, run_id=previous, system_metrics=tracking.system_metrics) as run:
+        with child_run(
+            tracking.uri,
+            tracking.experiment,
+            tracking.artifact_root,
+            parent,
+            name,
+            {**tracking.tags, "task": settings.task, "backbone": settings.backbone, "fold": str(settings.fold)},
+            run_id=previous,
+            system_metrics=tracking.system_metrics,
+        ) as run:
             import mlflow
 
             if previous is None:
                 checkpoint.save_run(checkpoint_dir, key, run.info.run_id)
-                retry(mlflow.log_params, {
-                    **asdict(settings), "classes": ",".join(settings.classes), "weights": str(settings.weights),
-                    **{f"augment.{k}": v for k, v in augmentation.items()}, **_versions(),
-                    "git_commit": git_commit(), "n_train": int((manifest["split"] == "train").sum()),
-                    "gpus": hardware["gpus"], "devices": hardware["devices"],
-                    "precision": hardware["precision"],
-                    **run_params(task=settings.task, backbone=settings.backbone, fold=settings.fold,
-                                 image_size=settings.image_size, epochs=settings.epochs, weights=settings.weights,
-                                 seed=settings.seed, data_source=data_source(tracking), git_commit=git_commit())})
-                log_split_datasets(split_manifest, manifest, f"{settings.task}/fold{settings.fold}",
-                                   data_source(tracking))
+                retry(
+                    mlflow.log_params,
+                    {
+                        **asdict(settings),
+                        "classes": ",".join(settings.classes),
+                        "weights": str(settings.weights),
+                        **{f"augment.{k}": v for k, v in augmentation.items()},
+                        **package_versions(TRAINING_PACKAGES),
+                        "git_commit": git_commit(),
+                        "n_train": int((manifest["split"] == "train").sum()),
+                        "gpus": hardware["gpus"],
+                        "devices": hardware["devices"],
+                        "precision": hardware["precision"],
+                        **run_params(
+                            task=settings.task,
+                            backbone=settings.backbone,
+                            fold=settings.fold,
+                            image_size=settings.image_size,
+                            epochs=settings.epochs,
+                            weights=settings.weights,
+                            seed=settings.seed,
+                            data_source=data_source(tracking),
+                            git_commit=git_commit(),
+                        ),
+                    },
+                )
+                log_split_datasets(
+                    split_manifest, manifest, f"{settings.task}/fold{settings.fold}", data_source(tracking)
+                )
             else:
                 log.info("continuing MLflow run %s", previous)
                 if (earlier := reparent_run(previous, parent)) is not None:
-                    log.info("moved run %s from parent run %s to this invocation's parent run %s", previous,
-                             earlier, parent)
-            model, history = fit(settings, manifest, augmentation, checkpoint_dir, epoch_reporter(run.info.run_id),
-                                 checkpoint_every_s, build_model)
+                    log.info(
+                        "moved run %s from parent run %s to this invocation's parent run %s", previous, earlier, parent
+                    )
+            model, history = fit(
+                settings,
+                manifest,
+                augmentation,
+                checkpoint_dir,
+                epoch_reporter(run.info.run_id),
+                checkpoint_every_s,
+                build_model,
+            )
             write_training_outputs(history, settings, history_out, curves_out)
             if previous is not None and log_missing_epochs(run.info.run_id, history):
                 log.info("logged the epochs the interrupted job had checkpointed but not yet logged")
             best = history[history["kept"]].iloc[0]  # the epoch whose weights were restored (or the last)
-            retry(mlflow.log_metrics, {"best_epoch": int(best["epoch"]), "best_val_accuracy": float(best["val_accuracy"]),
-                                       "epochs_run": len(history)})
-            for path, folder in ((curves_out, "figures"), (history_out, None), (augmentation_json, None),
-                                 (split_manifest, None)):
+            retry(
+                mlflow.log_metrics,
+                {
+                    "best_epoch": int(best["epoch"]),
+                    "best_val_accuracy": float(best["val_accuracy"]),
+                    "epochs_run": len(history),
+                },
+            )
+            for path, folder in (
+                (curves_out, "figures"),
+                (history_out, None),
+                (augmentation_json, None),
+                (split_manifest, None),
+            ):
                 log_artifact(path, folder)
             _log_model(model, manifest, settings, model_out)
-            Path(run_out).write_text(json.dumps({"run_id": run.info.run_id, "parent_run_id": parent,
-                                                 "tracking_uri": tracking.uri, "name": name}, indent=2))
+            Path(run_out).write_text(
+                json.dumps(
+                    {"run_id": run.info.run_id, "parent_run_id": parent, "tracking_uri": tracking.uri, "name": name},
+                    indent=2,
+                )
+            )
         checkpoint.clear(checkpoint_dir)
     log.info("saved %s (run %s)", model_out, run.info.run_id)
 
@@ -353,13 +445,24 @@ def data_source(tracking: Tracking) -> str:
 def settings_from_params(params: dict) -> tuple[TrainSettings, Tracking]:
     """Build TrainSettings and Tracking from a rule's params and wildcards (task, backbone, fold)."""
     t = dict(params["train"])
-    settings = TrainSettings(backbone=params["backbone"], task=params["task"], fold=int(params.get("fold", 0)), classes=tuple(params["classes"]),
-                             image_size=t["image_size"], epochs=t["epochs"], batch_size=t["batch_size"],
-                             learning_rate=t["learning_rate"], weights=t["weights"], dropout=t["dropout"],
-                             bn_momentum=t["bn_momentum"], recalibrate_bn=t["recalibrate_bn"],
-                             seed=params["seed"], class_weights=t["class_weights"],
-                             early_stopping_patience=t["early_stopping_patience"], head_epochs=t["head_epochs"],
-                             fine_tune_layers=t["fine_tune_layers"],
-                             fine_tune_learning_rate=t["fine_tune_learning_rate"])
+    settings = TrainSettings(
+        backbone=params["backbone"],
+        task=params["task"],
+        fold=int(params.get("fold", 0)),
+        classes=tuple(params["classes"]),
+        image_size=t["image_size"],
+        epochs=t["epochs"],
+        batch_size=t["batch_size"],
+        learning_rate=t["learning_rate"],
+        weights=t["weights"],
+        dropout=t["dropout"],
+        bn_momentum=t["bn_momentum"],
+        recalibrate_bn=t["recalibrate_bn"],
+        seed=params["seed"],
+        class_weights=t["class_weights"],
+        early_stopping_patience=t["early_stopping_patience"],
+        head_epochs=t["head_epochs"],
+        fine_tune_layers=t["fine_tune_layers"],
+        fine_tune_learning_rate=t["fine_tune_learning_rate"],
+    )
     return settings, Tracking.from_params(params["tracking"])
-

@@ -33,7 +33,9 @@ def read_manifest(path: str | os.PathLike) -> pd.DataFrame:
         raise AlldagError(f"cannot read the dataset manifest '{path}' ({exc}): restore it from git") from None
     missing = set(MANIFEST_COLUMNS) - set(manifest.columns)
     if missing:
-        raise AlldagError(f"dataset manifest '{path}' lacks column(s) {', '.join(sorted(missing))}: restore it from git")
+        raise AlldagError(
+            f"dataset manifest '{path}' lacks column(s) {', '.join(sorted(missing))}: restore it from git"
+        )
     return manifest
 
 
@@ -44,8 +46,11 @@ def dataset_files(root: str | os.PathLike) -> list[str]:
     for sub in SUBFOLDERS:
         base = root / sub
         if base.is_dir():
-            files += [p.relative_to(root).as_posix() for p in sorted(base.rglob("*"))
-                      if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES]
+            files += [
+                p.relative_to(root).as_posix()
+                for p in sorted(base.rglob("*"))
+                if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES
+            ]
     return files
 
 
@@ -82,8 +87,10 @@ def verification_failure(report: pd.DataFrame) -> str | None:
         return None
     counts = bad["status"].value_counts().to_dict()
     first = ", ".join(bad["path"].head(3))
-    return (f"the dataset does not match its manifest ({', '.join(f'{n} {s}' for s, n in counts.items())}; "
-            f"e.g. {first}): re-download it, or set data.verify: warn to continue anyway")
+    return (
+        f"the dataset does not match its manifest ({', '.join(f'{n} {s}' for s, n in counts.items())}; "
+        f"e.g. {first}): re-download it, or set data.verify: warn to continue anyway"
+    )
 
 
 def build_manifest(root: str | os.PathLike) -> pd.DataFrame:

@@ -5,7 +5,7 @@ metadata (markers and extras evaluated). An import hook admits a top-level modul
 standard library, the alldag package (installed into every env by its post-deploy script),
 snakemake (Snakemake's script preamble puts its own on the path) or a distribution of the closure
 provides it, and refuses anything else with a ModuleNotFoundError that names the module, its
-distribution and the env file. Used two ways: tests/test_envs.py imports each rule script's imports
+distribution and the env file. Used two ways: tests/unit/test_env_files.py imports each rule script's imports
 under it, and sitecustomize.py beside this file guards every job of the test suite's DAG runs.
 """
 
@@ -103,17 +103,20 @@ class EnvGuard(importlib.abc.MetaPathFinder):
             return None  # a module of the env, or one not installed at all (its import fails as it would there)
         if _importer() in self.host_modules:
             return None
-        message = (f"{self.who} imports {top} ({', '.join(sorted(dists)) or 'no distribution'}), which "
-                   f"envs/{self.env_file.name} does not provide: add it to [tool.alldag.envs] in pyproject.toml "
-                   "and run `make envs`")
+        message = (
+            f"{self.who} imports {top} ({', '.join(sorted(dists)) or 'no distribution'}), which "
+            f"envs/{self.env_file.name} does not provide: add it to [tool.alldag.envs] in pyproject.toml "
+            "and run `make envs`"
+        )
         raise ModuleNotFoundError(message, name=top)
 
 
 def _importer() -> str:
     """Top-level name of the module whose code runs the import being resolved."""
     frame = sys._getframe(2)
-    while frame is not None and (frame.f_code.co_filename.startswith("<frozen") or
-                                 frame.f_code.co_filename == __file__):
+    while frame is not None and (
+        frame.f_code.co_filename.startswith("<frozen") or frame.f_code.co_filename == __file__
+    ):
         frame = frame.f_back
     return (frame.f_globals.get("__name__") or "").partition(".")[0] if frame is not None else ""
 
@@ -122,8 +125,11 @@ def install(env_file: Path, who: str) -> EnvGuard:
     """Guard this process's imports from now on; modules loaded while reading the env (yaml,
     packaging) are dropped so the rule's own imports of them pass the guard too."""
     guard = EnvGuard(env_file, who)
-    for name in [m for m in sys.modules if m.partition(".")[0] in guard.providers and m.partition(".")[0]
-                 not in ALWAYS | set(sys.stdlib_module_names)]:
+    for name in [
+        m
+        for m in sys.modules
+        if m.partition(".")[0] in guard.providers and m.partition(".")[0] not in ALWAYS | set(sys.stdlib_module_names)
+    ]:
         del sys.modules[name]  # third-party modules only: __main__, the stdlib and this module stay
     sys.meta_path.insert(0, guard)
     return guard
@@ -148,8 +154,9 @@ def _optional(tree) -> set[int]:
     optional = set()
     for node in ast.walk(tree):
         if isinstance(node, ast.Try) and any(
-                h.type is not None and re.search(r"\b(ImportError|ModuleNotFoundError)\b", ast.unparse(h.type))
-                for h in node.handlers):
+            h.type is not None and re.search(r"\b(ImportError|ModuleNotFoundError)\b", ast.unparse(h.type))
+            for h in node.handlers
+        ):
             optional |= {id(n) for stmt in node.body for n in ast.walk(stmt)}
     return optional
 
@@ -178,8 +185,12 @@ def check_script(script: Path, guard: EnvGuard, who: str) -> list[str]:
 
     guard.who = who
     direct = imports_in(script)
-    modules = direct + [m for name in direct if name.startswith("alldag")
-                        for m in imports_in(Path(importlib.util.find_spec(name).origin))]
+    modules = direct + [
+        m
+        for name in direct
+        if name.startswith("alldag")
+        for m in imports_in(Path(importlib.util.find_spec(name).origin))
+    ]
     refused = []
     for name in dict.fromkeys(modules):
         try:
@@ -205,7 +216,10 @@ def check_env(env_file: Path) -> list[str]:
 
 if __name__ == "__main__":  # python alldag_envguard.py ENV_FILE [SCRIPT]: print refusals, exit 1 if any
     env = Path(sys.argv[1])
-    problems = check_script(Path(sys.argv[2]), install(env, ""), Path(sys.argv[2]).name) if len(sys.argv) > 2 \
+    problems = (
+        check_script(Path(sys.argv[2]), install(env, ""), Path(sys.argv[2]).name)
+        if len(sys.argv) > 2
         else check_env(env)
+    )
     print("\n".join(problems))
     sys.exit(1 if problems else 0)

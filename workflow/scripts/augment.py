@@ -1,5 +1,5 @@
-from alldag.rulelog import run_rule
 from alldag.augment import write_augmentation
+from alldag.rulelog import run_rule
 
 p = snakemake.params
 run_rule(

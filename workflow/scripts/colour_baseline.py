@@ -1,5 +1,5 @@
-from alldag.rulelog import run_rule
 from alldag.baseline import run_colour_baseline
+from alldag.rulelog import run_rule
 from alldag.train import Tracking
 
 out, w, p = snakemake.output, snakemake.wildcards, snakemake.params

@@ -1,6 +1,6 @@
-from alldag.rulelog import run_rule
 from alldag.compare import compare_models
 from alldag.registry import publish_comparison
+from alldag.rulelog import run_rule
 
 out, p = snakemake.output, snakemake.params
 runs = list(snakemake.input.runs)  # in expand(model, fold) order, like the predictions

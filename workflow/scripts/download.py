@@ -1,6 +1,6 @@
-from alldag.rulelog import run_rule
 from alldag.data import SourceDecision
 from alldag.download import materialise_dataset
+from alldag.rulelog import run_rule
 
 p = snakemake.params
 syn = p.synthetic

@@ -1,5 +1,5 @@
-from alldag.rulelog import run_rule
 from alldag.data import read_tsv, select_subset, write_tsv_atomic
+from alldag.rulelog import run_rule
 
 p = snakemake.params
 run_rule(

@@ -1,0 +1,296 @@
+"""alldag.explain: the attribution methods, the faithfulness driver and the stage's helpers."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from alldag.explain import (
+    FILLS,
+    METHODS,
+    UNIFORM,
+    _lime_explainer,
+    background_fill,
+    batched_predict,
+    blurred_fill,
+    choose_images,
+    explain_images,
+    faithfulness,
+    gallery_choice,
+    lime_segments_to_heatmap,
+    load_masks,
+    normalise_heatmap,
+    quickshift_kernel,
+    resize_heatmap,
+)
+
+SETTINGS = {
+    "lime_num_samples": 40,
+    "lime_batch_size": 16,
+    "lime_kernel_size": 4.0,
+    "top_percent": 20,
+    "faithfulness_steps": 5,
+    "corner_fraction": 0.3,
+    "gradcam_layer": None,
+}
+
+
+def test_normalise_heatmap():
+    heat = np.array([[-2.0, 0.0], [1.0, 4.0]])
+    out = normalise_heatmap(heat)
+    assert out.dtype == np.float32
+    np.testing.assert_allclose(out, [[0.0, 0.0], [0.25, 1.0]])
+    assert heat[0, 0] == -2.0  # input untouched
+    np.testing.assert_array_equal(normalise_heatmap(-np.ones((2, 2))), np.zeros((2, 2)))
+
+
+def test_resize_heatmap():
+    heat = np.arange(16, dtype=np.float32).reshape(4, 4)
+    out = resize_heatmap(heat, 10)
+    assert out.shape == (10, 10) and out.dtype == np.float32
+    assert heat.min() <= out.min() and out.max() <= heat.max()
+    assert (np.diff(out, axis=0) >= -1e-5).all() and (np.diff(out, axis=1) >= -1e-5).all()
+    np.testing.assert_allclose(resize_heatmap(np.full((2, 2), 0.5), 7), np.full((7, 7), 0.5), atol=1e-6)
+
+
+def test_lime_segments_to_heatmap():
+    segments = np.array([[0, 0, 1, 1], [0, 0, 1, 1], [2, 2, 3, 3], [2, 2, 3, 3]])
+    heat = lime_segments_to_heatmap(segments, [(0, 0.5), (1, -0.2), (2, 0.25)])
+    np.testing.assert_allclose(
+        heat, [[1.0, 1.0, 0.0, 0.0], [1.0, 1.0, 0.0, 0.0], [0.5, 0.5, 0.0, 0.0], [0.5, 0.5, 0.0, 0.0]]
+    )
+    assert heat.dtype == np.float32
+    np.testing.assert_array_equal(lime_segments_to_heatmap(segments, [(0, -1.0)]), np.zeros((4, 4)))
+
+
+def test_vectorised_lime_perturbation_matches_lime():
+    """Same random draws, same perturbed images, same labels as lime's own per-sample loop."""
+    from lime import lime_image
+
+    rng = np.random.default_rng(0)
+    image = rng.integers(0, 255, (12, 12, 3)).astype(np.uint8)
+    segments = np.repeat(np.repeat(np.arange(9).reshape(3, 3), 4, axis=0), 4, axis=1)
+    fudged = np.full_like(image, 7)
+    seen = {}
+
+    def classifier(tag):
+        def fn(batch):
+            seen.setdefault(tag, []).append(np.array(batch))
+            return np.stack([batch.mean(axis=(1, 2, 3)), batch[:, 0, 0, 0]], axis=1)
+
+        return fn
+
+    ours = _lime_explainer(3).data_labels(image, fudged, segments, classifier("ours"), 25, batch_size=10)
+    theirs = lime_image.LimeImageExplainer(random_state=3).data_labels(
+        image, fudged, segments, classifier("lime"), 25, batch_size=10
+    )
+    np.testing.assert_array_equal(ours[0], theirs[0])
+    np.testing.assert_allclose(ours[1], theirs[1])
+    np.testing.assert_array_equal(np.concatenate(seen["ours"]), np.concatenate(seen["lime"]))
+    assert [len(b) for b in seen["ours"]] == [10, 10, 5]
+
+
+def test_quickshift_kernel_scales_with_size():
+    assert quickshift_kernel(4.0, 224) == 4.0 and quickshift_kernel(4.0, 112) == 2.0
+    assert quickshift_kernel(4.0, 32) == 1.0  # quickshift's minimum
+
+
+def test_background_fill_is_the_median_colour():
+    image = np.zeros((3, 3, 3), np.float32)
+    image[..., 0] = [[1, 1, 1], [1, 1, 1], [9, 9, 200]]
+    fill = background_fill(image)
+    assert fill.shape == image.shape and (fill[..., 0] == 1).all() and (fill[..., 1:] == 0).all()
+
+
+def test_batched_predict_calls_in_batches():
+    calls = []
+
+    class Model:
+        def predict_on_batch(self, x):
+            calls.append(len(x))
+            return np.stack([x.mean(axis=(1, 2, 3)), -x.mean(axis=(1, 2, 3))], axis=1)
+
+    images = np.arange(7 * 2 * 2 * 3, dtype=np.uint8).reshape(7, 2, 2, 3)
+    out = batched_predict(Model(), 3)(images)
+    assert calls == [3, 3, 1] and out.shape == (7, 2) and out.dtype == np.float32
+    np.testing.assert_allclose(out[:, 0], images.reshape(7, -1).mean(axis=1), rtol=1e-6)
+
+
+def test_faithfulness_rewards_the_map_on_the_evidence():
+    """Toy model: p(class 0) is the contrast of a fine checkerboard in the top-left quarter, which both the
+    median fill and the blurred copy remove; the right map beats random, random beats the wrong map."""
+    size = 32
+    image = np.full((size, size, 3), 100.0, np.float32)
+    image[:16, :16] += 100.0 * (np.indices((16, 16)).sum(axis=0) % 2)[..., None]  # the evidence
+
+    def predict(batch):
+        quarter = np.asarray(batch)[:, :16, :16, 0]
+        p = np.clip(np.abs(np.diff(quarter, axis=2)).mean(axis=(1, 2)) / 100.0, 0, 1)
+        return np.stack([p, 1 - p], axis=1)
+
+    right = np.zeros((size, size), np.float32)
+    right[:16, :16] = 1.0
+    aucs = faithfulness(
+        predict,
+        image,
+        0,
+        {"right": right, "wrong": 1 - right, UNIFORM: np.ones((size, size))},
+        8,
+        np.random.default_rng(0),
+    )
+    for fill in FILLS:
+        deletion, insertion = f"deletion_auc_{fill}", f"insertion_auc_{fill}"
+        assert aucs["right"][deletion] < aucs[UNIFORM][deletion] < aucs["wrong"][deletion], (fill, aucs)
+        assert aucs["right"][insertion] > aucs[UNIFORM][insertion] > aucs["wrong"][insertion], (fill, aucs)
+    # median fill: p = 1, about 0.5, 0 at x = 0, 1/8, 2/8 (the evidence is the first quarter of the order), then 0
+    assert aucs["right"]["deletion_auc_median"] == pytest.approx(0.125, abs=0.02)
+
+
+def test_faithfulness_aucs_are_relative_to_the_original_probability():
+    image = np.random.default_rng(0).uniform(0, 255, (16, 16, 3)).astype(np.float32)
+
+    def half_sure(batch):  # p = 0.4 whatever the pixels: every curve is flat at the original probability
+        return np.tile([0.4, 0.6], (len(batch), 1))
+
+    aucs = faithfulness(half_sure, image, 0, {UNIFORM: np.ones((16, 16))}, 4, np.random.default_rng(0))
+    assert aucs[UNIFORM] == pytest.approx({f"{c}_auc_{f}": 1.0 for c in ("deletion", "insertion") for f in FILLS})
+
+
+def test_blurred_fill_keeps_colour_and_removes_detail():
+    image = np.full((64, 64, 3), 120.0, np.float32)
+    image[::2, :, 0] = 220.0  # fine stripes in red
+    blurred = blurred_fill(image)
+    assert blurred.shape == image.shape and blurred.dtype == np.float32
+    assert np.ptp(blurred[8:-8, 8:-8, 0]) < 5 and blurred[..., 0].mean() == pytest.approx(170, abs=1)
+    np.testing.assert_allclose(blurred[..., 1], 120.0)
+
+
+def test_choose_images_is_a_seeded_stratified_sample():
+    test = pd.DataFrame(
+        {
+            "image_id": [f"{c}/{i:02d}.jpg" for c in ("Pro", "Benign") for i in range(10)],
+            "label": ["Pro"] * 10 + ["Benign"] * 10,
+            "y": [1] * 10 + [0] * 10,
+        }
+    )
+    chosen = choose_images(test, 3, seed=1)
+    assert chosen["label"].tolist() == ["Benign"] * 3 + ["Pro"] * 3  # class order, then image_id
+    assert list(chosen.index) == list(range(6))
+    assert chosen["image_id"].tolist() == sorted(chosen["image_id"])
+    assert chosen.equals(choose_images(test, 3, seed=1))
+    assert not chosen.equals(choose_images(test, 3, seed=2))
+    assert chosen["image_id"].tolist() != [
+        "Benign/00.jpg",
+        "Benign/01.jpg",
+        "Benign/02.jpg",
+        "Pro/00.jpg",
+        "Pro/01.jpg",
+        "Pro/02.jpg",
+    ]  # not just the first files
+    assert len(choose_images(test.iloc[:12], 5, seed=0)) == 7  # Benign has 2 test images only
+
+
+def test_load_masks_rebuilds_the_recorded_source(synthetic_root):
+    name = "Benign/WBC-Benign-001.jpg"
+    row = {
+        "image_id": name,
+        "path": str(synthetic_root / "Original" / name),
+        "mask_path": str(synthetic_root / "Segmented" / name),
+    }
+    chosen = pd.DataFrame(
+        [row | {"mask_source": s} for s in ("segmented", "stain", "none")] + [row | {"mask_path": ""}]
+    )
+    found = load_masks(chosen, 64)
+    assert [f.source for f in found] == ["segmented", "stain", "none", "stain"]
+    assert found[0].mask.shape == (64, 64) and found[0].mask.dtype == bool and 0.01 < found[0].mask.mean() < 0.5
+    assert found[2].mask is None
+    iou = (found[0].mask & found[1].mask).sum() / (found[0].mask | found[1].mask).sum()
+    assert iou > 0.6  # the stain mask finds the same cell
+    assert [f.source for f in load_masks(chosen.drop(columns="mask_source").iloc[:1], 64)] == ["segmented"]
+
+
+def test_gallery_choice_takes_the_best_and_worst_per_class():
+    chosen = pd.DataFrame({"image_id": list("abcdefg"), "label": ["A"] * 4 + ["B"] * 3})
+    ratios = {"a": 2.0, "b": 5.0, "c": float("nan"), "d": 1.0, "e": float("nan"), "f": float("nan"), "g": 3.0}
+    per_image = pd.DataFrame(
+        [{"image_id": i, "method": m, "mask_ratio": r} for i, r in ratios.items() for m in METHODS]
+        + [{"image_id": "a", "method": UNIFORM, "mask_ratio": 1.0}]
+    )
+    assert chosen["image_id"].to_numpy()[gallery_choice(per_image, chosen)].tolist() == ["b", "d", "g", "e"]
+
+
+def _red_model(size):
+    """A fixed Keras model: channel 0 of layer "conv" fires on bright red, channel 1 on bright green;
+    class 0's logit grows with the mean of channel 0 only (green is ignored)."""
+    import keras
+
+    inputs = keras.Input((size, size, 3))
+    conv = keras.layers.Conv2D(
+        2,
+        1,
+        activation="relu",
+        name="conv",
+        kernel_initializer=keras.initializers.Constant([[[[1.0, 0.0], [0.0, 1.0], [0.0, 0.0]]]]),
+        bias_initializer=keras.initializers.Constant(-200.0),
+    )(inputs)
+    pooled = keras.layers.GlobalAveragePooling2D()(conv)
+    outputs = keras.layers.Dense(
+        2,
+        activation="softmax",
+        name="predictions",
+        kernel_initializer=keras.initializers.Constant([[2.0, -2.0], [0.0, 0.0]]),
+    )(pooled)
+    return keras.Model(inputs, outputs)
+
+
+def _red_and_green(n, size, red_at, green_at):
+    """Dim noise images with a bright red 4x4 patch at red_at and a bright green one at green_at."""
+    images = np.random.default_rng(1).uniform(0, 120, (n, size, size, 3)).astype(np.float32)
+    (ry, rx), (gy, gx) = red_at, green_at
+    images[:, ry : ry + 4, rx : rx + 4, 0] = 250.0
+    images[:, gy : gy + 4, gx : gx + 4, 1] = 250.0
+    return images
+
+
+def test_gradient_cams_weigh_the_channel_the_model_reads():
+    from alldag.explain import gradient_cam_fn
+
+    size = 16
+    maps = gradient_cam_fn(_red_model(size), "conv")(_red_and_green(3, size, (10, 10), (2, 2)), np.zeros(3, int))
+    for name in ("gradcam", "gradcam_pp"):
+        heat = maps[name]
+        assert heat.shape == (3, size, size) and heat.min() >= 0 and heat.max() == pytest.approx(1.0)
+        assert heat[:, 10:14, 10:14].sum() / heat.sum() > 0.95  # the red patch, not the green one
+
+
+def test_explain_images_rows_and_maps():
+    size = 32
+    model = _red_model(size)
+    images = _red_and_green(2, size, (27, 27), (12, 12))  # evidence in the corner, a decoy on the "cell"
+    masks = [np.zeros((size, size), bool), None]
+    masks[0][8:20, 8:20] = True
+    maps, segments, predicted, proba, method_rows, pair_rows = explain_images(model, images, masks, SETTINGS, 0)
+    assert set(maps) == set(METHODS) and all(m.shape == (2, size, size) for m in maps.values())
+    assert segments.shape == (2, size, size) and (predicted == 0).all() and proba.shape == (2, 2)
+    rows = pd.DataFrame(method_rows)
+    assert len(rows) == 2 * (len(METHODS) + 1) and set(rows["method"]) == set(METHODS) | {UNIFORM}
+    uniform = rows[rows["method"] == UNIFORM].set_index("index")
+    assert uniform.at[0, "mask_mass"] == pytest.approx(144 / 1024) and uniform.at[0, "mask_ratio"] == pytest.approx(1)
+    assert uniform.at[0, "corner_mass"] == pytest.approx(100 / 1024)  # side round(0.3 * 32) = 10
+    assert math.isnan(uniform.at[1, "mask_mass"])  # no mask for image 1
+    for method in METHODS:
+        found = rows[rows["method"] == method].set_index("index")
+        assert (found["corner_mass"] > 3 * uniform["corner_mass"]).all(), (method, found)
+        for fill in FILLS:
+            assert (found[f"deletion_auc_{fill}"] < uniform[f"deletion_auc_{fill}"]).all(), (method, fill, found)
+            assert (found[f"insertion_auc_{fill}"] > uniform[f"insertion_auc_{fill}"]).all(), (method, fill, found)
+    pairs = pd.DataFrame(pair_rows)
+    assert len(pairs) == 2 * 3 and set(pairs["pair"]) == {
+        "gradcam_vs_gradcam_pp",
+        "gradcam_vs_lime",
+        "gradcam_pp_vs_lime",
+    }
+    assert pairs["top_iou"].between(0, 1).all()

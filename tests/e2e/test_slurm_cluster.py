@@ -71,6 +71,8 @@ def slurm_run(cluster, mlflow_server, server_run_started, tmp_path_factory):
         "--latency-wait",
         "5",  # one machine, no shared-filesystem delay
         "--slurm-keep-successful-logs",  # the plugin deletes them; the secrets test reads them
+        "--config",
+        "train={require_gpu: false}",  # the test cluster's GPU is a gres stand-in: train on its CPU
         config=config,
         env={**cluster.env, **SECRET_ENV},
         timeout=900,

@@ -132,7 +132,7 @@ def test_apply_demo_merges_overrides(defaults, schema_path):
     before = copy.deepcopy(defaults)
     merged = apply_demo(defaults, schema_path)
     assert merged["train"]["weights"] is None
-    assert merged["train"]["image_size"] == 72
+    assert merged["train"]["image_size"] == before["demo"]["train"]["image_size"] != before["train"]["image_size"]
     # keys the demo does not mention are kept
     assert merged["train"]["dropout"] == before["train"]["dropout"]
     assert merged["train"]["recalibrate_bn"] == before["train"]["recalibrate_bn"]

@@ -6,7 +6,7 @@ run_rule(
     snakemake.log[0],
     snakemake.threads,
     lambda: evaluate_model(
-        inp.model, inp.manifest, inp.run, list(snakemake.params.classes), snakemake.params.image_size,
+        inp.model, inp.manifest, list(snakemake.params.classes), snakemake.params.image_size,
         f"{w.task}/{w.backbone}/fold{w.fold}", out.metrics, out.predictions, out.confusion, out.roc, out.reliability,
     ),
 )

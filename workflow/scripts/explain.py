@@ -6,7 +6,7 @@ run_rule(
     snakemake.log[0],
     snakemake.threads,
     lambda: explain_model(
-        inp.model, inp.manifest, inp.run, list(p.classes), p.image_size, f"{w.task}/{w.backbone}/fold{w.fold}",
+        inp.model, inp.manifest, list(p.classes), p.image_size, f"{w.task}/{w.backbone}/fold{w.fold}",
         dict(p.explain), p.seed, out.heatmaps, out.gallery, out.explanations, out.agreement, out.summary,
     ),
 )

@@ -27,6 +27,7 @@ SUBMITTED = re.compile(r"Job (\S+) has been submitted with SLURM jobid (\d+)")
 MODELS = ("MobileNet", "colour_baseline")
 TARGETS = [f"results/evaluation/{TASK}/{model}/fold0/{name}" for model in MODELS
            for name in ("predictions.tsv", "metrics.json")]
+TRACKED = [f"results/mlflow/{TASK}/{model}/fold0/tracked.json" for model in MODELS]  # the track jobs log them
 
 
 @pytest.fixture(scope="module")
@@ -48,7 +49,7 @@ def slurm_run(cluster, mlflow_server, server_run_started, tmp_path_factory):
     config = write_config(workdir, {**CFG, "study": STUDY, "mlflow": {"tracking_uri": mlflow_server}})
     start = time.monotonic()
     proc = snakemake(
-        workdir, "--workflow-profile", str(REPO / "profiles/slurm"), *TARGETS,
+        workdir, "--workflow-profile", str(REPO / "profiles/slurm"), *TARGETS, *TRACKED,
         # Test-only overrides of the profile, none of them about SLURM itself:
         "--slurm-init-seconds-before-status-checks", "2",  # poll often; MinJobAge=300 keeps squeue reliable
         "--set-threads", "train=1", "evaluate=1", "audit=1",  # the local run's threads: identical numbers

@@ -28,18 +28,20 @@ SECRET = f"sekrit-{uuid.uuid4().hex}"  # the admin password and the Kaggle key: 
 # are covered by test_e2e; here they would only add minutes).
 CFG = {**yaml.safe_load((REPO / "tests/configs/one_model.yaml").read_text()), "split": {"folds": 2}}
 TASK = "benign_vs_pro"
-TARGET = f"results/comparison/{TASK}/comparison.tsv"
+TARGET = f"results/mlflow/{TASK}/comparison_tracked.json"  # the comparison, tracked (so every model is too)
 SECRET_ENV = {"MLFLOW_TRACKING_USERNAME": USER, "MLFLOW_TRACKING_PASSWORD": SECRET,
               "KAGGLE_USERNAME": "alldag-test", "KAGGLE_KEY": SECRET}
 
 
 @contextmanager
-def basic_auth_server(root: Path):
-    """Start the server with SQLite stores under root; yields its URL; stops it on exit."""
+def basic_auth_server(root: Path, port: int | None = None):
+    """Start the server with SQLite stores under root (on port, or a free one); yields its URL; stops it on exit.
+
+    Started again on the same root and port, it is the same server back after an outage."""
     (root / "basic_auth.ini").write_text(
         f"[mlflow]\ndefault_permission = READ\ndatabase_uri = sqlite:///{root}/basic_auth.db\nadmin_username = {USER}\n"
         "authorization_function = mlflow.server.auth:authenticate_request_basic_auth\n")
-    port = free_port()
+    port = port or free_port()
     url = f"http://127.0.0.1:{port}"
     env = {**os.environ, "MLFLOW_AUTH_CONFIG_PATH": str(root / "basic_auth.ini"), "MLFLOW_AUTH_ADMIN_PASSWORD": SECRET,
            "MLFLOW_FLASK_SERVER_SECRET_KEY": uuid.uuid4().hex}  # CSRF key, shared by the server's workers

@@ -109,6 +109,7 @@ def fit(settings: TrainSettings, manifest: pd.DataFrame, augmentation: dict, che
     from alldag.augment import build_augmenter
     from alldag.inputs import make_dataset
     from alldag.models import build_classifier, recalibrate_batchnorm, set_backbone_trainable
+
     keras.utils.set_random_seed(settings.seed)
     tf.config.experimental.enable_op_determinism()  # same seed, same CPU -> same metrics
     train_rows = manifest[manifest["split"] == "train"]

@@ -68,7 +68,9 @@ def log_model_once(client, run_id: str, model_path, split_manifest, image_size: 
     from alldag.logged_model import log_keras_model
     from alldag.models import load_classifier
 
-    models = retry(mlflow.search_logged_models, filter_string=f"source_run_id = '{run_id}'", output_format="list")
+    experiment = retry(client.get_run, run_id).info.experiment_id  # without it, MLflow searches only the default
+    models = retry(mlflow.search_logged_models, experiment_ids=[experiment],
+                   filter_string=f"source_run_id = '{run_id}'", output_format="list")
     if any(str(m.status).endswith("READY") for m in models):
         return False
     example = load_images(read_tsv(split_manifest)["path"].head(1), image_size)

@@ -9,6 +9,7 @@ import logging
 import mlflow
 import pandas as pd
 import pytest
+from PIL import Image
 
 from alldag.track import track_model
 from alldag.tracking import LiveTracking, log_metrics_to
@@ -94,3 +95,24 @@ def test_live_tracking_warns_once_and_stops_logging(caplog):
     assert calls == [1] and live.error == "server gone"
     assert len(caplog.records) == 1 and "t/m/fold0" in caplog.records[0].getMessage()
     assert LiveTracking("x").call(lambda a: a + 1, 1) == 2
+
+
+def test_the_model_is_logged_once(tmp_path, job_files):
+    import keras
+
+    from alldag.track import log_model_once
+
+    tracking, files = job_files
+    path = tmp_path / "model.keras"
+    keras.Sequential([keras.Input((8, 8, 3)), keras.layers.Flatten(), keras.layers.Dense(2, activation="softmax")]
+                     ).save(path)
+    run_id = track_model(tracking=tracking, **files)
+    client = mlflow.MlflowClient(tracking.uri)
+    images = pd.read_csv(files["split_manifest"], sep="\t")
+    for k, image in enumerate(images["path"]):  # the example image the logged model keeps
+        Image.new("RGB", (8, 8), (k * 40, 0, 0)).save(tmp_path / f"{k}.png")
+    images.assign(path=[str(tmp_path / f"{k}.png") for k in range(len(images))]).to_csv(
+        files["split_manifest"], sep="\t", index=False)
+    assert log_model_once(client, run_id, path, files["split_manifest"], 8, ["A", "B"])
+    assert not log_model_once(client, run_id, path, files["split_manifest"], 8, ["A", "B"])
+    assert len(client.get_run(run_id).outputs.model_outputs) == 1

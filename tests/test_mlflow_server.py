@@ -73,12 +73,13 @@ def test_outage_mid_run_keeps_outputs_and_a_later_track_run_completes_mlflow(tmp
                 f"results/explanations/{TASK}/MobileNet/fold0/explanation_summary.tsv",
                 f"results/comparison/{TASK}/comparison.tsv", "results/summary.json"]
     port = free_port()
+    (tmp_path / "server").mkdir()
     with basic_auth_server(tmp_path / "server", port) as url:
         config = write_config(tmp_path, {**cfg, "mlflow": {"tracking_uri": url}})
         run = Background(tmp_path, "--cores", "2", "--keep-going", config=config, env=SECRET_ENV)
         deadline = time.monotonic() + 600
         while not (tmp_path / model_dir / "mlflow_run.json").is_file():  # train's last output: training is over
-            assert run.proc.poll() is None and time.monotonic() < deadline, run.out.read_text()[-3000:]
+            assert run.proc.poll() is None and time.monotonic() < deadline, run.err.read_text()[-3000:]
             time.sleep(0.5)
     proc, _ = run.wait()  # the server is down from here on
     assert proc.returncode != 0

@@ -171,17 +171,6 @@ def child_run(uri: str, experiment: str, artifact_root, parent_id: str, name: st
     retry(mlflow.end_run)
 
 
-@contextmanager
-def resume_run(uri: str, run_id: str):
-    """Reopen an existing run (e.g. the training child) to log evaluation or explanation results."""
-    mlflow = _use(uri)
-    run = retry(mlflow.start_run, run_id=run_id)
-    try:
-        yield run
-    finally:
-        retry(mlflow.end_run)
-
-
 def log_metrics(metrics: dict, step: int | None = None) -> None:
     import mlflow
 

@@ -351,5 +351,6 @@ def close_parent_run(status):
             PARENT_RUN_FILE,
             status,
         )
-    except AlldagError as exc:
-        print(f"WARNING: parent run not marked {status}: {exc}", file=sys.stderr)
+    except Exception as exc:  # AlldagError, or MLflow's own error once the server has gone away
+        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:300]
+        print(f"WARNING: parent run not marked {status}: {first}", file=sys.stderr)

@@ -95,8 +95,8 @@ def test_outage_mid_run_keeps_outputs_and_a_later_track_run_completes_mlflow(tmp
         assert proc.returncode == 0, proc.stderr[-4000:]
         assert {p: (tmp_path / p).stat().st_mtime_ns for p in computed} == kept  # only tracking ran
         record = check_tracked_once(url, cfg)
-        proc = snakemake(tmp_path, "--cores", "2", "--forcerun", "track", "track_comparison", TARGET, config=config,
-                         env=SECRET_ENV)
+        proc = snakemake(tmp_path, "--cores", "2", TARGET, "--forcerun", "track", "track_comparison",  # targets
+                         config=config, env=SECRET_ENV)  # first: --forcerun takes every name after it
         assert proc.returncode == 0, proc.stderr[-4000:]
         assert check_tracked_once(url, cfg) == record
 

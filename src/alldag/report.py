@@ -394,7 +394,10 @@ def explanation_tables(task: str, models: list[ModelResult]) -> dict:
     where = where_section(task, models)
     if not frames:
         return {"task": task, "methods": None, "pairs": None, "headline": {}, "where": where}
-    summary = pd.concat(frames).groupby(["backbone", "method", "metric"], sort=False)["mean"].mean().unstack("metric")
+    frame = pd.concat(frames)
+    # a metric no image could give (e.g. agreement of one image) is an empty cell: a missing number, not text
+    frame["mean"] = pd.to_numeric(frame["mean"], errors="coerce")
+    summary = frame.groupby(["backbone", "method", "metric"], sort=False)["mean"].mean().unstack("metric")
     is_pair = summary.index.get_level_values("method").str.contains("_vs_")
     methods, pairs = summary[~is_pair], summary[is_pair]
     by_method = methods.groupby(level="method")

@@ -650,3 +650,17 @@ def test_first_screen_in_a_real_browser_at_1280_by_800(fake_results, tmp_path):
     report_job(two_tasks, {**params, "tasks": [TASK, "four_class"]}, outputs)
     shot = assert_first_screen_fits(Path(outputs["report"]), "report-first-screen-fake.png")
     assert Image.open(shot).size == (1280, 800)
+
+
+def test_an_empty_metric_cell_is_a_missing_number_not_a_crash(fake_results):
+    """One explained image gives no agreement spread: the summary TSV holds an empty cell there."""
+    inputs, params, outputs = fake_results
+    path = Path(inputs["explanation_summary"][0])
+    summary = pd.read_csv(path, sep="\t")
+    summary["mean"] = summary["mean"].astype(object)
+    summary.loc[summary["metric"] == "spearman", "mean"] = ""
+    summary.to_csv(path, sep="\t", index=False)
+    report_job(inputs, params, outputs)
+    table = pd.read_csv(outputs["table"], sep="\t").set_index("backbone")
+    assert pd.isna(table.loc["MobileNet", "gradcam_lime_spearman"])
+    assert table.loc["VGG16", "gradcam_lime_spearman"] == pytest.approx(0.3)

@@ -22,6 +22,7 @@ include: "workflow/rules/baseline.smk"
 include: "workflow/rules/compare.smk"
 include: "workflow/rules/explain.smk"
 include: "workflow/rules/report.smk"
+include: "workflow/rules/track.smk"
 
 
 # config custom_models: one rule file per new architecture

@@ -28,7 +28,7 @@ SECRET = f"sekrit-{uuid.uuid4().hex}"  # the admin password and the Kaggle key: 
 # are covered by e2e/test_tiny_study; here they would only add minutes).
 CFG = {**yaml.safe_load((REPO / "tests/configs/one_model.yaml").read_text()), "split": {"folds": 2}}
 TASK = "benign_vs_pro"
-TARGET = f"results/comparison/{TASK}/comparison.tsv"
+TARGET = f"results/mlflow/{TASK}/comparison_tracked.json"  # the comparison, tracked (so every model is too)
 SECRET_ENV = {
     "MLFLOW_TRACKING_USERNAME": USER,
     "MLFLOW_TRACKING_PASSWORD": SECRET,
@@ -38,13 +38,15 @@ SECRET_ENV = {
 
 
 @contextmanager
-def basic_auth_server(root: Path):
-    """Start the server with SQLite stores under root; yields its URL; stops it on exit."""
+def basic_auth_server(root: Path, port: int | None = None):
+    """Start the server with SQLite stores under root (on port, or a free one); yields its URL; stops it on exit.
+
+    Started again on the same root and port, it is the same server back after an outage."""
     (root / "basic_auth.ini").write_text(
         f"[mlflow]\ndefault_permission = READ\ndatabase_uri = sqlite:///{root}/basic_auth.db\nadmin_username = {USER}\n"
         "authorization_function = mlflow.server.auth:authenticate_request_basic_auth\n"
     )
-    port = free_port()
+    port = port or free_port()
     url = f"http://127.0.0.1:{port}"
     env = {
         **os.environ,

@@ -95,18 +95,19 @@ def run_colour_baseline(
     split: dict | None = None,
     threads: int = 1,
 ) -> dict:
-    """Fit the baseline on the fold's training images, evaluate on its test images, track it like a model.
+    """Fit the baseline on the fold's training images, evaluate on its test images (files only: run_out holds
+    the record the track rule logs like a model's).
 
     outputs: paths for write_evaluation: metrics_out, predictions_out, confusion_out, roc_out, reliability_out.
     image_level_out (with split, the split settings): also fit it under an image-level split and write those
     test predictions there (image_level_predictions).
     threads: images read at once.
     """
-    import mlflow
+    import uuid
 
     from alldag.evaluate import write_evaluation
     from alldag.provenance import git_commit
-    from alldag.tracking import child_run, log_split_datasets, parent_run_id, retry, run_params
+    from alldag.tracking import run_params
     from alldag.train import data_source
 
     manifest = read_tsv(split_manifest)
@@ -121,45 +122,40 @@ def run_colour_baseline(
     proba[:, model.classes_] = model.predict_proba(
         features_of(test["path"], threads, f"colour baseline {label}: test images")
     )
-    parent = parent_run_id(
-        tracking.uri, tracking.experiment, tracking.artifact_root, tracking.parent_run_file, tracking.tags
-    )
     task, _, fold = label.split("/")
-    with child_run(
-        tracking.uri,
-        tracking.experiment,
-        tracking.artifact_root,
-        parent,
-        label,
-        {**tracking.tags, "task": task, "backbone": BASELINE_NAME, "fold": fold.removeprefix("fold")},
-    ) as run:
-        retry(
-            mlflow.log_params,
-            {
-                "features": ",".join(FEATURE_NAMES),
-                "n_fit": len(fit_rows),
-                "model": "StandardScaler+LogisticRegression(balanced)",
-                **run_params(
-                    task=task,
-                    backbone=BASELINE_NAME,
-                    fold=fold.removeprefix("fold"),
-                    image_size="native",
-                    epochs=0,
-                    weights="None",
-                    seed=seed,
-                    data_source=data_source(tracking),
-                    git_commit=git_commit(),
-                ),
+    params = {
+        "features": ",".join(FEATURE_NAMES),
+        "n_fit": len(fit_rows),
+        "model": "StandardScaler+LogisticRegression(balanced)",
+        **run_params(
+            task=task,
+            backbone=BASELINE_NAME,
+            fold=fold.removeprefix("fold"),
+            image_size="native",
+            epochs=0,
+            weights="None",
+            seed=seed,
+            data_source=data_source(tracking),
+            git_commit=git_commit(),
+        ),
+    }
+    Path(run_out).write_text(
+        json.dumps(
+            {  # the track rule makes the MLflow run from this record
+                "run_id": None,
+                "parent_run_id": None,
+                "tracking_uri": tracking.uri,
+                "name": label,
+                "record": uuid.uuid4().hex,
+                "dataset": f"{task}/{fold}",
+                "tags": {**tracking.tags, "task": task, "backbone": BASELINE_NAME, "fold": fold.removeprefix("fold")},
+                "params": {k: str(v) for k, v in params.items()},
+                "tracking_error": None,
             },
+            indent=2,
         )
-        log_split_datasets(split_manifest, manifest, f"{task}/{fold}", data_source(tracking))
-        Path(run_out).write_text(
-            json.dumps(
-                {"run_id": run.info.run_id, "parent_run_id": parent, "tracking_uri": tracking.uri, "name": label},
-                indent=2,
-            )
-        )
-    result = write_evaluation(test, proba, classes, label, run_out, **outputs)
+    )
+    result = write_evaluation(test, proba, classes, label, **outputs)
     if image_level_out:
         naive = image_level_predictions(manifest, classes, split, seed, threads)
         write_tsv_atomic(naive, image_level_out)

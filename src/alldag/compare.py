@@ -5,9 +5,7 @@ the study's reported numbers."""
 from __future__ import annotations
 
 import itertools
-import json
 import logging
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -211,7 +209,6 @@ def compare_models(
     comparison_out,
     paired_out,
     figure_out,
-    parent_run_file=None,
     image_level_paths: list[str] | None = None,
 ) -> pd.DataFrame:
     """Write the task's comparison table, paired tests and comparison figure.
@@ -244,8 +241,6 @@ def compare_models(
         comparison_figure(summary, VERDICT_METRIC, f"{task}: test balanced accuracy, 95% group-bootstrap CI"),
         figure_out,
     )
-    if parent_run_file and Path(parent_run_file).is_file():
-        _log_to_parent(parent_run_file, task, summary, [comparison_out, paired_out, figure_out])
     shown = [
         c
         for c in (
@@ -262,24 +257,3 @@ def compare_models(
     ]
     log.info("%s comparison:\n%s", task, summary[shown].to_string(index=False))
     return summary
-
-
-def _log_to_parent(parent_run_file, task: str, summary: pd.DataFrame, paths) -> None:
-    """Put the comparison on the study's parent run without reopening it (its status is the workflow's)."""
-    from alldag.tracking import client_for, retry
-
-    info = json.loads(Path(parent_run_file).read_text())
-    client = client_for(info["tracking_uri"])
-    for path in paths:
-        retry(client.log_artifact, info["run_id"], str(path), f"comparison/{task}")
-    for row in summary.to_dict("records"):
-        for m in METRICS + ["diff_vs_colour_baseline", "p_vs_colour_baseline"]:
-            if m in row and not pd.isna(row[m]):
-                retry(client.log_metric, info["run_id"], f"{task}.{row['model']}.{m}", float(row[m]))
-        if row.get("beats_colour_baseline"):
-            retry(
-                client.set_tag,
-                info["run_id"],
-                f"{task}.{row['model']}.beats_colour_baseline",
-                row["beats_colour_baseline"],
-            )

@@ -79,19 +79,16 @@ def write_evaluation(
     proba: np.ndarray,
     classes: list[str],
     label: str,
-    run_json,
     metrics_out,
     predictions_out,
     confusion_out,
     roc_out,
     reliability_out,
 ) -> dict:
-    """Score test-set probabilities, write every evaluation output and log them into the model's MLflow run.
+    """Score test-set probabilities and write every evaluation output (files only: the track rule logs them).
 
     test: manifest rows of the test split (image_id, label, y), in the order of proba's rows.
     """
-    from alldag.tracking import log_artifact, log_metrics, resume_run
-
     y_true = test["y"].to_numpy()
     y_pred = proba.argmax(axis=1)
     result = classification_metrics(y_true, proba)
@@ -118,23 +115,20 @@ def write_evaluation(
     save(roc_figure(roc_curves(y_true, proba, list(classes)), f"{label}: test ROC"), roc_out)
     save(reliability_figure(bins, result["ece"], f"{label}: calibration"), reliability_out)
     Path(metrics_out).write_text(json.dumps(result, indent=2))
-    run = json.loads(Path(run_json).read_text())
-    scalars = {k: v for k, v in result.items() if isinstance(v, float) and not np.isnan(v)}
-    scalars.update({f"{c}_{m}": v for c, d in result["per_class"].items() for m, v in d.items() if m != "support"})
-    with resume_run(run["tracking_uri"], run["run_id"]):
-        log_metrics({f"test_{k}": v for k, v in scalars.items()})
-        for path in (confusion_out, roc_out, reliability_out):
-            log_artifact(path, "figures")
-        log_artifact(predictions_out, "evaluation")
-        log_artifact(metrics_out, "evaluation")
     log.info("%s test metrics: %s", label, {k: round(v, 4) for k, v in result.items() if isinstance(v, float)})
     return result
+
+
+def test_metrics(result: dict) -> dict:
+    """The MLflow metrics of an evaluation (metrics.json): its scalars and per-class scores, prefixed test_."""
+    scalars = {k: v for k, v in result.items() if isinstance(v, float) and not np.isnan(v)}
+    scalars.update({f"{c}_{m}": v for c, d in result["per_class"].items() for m, v in d.items() if m != "support"})
+    return {f"test_{k}": v for k, v in scalars.items()}
 
 
 def evaluate_model(
     model_path,
     split_manifest,
-    run_json,
     classes: list[str],
     image_size: int,
     label: str,
@@ -151,14 +145,5 @@ def evaluate_model(
     test = manifest[manifest["split"] == "test"].reset_index(drop=True)
     proba = predict_split(load_classifier(model_path), test, image_size)
     return write_evaluation(
-        test,
-        proba,
-        list(classes),
-        label,
-        run_json,
-        metrics_out,
-        predictions_out,
-        confusion_out,
-        roc_out,
-        reliability_out,
+        test, proba, list(classes), label, metrics_out, predictions_out, confusion_out, roc_out, reliability_out
     )

@@ -8,10 +8,8 @@ positive evidence for the predicted class, peak 1.
 
 from __future__ import annotations
 
-import json
 import logging
 import os
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -350,10 +348,15 @@ def gallery_choice(per_image: pd.DataFrame, chosen: pd.DataFrame) -> np.ndarray:
     return np.array(picked, int)
 
 
+def explanation_metrics(summary: pd.DataFrame) -> dict:
+    """The MLflow metrics of an explanation summary: each method's (or pair's) mean over all classes."""
+    overall = summary[summary["label"] == ALL_CLASSES]
+    return {f"explain_{r.method}_{r.metric}": r.mean for r in overall.itertuples() if not np.isnan(r.mean)}
+
+
 def explain_model(
     model_path,
     split_manifest,
-    run_json,
     classes: list[str],
     image_size: int,
     label: str,
@@ -365,13 +368,12 @@ def explain_model(
     agreement_out,
     summary_out,
 ) -> pd.DataFrame:
-    """The rule's work: explain a stratified test sample, write maps, gallery, tables; log to MLflow.
+    """The rule's work: explain a stratified test sample, write maps, gallery, tables (files only).
 
     Returns the summary table (method or method pair, class, metric, n, mean, sd, 95% CI).
     """
     from alldag.inputs import load_images
     from alldag.models import load_classifier
-    from alldag.tracking import log_artifact, log_metrics, resume_run
 
     model = load_classifier(model_path)
     manifest = read_tsv(split_manifest)
@@ -425,13 +427,6 @@ def explain_model(
         gallery_out,
     )
     overall = summary[summary["label"] == ALL_CLASSES]
-    run = json.loads(Path(run_json).read_text())
-    means = {f"explain_{r.method}_{r.metric}": r.mean for r in overall.itertuples() if not np.isnan(r.mean)}
-    with resume_run(run["tracking_uri"], run["run_id"]):
-        log_metrics(means)
-        log_artifact(gallery_out, "figures")
-        for path in (explanations_out, agreement_out, summary_out):
-            log_artifact(path, "explanation")
     table = overall.pivot(index="method", columns="metric", values="mean").round(3)
     maps_only = table.index.isin([*METHODS, UNIFORM])
     log.info(

@@ -183,12 +183,3 @@ def log_provenance(parent_run_file, provenance_json) -> None:
     for key, value in tags.items():
         retry(client.set_tag, info["run_id"], key, value)
     retry(client.log_artifact, info["run_id"], str(provenance_json), "data")
-
-
-def publish_comparison(
-    task: str, summary: pd.DataFrame, run_files: dict[str, dict[int, str]], parent_run_file, provenance_json
-) -> dict | None:
-    """The compare stage's MLflow step: provenance on the parent run (if there is one), then the registry."""
-    if parent_run_file and Path(parent_run_file).is_file():
-        log_provenance(parent_run_file, provenance_json)
-    return register_best(task, summary, run_files)

@@ -22,6 +22,7 @@ from pathlib import Path
 from alldag import AlldagError
 
 PARENT_TAG = "mlflow.parentRunId"
+RECORD_TAG = "alldag.record"  # a job's unique record id: the `track` rule finds (or makes) the run by it
 # The MLflow UI opens an experiment without this tag on its GenAI overview (traces, assistant); this value
 # opens it on "Training runs".
 KIND_TAG, EXPERIMENT_KIND = "mlflow.experimentKind", "custom_model_development"
@@ -207,17 +208,6 @@ def reparent_run(run_id: str, parent_id: str) -> str | None:
     return old
 
 
-@contextmanager
-def resume_run(uri: str, run_id: str):
-    """Reopen an existing run (e.g. the training child) to log evaluation or explanation results."""
-    mlflow = _use(uri)
-    run = retry(mlflow.start_run, run_id=run_id)
-    try:
-        yield run
-    finally:
-        retry(mlflow.end_run)
-
-
 def log_metrics(metrics: dict, step: int | None = None) -> None:
     import mlflow
 
@@ -282,3 +272,58 @@ def log_split_datasets(manifest_path, manifest, name: str, data_source: str) -> 
                 "n_images": str(len(rows)),
             },
         )
+
+
+class LiveTracking:
+    """Best-effort MLflow logging inside a computing job: the first failure (server down, store locked for
+    good) is one warning and turns logging off, so the job still writes its files; the job's `track` rule
+    completes the record later."""
+
+    def __init__(self, label: str):
+        self.label = label
+        self.error: str | None = None
+
+    def call(self, fn, *args, **kwargs):
+        """fn(*args, **kwargs), or None once tracking has failed (the first failure is logged as a warning)."""
+        if self.error is not None:
+            return None
+        try:
+            return fn(*args, **kwargs)
+        except Exception as exc:  # AlldagError (unreachable), MlflowException, requests' errors, sqlite errors
+            self.error = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:300]
+            import logging
+
+            logging.getLogger(__name__).warning(
+                "MLflow tracking of %s failed (%s): the job goes on and writes its files; once the tracking store "
+                "answers, `snakemake --cores 1` (or --forcerun track) logs them",
+                self.label,
+                self.error,
+            )
+            return None
+
+
+def logged_steps(client, run_id: str, key: str) -> set[int]:
+    """The steps at which run_id already has metric key."""
+    return {m.step for m in retry(client.get_metric_history, run_id, key)}
+
+
+def log_metrics_once(client, run_id: str, metrics: dict, step: int = 0) -> int:
+    """Log the metrics the run lacks at step (a re-run adds no second copy); returns how many were logged."""
+    from mlflow.entities import Metric
+
+    stamp = int(time.time() * 1000)
+    batch = [
+        Metric(k, float(v), stamp, step) for k, v in metrics.items() if step not in logged_steps(client, run_id, k)
+    ]
+    for i in range(0, len(batch), 500):  # MLflow's batch limit is 1000 metrics
+        retry(client.log_batch, run_id, metrics=batch[i : i + 500])
+    return len(batch)
+
+
+def log_artifacts_once(client, run_id: str, paths, folder: str | None = None) -> int:
+    """Upload the files the run lacks under folder (a file of another size, a broken upload, is replaced)."""
+    present = {Path(a.path).name: a.file_size for a in retry(client.list_artifacts, run_id, folder)}
+    missing = [p for p in map(Path, paths) if present.get(p.name) != p.stat().st_size]
+    for path in missing:
+        retry(client.log_artifact, run_id, str(path), folder)
+    return len(missing)

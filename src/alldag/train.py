@@ -16,6 +16,7 @@ from alldag.data import read_tsv, write_tsv_atomic
 from alldag.figures import save, training_curves_figure
 from alldag.progress import Progress
 from alldag.provenance import TRAINING_PACKAGES, git_commit, package_versions
+from alldag.tracking import retry, run_params
 
 log = logging.getLogger(__name__)
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # TensorFlow is imported lazily, after this
@@ -101,12 +102,14 @@ def fit(
     report=lambda rows: None,
     checkpoint_every_s: float = 0.0,
     build_model=None,
+    report_metrics=lambda metrics: None,
 ):
     """Build and fit the classifier, resuming from checkpoint_dir; returns (model, history DataFrame).
 
     Each epoch is checkpointed (see alldag.checkpoint) and then passed to report(rows) exactly once,
     even across a kill and restart. build_model() replaces the keras.applications backbone for
-    custom architectures (it must take raw RGB in [0, 255]).
+    custom architectures (it must take raw RGB in [0, 255]). report_metrics(dict) gets the recalibrated
+    BatchNorm scores.
     """
     import keras
     import tensorflow as tf
@@ -115,7 +118,6 @@ def fit(
     from alldag.augment import build_augmenter
     from alldag.inputs import make_dataset
     from alldag.models import build_classifier, recalibrate_batchnorm, set_backbone_trainable
-    from alldag.tracking import log_metrics
 
     keras.utils.set_random_seed(settings.seed)
     tf.config.experimental.enable_op_determinism()  # same seed, same CPU -> same metrics
@@ -211,7 +213,7 @@ def fit(
             log.info(
                 "recalibrated %d BatchNormalization layers: val_loss %.4f, val_accuracy %.4f", changed, loss, accuracy
             )
-            log_metrics({"val_loss_recalibrated": loss, "val_accuracy_recalibrated": accuracy})
+            report_metrics({"val_loss_recalibrated": loss, "val_accuracy_recalibrated": accuracy})
     return model, frame
 
 
@@ -264,12 +266,120 @@ def log_missing_epochs(run_id: str, history: pd.DataFrame) -> int:
     """Log the epochs of history the run lacks (a kill between checkpoint and logging); returns how many."""
     import mlflow
 
-    from alldag.tracking import retry
-
     logged = {m.step for m in retry(mlflow.MlflowClient().get_metric_history, run_id, "loss")}
     missing = [row for row in history.to_dict("records") if row["epoch"] - 1 not in logged]
     epoch_reporter(run_id)(missing)
     return len(missing)
+
+
+def best_epoch_metrics(history: pd.DataFrame) -> dict:
+    """best_epoch (the epoch whose weights the model ends with), its val_accuracy, and epochs_run."""
+    best = history[history["kept"]].iloc[0]
+    return {
+        "best_epoch": int(best["epoch"]),
+        "best_val_accuracy": float(best["val_accuracy"]),
+        "epochs_run": len(history),
+    }
+
+
+def run_record(
+    settings: TrainSettings, tracking: Tracking, manifest: pd.DataFrame, augmentation: dict, hardware: dict
+) -> dict:
+    """What the model's MLflow run holds besides the job's files: name, tags (with a unique `alldag.record`
+    the `track` rule finds the run by), params, and the name of its split datasets."""
+    import uuid
+
+    name = f"{settings.task}/{settings.backbone}/fold{settings.fold}"
+    params = {
+        **asdict(settings),
+        "classes": ",".join(settings.classes),
+        "weights": str(settings.weights),
+        **{f"augment.{k}": v for k, v in augmentation.items()},
+        **package_versions(TRAINING_PACKAGES),
+        "git_commit": git_commit(),
+        "n_train": int((manifest["split"] == "train").sum()),
+        "gpus": hardware["gpus"],
+        "devices": hardware["devices"],
+        "precision": hardware["precision"],
+        **run_params(
+            task=settings.task,
+            backbone=settings.backbone,
+            fold=settings.fold,
+            image_size=settings.image_size,
+            epochs=settings.epochs,
+            weights=settings.weights,
+            seed=settings.seed,
+            data_source=data_source(tracking),
+            git_commit=git_commit(),
+        ),
+    }
+    return {
+        "name": name,
+        "record": uuid.uuid4().hex,
+        "dataset": f"{settings.task}/fold{settings.fold}",
+        "tags": {**tracking.tags, "task": settings.task, "backbone": settings.backbone, "fold": str(settings.fold)},
+        "params": {k: str(v) for k, v in params.items()},
+    }
+
+
+def _open_live_run(
+    tracking: Tracking, record: dict, split_manifest, manifest: pd.DataFrame, previous: str | None
+) -> tuple[str, str]:
+    """Start (or, after a restart, reopen) the model's child run and log its params and datasets: (run, parent)."""
+    from alldag.tracking import (
+        PARENT_TAG,
+        RECORD_TAG,
+        _use,
+        ensure_experiment,
+        log_split_datasets,
+        parent_run_id,
+        reparent_run,
+    )
+
+    mlflow = _use(tracking.uri)
+    parent = parent_run_id(
+        tracking.uri, tracking.experiment, tracking.artifact_root, tracking.parent_run_file, tracking.tags
+    )
+    if previous is not None:
+        log.info("continuing MLflow run %s", previous)
+        run = retry(mlflow.start_run, run_id=previous, log_system_metrics=tracking.system_metrics)
+        if (earlier := reparent_run(previous, parent)) is not None:
+            log.info("moved run %s from parent run %s to this invocation's parent run %s", previous, earlier, parent)
+        return run.info.run_id, parent
+    exp_id = ensure_experiment(tracking.uri, tracking.experiment, tracking.artifact_root)
+    run = retry(
+        mlflow.start_run,
+        experiment_id=exp_id,
+        run_name=record["name"],
+        tags={**record["tags"], PARENT_TAG: parent, RECORD_TAG: record["record"]},
+        log_system_metrics=tracking.system_metrics,
+    )
+    retry(mlflow.log_params, record["params"])
+    log_split_datasets(split_manifest, manifest, record["dataset"], data_source(tracking))
+    return run.info.run_id, parent
+
+
+def _finish_live_run(
+    run_id: str,
+    history: pd.DataFrame,
+    files: list[tuple],
+    model,
+    manifest: pd.DataFrame,
+    settings: TrainSettings,
+    model_out,
+) -> bool:
+    """Log what the active run lacks once training is done (epochs, best epoch, files, the model); True when done."""
+    import mlflow
+
+    from alldag.tracking import log_artifact
+
+    if log_missing_epochs(run_id, history):
+        log.info("logged the epochs the interrupted job had checkpointed but not yet logged")
+    retry(mlflow.log_metrics, best_epoch_metrics(history))
+    for path, folder in files:
+        log_artifact(path, folder)
+    _log_model(model, manifest, settings, model_out)
+    return True
 
 
 def _log_model(model, manifest: pd.DataFrame, settings: TrainSettings, model_out) -> None:
@@ -306,22 +416,18 @@ def train_model(
 
     Outputs: model_out (.keras, without optimizer state; a hard link to the logged MLflow model's file when
     the artifact store is local), history_out (TSV, one row per epoch), curves_out (PNG of the
-    accuracy and loss curves), run_out (JSON with the MLflow child run id). A checkpoint folder
-    beside model_out lets a killed job resume; it is removed once the outputs are written.
+    accuracy and loss curves), run_out (JSON: the MLflow child run id, or null, and the run's record for
+    the `track` rule). A checkpoint folder beside model_out lets a killed job resume; it is removed once the
+    outputs are written. Epochs are logged live while MLflow answers; a tracking failure is a warning.
     require_gpu: raise AlldagError (one line) instead of training on the CPU when no GPU is visible.
     """
+    import mlflow
+
     from alldag import checkpoint
     from alldag.augment import read_spec
     from alldag.devices import configure_tensorflow, training_device
-    from alldag.tracking import (
-        child_run,
-        log_artifact,
-        log_split_datasets,
-        parent_run_id,
-        reparent_run,
-        retry,
-        run_params,
-    )
+    from alldag.logged_model import store_model
+    from alldag.tracking import LiveTracking, log_metrics
 
     with training_device() as device:
         hardware = configure_tensorflow(mixed_precision, require_gpu)
@@ -338,96 +444,52 @@ def train_model(
         checkpoint_dir = Path(model_out).parent / "checkpoint"
         key = run_fingerprint(settings, manifest, augmentation)
         previous = checkpoint.load_run(checkpoint_dir, key)
-        parent = parent_run_id(
-            tracking.uri, tracking.experiment, tracking.artifact_root, tracking.parent_run_file, tracking.tags
+        record = run_record(settings, tracking, manifest, augmentation, hardware)
+        live = LiveTracking(record["name"])
+        run_id, parent = live.call(_open_live_run, tracking, record, split_manifest, manifest, previous) or (
+            previous,
+            None,
         )
-        name = f"{settings.task}/{settings.backbone}/fold{settings.fold}"
-        with child_run(
-            tracking.uri,
-            tracking.experiment,
-            tracking.artifact_root,
-            parent,
-            name,
-            {**tracking.tags, "task": settings.task, "backbone": settings.backbone, "fold": str(settings.fold)},
-            run_id=previous,
-            system_metrics=tracking.system_metrics,
-        ) as run:
-            import mlflow
-
-            if previous is None:
-                checkpoint.save_run(checkpoint_dir, key, run.info.run_id)
-                retry(
-                    mlflow.log_params,
-                    {
-                        **asdict(settings),
-                        "classes": ",".join(settings.classes),
-                        "weights": str(settings.weights),
-                        **{f"augment.{k}": v for k, v in augmentation.items()},
-                        **package_versions(TRAINING_PACKAGES),
-                        "git_commit": git_commit(),
-                        "n_train": int((manifest["split"] == "train").sum()),
-                        "gpus": hardware["gpus"],
-                        "devices": hardware["devices"],
-                        "precision": hardware["precision"],
-                        **run_params(
-                            task=settings.task,
-                            backbone=settings.backbone,
-                            fold=settings.fold,
-                            image_size=settings.image_size,
-                            epochs=settings.epochs,
-                            weights=settings.weights,
-                            seed=settings.seed,
-                            data_source=data_source(tracking),
-                            git_commit=git_commit(),
-                        ),
-                    },
-                )
-                log_split_datasets(
-                    split_manifest, manifest, f"{settings.task}/fold{settings.fold}", data_source(tracking)
-                )
-            else:
-                log.info("continuing MLflow run %s", previous)
-                if (earlier := reparent_run(previous, parent)) is not None:
-                    log.info(
-                        "moved run %s from parent run %s to this invocation's parent run %s", previous, earlier, parent
-                    )
+        if run_id is not None and previous is None:
+            checkpoint.save_run(checkpoint_dir, key, run_id)
+        report = epoch_reporter(run_id) if run_id else (lambda rows: None)
+        try:
             model, history = fit(
                 settings,
                 manifest,
                 augmentation,
                 checkpoint_dir,
-                epoch_reporter(run.info.run_id),
+                lambda rows: live.call(report, rows),
                 checkpoint_every_s,
                 build_model,
+                report_metrics=lambda m: run_id and live.call(log_metrics, m),
             )
             write_training_outputs(history, settings, history_out, curves_out)
-            if previous is not None and log_missing_epochs(run.info.run_id, history):
-                log.info("logged the epochs the interrupted job had checkpointed but not yet logged")
-            best = history[history["kept"]].iloc[0]  # the epoch whose weights were restored (or the last)
-            retry(
-                mlflow.log_metrics,
-                {
-                    "best_epoch": int(best["epoch"]),
-                    "best_val_accuracy": float(best["val_accuracy"]),
-                    "epochs_run": len(history),
-                },
-            )
-            for path, folder in (
-                (curves_out, "figures"),
-                (history_out, None),
-                (augmentation_json, None),
-                (split_manifest, None),
+            files = [(curves_out, "figures"), (history_out, None), (augmentation_json, None), (split_manifest, None)]
+            if not (
+                run_id and live.call(_finish_live_run, run_id, history, files, model, manifest, settings, model_out)
             ):
-                log_artifact(path, folder)
-            _log_model(model, manifest, settings, model_out)
-            Path(run_out).write_text(
-                json.dumps(
-                    {"run_id": run.info.run_id, "parent_run_id": parent, "tracking_uri": tracking.uri, "name": name},
-                    indent=2,
-                )
+                store_model(model, None, model_out)
+        except BaseException:
+            if run_id:
+                live.call(retry, mlflow.end_run, status="FAILED")
+            raise
+        if run_id:
+            live.call(retry, mlflow.end_run)
+        Path(run_out).write_text(
+            json.dumps(
+                {
+                    "run_id": run_id,
+                    "parent_run_id": parent,
+                    "tracking_uri": tracking.uri,
+                    **record,
+                    "tracking_error": live.error,
+                },
+                indent=2,
             )
+        )
         checkpoint.clear(checkpoint_dir)
-    log.info("saved %s (run %s)", model_out, run.info.run_id)
+    log.info("saved %s (MLflow run %s)", model_out, run_id or "not yet: the track rule makes it")
 
 
 def write_training_outputs(history: pd.DataFrame, settings: TrainSettings, history_out, curves_out) -> None:

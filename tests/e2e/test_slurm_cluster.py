@@ -36,6 +36,7 @@ TARGETS = [
     for model in MODELS
     for name in ("predictions.tsv", "metrics.json")
 ]
+TRACKED = [f"results/mlflow/{TASK}/{model}/fold0/tracked.json" for model in MODELS]  # the track jobs log them
 
 
 @pytest.fixture(scope="module")
@@ -61,6 +62,7 @@ def slurm_run(cluster, mlflow_server, server_run_started, tmp_path_factory):
         "--workflow-profile",
         str(REPO / "profiles/slurm"),
         *TARGETS,
+        *TRACKED,
         # Test-only overrides of the profile, none of them about SLURM itself:
         "--slurm-init-seconds-before-status-checks",
         "2",  # poll often; MinJobAge=300 keeps squeue reliable

@@ -113,8 +113,21 @@ wildcard_constraints:
 
 
 def get_final_output():
-    """The report page, the results table and summary.json: they depend on every other output."""
-    return ["results/report.html", "results/results_table.tsv", "results/summary.json"]
+    """The report page, the results table and summary.json (they depend on every computed output), and
+    the MLflow record of every model and comparison (the track jobs; the report does not wait for them).
+    """
+    return [
+        "results/report.html",
+        "results/results_table.tsv",
+        "results/summary.json",
+        *expand(
+            "results/mlflow/{task}/{backbone}/fold{fold}/tracked.json",
+            task=TASKS,
+            backbone=COMPARED_MODELS,
+            fold=FOLDS,
+        ),
+        *expand("results/mlflow/{task}/comparison_tracked.json", task=TASKS),
+    ]
 
 
 def tracking_params():
@@ -164,14 +177,56 @@ def image_level_baseline_predictions(wildcards):
     )
 
 
-def comparison_runs(wildcards):
-    """MLflow run files of every compared model and fold of a task, in (model, fold) order."""
+def comparison_tracked_runs(wildcards):
+    """The track jobs' run files of every compared model and fold of a task, in (model, fold) order."""
     return expand(
-        "results/models/{task}/{model}/fold{fold}/mlflow_run.json",
+        rules.track.output.tracked,
         task=wildcards.task,
-        model=COMPARED_MODELS,
+        backbone=COMPARED_MODELS,
         fold=FOLDS,
     )
+
+
+def track_inputs(wildcards):
+    """The files a model's track job logs, by name: every model's run record, split and evaluation; a
+    trained model's (not the colour baseline's) training and explanation files too."""
+    where = dict(task=wildcards.task, backbone=wildcards.backbone, fold=wildcards.fold)
+    evaluation = "results/evaluation/{task}/{backbone}/fold{fold}/"
+    paths = {
+        "run": "results/models/{task}/{backbone}/fold{fold}/mlflow_run.json",
+        "manifest": "results/split/{task}/fold{fold}/split_manifest.tsv",
+        **{
+            name: evaluation + name_file
+            for name, name_file in (
+                ("metrics", "metrics.json"),
+                ("predictions", "predictions.tsv"),
+                ("confusion", "confusion_matrix.png"),
+                ("roc", "roc_curve.png"),
+                ("reliability", "reliability.png"),
+            )
+        },
+    }
+    if wildcards.backbone != "colour_baseline":
+        paths.update(
+            {
+                "model": rules.train.output.model,
+                "history": rules.train.output.history,
+                "curves": rules.train.output.curves,
+                "augmentation": rules.augment.output.spec,
+                "gallery": rules.explain.output.gallery,
+                "explanations": rules.explain.output.explanations,
+                "agreement": rules.explain.output.agreement,
+                "explanation_summary": rules.explain.output.summary,
+            }
+        )
+    return {name: expand(path, **where)[0] for name, path in paths.items()}
+
+
+def track_image_size(wildcards):
+    """The model's input size (for its logged signature); 0 for the colour baseline, which logs no model."""
+    if wildcards.backbone == "colour_baseline":
+        return 0
+    return backbone_image_size(wildcards)
 
 
 def task_classes(wildcards):
@@ -296,5 +351,8 @@ def close_parent_run(status):
             PARENT_RUN_FILE,
             status,
         )
-    except AlldagError as exc:
-        print(f"WARNING: parent run not marked {status}: {exc}", file=sys.stderr)
+    except (
+        Exception
+    ) as exc:  # AlldagError, or MLflow's own error once the server has gone away
+        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:300]
+        print(f"WARNING: parent run not marked {status}: {first}", file=sys.stderr)

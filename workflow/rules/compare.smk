@@ -2,8 +2,6 @@ rule compare:
     input:
         predictions=comparison_predictions,
         image_level=image_level_baseline_predictions,
-        runs=comparison_runs,
-        provenance=PROVENANCE,
     output:
         comparison="results/comparison/{task}/comparison.tsv",
         paired="results/comparison/{task}/paired_tests.tsv",
@@ -24,6 +22,5 @@ rule compare:
         classes=task_classes,
         bootstrap=config["evaluate"]["bootstrap_samples"],
         seed=config["seed"],
-        parent_run_file=PARENT_RUN_FILE,
     script:
         "../scripts/compare.py"

@@ -2,7 +2,6 @@ rule evaluate:
     input:
         model=rules.train.output.model,
         manifest="results/split/{task}/fold{fold}/split_manifest.tsv",
-        run=rules.train.output.run,
     output:
         metrics="results/evaluation/{task}/{backbone}/fold{fold}/metrics.json",
         predictions="results/evaluation/{task}/{backbone}/fold{fold}/predictions.tsv",

@@ -2,7 +2,6 @@ rule explain:
     input:
         model=rules.train.output.model,
         manifest="results/split/{task}/fold{fold}/split_manifest.tsv",
-        run=rules.train.output.run,
     output:
         heatmaps="results/explanations/{task}/{backbone}/fold{fold}/heatmaps.npz",
         gallery=report(

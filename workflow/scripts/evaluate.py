@@ -8,7 +8,6 @@ run_rule(
     lambda: evaluate_model(
         inp.model,
         inp.manifest,
-        inp.run,
         list(snakemake.params.classes),
         snakemake.params.image_size,
         f"{w.task}/{w.backbone}/fold{w.fold}",

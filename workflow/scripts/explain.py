@@ -8,7 +8,6 @@ run_rule(
     lambda: explain_model(
         inp.model,
         inp.manifest,
-        inp.run,
         list(p.classes),
         p.image_size,
         f"{w.task}/{w.backbone}/fold{w.fold}",

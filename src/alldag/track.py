@@ -1,0 +1,212 @@
+"""The `track` stage: log the files a model's jobs (train, evaluate, explain) and a task's comparison wrote
+into MLflow, idempotently.
+
+Computing jobs write files only (training also logs epochs live while MLflow answers), so a tracking outage
+costs no computed output: the track jobs fail, and once the store answers a plain re-run completes the
+record. Every step first looks at what the run already holds (params, metric steps, artefacts by name and
+size, the logged model), so re-running a track job after a partial upload leaves one copy of each.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+
+import pandas as pd
+
+from alldag.tracking import (
+    PARENT_TAG,
+    RECORD_TAG,
+    client_for,
+    ensure_experiment,
+    log_artifacts_once,
+    log_metrics_once,
+    parent_run_id,
+    retry,
+)
+
+log = logging.getLogger(__name__)
+
+
+def find_or_create_run(client, tracking, record: dict) -> tuple[str, bool]:
+    """The run of a job's record: its own run id, else the run tagged with its record id (an earlier track
+    attempt made it), else a new child of this invocation's parent run. Returns (run id, created)."""
+    if record.get("run_id"):
+        return record["run_id"], False
+    exp_id = ensure_experiment(tracking.uri, tracking.experiment, tracking.artifact_root)
+    found = retry(client.search_runs, [exp_id], f"tags.`{RECORD_TAG}` = '{record['record']}'")
+    if found:
+        return found[0].info.run_id, False
+    parent = parent_run_id(
+        tracking.uri, tracking.experiment, tracking.artifact_root, tracking.parent_run_file, tracking.tags
+    )
+    run = retry(
+        client.create_run,
+        exp_id,
+        run_name=record["name"],
+        tags={**record["tags"], PARENT_TAG: parent, RECORD_TAG: record["record"]},
+    )
+    return run.info.run_id, True
+
+
+def log_params_once(client, run_id: str, params: dict) -> int:
+    """Log the params the run lacks (MLflow refuses to change one; an equal value is a no-op anyway)."""
+    from mlflow.entities import Param
+
+    have = retry(client.get_run, run_id).data.params
+    missing = [Param(k, v) for k, v in params.items() if k not in have]
+    for i in range(0, len(missing), 100):  # MLflow's batch limit is 100 params
+        retry(client.log_batch, run_id, params=missing[i : i + 100])
+    return len(missing)
+
+
+def log_datasets_once(client, run_id: str, split_manifest, dataset: str, data_source: str) -> None:
+    """The split manifest's train/val/test datasets, unless the run has inputs already."""
+    from alldag.data import read_tsv
+    from alldag.tracking import log_split_datasets
+
+    if retry(client.get_run, run_id).inputs.dataset_inputs:
+        return
+    with _reopened(run_id):
+        log_split_datasets(split_manifest, read_tsv(split_manifest), dataset, data_source)
+
+
+def log_model_once(client, run_id: str, model_path, split_manifest, image_size: int, classes: list[str]) -> bool:
+    """Log the trained model from its .keras file unless the run has a ready logged model; True if logged now."""
+    import mlflow
+
+    from alldag.data import read_tsv
+    from alldag.inputs import load_images
+    from alldag.logged_model import log_keras_model
+    from alldag.models import load_classifier
+
+    experiment = retry(client.get_run, run_id).info.experiment_id  # without it, MLflow searches only the default
+    models = retry(
+        mlflow.search_logged_models,
+        experiment_ids=[experiment],
+        filter_string=f"source_run_id = '{run_id}'",
+        output_format="list",
+    )
+    if any(str(m.status).endswith("READY") for m in models):
+        return False
+    example = load_images(read_tsv(split_manifest)["path"].head(1), image_size)
+    with _reopened(run_id):
+        log_keras_model(load_classifier(model_path), example, list(classes))
+    return True
+
+
+class _reopened:
+    """The run as mlflow's active run, without changing its status on exit."""
+
+    def __init__(self, run_id: str):
+        self.run_id = run_id
+
+    def __enter__(self):
+        import mlflow
+
+        return retry(mlflow.start_run, run_id=self.run_id)
+
+    def __exit__(self, *exc):
+        import mlflow
+
+        mlflow.end_run(status=retry(mlflow.MlflowClient().get_run, self.run_id).info.status)
+
+
+def track_model(
+    *,
+    tracking,
+    run_json,
+    split_manifest,
+    artefacts: dict,
+    tracked_out,
+    metrics_json=None,
+    history=None,
+    explanation_summary=None,
+    model=None,
+    image_size: int | None = None,
+    classes: list[str] | None = None,
+) -> str:
+    """Complete the model's MLflow run from its jobs' files; returns its run id.
+
+    run_json: the record train (or the colour baseline) wrote; artefacts: MLflow folder ('' for the top) ->
+    files; history: train's per-epoch TSV (each epoch once, step = epoch - 1); metrics_json: evaluate's
+    test metrics; explanation_summary: explain's summary table; model: the .keras file, logged unless the run
+    has it. tracked_out: JSON with the run id (what the comparison's track job reads).
+    """
+    from alldag.evaluate import test_metrics
+    from alldag.explain import explanation_metrics
+    from alldag.train import best_epoch_metrics, data_source, log_missing_epochs
+
+    record = json.loads(Path(run_json).read_text())
+    client = client_for(tracking.uri)
+    run_id, created = find_or_create_run(client, tracking, record)
+    log.info("%s MLflow run %s for %s", "created" if created else "completing", run_id, record["name"])
+    log_params_once(client, run_id, record["params"])
+    log_datasets_once(client, run_id, split_manifest, record["dataset"], data_source(tracking))
+    counts = {}
+    if history is not None:
+        frame = pd.read_csv(history, sep="\t")
+        counts["epochs"] = log_missing_epochs(run_id, frame)  # client_for pointed mlflow at tracking.uri
+        counts["best epoch"] = log_metrics_once(client, run_id, best_epoch_metrics(frame))
+    if metrics_json is not None:
+        counts["test metrics"] = log_metrics_once(
+            client, run_id, test_metrics(json.loads(Path(metrics_json).read_text()))
+        )
+    if explanation_summary is not None:
+        summary = pd.read_csv(explanation_summary, sep="\t")
+        counts["explanation metrics"] = log_metrics_once(client, run_id, explanation_metrics(summary))
+    counts["artefacts"] = sum(
+        log_artifacts_once(client, run_id, paths, folder or None) for folder, paths in artefacts.items()
+    )
+    if model is not None:
+        counts["model"] = int(log_model_once(client, run_id, model, split_manifest, image_size, classes))
+    if retry(client.get_run, run_id).info.status != "FINISHED":
+        retry(client.set_terminated, run_id, "FINISHED")
+    log.info("%s: logged now (the rest was there): %s", record["name"], counts)
+    Path(tracked_out).parent.mkdir(parents=True, exist_ok=True)
+    Path(tracked_out).write_text(
+        json.dumps(
+            {"run_id": run_id, "tracking_uri": tracking.uri, "name": record["name"], "logged_now": counts}, indent=2
+        )
+    )
+    return run_id
+
+
+def track_comparison(
+    *, task: str, tracking, comparison, paired, figure, provenance, tracked_runs: dict, tracked_out
+) -> dict | None:
+    """Put a task's comparison on this invocation's parent run (artefacts, metrics, verdict tags, provenance),
+    each once, then register the task's best model (the registry step is idempotent too).
+
+    tracked_runs: model -> fold -> the model's tracked.json (from its track job).
+    """
+    from alldag.compare import METRICS
+    from alldag.registry import log_provenance, register_best
+
+    summary = pd.read_csv(comparison, sep="\t")
+    client = client_for(tracking.uri)
+    run_id = parent_run_id(
+        tracking.uri, tracking.experiment, tracking.artifact_root, tracking.parent_run_file, tracking.tags
+    )
+    log_artifacts_once(client, run_id, [comparison, paired, figure], f"comparison/{task}")
+    metrics = {
+        f"{task}.{row['model']}.{m}": float(row[m])
+        for row in summary.to_dict("records")
+        for m in METRICS + ["diff_vs_colour_baseline", "p_vs_colour_baseline"]
+        if m in row and not pd.isna(row[m])
+    }
+    log_metrics_once(client, run_id, metrics)
+    for row in summary.to_dict("records"):
+        beats = row.get("beats_colour_baseline")
+        if isinstance(beats, (str, bool)) and beats != "":  # the baseline's own row has none
+            retry(client.set_tag, run_id, f"{task}.{row['model']}.beats_colour_baseline", str(beats).lower())
+    log_provenance(tracking.parent_run_file, provenance)
+    registered = register_best(task, summary, tracked_runs)
+    Path(tracked_out).parent.mkdir(parents=True, exist_ok=True)
+    Path(tracked_out).write_text(
+        json.dumps(
+            {"parent_run_id": run_id, "tracking_uri": tracking.uri, "registered": registered}, indent=2, default=str
+        )
+    )
+    return registered

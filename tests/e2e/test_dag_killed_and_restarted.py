@@ -1,0 +1,115 @@
+"""The whole DAG survives SIGKILL: on tests/configs/tiny.yaml, kill the process group of a running
+`snakemake` (Snakemake and all its jobs) during the audit, during training, during an explanation and during
+the report; after each kill `--unlock` and restart with `--rerun-incomplete`. The final predictions, metrics,
+comparison tables and summary.json equal the uninterrupted session run's (conftest.e2e_run, same config), and
+MLflow holds one child run per model with each epoch step once.
+
+The training kill comes while the training jobs have started (the child runs exist) but before any has
+checkpointed an epoch, so the restarted jobs train from scratch and their weights are bit-identical. A kill
+after epoch k is resumed from the checkpoint; that the resumed model is bit-identical needs the per-epoch
+seeding of issue 17's deliverable 2 (branch issue17), so this test does not kill there yet.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import time
+from pathlib import Path
+
+import mlflow
+import pandas as pd
+import pytest
+import yaml
+
+from workflow_helpers import REPO, _command, snakemake
+
+pytestmark = pytest.mark.e2e
+CONFIG = REPO / "tests/configs/tiny.yaml"
+CFG = yaml.safe_load(CONFIG.read_text())
+TASK = "benign_vs_pro"
+MODELS = [*CFG["backbones"], "colour_baseline"]
+COMPARED = [
+    f"results/evaluation/{TASK}/{m}/fold0/{name}" for m in MODELS for name in ("predictions.tsv", "metrics.json")
+]
+COMPARED += [f"results/comparison/{TASK}/comparison.tsv", f"results/comparison/{TASK}/paired_tests.tsv"]
+
+
+def _started(workdir: Path, pattern: str, since: float) -> bool:
+    """A log matching pattern was written by this attempt (logs of earlier attempts are older)."""
+    return any(p.stat().st_mtime >= since for p in workdir.glob(pattern))
+
+
+def _training_started_none_checkpointed(workdir: Path, since: float) -> bool:
+    return (
+        _started(workdir, "logs/train/*/*/fold0.log", since)
+        and any((workdir / f"results/models/{TASK}/{m}/fold0/checkpoint").is_dir() for m in CFG["backbones"])
+        and not list(workdir.glob("results/models/*/*/fold0/checkpoint/state*"))
+    )
+
+
+KILL_POINTS = {  # name: is it now?
+    "audit": lambda w, t: _started(w, "logs/audit.log", t),
+    "training": _training_started_none_checkpointed,
+    "explain": lambda w, t: _started(w, "logs/explain/*/*/fold0.log", t),
+    "report": lambda w, t: _started(w, "logs/report.log", t),
+}
+
+
+def _run_until(workdir: Path, args: list[str], now, timeout: float = 900) -> bool:
+    """Start snakemake in its own process group; SIGKILL the group once now(workdir, start) holds.
+    Returns whether it was killed (False: it finished first)."""
+    cmd, env = _command(workdir, ["--cores", "2", *args], CONFIG, None)
+    start = time.time() - 1  # file times have coarse resolution on some file systems
+    with open(workdir / "attempts.log", "a") as out:
+        proc = subprocess.Popen(cmd, cwd=workdir, env=env, stdout=out, stderr=out, start_new_session=True)
+        deadline = time.monotonic() + timeout
+        while proc.poll() is None:
+            if now(workdir, start):
+                os.killpg(proc.pid, signal.SIGKILL)
+                proc.wait()
+                return True
+            assert time.monotonic() < deadline, "snakemake did not reach the kill point in time"
+            time.sleep(0.1)
+    assert proc.returncode == 0, (workdir / "attempts.log").read_text()[-4000:]
+    return False
+
+
+def test_dag_killed_at_every_stage_ends_as_an_uninterrupted_run(e2e_run, tmp_path):
+    start = time.monotonic()
+    killed = []
+    for name, now in KILL_POINTS.items():
+        if _run_until(tmp_path, ["--rerun-incomplete"], now):
+            killed.append(name)
+        proc = snakemake(tmp_path, "--unlock", config=CONFIG)
+        assert proc.returncode == 0, proc.stderr[-2000:]
+    assert killed == list(KILL_POINTS), killed  # every kill point was met
+    proc = snakemake(tmp_path, "--cores", "2", "--rerun-incomplete", config=CONFIG)
+    assert proc.returncode == 0, proc.stderr[-4000:]
+    print(f"killed at {killed}; {time.monotonic() - start:.0f} s in all")
+    for path in COMPARED:
+        if path.endswith(".tsv"):
+            pd.testing.assert_frame_equal(pd.read_csv(tmp_path / path, sep="\t"), pd.read_csv(e2e_run / path, sep="\t"))
+        else:
+            assert json.loads((tmp_path / path).read_text()) == json.loads((e2e_run / path).read_text()), path
+    summaries = [json.loads((d / "results/summary.json").read_text()) for d in (tmp_path, e2e_run)]
+    for summary in summaries:
+        summary.pop("mlflow")  # run ids differ between the two studies
+    assert summaries[0] == summaries[1]
+    _check_mlflow_once(tmp_path)
+
+
+def _check_mlflow_once(workdir: Path) -> None:
+    """One child run per model, finished, with each epoch step of val_loss once."""
+    client = mlflow.MlflowClient(f"sqlite:///{workdir / 'results/mlflow.db'}")
+    experiment = client.get_experiment_by_name(CFG["study"])
+    children = [r for r in client.search_runs([experiment.experiment_id]) if "mlflow.parentRunId" in r.data.tags]
+    assert sorted(r.data.tags["backbone"] for r in children) == sorted(MODELS)
+    for child in children:
+        assert child.info.status == "FINISHED", child.data.tags["backbone"]
+        assert "test_balanced_accuracy" in child.data.metrics
+        if child.data.tags["backbone"] != "colour_baseline":
+            steps = [m.step for m in client.get_metric_history(child.info.run_id, "val_loss")]
+            assert sorted(steps) == list(range(CFG["train"]["epochs"])), child.data.tags["backbone"]

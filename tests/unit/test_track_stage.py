@@ -1,0 +1,172 @@
+"""alldag.track: the track stage logs a job's files into MLflow once, however often it runs, and completes a
+run that a computing job left half logged; LiveTracking turns a tracking failure into one warning."""
+
+from __future__ import annotations
+
+import json
+import logging
+
+import mlflow
+import pandas as pd
+import pytest
+from PIL import Image
+
+from alldag.track import track_model
+from alldag.tracking import LiveTracking, log_metrics_to
+from alldag.train import Tracking
+
+EPOCHS = 4
+
+
+@pytest.fixture
+def job_files(tmp_path):
+    """What a model's computing jobs wrote: run record (no run yet), split manifest, history, metrics."""
+    manifest = tmp_path / "split_manifest.tsv"
+    pd.DataFrame(
+        {
+            "image_id": [f"i{k}" for k in range(6)],
+            "label": ["A", "B"] * 3,
+            "y": [0, 1] * 3,
+            "split": ["train", "train", "val", "val", "test", "test"],
+            "path": [f"/x/{k}.png" for k in range(6)],
+        }
+    ).to_csv(manifest, sep="\t", index=False)
+    history = tmp_path / "history.tsv"
+    pd.DataFrame(
+        {
+            "epoch": range(1, EPOCHS + 1),
+            "phase": "full",
+            "learning_rate": 1e-3,
+            "loss": [1.0, 0.8, 0.6, 0.5],
+            "accuracy": [0.5, 0.6, 0.7, 0.8],
+            "val_loss": [1.1, 0.9, 0.7, 0.6],
+            "val_accuracy": [0.5, 0.5, 0.6, 0.7],
+            "kept": [False, False, False, True],
+        }
+    ).to_csv(history, sep="\t", index=False)
+    metrics = tmp_path / "metrics.json"
+    metrics.write_text(
+        json.dumps(
+            {
+                "accuracy": 0.75,
+                "ece": 0.1,
+                "classes": ["A", "B"],
+                "per_class": {c: {"precision": 0.7, "recall": 0.8, "f1": 0.75, "support": 2} for c in "AB"},
+            }
+        )
+    )
+    run = tmp_path / "mlflow_run.json"
+    run.write_text(
+        json.dumps(
+            {
+                "run_id": None,
+                "record": "rec-1",
+                "name": "t/m/fold0",
+                "dataset": "t/fold0",
+                "tags": {"task": "t", "backbone": "m", "fold": "0"},
+                "params": {"seed": "3"},
+            }
+        )
+    )
+    tracking = Tracking(
+        uri=f"sqlite:///{tmp_path}/mlflow.db",
+        experiment="study",
+        artifact_root=str(tmp_path / "art"),
+        parent_run_file=str(tmp_path / "parent.json"),
+        tags={},
+    )
+    return tracking, dict(
+        run_json=run,
+        split_manifest=manifest,
+        history=history,
+        metrics_json=metrics,
+        artefacts={"evaluation": [metrics], "": [history]},
+        tracked_out=tmp_path / "tracked.json",
+    )
+
+
+def _logged(tracking):
+    client = mlflow.MlflowClient(tracking.uri)
+    runs = client.search_runs([client.get_experiment_by_name("study").experiment_id])
+    children = [r for r in runs if "mlflow.parentRunId" in r.data.tags]
+    assert len(children) == 1, [r.data.tags for r in runs]
+    run_id = children[0].info.run_id
+    steps = sorted(m.step for m in client.get_metric_history(run_id, "val_loss"))
+    tests = len(client.get_metric_history(run_id, "test_accuracy"))
+    artefacts = sorted(a.path for folder in (None, "evaluation") for a in client.list_artifacts(run_id, folder))
+    return run_id, steps, tests, artefacts, children[0].info.status, len(children[0].inputs.dataset_inputs)
+
+
+def test_track_makes_the_run_once_and_a_rerun_adds_nothing(job_files):
+    tracking, files = job_files
+    run_id = track_model(tracking=tracking, **files)
+    first = _logged(tracking)
+    assert first == (
+        run_id,
+        list(range(EPOCHS)),
+        1,
+        ["evaluation", "evaluation/metrics.json", "history.tsv"],
+        "FINISHED",
+        3,
+    )
+    track_model(tracking=tracking, **files)  # e.g. --forcerun track
+    assert _logged(tracking) == first
+    assert json.loads(files["tracked_out"].read_text())["logged_now"] == {
+        "epochs": 0,
+        "best epoch": 0,
+        "test metrics": 0,
+        "artefacts": 0,
+    }
+
+
+def test_track_completes_a_run_that_training_left_half_logged(job_files):
+    tracking, files = job_files
+    client = mlflow.MlflowClient(tracking.uri)
+    mlflow.set_tracking_uri(tracking.uri)
+    experiment = client.create_experiment("study")
+    run_id = client.create_run(experiment, tags={"mlflow.parentRunId": "p"}).info.run_id
+    for epoch in (0, 1):  # the server went away after two epochs
+        log_metrics_to(run_id, {"loss": 1.0, "val_loss": 1.0}, step=epoch)
+    record = json.loads(files["run_json"].read_text())
+    files["run_json"].write_text(json.dumps({**record, "run_id": run_id}))
+    assert track_model(tracking=tracking, **files) == run_id
+    assert _logged(tracking)[1:3] == (list(range(EPOCHS)), 1)
+
+
+def test_live_tracking_warns_once_and_stops_logging(caplog):
+    live = LiveTracking("t/m/fold0")
+    calls = []
+
+    def down():
+        calls.append(1)
+        raise ConnectionError("server gone\nsecond line")
+
+    with caplog.at_level(logging.WARNING):
+        assert live.call(down) is None
+        assert live.call(down) is None
+    assert calls == [1] and live.error == "server gone"
+    assert len(caplog.records) == 1 and "t/m/fold0" in caplog.records[0].getMessage()
+    assert LiveTracking("x").call(lambda a: a + 1, 1) == 2
+
+
+def test_the_model_is_logged_once(tmp_path, job_files):
+    import keras
+
+    from alldag.track import log_model_once
+
+    tracking, files = job_files
+    path = tmp_path / "model.keras"
+    keras.Sequential(
+        [keras.Input((8, 8, 3)), keras.layers.Flatten(), keras.layers.Dense(2, activation="softmax")]
+    ).save(path)
+    run_id = track_model(tracking=tracking, **files)
+    client = mlflow.MlflowClient(tracking.uri)
+    images = pd.read_csv(files["split_manifest"], sep="\t")
+    for k in range(len(images)):  # the example image the logged model keeps
+        Image.new("RGB", (8, 8), (k * 40, 0, 0)).save(tmp_path / f"{k}.png")
+    images.assign(path=[str(tmp_path / f"{k}.png") for k in range(len(images))]).to_csv(
+        files["split_manifest"], sep="\t", index=False
+    )
+    assert log_model_once(client, run_id, path, files["split_manifest"], 8, ["A", "B"])
+    assert not log_model_once(client, run_id, path, files["split_manifest"], 8, ["A", "B"])
+    assert len(client.get_run(run_id).outputs.model_outputs) == 1

@@ -1,0 +1,39 @@
+# Tracking apart from computing: these jobs log the files the computing jobs wrote (see alldag.track).
+rule track:
+    input:
+        unpack(track_inputs),
+    output:
+        tracked="results/mlflow/{task}/{backbone}/fold{fold}/tracked.json",
+    log:
+        "logs/track/{task}/{backbone}/fold{fold}.log",
+    wildcard_constraints:
+        backbone="|".join(COMPARED_MODELS),
+    conda:
+        "../../envs/train.yaml"
+    params:
+        tracking=tracking_params(),
+        classes=task_classes,
+        image_size=track_image_size,
+    script:
+        "../scripts/track.py"
+
+
+rule track_comparison:
+    input:
+        comparison=rules.compare.output.comparison,
+        paired=rules.compare.output.paired,
+        figure=rules.compare.output.figure,
+        provenance=PROVENANCE,
+        runs=comparison_tracked_runs,
+    output:
+        tracked="results/mlflow/{task}/comparison_tracked.json",
+    log:
+        "logs/track/{task}/comparison.log",
+    conda:
+        "../../envs/train.yaml"
+    params:
+        models=COMPARED_MODELS,
+        folds=len(FOLDS),
+        tracking=tracking_params(),
+    script:
+        "../scripts/track_comparison.py"

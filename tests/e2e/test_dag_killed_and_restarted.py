@@ -4,10 +4,9 @@ the report; after each kill `--unlock` and restart with `--rerun-incomplete`. Th
 comparison tables and summary.json equal the uninterrupted session run's (conftest.e2e_run, same config), and
 MLflow holds one child run per model with each epoch step once.
 
-The training kill comes while the training jobs have started (the child runs exist) but before any has
-checkpointed an epoch, so the restarted jobs train from scratch and their weights are bit-identical. A kill
-after epoch k is resumed from the checkpoint; that the resumed model is bit-identical needs the per-epoch
-seeding of issue 17's deliverable 2 (branch issue17), so this test does not kill there yet.
+The training kill comes once a training job has checkpointed an epoch before its last (tiny.yaml checkpoints
+every epoch), so the restarted job resumes from that checkpoint: its seeding per (seed, epoch) makes the
+resumed model bit-identical to one trained without a break.
 """
 
 from __future__ import annotations
@@ -42,17 +41,21 @@ def _started(workdir: Path, pattern: str, since: float) -> bool:
     return any(p.stat().st_mtime >= since for p in workdir.glob(pattern))
 
 
-def _training_started_none_checkpointed(workdir: Path, since: float) -> bool:
-    return (
-        _started(workdir, "logs/train/*/*/fold0.log", since)
-        and any((workdir / f"results/models/{TASK}/{m}/fold0/checkpoint").is_dir() for m in CFG["backbones"])
-        and not list(workdir.glob("results/models/*/*/fold0/checkpoint/state*"))
-    )
+def _training_checkpointed_midway(workdir: Path, since: float) -> bool:
+    """A training job of this attempt has checkpointed an epoch and has more to train."""
+    for state in workdir.glob(f"results/models/{TASK}/*/fold0/checkpoint/state.json"):
+        try:
+            epoch = json.loads(state.read_text())["epoch"]
+        except (OSError, ValueError, KeyError):  # replaced while read
+            continue
+        if state.stat().st_mtime >= since and 1 <= epoch < CFG["train"]["epochs"]:
+            return True
+    return False
 
 
 KILL_POINTS = {  # name: is it now?
     "audit": lambda w, t: _started(w, "logs/audit.log", t),
-    "training": _training_started_none_checkpointed,
+    "training": _training_checkpointed_midway,
     "explain": lambda w, t: _started(w, "logs/explain/*/*/fold0.log", t),
     "report": lambda w, t: _started(w, "logs/report.log", t),
 }

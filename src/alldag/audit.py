@@ -11,11 +11,11 @@ import numpy as np
 import pandas as pd
 from PIL import Image
 
-from alldag.data import read_tsv, write_tsv_atomic
 from alldag.duplicates import THUMBNAIL, cluster_duplicates, thumbnail_feature
 from alldag.masks import SOURCES, leukocyte_mask, read_rgb
 from alldag.progress import parallel_map
 from alldag.quality import check_image
+from alldag.tables import read_tsv, write_tsv_atomic
 from alldag.verify import sha256_file
 
 log = logging.getLogger(__name__)

@@ -17,8 +17,8 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
-from alldag.data import read_tsv, write_tsv_atomic
 from alldag.progress import parallel_map
+from alldag.tables import read_tsv, write_tsv_atomic
 
 log = logging.getLogger(__name__)
 BASELINE_NAME = "colour_baseline"

@@ -63,7 +63,7 @@ def log_params_once(client, run_id: str, params: dict) -> int:
 
 def log_datasets_once(client, run_id: str, split_manifest, dataset: str, data_source: str) -> None:
     """The split manifest's train/val/test datasets, unless the run has inputs already."""
-    from alldag.data import read_tsv
+    from alldag.tables import read_tsv
     from alldag.tracking import log_split_datasets
 
     if retry(client.get_run, run_id).inputs.dataset_inputs:
@@ -76,10 +76,10 @@ def log_model_once(client, run_id: str, model_path, split_manifest, image_size: 
     """Log the trained model from its .keras file unless the run has a ready logged model; True if logged now."""
     import mlflow
 
-    from alldag.data import read_tsv
     from alldag.inputs import load_images
     from alldag.logged_model import log_keras_model
     from alldag.models import load_classifier
+    from alldag.tables import read_tsv
 
     experiment = retry(client.get_run, run_id).info.experiment_id  # without it, MLflow searches only the default
     models = retry(

@@ -12,10 +12,10 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from alldag.data import read_tsv, write_tsv_atomic
 from alldag.figures import save, training_curves_figure
 from alldag.progress import Progress
 from alldag.provenance import TRAINING_PACKAGES, git_commit, package_versions
+from alldag.tables import read_tsv, write_tsv_atomic
 from alldag.tracking import retry, run_params
 
 log = logging.getLogger(__name__)

@@ -13,10 +13,11 @@ from PIL import Image
 from alldag import AlldagError
 from alldag.audit import audit_dataset
 from alldag.classes import file_prefix
-from alldag.data import SourceDecision, scan_dataset, write_tsv_atomic
-from alldag.download import materialise_dataset
+from alldag.data import scan_dataset
+from alldag.download import SourceDecision, materialise_dataset
 from alldag.split import check_leakage, leakage, make_folds, split_counts
 from alldag.synthetic import SEGMENTATION_FAILURE_RATE, generate_dataset, image_rng, render_smear, twin_rng
+from alldag.tables import write_tsv_atomic
 from alldag.verify import build_manifest, verification_failure, verify_folder
 
 

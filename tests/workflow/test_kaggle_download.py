@@ -18,8 +18,7 @@ import pandas as pd
 import pytest
 
 from alldag import AlldagError
-from alldag.data import kaggle_reachable, resolve_source
-from alldag.download import KAGGLE_HANDLE, kaggle_download
+from alldag.download import KAGGLE_HANDLE, kaggle_download, kaggle_reachable, resolve_source
 from alldag.synthetic import generate_dataset
 from alldag.verify import build_manifest
 from net_stubs import ConnectProxy, KaggleStub

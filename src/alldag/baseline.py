@@ -13,15 +13,12 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 from PIL import Image
-from sklearn.linear_model import LogisticRegression
-from sklearn.pipeline import make_pipeline
-from sklearn.preprocessing import StandardScaler
 
 from alldag.progress import parallel_map
 from alldag.tables import read_tsv, write_tsv_atomic
 
 log = logging.getLogger(__name__)
-BASELINE_NAME = "colour_baseline"
+BASELINE_NAME = "colour_baseline"  # the baseline's model name in every table, path and run; spelled only here
 PERCENTILES = (5, 50, 95)
 FEATURE_NAMES = [f"{ch}_{stat}" for ch in "RGB" for stat in ("mean", "std", *(f"p{p}" for p in PERCENTILES))]
 
@@ -46,6 +43,10 @@ def features_of(paths, threads: int = 1, label: str = "colour features") -> np.n
 
 def fit_colour_baseline(features: np.ndarray, y: np.ndarray, seed: int):
     """Standardised multinomial logistic regression (balanced class weights) on colour features."""
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
     model = make_pipeline(
         StandardScaler(), LogisticRegression(max_iter=5000, class_weight="balanced", random_state=seed)
     )

@@ -6,9 +6,7 @@ random split: a CNN that does not beat it may have learned the stain, not the ce
 
 from __future__ import annotations
 
-import json
 import logging
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -104,12 +102,8 @@ def run_colour_baseline(
     test predictions there (image_level_predictions).
     threads: images read at once.
     """
-    import uuid
-
     from alldag.evaluate import write_evaluation
-    from alldag.provenance import git_commit
-    from alldag.tracking import run_params
-    from alldag.train import data_source
+    from alldag.tracking import child_run_record, write_run_file
 
     manifest = read_tsv(split_manifest)
     fit_rows = manifest[manifest["split"] == "train"]
@@ -124,38 +118,22 @@ def run_colour_baseline(
         features_of(test["path"], threads, f"colour baseline {label}: test images")
     )
     task, _, fold = label.split("/")
-    params = {
-        "features": ",".join(FEATURE_NAMES),
-        "n_fit": len(fit_rows),
-        "model": "StandardScaler+LogisticRegression(balanced)",
-        **run_params(
-            task=task,
-            backbone=BASELINE_NAME,
-            fold=fold.removeprefix("fold"),
-            image_size="native",
-            epochs=0,
-            weights="None",
-            seed=seed,
-            data_source=data_source(tracking),
-            git_commit=git_commit(),
-        ),
-    }
-    Path(run_out).write_text(
-        json.dumps(
-            {  # the track rule makes the MLflow run from this record
-                "run_id": None,
-                "parent_run_id": None,
-                "tracking_uri": tracking.uri,
-                "name": label,
-                "record": uuid.uuid4().hex,
-                "dataset": f"{task}/{fold}",
-                "tags": {**tracking.tags, "task": task, "backbone": BASELINE_NAME, "fold": fold.removeprefix("fold")},
-                "params": {k: str(v) for k, v in params.items()},
-                "tracking_error": None,
-            },
-            indent=2,
-        )
+    record = child_run_record(
+        tracking,
+        task=task,
+        model=BASELINE_NAME,
+        fold=fold.removeprefix("fold"),
+        image_size="native",
+        epochs=0,
+        weights=None,
+        seed=seed,
+        params={
+            "features": ",".join(FEATURE_NAMES),
+            "n_fit": len(fit_rows),
+            "model": "StandardScaler+LogisticRegression(balanced)",
+        },
     )
+    write_run_file(run_out, tracking, record)  # the track rule makes the MLflow run from this record
     result = write_evaluation(test, proba, classes, label, **outputs)
     if image_level_out:
         naive = image_level_predictions(manifest, classes, split, seed, threads)

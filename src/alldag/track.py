@@ -16,13 +16,12 @@ from pathlib import Path
 import pandas as pd
 
 from alldag.tracking import (
-    PARENT_TAG,
     RECORD_TAG,
     client_for,
+    create_child_run,
     ensure_experiment,
     log_artifacts_once,
     log_metrics_once,
-    parent_run_id,
     retry,
 )
 
@@ -38,16 +37,7 @@ def find_or_create_run(client, tracking, record: dict) -> tuple[str, bool]:
     found = retry(client.search_runs, [exp_id], f"tags.`{RECORD_TAG}` = '{record['record']}'")
     if found:
         return found[0].info.run_id, False
-    parent = parent_run_id(
-        tracking.uri, tracking.experiment, tracking.artifact_root, tracking.parent_run_file, tracking.tags
-    )
-    run = retry(
-        client.create_run,
-        exp_id,
-        run_name=record["name"],
-        tags={**record["tags"], PARENT_TAG: parent, RECORD_TAG: record["record"]},
-    )
-    return run.info.run_id, True
+    return create_child_run(tracking, record)[0], True
 
 
 def log_params_once(client, run_id: str, params: dict) -> int:
@@ -136,14 +126,14 @@ def track_model(
     """
     from alldag.evaluate import test_metrics
     from alldag.explain import explanation_metrics
-    from alldag.train import best_epoch_metrics, data_source, log_missing_epochs
+    from alldag.train import best_epoch_metrics, log_missing_epochs
 
     record = json.loads(Path(run_json).read_text())
     client = client_for(tracking.uri)
     run_id, created = find_or_create_run(client, tracking, record)
     log.info("%s MLflow run %s for %s", "created" if created else "completing", run_id, record["name"])
     log_params_once(client, run_id, record["params"])
-    log_datasets_once(client, run_id, split_manifest, record["dataset"], data_source(tracking))
+    log_datasets_once(client, run_id, split_manifest, record["dataset"], tracking.data_source)
     counts = {}
     if history is not None:
         frame = pd.read_csv(history, sep="\t")
@@ -186,9 +176,7 @@ def track_comparison(
 
     summary = pd.read_csv(comparison, sep="\t")
     client = client_for(tracking.uri)
-    run_id = parent_run_id(
-        tracking.uri, tracking.experiment, tracking.artifact_root, tracking.parent_run_file, tracking.tags
-    )
+    run_id = tracking.parent_run_id()
     log_artifacts_once(client, run_id, [comparison, paired, figure], f"comparison/{task}")
     metrics = {
         f"{task}.{row['model']}.{m}": float(row[m])

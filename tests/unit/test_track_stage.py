@@ -12,8 +12,7 @@ import pytest
 from PIL import Image
 
 from alldag.track import track_model
-from alldag.tracking import LiveTracking, log_metrics_to
-from alldag.train import Tracking
+from alldag.tracking import LiveTracking, Tracking, log_metrics_to
 
 EPOCHS = 4
 

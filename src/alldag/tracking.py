@@ -24,6 +24,9 @@ from alldag import AlldagError
 
 log = logging.getLogger(__name__)
 PARENT_TAG = "mlflow.parentRunId"
+# The parent run's data tags (set by the workflow and alldag.registry.log_provenance), copied onto its children
+DATA_SOURCE_TAG, DATA_VERIFIED_TAG = "alldag.data_source", "alldag.data_verified"
+SYNTHETIC_TAG, DEMO_TAG = "alldag.synthetic", "alldag.demo"
 RECORD_TAG = "alldag.record"  # a job's unique record id: the `track` rule finds (or makes) the run by it
 # The MLflow UI opens an experiment without this tag on its GenAI overview (traces, assistant); this value
 # opens it on "Training runs".
@@ -66,7 +69,7 @@ class Tracking:
     @property
     def data_source(self) -> str:
         """Where the data came from (synthetic, kaggle, local), as the workflow tagged the runs."""
-        return self.tags.get("alldag.data_source", "unknown")
+        return self.tags.get(DATA_SOURCE_TAG, "unknown")
 
     def parent_run_id(self) -> str:
         """This invocation's parent run id (see parent_run_id)."""

@@ -16,7 +16,7 @@ import pandas as pd
 
 from alldag.baseline import BASELINE_NAME
 from alldag.summary import task_headline
-from alldag.tracking import DATA_SOURCE_TAG, DATA_VERIFIED_TAG, DEMO_TAG, SYNTHETIC_TAG
+from alldag.tracking import DATA_SOURCE_TAG, DATA_VERIFIED_TAG, DEMO_TAG, SYNTHETIC_TAG, read_run_file
 
 log = logging.getLogger(__name__)
 PREFIX = "alldag-"
@@ -106,7 +106,7 @@ def register_best(task: str, summary: pd.DataFrame, run_files: dict[str, dict[in
     best = task_headline(summary)["best"]
     if best is None:
         return None
-    runs = {fold: json.loads(Path(path).read_text()) for fold, path in run_files[best].items()}
+    runs = {fold: read_run_file(path) for fold, path in run_files[best].items()}
     uri = next(iter(runs.values()))["tracking_uri"]
     client = client_for(uri)
     fold, run_id = best_fold(client, {fold: run["run_id"] for fold, run in runs.items()})

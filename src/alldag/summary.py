@@ -14,6 +14,7 @@ import pandas as pd
 
 from alldag.baseline import BASELINE_NAME
 from alldag.study import STUDY_SHORT, study_task_reference
+from alldag.tracking import read_run_file
 
 HEADLINE_METRIC = "balanced_accuracy"
 
@@ -248,7 +249,7 @@ def summary_paragraph(
 
 def mlflow_runs(run_jsons: dict[str, str], parent_run_file) -> dict:
     """Parent and per-model MLflow run ids, and the command that opens the UI on this store."""
-    runs = {name: json.loads(Path(p).read_text()) for name, p in run_jsons.items() if Path(p).is_file()}
+    runs = {name: read_run_file(p) for name, p in run_jsons.items() if Path(p).is_file()}
     parent = (
         json.loads(Path(parent_run_file).read_text()) if parent_run_file and Path(parent_run_file).is_file() else {}
     )

@@ -22,6 +22,7 @@ from alldag.tracking import (
     ensure_experiment,
     log_artifacts_once,
     log_metrics_once,
+    read_run_file,
     retry,
 )
 
@@ -128,7 +129,7 @@ def track_model(
     from alldag.explain import explanation_metrics
     from alldag.train import best_epoch_metrics, log_missing_epochs
 
-    record = json.loads(Path(run_json).read_text())
+    record = read_run_file(run_json)
     client = client_for(tracking.uri)
     run_id, created = find_or_create_run(client, tracking, record)
     log.info("%s MLflow run %s for %s", "created" if created else "completing", run_id, record["name"])

@@ -250,6 +250,11 @@ def write_run_file(
     Path(path).write_text(json.dumps(run, indent=2))
 
 
+def read_run_file(path) -> dict:
+    """A model's run file, as write_run_file wrote it."""
+    return json.loads(Path(path).read_text())
+
+
 def reparent_run(run_id: str, parent_id: str) -> str | None:
     """Make parent_id the parent of run_id (a child run reopened by a restarted job); returns the old parent.
 

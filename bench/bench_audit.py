@@ -16,8 +16,9 @@ from pathlib import Path
 
 from alldag.audit import audit_dataset
 from alldag.classes import CLASSES
-from alldag.data import scan_dataset, write_tsv_atomic
+from alldag.data import scan_dataset
 from alldag.synthetic import generate_dataset
+from alldag.tables import write_tsv_atomic
 
 
 def timed_audit(root: Path, dataset_tsv: Path, threads: int) -> float:

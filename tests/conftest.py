@@ -8,6 +8,7 @@ import os
 import shutil
 from pathlib import Path
 
+import pandas as pd
 import pytest
 
 REPO = Path(__file__).resolve().parents[1]
@@ -18,6 +19,22 @@ SYNTHETIC_SEED = 5
 
 
 TIERS = ("unit", "workflow", "e2e")
+
+
+def checksum_manifest(root) -> pd.DataFrame:
+    """A checksum manifest of every image under root/Original and root/Segmented, in the format of the shipped
+    workflow/resources/ALL-MANIFEST.tsv (alldag.verify.MANIFEST_COLUMNS): what verification tests check against."""
+    from PIL import Image
+
+    from alldag.verify import MANIFEST_COLUMNS, dataset_files, sha256_file
+
+    rows = []
+    for rel in dataset_files(root):
+        path = Path(root) / rel
+        with Image.open(path) as img:
+            width, height, fmt, mode = img.width, img.height, img.format, img.mode
+        rows.append((rel, Path(rel).parent.name, sha256_file(path), width, height, path.stat().st_size, fmt, mode))
+    return pd.DataFrame(rows, columns=MANIFEST_COLUMNS)
 
 
 def pytest_collection_modifyitems(items):

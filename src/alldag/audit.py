@@ -11,11 +11,11 @@ import numpy as np
 import pandas as pd
 from PIL import Image
 
-from alldag.data import read_tsv, write_tsv_atomic
 from alldag.duplicates import THUMBNAIL, cluster_duplicates, thumbnail_feature
-from alldag.masks import SOURCES, leukocyte_mask, read_rgb
+from alldag.masks import flag_empty_masks, leukocyte_mask_record, mask_counts
 from alldag.progress import parallel_map
 from alldag.quality import check_image
+from alldag.tables import read_tsv, write_tsv_atomic
 from alldag.verify import sha256_file
 
 log = logging.getLogger(__name__)
@@ -26,7 +26,7 @@ def inspect_image(row: dict, fixed_dir: str | os.PathLike, expected_size: int, m
     """Everything the audit learns from one listed image (row: a dataset.tsv row as a dict).
 
     Decodes the file (a fixable one, wrong mode or size, is written as PNG under fixed_dir and the
-    row points there), and for a usable one its sha256, leukocyte mask (leukocyte_mask_record) and
+    row points there), and for a usable one its sha256, leukocyte mask (alldag.masks.leukocyte_mask_record) and
     duplicate thumbnail.
     Returns {"quarantine": reason} or {"row": usable row, "feature": thumbnail}.
     """
@@ -49,21 +49,6 @@ def inspect_image(row: dict, fixed_dir: str | os.PathLike, expected_size: int, m
         **leukocyte_mask_record(path, twin, mask_min_fraction),
     }
     return {"row": usable, "feature": thumbnail_feature(path)}
-
-
-def leukocyte_mask_record(image_path, twin_path, min_fraction: float) -> dict:
-    """One image's mask columns: mask_fraction (share of the cleaned Segmented/ twin; NaN without one),
-    mask_source (segmented / stain / none: see alldag.masks) and leukocyte_fraction (share of the mask
-    used; NaN for none)."""
-    image, twin = read_rgb(image_path), read_rgb(twin_path)
-    if image is None:
-        return {"mask_fraction": float("nan"), "mask_source": "none", "leukocyte_fraction": float("nan")}
-    found = leukocyte_mask(image, twin, min_fraction)
-    return {
-        "mask_fraction": found.twin_fraction,
-        "mask_source": found.source,
-        "leukocyte_fraction": float(found.mask.mean()) if found.mask is not None else float("nan"),
-    }
 
 
 def check_images(
@@ -104,11 +89,6 @@ def check_images(
     return usable, features, pd.DataFrame(quarantined, columns=QUARANTINE_COLUMNS)
 
 
-def flag_empty_masks(images: pd.DataFrame, min_fraction: float) -> pd.DataFrame:
-    """Add mask_empty: the cleaned Segmented/ twin covers less than min_fraction (or there is none)."""
-    return images.assign(mask_empty=~(images["mask_fraction"].astype(float) >= min_fraction))
-
-
 def audit_dataset(
     dataset_tsv,
     fixed_dir,
@@ -143,10 +123,7 @@ def audit_dataset(
         "images_in_duplicate_clusters": int(len(duplicates)),
         "cross_class_clusters": int(clusters["cross_class"].any().sum()),
         "near_threshold": near_threshold,
-        "masks_missing": int(images["mask_fraction"].isna().sum()),
-        "masks_nearly_empty": int((images["mask_empty"] & images["mask_fraction"].notna()).sum()),
-        "mask_min_fraction": mask_min_fraction,
-        "mask_sources": {s: int((images["mask_source"] == s).sum()) for s in SOURCES},
+        **mask_counts(images, mask_min_fraction),
     }
     write_tsv_atomic(images, images_out)
     write_tsv_atomic(quarantine, quarantine_out)

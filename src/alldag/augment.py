@@ -160,7 +160,7 @@ def augmentation_preview(manifest_rows, spec: dict, image_size: int, out_png, n_
 
 def write_augmentation(manifest_tsv, augment: dict, seed: int, image_size: int, spec_out, preview_out) -> dict:
     """The `augment` stage: write the spec the trainer applies and a preview of it on training images."""
-    from alldag.data import read_tsv
+    from alldag.tables import read_tsv
 
     spec = augmentation_spec(seed=seed, **augment)
     write_spec(spec, spec_out)

@@ -6,22 +6,17 @@ random split: a CNN that does not beat it may have learned the stain, not the ce
 
 from __future__ import annotations
 
-import json
 import logging
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
 from PIL import Image
-from sklearn.linear_model import LogisticRegression
-from sklearn.pipeline import make_pipeline
-from sklearn.preprocessing import StandardScaler
 
-from alldag.data import read_tsv, write_tsv_atomic
 from alldag.progress import parallel_map
+from alldag.tables import read_tsv, write_tsv_atomic
 
 log = logging.getLogger(__name__)
-BASELINE_NAME = "colour_baseline"
+BASELINE_NAME = "colour_baseline"  # the baseline's model name in every table, path and run; spelled only here
 PERCENTILES = (5, 50, 95)
 FEATURE_NAMES = [f"{ch}_{stat}" for ch in "RGB" for stat in ("mean", "std", *(f"p{p}" for p in PERCENTILES))]
 
@@ -46,6 +41,10 @@ def features_of(paths, threads: int = 1, label: str = "colour features") -> np.n
 
 def fit_colour_baseline(features: np.ndarray, y: np.ndarray, seed: int):
     """Standardised multinomial logistic regression (balanced class weights) on colour features."""
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
     model = make_pipeline(
         StandardScaler(), LogisticRegression(max_iter=5000, class_weight="balanced", random_state=seed)
     )
@@ -103,12 +102,8 @@ def run_colour_baseline(
     test predictions there (image_level_predictions).
     threads: images read at once.
     """
-    import uuid
-
     from alldag.evaluate import write_evaluation
-    from alldag.provenance import git_commit
-    from alldag.tracking import run_params
-    from alldag.train import data_source
+    from alldag.tracking import child_run_record, write_run_file
 
     manifest = read_tsv(split_manifest)
     fit_rows = manifest[manifest["split"] == "train"]
@@ -123,38 +118,22 @@ def run_colour_baseline(
         features_of(test["path"], threads, f"colour baseline {label}: test images")
     )
     task, _, fold = label.split("/")
-    params = {
-        "features": ",".join(FEATURE_NAMES),
-        "n_fit": len(fit_rows),
-        "model": "StandardScaler+LogisticRegression(balanced)",
-        **run_params(
-            task=task,
-            backbone=BASELINE_NAME,
-            fold=fold.removeprefix("fold"),
-            image_size="native",
-            epochs=0,
-            weights="None",
-            seed=seed,
-            data_source=data_source(tracking),
-            git_commit=git_commit(),
-        ),
-    }
-    Path(run_out).write_text(
-        json.dumps(
-            {  # the track rule makes the MLflow run from this record
-                "run_id": None,
-                "parent_run_id": None,
-                "tracking_uri": tracking.uri,
-                "name": label,
-                "record": uuid.uuid4().hex,
-                "dataset": f"{task}/{fold}",
-                "tags": {**tracking.tags, "task": task, "backbone": BASELINE_NAME, "fold": fold.removeprefix("fold")},
-                "params": {k: str(v) for k, v in params.items()},
-                "tracking_error": None,
-            },
-            indent=2,
-        )
+    record = child_run_record(
+        tracking,
+        task=task,
+        model=BASELINE_NAME,
+        fold=fold.removeprefix("fold"),
+        image_size="native",
+        epochs=0,
+        weights=None,
+        seed=seed,
+        params={
+            "features": ",".join(FEATURE_NAMES),
+            "n_fit": len(fit_rows),
+            "model": "StandardScaler+LogisticRegression(balanced)",
+        },
     )
+    write_run_file(run_out, tracking, record)  # the track rule makes the MLflow run from this record
     result = write_evaluation(test, proba, classes, label, **outputs)
     if image_level_out:
         naive = image_level_predictions(manifest, classes, split, seed, threads)

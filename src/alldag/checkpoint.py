@@ -16,7 +16,7 @@ import os
 import shutil
 from pathlib import Path
 
-from alldag.data import write_text_atomic
+from alldag.tables import write_text_atomic
 
 log = logging.getLogger(__name__)
 STATE = "state.json"

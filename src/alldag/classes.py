@@ -2,13 +2,6 @@
 
 CLASSES = ("Benign", "Early", "Pre", "Pro")
 
-CLASS_LABELS = {
-    "Benign": "Benign (hematogone)",
-    "Early": "Early Pre-B ALL",
-    "Pre": "Pre-B ALL",
-    "Pro": "Pro-B ALL",
-}
-
 _PREFIX = {
     "Benign": "WBC-Benign",
     "Early": "WBC-Malignant-Early",

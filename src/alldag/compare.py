@@ -12,7 +12,6 @@ import pandas as pd
 
 from alldag import AlldagError
 from alldag.baseline import BASELINE_NAME
-from alldag.data import read_tsv, write_tsv_atomic
 from alldag.evaluate import classification_metrics
 from alldag.figures import comparison_figure, save
 from alldag.progress import track
@@ -27,6 +26,7 @@ from alldag.stats import (
     verdict,
 )
 from alldag.study import study_accuracy
+from alldag.tables import read_tsv, write_tsv_atomic
 
 log = logging.getLogger(__name__)
 METRICS = ["accuracy", "balanced_accuracy", "macro_f1", "roc_auc"]

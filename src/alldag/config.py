@@ -90,9 +90,10 @@ def check_backbone_overrides(config: dict, schema_path: str | os.PathLike) -> No
 def check_custom_models(custom_models: dict) -> None:
     """Fail with one line if a custom model's name is taken or its rule file is missing."""
     from alldag.backbones import REGISTRY
+    from alldag.baseline import BASELINE_NAME
 
     for name, rule_file in custom_models.items():
-        if name in REGISTRY or name == "colour_baseline":
+        if name in REGISTRY or name == BASELINE_NAME:
             raise AlldagError(
                 f"custom_models names '{name}', which is a built-in model: give your architecture another name"
             )

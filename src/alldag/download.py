@@ -1,21 +1,115 @@
-"""The `download` stage: make the chosen dataset available and list its images."""
+"""Where the images come from: the dataset source decided before any job runs (a local copy, Kaggle if it
+answers, else synthetic data), and the `download` stage that makes the chosen dataset available and lists
+its images."""
 
 from __future__ import annotations
 
 import json
 import logging
 import os
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import pandas as pd
 
 from alldag import AlldagError
-from alldag.data import SourceDecision, has_layout, scan_dataset, write_tsv_atomic
+from alldag.classes import CLASSES
+from alldag.data import scan_dataset
 from alldag.synthetic import generate_dataset
+from alldag.tables import write_tsv_atomic
 from alldag.verify import VERIFY_COLUMNS, read_manifest, verification_failure, verify_folder
 
 log = logging.getLogger(__name__)
 KAGGLE_HANDLE = "mehradaria/leukemia"
+
+
+@dataclass(frozen=True)
+class SourceDecision:
+    """Which dataset a run uses: kind is 'synthetic', 'local' or 'kaggle'; root is set for local."""
+
+    kind: str
+    root: str | None
+    reason: str
+    demo: bool  # True when 'auto' fell back to synthetic data: the fast demo settings apply
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self), indent=2)
+
+
+def has_layout(root: str | os.PathLike) -> bool:
+    """True if root holds an Original/ folder with at least one known class folder."""
+    original = Path(root) / "Original"
+    return original.is_dir() and any((original / c).is_dir() for c in CLASSES)
+
+
+def kaggle_endpoint() -> str:
+    """The Kaggle API root kagglehub talks to (kagglesdk's choice: KAGGLE_API_ENVIRONMENT, default PROD)."""
+    from kagglesdk.kaggle_env import get_endpoint, get_env
+
+    return get_endpoint(get_env())
+
+
+def kaggle_reachable(timeout_s: float = 5.0) -> bool:
+    """True if the Kaggle API answers an HTTP request within timeout_s (any status: it is there).
+
+    The probe uses requests, as kagglehub does, so HTTPS_PROXY/HTTP_PROXY/NO_PROXY and
+    REQUESTS_CA_BUNDLE apply to it exactly as they will to the download.
+    """
+    if os.environ.get("ALLDAG_OFFLINE") == "1":
+        return False
+    import requests
+
+    try:
+        requests.head(kaggle_endpoint(), timeout=timeout_s, allow_redirects=False).close()
+        return True
+    except requests.RequestException:
+        return False
+
+
+def resolve_source(source: str, local_dir: str | None, online=kaggle_reachable) -> SourceDecision:
+    """Decide the dataset source before any job runs.
+
+    source: 'auto' | 'synthetic' | 'local' | 'kaggle'. 'auto' takes a local copy if local_dir
+    holds one, else Kaggle if reachable, else synthetic data in demo mode. Raises AlldagError
+    (one line, with the fix) when an explicit choice cannot work.
+    """
+    if source == "synthetic":
+        return SourceDecision("synthetic", None, "data.source is 'synthetic'", demo=False)
+    if source == "local":
+        if not local_dir or not Path(local_dir).is_dir():
+            raise AlldagError(
+                f"data.source is 'local' but data.local_dir '{local_dir}' is not a folder: "
+                "download the ALL dataset (Kaggle mehradaria/leukemia) and set data.local_dir to it"
+            )
+        if not has_layout(local_dir):
+            raise AlldagError(
+                f"data.local_dir '{local_dir}' is not laid out as the ALL dataset: expected "
+                f"{Path(local_dir) / 'Original'}/<Class>/*.jpg with Class in {', '.join(CLASSES)}"
+            )
+        return SourceDecision("local", str(Path(local_dir).resolve()), "data.source is 'local'", demo=False)
+    if source == "kaggle":
+        if not online():
+            raise AlldagError(
+                f"data.source is 'kaggle' but {kaggle_endpoint()} cannot be reached (behind a proxy, set "
+                "HTTPS_PROXY): download https://www.kaggle.com/datasets/mehradaria/leukemia by hand, unzip it, "
+                "and set data.source: local with data.local_dir pointing at the folder holding Original/"
+            )
+        return SourceDecision("kaggle", None, "data.source is 'kaggle'", demo=False)
+    if source != "auto":
+        raise AlldagError(f"data.source '{source}' is unknown: use auto, synthetic, local or kaggle")
+    if local_dir and has_layout(local_dir):
+        return SourceDecision(
+            "local", str(Path(local_dir).resolve()), f"auto: found a local copy in {local_dir}", demo=False
+        )
+    if online():
+        return SourceDecision("kaggle", None, "auto: no local copy, Kaggle reachable", demo=False)
+    return SourceDecision(
+        "synthetic",
+        None,
+        f"auto: no local copy in '{local_dir}' and Kaggle unreachable, so this run uses the BUILT-IN "
+        "SYNTHETIC smears with the fast demo settings; its numbers say nothing about real blood smears",
+        demo=True,
+    )
 
 
 def find_dataset_root(top: str | os.PathLike, max_depth: int = 3) -> Path:

@@ -11,9 +11,9 @@ import numpy as np
 import pandas as pd
 from sklearn import metrics as skm
 
-from alldag.data import read_tsv, write_tsv_atomic
 from alldag.figures import confusion_matrix_figure, reliability_figure, roc_figure, save
 from alldag.stats import expected_calibration_error, reliability
+from alldag.tables import read_tsv, write_tsv_atomic
 
 log = logging.getLogger(__name__)
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")

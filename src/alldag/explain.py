@@ -24,10 +24,10 @@ from alldag.attribution_metrics import (
     perturbation_series,
     summarise_explanations,
 )
-from alldag.data import read_tsv, write_tsv_atomic
 from alldag.figures import explanation_gallery, save
 from alldag.masks import LeukocyteMask, load_leukocyte_mask
 from alldag.progress import track
+from alldag.tables import read_tsv, write_tsv_atomic
 
 log = logging.getLogger(__name__)
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")

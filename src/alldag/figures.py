@@ -9,6 +9,8 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
+from alldag.baseline import BASELINE_NAME  # noqa: E402
+
 
 def training_curves_figure(history: pd.DataFrame, title: str):
     """Accuracy and loss per epoch, train vs validation (like the study's graphs)."""
@@ -79,7 +81,7 @@ def comparison_figure(summary: pd.DataFrame, metric: str, title: str):
     """Point estimates with bootstrap 95% intervals per model; the colour baseline in grey, study marks in red."""
     fig, ax = plt.subplots(figsize=(1.2 * len(summary) + 2.5, 3.6))
     x = np.arange(len(summary))
-    colours = ["grey" if m == "colour_baseline" else "#4c72b0" for m in summary["model"]]
+    colours = ["grey" if m == BASELINE_NAME else "#4c72b0" for m in summary["model"]]
     low = summary[metric] - summary[f"{metric}_ci_low"]
     high = summary[f"{metric}_ci_high"] - summary[metric]
     ax.errorbar(x, summary[metric], yerr=[low.clip(lower=0), high.clip(lower=0)], fmt="none", ecolor="black", capsize=4)
@@ -158,9 +160,9 @@ def _model_palette(models) -> dict:
     """One colour per model, the colour baseline always grey."""
     import seaborn as sns
 
-    cnns = [m for m in models if m != "colour_baseline"]
+    cnns = [m for m in models if m != BASELINE_NAME]
     colours = dict(zip(cnns, sns.color_palette("tab10", max(1, len(cnns)))))
-    return colours | ({"colour_baseline": (0.5, 0.5, 0.5)} if "colour_baseline" in models else {})
+    return colours | ({BASELINE_NAME: (0.5, 0.5, 0.5)} if BASELINE_NAME in models else {})
 
 
 def image_grid_figure(images: np.ndarray, titles: list[str], title: str, ncols: int = 6):

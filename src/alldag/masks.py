@@ -6,7 +6,8 @@ nearly empty field. ``mask_from_segmented`` cleans the twin (threshold chosen fr
 morphological opening, components smaller than a red-cell fragment removed, holes filled); where the
 result is nearly empty or there is no twin, ``stain_mask`` derives the mask from the original image by
 colour deconvolution (haematoxylin, the nuclear stain; cytoplasm added by dilation). Every mask carries
-its source: ``segmented``, ``stain`` or ``none`` (no usable mask: plausibility is not measured).
+its source: ``segmented``, ``stain`` or ``none`` (no usable mask: plausibility is not measured). The audit
+records each image's mask columns (``leukocyte_mask_record``) and flags nearly empty twins (``flag_empty_masks``).
 """
 
 from __future__ import annotations
@@ -14,10 +15,14 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 from scipy import ndimage
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 SOURCES = ("segmented", "stain", "none")
 MIN_FRACTION = 0.02  # default share of the field below which a mask is nearly empty (config audit.mask_min_fraction)
@@ -155,3 +160,34 @@ def load_leukocyte_mask(
         return found
     resized = Image.fromarray(found.mask).resize((size, size), Image.NEAREST)
     return LeukocyteMask(np.asarray(resized), found.source, found.twin_fraction)
+
+
+def leukocyte_mask_record(image_path, twin_path, min_fraction: float) -> dict:
+    """One image's mask columns: mask_fraction (share of the cleaned Segmented/ twin; NaN without one),
+    mask_source (one of SOURCES) and leukocyte_fraction (share of the mask
+    used; NaN for none)."""
+    image, twin = read_rgb(image_path), read_rgb(twin_path)
+    if image is None:
+        return {"mask_fraction": float("nan"), "mask_source": "none", "leukocyte_fraction": float("nan")}
+    found = leukocyte_mask(image, twin, min_fraction)
+    return {
+        "mask_fraction": found.twin_fraction,
+        "mask_source": found.source,
+        "leukocyte_fraction": float(found.mask.mean()) if found.mask is not None else float("nan"),
+    }
+
+
+def flag_empty_masks(images: pd.DataFrame, min_fraction: float) -> pd.DataFrame:
+    """Add mask_empty: the cleaned Segmented/ twin covers less than min_fraction (or there is none)."""
+    return images.assign(mask_empty=~(images["mask_fraction"].astype(float) >= min_fraction))
+
+
+def mask_counts(images: pd.DataFrame, min_fraction: float) -> dict:
+    """The audit summary's mask counts of a flagged image table (flag_empty_masks): images without a twin,
+    with a nearly empty twin, and per mask source."""
+    return {
+        "masks_missing": int(images["mask_fraction"].isna().sum()),
+        "masks_nearly_empty": int((images["mask_empty"] & images["mask_fraction"].notna()).sum()),
+        "mask_min_fraction": min_fraction,
+        "mask_sources": {s: int((images["mask_source"] == s).sum()) for s in SOURCES},
+    }

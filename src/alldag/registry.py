@@ -16,6 +16,7 @@ import pandas as pd
 
 from alldag.baseline import BASELINE_NAME
 from alldag.summary import task_headline
+from alldag.tracking import DATA_SOURCE_TAG, DATA_VERIFIED_TAG, DEMO_TAG, SYNTHETIC_TAG, read_run_file
 
 log = logging.getLogger(__name__)
 PREFIX = "alldag-"
@@ -105,7 +106,7 @@ def register_best(task: str, summary: pd.DataFrame, run_files: dict[str, dict[in
     best = task_headline(summary)["best"]
     if best is None:
         return None
-    runs = {fold: json.loads(Path(path).read_text()) for fold, path in run_files[best].items()}
+    runs = {fold: read_run_file(path) for fold, path in run_files[best].items()}
     uri = next(iter(runs.values()))["tracking_uri"]
     client = client_for(uri)
     fold, run_id = best_fold(client, {fold: run["run_id"] for fold, run in runs.items()})
@@ -126,8 +127,8 @@ def register_best(task: str, summary: pd.DataFrame, run_files: dict[str, dict[in
         "fold": str(fold),
         **{key: f"{row[key]:.4f}" for key in (METRIC, f"{METRIC}_ci_low", f"{METRIC}_ci_high")},
         VERDICT: beats,
-        "data_source": run_tags.get("alldag.data_source", "unknown"),
-        "synthetic": run_tags.get("alldag.synthetic", "unknown"),
+        "data_source": run_tags.get(DATA_SOURCE_TAG, "unknown"),
+        "synthetic": run_tags.get(SYNTHETIC_TAG, "unknown"),
         "run_id": run_id,
     }
     for key, value in tags.items():
@@ -175,10 +176,10 @@ def log_provenance(parent_run_file, provenance_json) -> None:
     provenance = json.loads(Path(provenance_json).read_text())
     client = client_for(info["tracking_uri"])
     tags = {
-        "alldag.data_source": provenance["source"],
-        "alldag.data_verified": verification_state(provenance),
-        "alldag.synthetic": str(bool(provenance["synthetic"])).lower(),
-        "alldag.demo": str(bool(provenance.get("demo"))).lower(),
+        DATA_SOURCE_TAG: provenance["source"],
+        DATA_VERIFIED_TAG: verification_state(provenance),
+        SYNTHETIC_TAG: str(bool(provenance["synthetic"])).lower(),
+        DEMO_TAG: str(bool(provenance.get("demo"))).lower(),
     }
     for key, value in tags.items():
         retry(client.set_tag, info["run_id"], key, value)

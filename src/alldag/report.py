@@ -16,10 +16,10 @@ from jinja2 import Environment, PackageLoader, select_autoescape
 
 from alldag.baseline import BASELINE_NAME
 from alldag.compare import VERDICT_COLUMNS
-from alldag.data import read_tsv, write_text_atomic, write_tsv_atomic
 from alldag.split import split_counts
 from alldag.study import STUDY_CITATION, STUDY_DOI, STUDY_SHORT, study_accuracy
 from alldag.summary import HEADLINE_METRIC, mlflow_runs, skipped_checks, summary_paragraph, task_headline
+from alldag.tables import read_tsv, write_text_atomic, write_tsv_atomic
 from alldag.where_models_look import verdict_table, where_models_look
 
 MISSING = "—"  # a number this run does not have (yet): shown, never guessed

@@ -233,7 +233,7 @@ def write_split(
     task: str = "split",
 ) -> list[pd.DataFrame]:
     """Split the subset table and write one manifest TSV per fold; returns the manifests."""
-    from alldag.data import read_tsv, write_tsv_atomic
+    from alldag.tables import read_tsv, write_tsv_atomic
 
     manifests = make_folds(read_tsv(subset_tsv), folds, val_fraction, test_fraction, seed, block_size, task)
     if len(manifests) != len(manifest_paths):
@@ -247,7 +247,7 @@ def write_split(
 def check_leakage(manifest_paths: list[str], report_tsv) -> None:
     """Write the leakage report; raise AlldagError (one line naming the crossing cluster and/or group) if any
     duplicate cluster or split group crosses splits."""
-    from alldag.data import read_tsv, write_tsv_atomic
+    from alldag.tables import read_tsv, write_tsv_atomic
 
     found = leakage([read_tsv(p) for p in manifest_paths])
     write_tsv_atomic(found, report_tsv)

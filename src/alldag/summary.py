@@ -12,9 +12,10 @@ from pathlib import Path
 
 import pandas as pd
 
+from alldag.baseline import BASELINE_NAME
 from alldag.study import STUDY_SHORT, study_task_reference
+from alldag.tracking import read_run_file
 
-BASELINE = "colour_baseline"
 HEADLINE_METRIC = "balanced_accuracy"
 
 
@@ -52,8 +53,8 @@ def task_headline(comparison: pd.DataFrame, paired: pd.DataFrame | None = None, 
     task: names the study's reported figure for the task (`study`), with its citation.
     """
     metric = HEADLINE_METRIC
-    cnns = comparison[comparison["model"] != BASELINE].sort_values(metric, ascending=False)
-    baseline = comparison[comparison["model"] == BASELINE]
+    cnns = comparison[comparison["model"] != BASELINE_NAME].sort_values(metric, ascending=False)
+    baseline = comparison[comparison["model"] == BASELINE_NAME]
     numbers = (
         metric,
         f"{metric}_ci_low",
@@ -98,7 +99,7 @@ def task_headline(comparison: pd.DataFrame, paired: pd.DataFrame | None = None, 
         out["p_vs_colour_baseline"] = mine["p_vs_colour_baseline"]
         out["beats_colour_baseline"] = mine["beats_colour_baseline"] or "undetermined"
         out["models_not_shown_to_beat_colour_baseline"] = [
-            m for m, v in models.items() if m != BASELINE and v["beats_colour_baseline"] != "true"
+            m for m, v in models.items() if m != BASELINE_NAME and v["beats_colour_baseline"] != "true"
         ]
     return out
 
@@ -248,7 +249,7 @@ def summary_paragraph(
 
 def mlflow_runs(run_jsons: dict[str, str], parent_run_file) -> dict:
     """Parent and per-model MLflow run ids, and the command that opens the UI on this store."""
-    runs = {name: json.loads(Path(p).read_text()) for name, p in run_jsons.items() if Path(p).is_file()}
+    runs = {name: read_run_file(p) for name, p in run_jsons.items() if Path(p).is_file()}
     parent = (
         json.loads(Path(parent_run_file).read_text()) if parent_run_file and Path(parent_run_file).is_file() else {}
     )

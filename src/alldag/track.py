@@ -16,13 +16,13 @@ from pathlib import Path
 import pandas as pd
 
 from alldag.tracking import (
-    PARENT_TAG,
     RECORD_TAG,
     client_for,
+    create_child_run,
     ensure_experiment,
     log_artifacts_once,
     log_metrics_once,
-    parent_run_id,
+    read_run_file,
     retry,
 )
 
@@ -38,16 +38,7 @@ def find_or_create_run(client, tracking, record: dict) -> tuple[str, bool]:
     found = retry(client.search_runs, [exp_id], f"tags.`{RECORD_TAG}` = '{record['record']}'")
     if found:
         return found[0].info.run_id, False
-    parent = parent_run_id(
-        tracking.uri, tracking.experiment, tracking.artifact_root, tracking.parent_run_file, tracking.tags
-    )
-    run = retry(
-        client.create_run,
-        exp_id,
-        run_name=record["name"],
-        tags={**record["tags"], PARENT_TAG: parent, RECORD_TAG: record["record"]},
-    )
-    return run.info.run_id, True
+    return create_child_run(tracking, record)[0], True
 
 
 def log_params_once(client, run_id: str, params: dict) -> int:
@@ -63,7 +54,7 @@ def log_params_once(client, run_id: str, params: dict) -> int:
 
 def log_datasets_once(client, run_id: str, split_manifest, dataset: str, data_source: str) -> None:
     """The split manifest's train/val/test datasets, unless the run has inputs already."""
-    from alldag.data import read_tsv
+    from alldag.tables import read_tsv
     from alldag.tracking import log_split_datasets
 
     if retry(client.get_run, run_id).inputs.dataset_inputs:
@@ -76,10 +67,10 @@ def log_model_once(client, run_id: str, model_path, split_manifest, image_size: 
     """Log the trained model from its .keras file unless the run has a ready logged model; True if logged now."""
     import mlflow
 
-    from alldag.data import read_tsv
     from alldag.inputs import load_images
     from alldag.logged_model import log_keras_model
     from alldag.models import load_classifier
+    from alldag.tables import read_tsv
 
     experiment = retry(client.get_run, run_id).info.experiment_id  # without it, MLflow searches only the default
     models = retry(
@@ -136,14 +127,14 @@ def track_model(
     """
     from alldag.evaluate import test_metrics
     from alldag.explain import explanation_metrics
-    from alldag.train import best_epoch_metrics, data_source, log_missing_epochs
+    from alldag.train import best_epoch_metrics, log_missing_epochs
 
-    record = json.loads(Path(run_json).read_text())
+    record = read_run_file(run_json)
     client = client_for(tracking.uri)
     run_id, created = find_or_create_run(client, tracking, record)
     log.info("%s MLflow run %s for %s", "created" if created else "completing", run_id, record["name"])
     log_params_once(client, run_id, record["params"])
-    log_datasets_once(client, run_id, split_manifest, record["dataset"], data_source(tracking))
+    log_datasets_once(client, run_id, split_manifest, record["dataset"], tracking.data_source)
     counts = {}
     if history is not None:
         frame = pd.read_csv(history, sep="\t")
@@ -186,9 +177,7 @@ def track_comparison(
 
     summary = pd.read_csv(comparison, sep="\t")
     client = client_for(tracking.uri)
-    run_id = parent_run_id(
-        tracking.uri, tracking.experiment, tracking.artifact_root, tracking.parent_run_file, tracking.tags
-    )
+    run_id = tracking.parent_run_id()
     log_artifacts_once(client, run_id, [comparison, paired, figure], f"comparison/{task}")
     metrics = {
         f"{task}.{row['model']}.{m}": float(row[m])

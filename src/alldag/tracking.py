@@ -9,19 +9,24 @@ in seconds, not after minutes of retries) and artifacts go through the server.
 from __future__ import annotations
 
 import json
+import logging
 import os
 import random
 import time
 import urllib.error
 import urllib.parse
 import urllib.request
-from contextlib import contextmanager
+from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
 
 from alldag import AlldagError
 
+log = logging.getLogger(__name__)
 PARENT_TAG = "mlflow.parentRunId"
+# The parent run's data tags (set by the workflow and alldag.registry.log_provenance), copied onto its children
+DATA_SOURCE_TAG, DATA_VERIFIED_TAG = "alldag.data_source", "alldag.data_verified"
+SYNTHETIC_TAG, DEMO_TAG = "alldag.synthetic", "alldag.demo"
 RECORD_TAG = "alldag.record"  # a job's unique record id: the `track` rule finds (or makes) the run by it
 # The MLflow UI opens an experiment without this tag on its GenAI overview (traces, assistant); this value
 # opens it on "Training runs".
@@ -43,6 +48,32 @@ SERVER_HINT = (
     "start it (mlflow server --host 127.0.0.1 --port 5000 --backend-store-uri sqlite:///mlflow.db) "
     "or set mlflow.tracking_uri to sqlite:///results/mlflow.db"
 )
+
+
+@dataclass(frozen=True)
+class Tracking:
+    """Where and under which runs to log: from config and the workflow's parent-run file."""
+
+    uri: str
+    experiment: str
+    artifact_root: str
+    parent_run_file: str
+    tags: dict
+    system_metrics: bool = False  # MLflow system metrics (CPU, memory, GPU) on training runs
+
+    @classmethod
+    def from_params(cls, params: dict) -> Tracking:
+        """From a rule's tracking params; MLFLOW_TRACKING_URI wins, relative sqlite paths become absolute."""
+        return cls(**{**params, "uri": resolve_tracking_uri(params["uri"], os.getcwd())})
+
+    @property
+    def data_source(self) -> str:
+        """Where the data came from (synthetic, kaggle, local), as the workflow tagged the runs."""
+        return self.tags.get(DATA_SOURCE_TAG, "unknown")
+
+    def parent_run_id(self) -> str:
+        """This invocation's parent run id (see parent_run_id)."""
+        return parent_run_id(self.uri, self.experiment, self.artifact_root, self.parent_run_file, self.tags)
 
 
 def resolve_tracking_uri(configured: str, workdir: str | os.PathLike) -> str:
@@ -152,40 +183,76 @@ def parent_run_id(uri: str, experiment: str, artifact_root, run_file, tags: dict
     return start_parent_run(uri, experiment, artifact_root, run_file, tags)
 
 
-@contextmanager
-def child_run(
-    uri: str,
-    experiment: str,
-    artifact_root,
-    parent_id: str,
-    name: str,
-    tags: dict,
-    run_id: str | None = None,
-    system_metrics: bool = False,
-):
-    """Start a child run of parent_id named `name` (or reopen run_id, after a restart); yields the active run.
+def child_run_record(
+    tracking: Tracking, *, task: str, model: str, fold, image_size, epochs, weights, seed, params: dict
+) -> dict:
+    """What a model's child run holds besides its job's files: name '<task>/<model>/fold<fold>', a unique record
+    id (RECORD_TAG: the `track` rule finds the run by it), the name of its split datasets, tags, and params
+    (the model's own, then the RUN_PARAMS every child run logs), all as strings."""
+    import uuid
 
-    system_metrics: also sample CPU, memory and GPU use into the run (MLflow's system metrics; needs psutil,
-    and pynvml for GPUs).
-    """
-    mlflow = _use(uri)
-    if run_id is not None:
-        run = retry(mlflow.start_run, run_id=run_id, log_system_metrics=system_metrics)
+    from alldag.provenance import git_commit
+
+    every_run = run_params(
+        task=task,
+        backbone=model,
+        fold=fold,
+        image_size=image_size,
+        epochs=epochs,
+        weights=weights,
+        seed=seed,
+        data_source=tracking.data_source,
+        git_commit=git_commit(),
+    )
+    return {
+        "name": f"{task}/{model}/fold{fold}",
+        "record": uuid.uuid4().hex,
+        "dataset": f"{task}/fold{fold}",
+        "tags": {**tracking.tags, "task": task, "backbone": model, "fold": str(fold)},
+        "params": {k: str(v) for k, v in {**params, **every_run}.items()},
+    }
+
+
+def create_child_run(tracking: Tracking, record: dict) -> tuple[str, str]:
+    """Create the child run of a job's record (child_run_record) under this invocation's parent run, tagged with
+    its record id and, as MLflow's fluent API would, the user and source. Returns (run id, parent run id)."""
+    from mlflow.tracking.context.registry import resolve_tags
+
+    client = client_for(tracking.uri)
+    exp_id = ensure_experiment(tracking.uri, tracking.experiment, tracking.artifact_root)
+    parent = tracking.parent_run_id()
+    tags = resolve_tags({**record["tags"], PARENT_TAG: parent, RECORD_TAG: record["record"]})
+    run = retry(client.create_run, exp_id, run_name=record["name"], tags=tags)
+    return run.info.run_id, parent
+
+
+def open_child_run(tracking: Tracking, record: dict, previous: str | None = None) -> tuple[str, str]:
+    """Make the record's child run mlflow's active run (with system metrics when tracking asks): a new one
+    (create_child_run), or `previous` reopened after a restart and moved under this invocation's parent run
+    (reparent_run). Returns (run id, parent run id)."""
+    mlflow = _use(tracking.uri)
+    if previous is None:
+        run_id, parent = create_child_run(tracking, record)
     else:
-        exp_id = ensure_experiment(uri, experiment, artifact_root)
-        run = retry(
-            mlflow.start_run,
-            experiment_id=exp_id,
-            run_name=name,
-            tags={**tags, PARENT_TAG: parent_id},
-            log_system_metrics=system_metrics,
-        )
-    try:
-        yield run
-    except BaseException:
-        retry(mlflow.end_run, status="FAILED")
-        raise
-    retry(mlflow.end_run)
+        run_id, parent = previous, tracking.parent_run_id()
+        if (earlier := reparent_run(previous, parent)) is not None:
+            log.info("moved run %s from parent run %s to this invocation's parent run %s", previous, earlier, parent)
+    retry(mlflow.start_run, run_id=run_id, log_system_metrics=tracking.system_metrics)
+    return run_id, parent
+
+
+def write_run_file(
+    path, tracking: Tracking, record: dict, *, run_id: str | None = None, parent: str | None = None, error=None
+) -> None:
+    """A model's run file (mlflow_run.json): its child run id (None until the `track` rule makes the run), the
+    parent run, the tracking URI, the record (child_run_record) and the tracking error that stopped live logging."""
+    run = {"run_id": run_id, "parent_run_id": parent, "tracking_uri": tracking.uri, **record, "tracking_error": error}
+    Path(path).write_text(json.dumps(run, indent=2))
+
+
+def read_run_file(path) -> dict:
+    """A model's run file, as write_run_file wrote it."""
+    return json.loads(Path(path).read_text())
 
 
 def reparent_run(run_id: str, parent_id: str) -> str | None:
@@ -291,9 +358,7 @@ class LiveTracking:
             return fn(*args, **kwargs)
         except Exception as exc:  # AlldagError (unreachable), MlflowException, requests' errors, sqlite errors
             self.error = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:300]
-            import logging
-
-            logging.getLogger(__name__).warning(
+            log.warning(
                 "MLflow tracking of %s failed (%s): the job goes on and writes its files; once the tracking store "
                 "answers, `snakemake --cores 1` (or --forcerun track) logs them",
                 self.label,

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 from contextlib import contextmanager
@@ -12,11 +11,11 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from alldag.data import read_tsv, write_tsv_atomic
 from alldag.figures import save, training_curves_figure
 from alldag.progress import Progress
-from alldag.provenance import TRAINING_PACKAGES, git_commit, package_versions
-from alldag.tracking import retry, run_params
+from alldag.provenance import TRAINING_PACKAGES, package_versions
+from alldag.tables import read_tsv, write_tsv_atomic
+from alldag.tracking import Tracking, child_run_record, retry, write_run_file
 
 log = logging.getLogger(__name__)
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # TensorFlow is imported lazily, after this
@@ -44,25 +43,6 @@ class TrainSettings:
     head_epochs: int = 0
     fine_tune_layers: int = 0
     fine_tune_learning_rate: float = 1e-5
-
-
-@dataclass(frozen=True)
-class Tracking:
-    """Where and under which runs to log: from config and the workflow's parent-run file."""
-
-    uri: str
-    experiment: str
-    artifact_root: str
-    parent_run_file: str
-    tags: dict
-    system_metrics: bool = False  # MLflow system metrics (CPU, memory, GPU) on training runs
-
-    @classmethod
-    def from_params(cls, params: dict) -> Tracking:
-        """From a rule's tracking params; MLFLOW_TRACKING_URI wins, relative sqlite paths become absolute."""
-        from alldag.tracking import resolve_tracking_uri
-
-        return cls(**{**params, "uri": resolve_tracking_uri(params["uri"], os.getcwd())})
 
 
 def balanced_class_weights(y: np.ndarray, n_classes: int) -> dict[int, float]:
@@ -285,78 +265,47 @@ def best_epoch_metrics(history: pd.DataFrame) -> dict:
 def run_record(
     settings: TrainSettings, tracking: Tracking, manifest: pd.DataFrame, augmentation: dict, hardware: dict
 ) -> dict:
-    """What the model's MLflow run holds besides the job's files: name, tags (with a unique `alldag.record`
-    the `track` rule finds the run by), params, and the name of its split datasets."""
-    import uuid
-
-    name = f"{settings.task}/{settings.backbone}/fold{settings.fold}"
+    """The model's child-run record (alldag.tracking.child_run_record): the settings, augmentation, package
+    versions, training-set size and hardware as params."""
     params = {
         **asdict(settings),
         "classes": ",".join(settings.classes),
         "weights": str(settings.weights),
         **{f"augment.{k}": v for k, v in augmentation.items()},
         **package_versions(TRAINING_PACKAGES),
-        "git_commit": git_commit(),
         "n_train": int((manifest["split"] == "train").sum()),
         "gpus": hardware["gpus"],
         "devices": hardware["devices"],
         "precision": hardware["precision"],
-        **run_params(
-            task=settings.task,
-            backbone=settings.backbone,
-            fold=settings.fold,
-            image_size=settings.image_size,
-            epochs=settings.epochs,
-            weights=settings.weights,
-            seed=settings.seed,
-            data_source=data_source(tracking),
-            git_commit=git_commit(),
-        ),
     }
-    return {
-        "name": name,
-        "record": uuid.uuid4().hex,
-        "dataset": f"{settings.task}/fold{settings.fold}",
-        "tags": {**tracking.tags, "task": settings.task, "backbone": settings.backbone, "fold": str(settings.fold)},
-        "params": {k: str(v) for k, v in params.items()},
-    }
+    return child_run_record(
+        tracking,
+        task=settings.task,
+        model=settings.backbone,
+        fold=settings.fold,
+        image_size=settings.image_size,
+        epochs=settings.epochs,
+        weights=settings.weights,
+        seed=settings.seed,
+        params=params,
+    )
 
 
 def _open_live_run(
     tracking: Tracking, record: dict, split_manifest, manifest: pd.DataFrame, previous: str | None
 ) -> tuple[str, str]:
     """Start (or, after a restart, reopen) the model's child run and log its params and datasets: (run, parent)."""
-    from alldag.tracking import (
-        PARENT_TAG,
-        RECORD_TAG,
-        _use,
-        ensure_experiment,
-        log_split_datasets,
-        parent_run_id,
-        reparent_run,
-    )
+    import mlflow
 
-    mlflow = _use(tracking.uri)
-    parent = parent_run_id(
-        tracking.uri, tracking.experiment, tracking.artifact_root, tracking.parent_run_file, tracking.tags
-    )
+    from alldag.tracking import log_split_datasets, open_child_run
+
     if previous is not None:
         log.info("continuing MLflow run %s", previous)
-        run = retry(mlflow.start_run, run_id=previous, log_system_metrics=tracking.system_metrics)
-        if (earlier := reparent_run(previous, parent)) is not None:
-            log.info("moved run %s from parent run %s to this invocation's parent run %s", previous, earlier, parent)
-        return run.info.run_id, parent
-    exp_id = ensure_experiment(tracking.uri, tracking.experiment, tracking.artifact_root)
-    run = retry(
-        mlflow.start_run,
-        experiment_id=exp_id,
-        run_name=record["name"],
-        tags={**record["tags"], PARENT_TAG: parent, RECORD_TAG: record["record"]},
-        log_system_metrics=tracking.system_metrics,
-    )
-    retry(mlflow.log_params, record["params"])
-    log_split_datasets(split_manifest, manifest, record["dataset"], data_source(tracking))
-    return run.info.run_id, parent
+    run_id, parent = open_child_run(tracking, record, previous)
+    if previous is None:
+        retry(mlflow.log_params, record["params"])
+        log_split_datasets(split_manifest, manifest, record["dataset"], tracking.data_source)
+    return run_id, parent
 
 
 def _finish_live_run(
@@ -476,18 +425,7 @@ def train_model(
             raise
         if run_id:
             live.call(retry, mlflow.end_run)
-        Path(run_out).write_text(
-            json.dumps(
-                {
-                    "run_id": run_id,
-                    "parent_run_id": parent,
-                    "tracking_uri": tracking.uri,
-                    **record,
-                    "tracking_error": live.error,
-                },
-                indent=2,
-            )
-        )
+        write_run_file(run_out, tracking, record, run_id=run_id, parent=parent, error=live.error)
         checkpoint.clear(checkpoint_dir)
     log.info("saved %s (MLflow run %s)", model_out, run_id or "not yet: the track rule makes it")
 
@@ -497,11 +435,6 @@ def write_training_outputs(history: pd.DataFrame, settings: TrainSettings, histo
     Path(history_out).parent.mkdir(parents=True, exist_ok=True)
     write_tsv_atomic(history, history_out)
     save(training_curves_figure(history, f"{settings.backbone} on {settings.task}"), curves_out)
-
-
-def data_source(tracking: Tracking) -> str:
-    """Where the data came from (synthetic, kaggle, local), as the workflow tagged the runs."""
-    return tracking.tags.get("alldag.data_source", "unknown")
 
 
 def settings_from_params(params: dict) -> tuple[TrainSettings, Tracking]:

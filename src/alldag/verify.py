@@ -91,16 +91,3 @@ def verification_failure(report: pd.DataFrame) -> str | None:
         f"the dataset does not match its manifest ({', '.join(f'{n} {s}' for s, n in counts.items())}; "
         f"e.g. {first}): re-download it, or set data.verify: warn to continue anyway"
     )
-
-
-def build_manifest(root: str | os.PathLike) -> pd.DataFrame:
-    """A checksum manifest (MANIFEST_COLUMNS) of every image under root/Original and root/Segmented."""
-    from PIL import Image
-
-    rows = []
-    for rel in dataset_files(root):
-        path = Path(root) / rel
-        with Image.open(path) as img:
-            width, height, fmt, mode = img.width, img.height, img.format, img.mode
-        rows.append((rel, Path(rel).parent.name, sha256_file(path), width, height, path.stat().st_size, fmt, mode))
-    return pd.DataFrame(rows, columns=MANIFEST_COLUMNS)

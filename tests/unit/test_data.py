@@ -1,4 +1,4 @@
-"""alldag.data (source choice, folder scan, task subsets, TSV I/O) and alldag.download."""
+"""alldag.data (folder scan, task subsets), alldag.download (source choice, download) and alldag.tables (TSV I/O)."""
 
 from __future__ import annotations
 
@@ -12,19 +12,9 @@ import pytest
 
 from alldag import AlldagError
 from alldag.classes import CLASSES, file_prefix
-from alldag.data import (
-    DATASET_COLUMNS,
-    SourceDecision,
-    check_tasks,
-    class_counts,
-    has_layout,
-    read_tsv,
-    resolve_source,
-    scan_dataset,
-    select_subset,
-    write_tsv_atomic,
-)
-from alldag.download import find_dataset_root, materialise_dataset
+from alldag.data import DATASET_COLUMNS, check_tasks, class_counts, scan_dataset, select_subset
+from alldag.download import SourceDecision, find_dataset_root, has_layout, materialise_dataset, resolve_source
+from alldag.tables import read_tsv, write_tsv_atomic
 from conftest import SYNTHETIC_PER_CLASS
 
 

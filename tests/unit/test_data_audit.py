@@ -13,11 +13,13 @@ from PIL import Image
 from alldag import AlldagError
 from alldag.audit import audit_dataset
 from alldag.classes import file_prefix
-from alldag.data import SourceDecision, scan_dataset, write_tsv_atomic
-from alldag.download import materialise_dataset
+from alldag.data import scan_dataset
+from alldag.download import SourceDecision, materialise_dataset
 from alldag.split import check_leakage, leakage, make_folds, split_counts
 from alldag.synthetic import SEGMENTATION_FAILURE_RATE, generate_dataset, image_rng, render_smear, twin_rng
-from alldag.verify import build_manifest, verification_failure, verify_folder
+from alldag.tables import write_tsv_atomic
+from alldag.verify import verification_failure, verify_folder
+from conftest import checksum_manifest
 
 
 @pytest.fixture
@@ -225,7 +227,7 @@ def test_a_manifest_without_groups_cannot_pass_the_leakage_check(tmp_path):
 def test_manifest_verification_lists_missing_extra_changed(tmp_path):
     root = tmp_path / "ALL"
     generate_dataset(root, {"Benign": 3, "Pro": 3}, seed=1)
-    manifest = build_manifest(root)
+    manifest = checksum_manifest(root)
     assert len(manifest) == 12 and set(verify_folder(root, manifest)["status"]) == {"ok"}
     (root / "Original/Pro/WBC-Malignant-Pro-001.jpg").unlink()
     with open(root / "Original/Benign/WBC-Benign-002.jpg", "ab") as f:
@@ -258,7 +260,7 @@ def _materialise(root, tmp_path, manifest, verify):
 def test_local_download_verifies_against_a_fake_manifest(tmp_path):
     root = tmp_path / "ALL"
     generate_dataset(root, {"Benign": 3, "Pro": 4}, seed=1)
-    build_manifest(root).to_csv(tmp_path / "manifest.tsv", sep="\t", index=False)
+    checksum_manifest(root).to_csv(tmp_path / "manifest.tsv", sep="\t", index=False)
     assert _materialise(root, tmp_path, tmp_path / "manifest.tsv", "strict") == 7
     assert json.loads((tmp_path / "dataset.json").read_text())["verification"] == {"ok": 14}
     with open(root / "Original/Pro/WBC-Malignant-Pro-001.jpg", "ab") as f:

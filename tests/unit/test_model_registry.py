@@ -210,17 +210,16 @@ def test_verification_state(verification, state):
 
 def test_system_metrics_are_sampled_into_a_training_run_when_asked(store, monkeypatch):
     pytest.importorskip("psutil")
-    from alldag.tracking import child_run
+    from alldag.tracking import Tracking, open_child_run
 
     tmp_path, uri, _ = store
     monkeypatch.setenv("MLFLOW_SYSTEM_METRICS_SAMPLING_INTERVAL", "0.5")
     monkeypatch.setenv("MLFLOW_SYSTEM_METRICS_SAMPLES_BEFORE_LOGGING", "1")
     ids = {}
     for wanted in (True, False):
-        with child_run(
-            uri, "study", tmp_path / "artifacts", "parent", f"t/m/fold{int(wanted)}", {}, system_metrics=wanted
-        ) as run:
-            time.sleep(2.5)
-        ids[wanted] = run.info.run_id
+        tracking = Tracking(uri, "study", str(tmp_path / "artifacts"), str(tmp_path / "parent.json"), {}, wanted)
+        ids[wanted], _ = open_child_run(tracking, {"name": f"t/m/fold{int(wanted)}", "record": str(wanted), "tags": {}})
+        time.sleep(2.5)
+        mlflow.end_run()
     assert "system/cpu_utilization_percentage" in mlflow.MlflowClient(uri).get_run(ids[True]).data.metrics
     assert not any(k.startswith("system/") for k in mlflow.MlflowClient(uri).get_run(ids[False]).data.metrics)

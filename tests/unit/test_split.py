@@ -182,7 +182,7 @@ def test_split_counts_shape_and_columns():
 
 
 def test_write_split_roundtrip(tmp_path):
-    from alldag.data import read_tsv, write_tsv_atomic
+    from alldag.tables import read_tsv, write_tsv_atomic
 
     subset = _subset({"Benign": 12, "Pro": 12}).assign(mask_path="")
     write_tsv_atomic(subset, tmp_path / "subset.tsv")

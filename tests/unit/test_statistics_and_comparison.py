@@ -10,7 +10,7 @@ from scipy.stats import binomtest
 from alldag import AlldagError
 from alldag.baseline import colour_features, features_of, fit_colour_baseline
 from alldag.compare import compare_models
-from alldag.data import scan_dataset, write_tsv_atomic
+from alldag.data import scan_dataset
 from alldag.evaluate import per_class_metrics
 from alldag.split import make_folds
 from alldag.stats import (
@@ -22,6 +22,7 @@ from alldag.stats import (
     reliability,
 )
 from alldag.synthetic import generate_dataset
+from alldag.tables import write_tsv_atomic
 
 
 def accuracy(y, p):

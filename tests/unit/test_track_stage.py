@@ -12,8 +12,7 @@ import pytest
 from PIL import Image
 
 from alldag.track import track_model
-from alldag.tracking import LiveTracking, log_metrics_to
-from alldag.train import Tracking
+from alldag.tracking import LiveTracking, Tracking, log_metrics_to
 
 EPOCHS = 4
 
@@ -170,3 +169,48 @@ def test_the_model_is_logged_once(tmp_path, job_files):
     assert log_model_once(client, run_id, path, files["split_manifest"], 8, ["A", "B"])
     assert not log_model_once(client, run_id, path, files["split_manifest"], 8, ["A", "B"])
     assert len(client.get_run(run_id).outputs.model_outputs) == 1
+
+
+def test_a_training_job_logs_its_child_run_live_and_the_track_rule_completes_that_run(job_files):
+    import dataclasses
+    from pathlib import Path
+
+    from alldag.tracking import PARENT_TAG, RECORD_TAG, RUN_PARAMS, write_run_file
+    from alldag.train import TrainSettings, _open_live_run, run_record
+
+    tracking, files = job_files
+    tracking = dataclasses.replace(tracking, tags={"alldag.data_source": "synthetic"})
+    manifest = pd.read_csv(files["split_manifest"], sep="\t")
+    settings = TrainSettings(
+        backbone="m",
+        task="t",
+        fold=0,
+        classes=("A", "B"),
+        image_size=8,
+        epochs=EPOCHS,
+        batch_size=2,
+        learning_rate=1e-3,
+        weights=None,
+        dropout=0.0,
+        bn_momentum=None,
+        recalibrate_bn=False,
+        seed=3,
+    )
+    hardware = {"gpus": 0, "devices": "CPU", "precision": "float32"}
+    record = run_record(settings, tracking, manifest, {"flip": True}, hardware)
+    run_id, parent = _open_live_run(tracking, record, files["split_manifest"], manifest, None)
+    mlflow.end_run()
+    write_run_file(files["run_json"], tracking, record, run_id=run_id, parent=parent)
+    run = mlflow.MlflowClient(tracking.uri).get_run(run_id)
+    assert run.data.tags[PARENT_TAG] == parent == json.loads(Path(tracking.parent_run_file).read_text())["run_id"]
+    assert run.data.tags[RECORD_TAG] == record["record"] and run.info.run_name == "t/m/fold0"
+    assert "mlflow.source.name" in run.data.tags and len(run.inputs.dataset_inputs) == 3
+    assert set(RUN_PARAMS) <= set(run.data.params)
+    assert [run.data.params[k] for k in ("backbone", "fold", "data_source", "augment.flip")] == [
+        "m",
+        "0",
+        "synthetic",
+        "True",
+    ]
+    assert track_model(tracking=tracking, **files) == run_id  # the track rule completes it: no second run
+    assert _logged(tracking)[:3] == (run_id, list(range(EPOCHS)), 1)

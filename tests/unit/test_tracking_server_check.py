@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, HTTPServer
@@ -66,18 +67,23 @@ def test_credentials_in_the_uri_are_refused():
 def test_a_restarted_child_run_moves_to_the_current_parent_and_keeps_the_earlier_ones(tmp_path):
     import mlflow
 
-    from alldag.tracking import PARENT_TAG, PREVIOUS_PARENTS_TAG, child_run, reparent_run
+    from alldag.tracking import PARENT_TAG, PREVIOUS_PARENTS_TAG, Tracking, open_child_run
 
     uri = f"sqlite:///{tmp_path}/mlflow.db"
     mlflow.set_tracking_uri(uri)
     client = mlflow.MlflowClient()
     experiment = client.create_experiment("study")
     first, second, third = (client.create_run(experiment).info.run_id for _ in range(3))
-    with child_run(uri, "study", str(tmp_path / "art"), first, "model", {}) as run:
-        child = run.info.run_id
-    for parent, earlier in ((second, first), (third, second), (third, None)):  # the last: same invocation again
-        with child_run(uri, "study", str(tmp_path / "art"), parent, "model", {}, run_id=child):
-            assert reparent_run(child, parent) == earlier
+    parent_file = tmp_path / "parent.json"
+    tracking = Tracking(uri, "study", str(tmp_path / "art"), str(parent_file), {})
+    record = {"name": "t/model/fold0", "record": "r", "tags": {}}
+    parent_file.write_text(json.dumps({"run_id": first}))
+    child, _ = open_child_run(tracking, record)
+    mlflow.end_run()
+    for parent in (second, third, third):  # the last: the same invocation again
+        parent_file.write_text(json.dumps({"run_id": parent}))
+        assert open_child_run(tracking, record, previous=child) == (child, parent)
+        mlflow.end_run()
     tags = client.get_run(child).data.tags
     assert tags[PARENT_TAG] == third
     assert tags[PREVIOUS_PARENTS_TAG] == f"{first},{second}"

@@ -106,10 +106,10 @@ def test_local_class_with_zero_images_fails(tmp_path):
 
 def _local_fake(tmp_path, counts, seed=2):
     """A local copy of the dataset made of synthetic images, with a matching checksum manifest."""
-    from alldag.verify import build_manifest
+    from conftest import checksum_manifest
 
     generate_dataset(tmp_path / "ALL", counts, seed=seed)
-    build_manifest(tmp_path / "ALL").to_csv(tmp_path / "manifest.tsv", sep="\t", index=False)
+    checksum_manifest(tmp_path / "ALL").to_csv(tmp_path / "manifest.tsv", sep="\t", index=False)
     return {"source": "local", "local_dir": str(tmp_path / "ALL"), "manifest": str(tmp_path / "manifest.tsv")}
 
 

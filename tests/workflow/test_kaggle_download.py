@@ -18,10 +18,9 @@ import pandas as pd
 import pytest
 
 from alldag import AlldagError
-from alldag.data import kaggle_reachable, resolve_source
-from alldag.download import KAGGLE_HANDLE, kaggle_download
+from alldag.download import KAGGLE_HANDLE, kaggle_download, kaggle_reachable, resolve_source
 from alldag.synthetic import generate_dataset
-from alldag.verify import build_manifest
+from conftest import checksum_manifest
 from net_stubs import ConnectProxy, KaggleStub
 from workflow_helpers import snakemake, write_config
 
@@ -45,7 +44,7 @@ def archive(tmp_path_factory) -> tuple[bytes, Path]:
     root = tmp_path_factory.mktemp("kaggle") / "ALL"
     generate_dataset(root, COUNTS, seed=4)
     manifest = root.parent / "manifest.tsv"
-    build_manifest(root).to_csv(manifest, sep="\t", index=False)
+    checksum_manifest(root).to_csv(manifest, sep="\t", index=False)
     buffer = io.BytesIO()
     with zipfile.ZipFile(buffer, "w") as zf:
         for path in sorted(root.rglob("*")):

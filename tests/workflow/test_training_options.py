@@ -309,22 +309,26 @@ def test_parallel_jobs_write_one_sqlite_store_without_failing(tmp_path):
 
 
 def _log_a_child_run(uri: str, workdir: str, i: int) -> str:
-    from alldag.tracking import child_run, parent_run_id
+    import mlflow
+
+    from alldag.tracking import Tracking, open_child_run, retry
     from alldag.train import epoch_reporter
 
-    parent = parent_run_id(uri, "study", f"{workdir}/art", f"{workdir}/parent.json", {}) if i == 0 else None
+    tracking = Tracking(uri, "study", f"{workdir}/art", f"{workdir}/parent.json", {})
+    parent = tracking.parent_run_id() if i == 0 else None
     while parent is None:  # the first process creates the parent run, the others wait for its file
         try:
-            parent = __import__("json").loads(Path(f"{workdir}/parent.json").read_text())["run_id"]
+            parent = __import__("json").loads(Path(tracking.parent_run_file).read_text())["run_id"]
         except (OSError, ValueError):
             __import__("time").sleep(0.05)
-    with child_run(uri, "study", f"{workdir}/art", parent, f"model{i}", {}) as run:
-        epoch_reporter(run.info.run_id)([{"epoch": e + 1, "loss": 1 / (e + 1)} for e in range(30)])
-    return run.info.run_id
+    run_id, _ = open_child_run(tracking, {"name": f"model{i}", "record": str(i), "tags": {}})
+    epoch_reporter(run_id)([{"epoch": e + 1, "loss": 1 / (e + 1)} for e in range(30)])
+    retry(mlflow.end_run)
+    return run_id
 
 
 def test_tracking_uri_from_environment_wins_and_relative_sqlite_becomes_absolute(monkeypatch, tmp_path):
-    from alldag.train import Tracking
+    from alldag.tracking import Tracking
 
     params = {
         "uri": "sqlite:///results/mlflow.db",

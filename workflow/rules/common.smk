@@ -19,13 +19,8 @@ from alldag.config import (
     validate_config,
 )
 from alldag.split import block_size_for
-from alldag.data import (
-    SourceDecision,
-    check_tasks,
-    class_counts,
-    has_layout,
-    resolve_source,
-)
+from alldag.data import check_tasks, class_counts
+from alldag.download import SourceDecision, has_layout, resolve_source
 
 SCHEMA = Path(workflow.basedir) / "workflow/schemas/config.schema.yaml"
 DATA = "results/data"

@@ -1,6 +1,6 @@
 from alldag.baseline import run_colour_baseline
 from alldag.rulelog import run_rule
-from alldag.train import Tracking
+from alldag.tracking import Tracking
 
 out, w, p = snakemake.output, snakemake.wildcards, snakemake.params
 figures = {f"{k}_out": out[k] for k in ("metrics", "predictions", "confusion", "roc", "reliability")}

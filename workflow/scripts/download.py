@@ -1,5 +1,4 @@
-from alldag.data import SourceDecision
-from alldag.download import materialise_dataset
+from alldag.download import SourceDecision, materialise_dataset
 from alldag.rulelog import run_rule
 
 p = snakemake.params

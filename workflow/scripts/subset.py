@@ -1,5 +1,6 @@
-from alldag.data import read_tsv, select_subset, write_tsv_atomic
+from alldag.data import select_subset
 from alldag.rulelog import run_rule
+from alldag.tables import read_tsv, write_tsv_atomic
 
 p = snakemake.params
 run_rule(

@@ -1,6 +1,6 @@
 from alldag.rulelog import run_rule
 from alldag.track import track_model
-from alldag.train import Tracking
+from alldag.tracking import Tracking
 
 inp, p = snakemake.input, snakemake.params
 # The colour baseline has no training or explanation files (a Namedlist: `in` would test its values).

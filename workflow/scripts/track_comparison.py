@@ -1,6 +1,6 @@
 from alldag.rulelog import run_rule
 from alldag.track import track_comparison
-from alldag.train import Tracking
+from alldag.tracking import Tracking
 
 inp, p = snakemake.input, snakemake.params
 runs = list(inp.runs)  # in expand(model, fold) order

@@ -112,6 +112,55 @@ wildcard_constraints:
     fold=r"\d+",
 
 
+# Path patterns, defined once: the rules' outputs and the input functions fill them in.
+# MODEL_FOLD: one model of one task, trained on one fold.
+MODEL_FOLD = "{task}/{backbone}/fold{fold}"
+SPLIT_MANIFEST = "results/split/{task}/fold{fold}/split_manifest.tsv"
+MODEL_DIR = f"results/models/{MODEL_FOLD}"
+EVALUATION_DIR = f"results/evaluation/{MODEL_FOLD}"
+EXPLANATION_DIR = f"results/explanations/{MODEL_FOLD}"
+TRACKED_DIR = f"results/mlflow/{MODEL_FOLD}"
+
+
+def fill(pattern, **wildcards):
+    """`pattern` with these wildcards filled in and the others left to Snakemake."""
+    return expand(pattern, allow_missing=True, **wildcards)[0]
+
+
+def workflow_script(name):
+    """A script of workflow/scripts by absolute path: a rule that inherits one of ours (`use rule
+    train as ...`) resolves relative paths from its own file's folder, which may be anywhere.
+    """
+    return str(Path(workflow.basedir) / "workflow" / "scripts" / name)
+
+
+def figure(path, caption, category, subcategory, **labels):
+    """`path` marked for `snakemake --report`: its caption (a file in workflow/report, by absolute
+    path as in workflow_script), its place on the page and the labels that name it there.
+    """
+    return report(
+        path,
+        caption=str(Path(workflow.basedir) / "workflow" / "report" / caption),
+        category=category,
+        subcategory=subcategory,
+        labels=labels,
+    )
+
+
+def model_figure(path, caption, category, name, model="{backbone}"):
+    """A figure of one (task, model, fold), listed under its model."""
+    return figure(
+        path,
+        caption,
+        category,
+        model,
+        task="{task}",
+        backbone=model,
+        fold="{fold}",
+        figure=name,
+    )
+
+
 def get_final_output():
     """The report page, the results table and summary.json (they depend on every computed output), and
     the MLflow record of every model and comparison (the track jobs; the report does not wait for them).

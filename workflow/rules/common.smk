@@ -127,6 +127,10 @@ def fill(pattern, **wildcards):
     return expand(pattern, allow_missing=True, **wildcards)[0]
 
 
+BASELINE_EVALUATION_DIR = fill(EVALUATION_DIR, backbone="colour_baseline")
+BASELINE_RUN = fill(f"{MODEL_DIR}/mlflow_run.json", backbone="colour_baseline")
+
+
 def workflow_script(name):
     """A script of workflow/scripts by absolute path: a rule that inherits one of ours (`use rule
     train as ...`) resolves relative paths from its own file's folder, which may be anywhere.
@@ -170,7 +174,7 @@ def get_final_output():
         "results/results_table.tsv",
         "results/summary.json",
         *expand(
-            "results/mlflow/{task}/{backbone}/fold{fold}/tracked.json",
+            f"{TRACKED_DIR}/tracked.json",
             task=TASKS,
             backbone=COMPARED_MODELS,
             fold=FOLDS,
@@ -200,11 +204,7 @@ def manifest_path():
 
 
 def fold_manifests(wildcards):
-    return expand(
-        "results/split/{task}/fold{fold}/split_manifest.tsv",
-        task=wildcards.task,
-        fold=FOLDS,
-    )
+    return expand(SPLIT_MANIFEST, task=wildcards.task, fold=FOLDS)
 
 
 def comparison_predictions(wildcards):
@@ -220,7 +220,7 @@ def comparison_predictions(wildcards):
 def image_level_baseline_predictions(wildcards):
     """The colour baseline's test predictions under an image-level split, per fold (leakage sensitivity)."""
     return expand(
-        "results/evaluation/{task}/colour_baseline/fold{fold}/predictions_image_level.tsv",
+        f"{BASELINE_EVALUATION_DIR}/predictions_image_level.tsv",
         task=wildcards.task,
         fold=FOLDS,
     )
@@ -240,22 +240,17 @@ def track_inputs(wildcards):
     """The files a model's track job logs, by name: every model's run record, split and evaluation; a
     trained model's (not the colour baseline's) training and explanation files too."""
     where = dict(task=wildcards.task, backbone=wildcards.backbone, fold=wildcards.fold)
-    evaluation = "results/evaluation/{task}/{backbone}/fold{fold}/"
+    baseline = wildcards.backbone == "colour_baseline"
+    evaluated = rules.colour_baseline.output if baseline else rules.evaluate.output
     paths = {
-        "run": "results/models/{task}/{backbone}/fold{fold}/mlflow_run.json",
-        "manifest": "results/split/{task}/fold{fold}/split_manifest.tsv",
+        "run": rules.colour_baseline.output.run if baseline else rules.train.output.run,
+        "manifest": SPLIT_MANIFEST,
         **{
-            name: evaluation + name_file
-            for name, name_file in (
-                ("metrics", "metrics.json"),
-                ("predictions", "predictions.tsv"),
-                ("confusion", "confusion_matrix.png"),
-                ("roc", "roc_curve.png"),
-                ("reliability", "reliability.png"),
-            )
+            name: getattr(evaluated, name)
+            for name in ("metrics", "predictions", "confusion", "roc", "reliability")
         },
     }
-    if wildcards.backbone != "colour_baseline":
+    if not baseline:
         paths.update(
             {
                 "model": rules.train.output.model,

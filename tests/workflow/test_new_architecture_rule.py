@@ -6,9 +6,10 @@ from __future__ import annotations
 import json
 import re
 
+import pytest
 import yaml
 
-from workflow_helpers import REPO, snakemake, write_config
+from workflow_helpers import REPO, error_lines, snakemake, write_config
 
 EXAMPLE = REPO / "workflow/rules/custom/small_cnn.smk"
 # Appended to a copy of the example: prints, while Snakemake reads the workflow, what the two training
@@ -78,3 +79,27 @@ def _planned_jobs(dry_run_stdout: str) -> dict[str, list[dict[str, str]]]:
             fields = dict(re.findall(r"^    (output|log|wildcards): (.*)$", block, re.M))
             jobs.setdefault(head.group(1), []).append(fields)
     return jobs
+
+
+@pytest.mark.parametrize(
+    "constraint,error",
+    [
+        (
+            "SmallCNN",
+            'custom_models.MyNet: no rule trains this model; in {file}, set wildcard_constraints: backbone="MyNet"',
+        ),
+        ("MobileNet", "MobileNet is trained by rules train and train_my_net: give each custom rule file its own"),
+    ],
+)
+def test_a_rule_file_that_trains_no_model_or_a_taken_one_fails_with_one_line(tmp_path, constraint, error):
+    """A copy of the example whose wildcard_constraints were not changed, or name a backbone."""
+    rule_file = tmp_path / "my_net.smk"
+    rule_file.write_text(
+        EXAMPLE.read_text().replace("train_small_cnn", "train_my_net").replace('"SmallCNN"', f'"{constraint}"')
+    )
+    config = yaml.safe_load((REPO / "tests/configs/micro.yaml").read_text())
+    config["custom_models"] = {"MyNet": str(rule_file)}
+    proc = snakemake(tmp_path, "-n", config=write_config(tmp_path, config))
+    assert proc.returncode != 0
+    (line,) = error_lines(proc)
+    assert line.startswith("alldag: error: " + error.format(file=rule_file)), line

@@ -310,6 +310,25 @@ def model_outputs(kind):
     return expand(paths, task=TASKS, backbone=MODELS, fold=FOLDS)
 
 
+def check_model_rules():
+    """Fail with one line unless every model has exactly one training rule (after the custom rules load)."""
+    for name in MODELS:
+        model = expand(rules.train.output.model, task=TASKS[0], backbone=name, fold=0)[
+            0
+        ]
+        trainers = [r.name for r in workflow.rules if r.is_producer(model)]
+        if not trainers:
+            fail(
+                f"custom_models.{name}: no rule trains this model; in {config['custom_models'][name]}, set "
+                f'wildcard_constraints: backbone="{name}" (as in workflow/rules/custom/small_cnn.smk)'
+            )
+        if len(trainers) > 1:
+            fail(
+                f"{name} is trained by rules {' and '.join(trainers)}: give each custom rule file its own "
+                f"model name in wildcard_constraints, the one it has in custom_models"
+            )
+
+
 def custom_rule_files():
     """The rule files of config custom_models, as absolute paths (relative ones are from the working directory)."""
     return [str(Path(path).resolve()) for path in config["custom_models"].values()]

@@ -31,6 +31,9 @@ for rule_file in custom_rule_files():
     include: rule_file
 
 
+check_model_rules()
+
+
 rule all:
     default_target: True
     input:

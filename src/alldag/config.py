@@ -57,15 +57,19 @@ def apply_demo(config: dict, schema_path: str | os.PathLike) -> dict:
     """Config with the demo overrides merged in, validated again."""
     demo = config.get("demo") or {}
     merged = deep_merge({k: v for k, v in config.items() if k != "demo"}, demo)
-    # The demo's per-backbone settings only concern backbones this run actually trains.
-    merged["backbone_overrides"] = {
-        b: o for b, o in merged.get("backbone_overrides", {}).items() if b in merged["backbones"]
-    }
+    # The demo's per-backbone settings only concern models this run actually trains.
+    trained = trained_models(merged)
+    merged["backbone_overrides"] = {b: o for b, o in merged.get("backbone_overrides", {}).items() if b in trained}
     merged["demo"] = demo
     message = schema_error(merged, schema_path)
     if message:
         raise AlldagError(f"in the demo overrides: {message}")
     return merged
+
+
+def trained_models(config: dict) -> list[str]:
+    """The models a config trains: its keras.applications backbones, then its custom architectures."""
+    return list(config["backbones"]) + list(config.get("custom_models", {}))
 
 
 def train_settings_for(config: dict, backbone: str) -> dict:
@@ -76,10 +80,10 @@ def train_settings_for(config: dict, backbone: str) -> dict:
 def check_backbone_overrides(config: dict, schema_path: str | os.PathLike) -> None:
     """Fail with one line if an override names a backbone not trained or an invalid train setting."""
     for backbone in config.get("backbone_overrides", {}):
-        if backbone not in config["backbones"] + list(config.get("custom_models", {})):
+        if backbone not in trained_models(config):
             raise AlldagError(
-                f"backbone_overrides names '{backbone}', which is not in backbones: "
-                f"add it to backbones or remove its override"
+                f"backbone_overrides names '{backbone}', which is not in backbones or custom_models: "
+                f"add it there or remove its override"
             )
         trial = {**config, "train": train_settings_for(config, backbone), "backbone_overrides": {}}
         message = schema_error(trial, schema_path)

@@ -64,13 +64,18 @@ def closure_of(lines: list[str]) -> set[str]:
 def rule_envs() -> dict[str, tuple[str, list[Path]]]:
     """{rule: (script file name, env files)} from workflow/rules/**/*.smk.
 
-    A `conda: train_env()` rule lists both training envs (CPU and GPU), chosen by train.require_gpu.
+    A `conda: train_env()` rule lists both training envs (CPU and GPU), chosen by train.require_gpu; a
+    rule made by `use rule <parent> as <name> with:` has its parent's script and envs.
     """
-    rules = {}
+    rules, inherited = {}, {}
     for smk in sorted(RULES.rglob("*.smk")):
         for block in re.split(r"^(?=rule |use rule )", smk.read_text(), flags=re.M)[1:]:
             name = re.match(r"(?:use )?rule (\w+)", block).group(1)
-            script = re.search(r"^    script:\n\s+\"([^\"]+)\"", block, re.M)
+            parent = re.match(r"use rule (\w+) as (\w+)", block)
+            if parent:
+                inherited[parent.group(2)] = parent.group(1)
+                continue
+            script = re.search(r"^    script:\n\s+(?:workflow_script\()?\"([^\"]+)\"", block, re.M)
             conda = re.search(r"^    conda:\n\s+(\S+)", block, re.M)
             if not script or not conda:
                 continue
@@ -80,7 +85,7 @@ def rule_envs() -> dict[str, tuple[str, list[Path]]]:
             else:
                 envs = [(smk.parent / target).resolve()]
             rules[name] = (Path(script.group(1)).name, envs)
-    return rules
+    return {**rules, **{child: rules[parent] for child, parent in inherited.items() if parent in rules}}
 
 
 class EnvGuard(importlib.abc.MetaPathFinder):

@@ -170,6 +170,20 @@ def test_default_demo_works_with_fewer_backbones(schema_path):
     check_backbone_overrides(apply_demo(config, schema_path), schema_path)
 
 
+def test_apply_demo_keeps_the_overrides_of_custom_architectures(tmp_path, schema_path):
+    config = validate_config(
+        {
+            "backbones": ["MobileNet"],
+            "custom_models": {"SmallCNN": str(tmp_path / "small_cnn.smk")},
+            "backbone_overrides": {"SmallCNN": {"epochs": 3}},
+        },
+        schema_path,
+    )
+    merged = apply_demo(config, schema_path)
+    assert train_settings_for(merged, "SmallCNN")["epochs"] == 3
+    assert "VGG16" not in merged["backbone_overrides"]  # the demo's overrides of models not trained go
+
+
 def test_deep_merge():
     base = {"a": {"b": 1, "c": [1, 2]}, "d": 4}
     out = deep_merge(base, {"a": {"b": 2}, "e": {"f": 1}})

@@ -13,9 +13,12 @@ from alldag.synthetic import generate_dataset
 from workflow_helpers import REPO, SNAKEMAKE, error_lines, snakemake, workflow_env, write_config
 
 
-def test_lint_is_clean():
+@pytest.mark.parametrize(
+    "extra", [[], ["--config", f"custom_models={{SmallCNN: {REPO}/workflow/rules/custom/small_cnn.smk}}"]]
+)
+def test_lint_is_clean(extra):
     proc = subprocess.run(
-        [SNAKEMAKE, "--lint", "-s", str(REPO / "Snakefile")],
+        [SNAKEMAKE, "--lint", "-s", str(REPO / "Snakefile"), *extra],
         cwd=REPO,
         capture_output=True,
         text=True,
@@ -27,7 +30,7 @@ def test_lint_is_clean():
 
 def test_snakefmt_is_clean():
     snakefmt = str(REPO / ".venv/bin/snakefmt") if (REPO / ".venv/bin/snakefmt").exists() else shutil.which("snakefmt")
-    files = [str(REPO / "Snakefile"), *map(str, sorted((REPO / "workflow/rules").glob("*.smk")))]
+    files = [str(REPO / "Snakefile"), *map(str, sorted((REPO / "workflow/rules").rglob("*.smk")))]
     proc = subprocess.run([snakefmt, "--check", *files], capture_output=True, text=True)
     assert proc.returncode == 0, proc.stdout + proc.stderr
 

@@ -1,14 +1,15 @@
 rule augment:
     input:
-        manifest="results/split/{task}/fold0/split_manifest.tsv",
+        manifest=fill(SPLIT_MANIFEST, fold=0),
     output:
         spec="results/augment/{task}/augmentation.json",
-        preview=report(
+        preview=figure(
             "results/augment/{task}/augmentation_preview.png",
-            caption="../report/augmentation.rst",
-            category="Data",
-            subcategory="{task}",
-            labels={"task": "{task}", "figure": "augmentation"},
+            "augmentation.rst",
+            "Data",
+            "{task}",
+            task="{task}",
+            figure="augmentation",
         ),
     log:
         "logs/augment/{task}.log",

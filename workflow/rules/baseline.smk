@@ -1,48 +1,33 @@
 rule colour_baseline:
     input:
-        manifest="results/split/{task}/fold{fold}/split_manifest.tsv",
+        manifest=SPLIT_MANIFEST,
         leakage=rules.check_leakage.output.report,
     output:
-        metrics="results/evaluation/{task}/colour_baseline/fold{fold}/metrics.json",
-        predictions="results/evaluation/{task}/colour_baseline/fold{fold}/predictions.tsv",
-        confusion=report(
-            "results/evaluation/{task}/colour_baseline/fold{fold}/confusion_matrix.png",
-            caption="../report/confusion_matrix.rst",
-            category="Evaluation",
-            subcategory="colour_baseline",
-            labels={
-                "task": "{task}",
-                "backbone": "colour_baseline",
-                "fold": "{fold}",
-                "figure": "confusion matrix",
-            },
+        metrics=f"{BASELINE_EVALUATION_DIR}/metrics.json",
+        predictions=f"{BASELINE_EVALUATION_DIR}/predictions.tsv",
+        confusion=model_figure(
+            f"{BASELINE_EVALUATION_DIR}/confusion_matrix.png",
+            "confusion_matrix.rst",
+            "Evaluation",
+            "confusion matrix",
+            model="colour_baseline",
         ),
-        roc=report(
-            "results/evaluation/{task}/colour_baseline/fold{fold}/roc_curve.png",
-            caption="../report/roc_curve.rst",
-            category="Evaluation",
-            subcategory="colour_baseline",
-            labels={
-                "task": "{task}",
-                "backbone": "colour_baseline",
-                "fold": "{fold}",
-                "figure": "ROC",
-            },
+        roc=model_figure(
+            f"{BASELINE_EVALUATION_DIR}/roc_curve.png",
+            "roc_curve.rst",
+            "Evaluation",
+            "ROC",
+            model="colour_baseline",
         ),
-        reliability=report(
-            "results/evaluation/{task}/colour_baseline/fold{fold}/reliability.png",
-            caption="../report/reliability.rst",
-            category="Evaluation",
-            subcategory="colour_baseline",
-            labels={
-                "task": "{task}",
-                "backbone": "colour_baseline",
-                "fold": "{fold}",
-                "figure": "calibration",
-            },
+        reliability=model_figure(
+            f"{BASELINE_EVALUATION_DIR}/reliability.png",
+            "reliability.rst",
+            "Evaluation",
+            "calibration",
+            model="colour_baseline",
         ),
-        run="results/models/{task}/colour_baseline/fold{fold}/mlflow_run.json",
-        image_level="results/evaluation/{task}/colour_baseline/fold{fold}/predictions_image_level.tsv",
+        run=BASELINE_RUN,
+        image_level=f"{BASELINE_EVALUATION_DIR}/predictions_image_level.tsv",
     log:
         "logs/colour_baseline/{task}/fold{fold}.log",
     conda:

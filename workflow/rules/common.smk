@@ -107,6 +107,59 @@ wildcard_constraints:
     fold=r"\d+",
 
 
+# Path patterns, defined once: the rules' outputs and the input functions fill them in.
+# MODEL_FOLD: one model of one task, trained on one fold.
+MODEL_FOLD = "{task}/{backbone}/fold{fold}"
+SPLIT_MANIFEST = "results/split/{task}/fold{fold}/split_manifest.tsv"
+MODEL_DIR = f"results/models/{MODEL_FOLD}"
+EVALUATION_DIR = f"results/evaluation/{MODEL_FOLD}"
+EXPLANATION_DIR = f"results/explanations/{MODEL_FOLD}"
+TRACKED_DIR = f"results/mlflow/{MODEL_FOLD}"
+
+
+def fill(pattern, **wildcards):
+    """`pattern` with these wildcards filled in and the others left to Snakemake."""
+    return expand(pattern, allow_missing=True, **wildcards)[0]
+
+
+BASELINE_EVALUATION_DIR = fill(EVALUATION_DIR, backbone="colour_baseline")
+BASELINE_RUN = fill(f"{MODEL_DIR}/mlflow_run.json", backbone="colour_baseline")
+
+
+def workflow_script(name):
+    """A script of workflow/scripts by absolute path: a rule that inherits one of ours (`use rule
+    train as ...`) resolves relative paths from its own file's folder, which may be anywhere.
+    """
+    return str(Path(workflow.basedir) / "workflow" / "scripts" / name)
+
+
+def figure(path, caption, category, subcategory, **labels):
+    """`path` marked for `snakemake --report`: its caption (a file in workflow/report, by absolute
+    path as in workflow_script), its place on the page and the labels that name it there.
+    """
+    return report(
+        path,
+        caption=str(Path(workflow.basedir) / "workflow" / "report" / caption),
+        category=category,
+        subcategory=subcategory,
+        labels=labels,
+    )
+
+
+def model_figure(path, caption, category, name, model="{backbone}"):
+    """A figure of one (task, model, fold), listed under its model."""
+    return figure(
+        path,
+        caption,
+        category,
+        model,
+        task="{task}",
+        backbone=model,
+        fold="{fold}",
+        figure=name,
+    )
+
+
 def get_final_output():
     """The report page, the results table and summary.json (they depend on every computed output), and
     the MLflow record of every model and comparison (the track jobs; the report does not wait for them).
@@ -116,7 +169,7 @@ def get_final_output():
         "results/results_table.tsv",
         "results/summary.json",
         *expand(
-            "results/mlflow/{task}/{backbone}/fold{fold}/tracked.json",
+            f"{TRACKED_DIR}/tracked.json",
             task=TASKS,
             backbone=COMPARED_MODELS,
             fold=FOLDS,
@@ -146,11 +199,7 @@ def manifest_path():
 
 
 def fold_manifests(wildcards):
-    return expand(
-        "results/split/{task}/fold{fold}/split_manifest.tsv",
-        task=wildcards.task,
-        fold=FOLDS,
-    )
+    return expand(SPLIT_MANIFEST, task=wildcards.task, fold=FOLDS)
 
 
 def comparison_predictions(wildcards):
@@ -166,7 +215,7 @@ def comparison_predictions(wildcards):
 def image_level_baseline_predictions(wildcards):
     """The colour baseline's test predictions under an image-level split, per fold (leakage sensitivity)."""
     return expand(
-        "results/evaluation/{task}/colour_baseline/fold{fold}/predictions_image_level.tsv",
+        f"{BASELINE_EVALUATION_DIR}/predictions_image_level.tsv",
         task=wildcards.task,
         fold=FOLDS,
     )
@@ -186,22 +235,17 @@ def track_inputs(wildcards):
     """The files a model's track job logs, by name: every model's run record, split and evaluation; a
     trained model's (not the colour baseline's) training and explanation files too."""
     where = dict(task=wildcards.task, backbone=wildcards.backbone, fold=wildcards.fold)
-    evaluation = "results/evaluation/{task}/{backbone}/fold{fold}/"
+    baseline = wildcards.backbone == "colour_baseline"
+    evaluated = rules.colour_baseline.output if baseline else rules.evaluate.output
     paths = {
-        "run": "results/models/{task}/{backbone}/fold{fold}/mlflow_run.json",
-        "manifest": "results/split/{task}/fold{fold}/split_manifest.tsv",
+        "run": rules.colour_baseline.output.run if baseline else rules.train.output.run,
+        "manifest": SPLIT_MANIFEST,
         **{
-            name: evaluation + name_file
-            for name, name_file in (
-                ("metrics", "metrics.json"),
-                ("predictions", "predictions.tsv"),
-                ("confusion", "confusion_matrix.png"),
-                ("roc", "roc_curve.png"),
-                ("reliability", "reliability.png"),
-            )
+            name: getattr(evaluated, name)
+            for name in ("metrics", "predictions", "confusion", "roc", "reliability")
         },
     }
-    if wildcards.backbone != "colour_baseline":
+    if not baseline:
         paths.update(
             {
                 "model": rules.train.output.model,
@@ -259,6 +303,25 @@ def model_outputs(kind):
         "agreement": "results/explanations/{task}/{backbone}/fold{fold}/agreement.tsv",
     }[kind]
     return expand(paths, task=TASKS, backbone=MODELS, fold=FOLDS)
+
+
+def check_model_rules():
+    """Fail with one line unless every model has exactly one training rule (after the custom rules load)."""
+    for name in MODELS:
+        model = expand(rules.train.output.model, task=TASKS[0], backbone=name, fold=0)[
+            0
+        ]
+        trainers = [r.name for r in workflow.rules if r.is_producer(model)]
+        if not trainers:
+            fail(
+                f"custom_models.{name}: no rule trains this model; in {config['custom_models'][name]}, set "
+                f'wildcard_constraints: backbone="{name}" (as in workflow/rules/custom/small_cnn.smk)'
+            )
+        if len(trainers) > 1:
+            fail(
+                f"{name} is trained by rules {' and '.join(trainers)}: give each custom rule file its own "
+                f"model name in wildcard_constraints, the one it has in custom_models"
+            )
 
 
 def custom_rule_files():

@@ -5,12 +5,13 @@ rule compare:
     output:
         comparison="results/comparison/{task}/comparison.tsv",
         paired="results/comparison/{task}/paired_tests.tsv",
-        figure=report(
+        figure=figure(
             "results/comparison/{task}/comparison.png",
-            caption="../report/comparison.rst",
-            category="Comparison",
-            subcategory="{task}",
-            labels={"task": "{task}", "figure": "comparison"},
+            "comparison.rst",
+            "Comparison",
+            "{task}",
+            task="{task}",
+            figure="comparison",
         ),
     log:
         "logs/compare/{task}.log",

@@ -1,48 +1,27 @@
 rule evaluate:
     input:
         model=rules.train.output.model,
-        manifest="results/split/{task}/fold{fold}/split_manifest.tsv",
+        manifest=SPLIT_MANIFEST,
     output:
-        metrics="results/evaluation/{task}/{backbone}/fold{fold}/metrics.json",
-        predictions="results/evaluation/{task}/{backbone}/fold{fold}/predictions.tsv",
-        confusion=report(
-            "results/evaluation/{task}/{backbone}/fold{fold}/confusion_matrix.png",
-            caption="../report/confusion_matrix.rst",
-            category="Evaluation",
-            subcategory="{backbone}",
-            labels={
-                "task": "{task}",
-                "backbone": "{backbone}",
-                "fold": "{fold}",
-                "figure": "confusion matrix",
-            },
+        metrics=f"{EVALUATION_DIR}/metrics.json",
+        predictions=f"{EVALUATION_DIR}/predictions.tsv",
+        confusion=model_figure(
+            f"{EVALUATION_DIR}/confusion_matrix.png",
+            "confusion_matrix.rst",
+            "Evaluation",
+            "confusion matrix",
         ),
-        roc=report(
-            "results/evaluation/{task}/{backbone}/fold{fold}/roc_curve.png",
-            caption="../report/roc_curve.rst",
-            category="Evaluation",
-            subcategory="{backbone}",
-            labels={
-                "task": "{task}",
-                "backbone": "{backbone}",
-                "fold": "{fold}",
-                "figure": "ROC",
-            },
+        roc=model_figure(
+            f"{EVALUATION_DIR}/roc_curve.png", "roc_curve.rst", "Evaluation", "ROC"
         ),
-        reliability=report(
-            "results/evaluation/{task}/{backbone}/fold{fold}/reliability.png",
-            caption="../report/reliability.rst",
-            category="Evaluation",
-            subcategory="{backbone}",
-            labels={
-                "task": "{task}",
-                "backbone": "{backbone}",
-                "fold": "{fold}",
-                "figure": "calibration",
-            },
+        reliability=model_figure(
+            f"{EVALUATION_DIR}/reliability.png",
+            "reliability.rst",
+            "Evaluation",
+            "calibration",
         ),
     log:
-        "logs/evaluate/{task}/{backbone}/fold{fold}.log",
+        f"logs/evaluate/{MODEL_FOLD}.log",
     conda:
         "../../envs/evaluate.yaml"
     params:

@@ -1,37 +1,25 @@
 rule explain:
     input:
         model=rules.train.output.model,
-        manifest="results/split/{task}/fold{fold}/split_manifest.tsv",
+        manifest=SPLIT_MANIFEST,
     output:
-        heatmaps="results/explanations/{task}/{backbone}/fold{fold}/heatmaps.npz",
-        gallery=report(
-            "results/explanations/{task}/{backbone}/fold{fold}/explanation_gallery.png",
-            caption="../report/explanations.rst",
-            category="Explanation",
-            subcategory="{backbone}",
-            labels={
-                "task": "{task}",
-                "backbone": "{backbone}",
-                "fold": "{fold}",
-                "figure": "gallery",
-            },
+        heatmaps=f"{EXPLANATION_DIR}/heatmaps.npz",
+        gallery=model_figure(
+            f"{EXPLANATION_DIR}/explanation_gallery.png",
+            "explanations.rst",
+            "Explanation",
+            "gallery",
         ),
-        explanations="results/explanations/{task}/{backbone}/fold{fold}/explanations.tsv",
-        agreement="results/explanations/{task}/{backbone}/fold{fold}/agreement.tsv",
-        summary=report(
-            "results/explanations/{task}/{backbone}/fold{fold}/explanation_summary.tsv",
-            caption="../report/explanation_summary.rst",
-            category="Explanation",
-            subcategory="{backbone}",
-            labels={
-                "task": "{task}",
-                "backbone": "{backbone}",
-                "fold": "{fold}",
-                "figure": "summary table",
-            },
+        explanations=f"{EXPLANATION_DIR}/explanations.tsv",
+        agreement=f"{EXPLANATION_DIR}/agreement.tsv",
+        summary=model_figure(
+            f"{EXPLANATION_DIR}/explanation_summary.tsv",
+            "explanation_summary.rst",
+            "Explanation",
+            "summary table",
         ),
     log:
-        "logs/explain/{task}/{backbone}/fold{fold}.log",
+        f"logs/explain/{MODEL_FOLD}.log",
     conda:
         "../../envs/explain.yaml"
     params:

@@ -2,9 +2,7 @@ rule split:
     input:
         subset=rules.subset.output.subset,
     output:
-        manifests=expand(
-            "results/split/{{task}}/fold{fold}/split_manifest.tsv", fold=FOLDS
-        ),
+        manifests=expand(SPLIT_MANIFEST, fold=FOLDS, allow_missing=True),
     log:
         "logs/split/{task}.log",
     conda:

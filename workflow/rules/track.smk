@@ -3,9 +3,9 @@ rule track:
     input:
         unpack(track_inputs),
     output:
-        tracked="results/mlflow/{task}/{backbone}/fold{fold}/tracked.json",
+        tracked=f"{TRACKED_DIR}/tracked.json",
     log:
-        "logs/track/{task}/{backbone}/fold{fold}.log",
+        f"logs/track/{MODEL_FOLD}.log",
     wildcard_constraints:
         backbone="|".join(COMPARED_MODELS),
     conda:

@@ -1,26 +1,22 @@
+# The training rule of every keras.applications backbone; a new architecture inherits it
+# (`use rule train as ... with:`, see workflow/rules/custom/small_cnn.smk).
 rule train:
     input:
-        manifest="results/split/{task}/fold{fold}/split_manifest.tsv",
+        manifest=SPLIT_MANIFEST,
         augmentation=rules.augment.output.spec,
         leakage=rules.check_leakage.output.report,
     output:
-        model="results/models/{task}/{backbone}/fold{fold}/model.keras",
-        history="results/models/{task}/{backbone}/fold{fold}/history.tsv",
-        curves=report(
-            "results/models/{task}/{backbone}/fold{fold}/training_curves.png",
-            caption="../report/training_curves.rst",
-            category="Training",
-            subcategory="{backbone}",
-            labels={
-                "task": "{task}",
-                "backbone": "{backbone}",
-                "fold": "{fold}",
-                "figure": "curves",
-            },
+        model=f"{MODEL_DIR}/model.keras",
+        history=f"{MODEL_DIR}/history.tsv",
+        curves=model_figure(
+            f"{MODEL_DIR}/training_curves.png",
+            "training_curves.rst",
+            "Training",
+            "curves",
         ),
-        run="results/models/{task}/{backbone}/fold{fold}/mlflow_run.json",
+        run=f"{MODEL_DIR}/mlflow_run.json",
     log:
-        "logs/train/{task}/{backbone}/fold{fold}.log",
+        f"logs/train/{MODEL_FOLD}.log",
     wildcard_constraints:
         backbone="|".join(BACKBONES),
     conda:
@@ -33,4 +29,4 @@ rule train:
         seed=config["seed"],
         tracking=tracking_params(),
     script:
-        "../scripts/train.py"
+        workflow_script("train.py")

@@ -15,7 +15,7 @@ from alldag.audit import audit_dataset
 from alldag.classes import file_prefix
 from alldag.data import SourceDecision, scan_dataset, write_tsv_atomic
 from alldag.download import materialise_dataset
-from alldag.split import check_leakage, leakage, make_folds, split_counts
+from alldag.split import SplitSettings, check_leakage, leakage, make_folds, split_counts
 from alldag.synthetic import SEGMENTATION_FAILURE_RATE, generate_dataset, image_rng, render_smear, twin_rng
 from alldag.verify import build_manifest, verification_failure, verify_folder
 
@@ -141,7 +141,7 @@ def test_nearly_empty_masks_are_flagged_and_replaced_by_the_stain_mask(audited):
 def test_group_aware_kfold_keeps_clusters_together_and_stratifies(audited):
     _, t = audited
     subset = t["images"].assign(y=0)
-    manifests = make_folds(subset, 3, 0.15, 0.15, seed=1)
+    manifests = make_folds(subset, SplitSettings(3, 0.15, 0.15, seed=1))
     assert leakage(manifests).empty
     for m in manifests:
         for cluster, g in m.groupby("cluster"):
@@ -155,7 +155,7 @@ def test_kfold_within_one_image_per_class_for_singletons():
     rows = [(f"{c}/x-{i:03d}.jpg", c) for c, n in (("Benign", 53), ("Early", 98), ("Pro", 80)) for i in range(1, n + 1)]
     subset = pd.DataFrame(rows, columns=["image_id", "label"]).assign(cluster=lambda d: d["image_id"])
     for seed in range(3):
-        manifests = make_folds(subset, 5, 0.15, 0.15, seed)
+        manifests = make_folds(subset, SplitSettings(5, 0.15, 0.15, seed))
         for m in manifests:
             counts = split_counts(m)
             n = subset["label"].value_counts()
@@ -170,7 +170,7 @@ def test_block_grouping_keeps_neighbouring_file_numbers_together():
         (f"Benign/WBC-Benign-{i:03d}.jpg", "Benign") for i in range(1, 41)
     ]
     subset = pd.DataFrame(rows, columns=["image_id", "label"]).assign(cluster=lambda d: d["image_id"])
-    for m in make_folds(subset, 2, 0.2, 0.2, seed=0, block_size=10):
+    for m in make_folds(subset, SplitSettings(2, 0.2, 0.2, seed=0, block_size=10)):
         number = m["image_id"].str.extract(r"(\d+)\.jpg")[0].astype(int)
         block = m["label"] + ((number - 1) // 10).astype(str)
         assert (m.groupby(block)["split"].nunique() == 1).all()

@@ -158,14 +158,24 @@ def fold_manifests(wildcards):
     )
 
 
+def comparison_prediction_table(wildcards):
+    """Test predictions of every compared model and fold of a task, keyed: model -> fold -> path."""
+    return {
+        model: {
+            fold: f"results/evaluation/{wildcards.task}/{model}/fold{fold}/predictions.tsv"
+            for fold in FOLDS
+        }
+        for model in COMPARED_MODELS
+    }
+
+
 def comparison_predictions(wildcards):
-    """Test predictions of every compared model and fold of a task, in (model, fold) order."""
-    return expand(
-        "results/evaluation/{task}/{model}/fold{fold}/predictions.tsv",
-        task=wildcards.task,
-        model=COMPARED_MODELS,
-        fold=FOLDS,
-    )
+    """The files of comparison_prediction_table, as the compare rule's input."""
+    return [
+        path
+        for by_fold in comparison_prediction_table(wildcards).values()
+        for path in by_fold.values()
+    ]
 
 
 def image_level_baseline_predictions(wildcards):

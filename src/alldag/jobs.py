@@ -28,3 +28,27 @@ def named_files(cls, named, **renamed):
     """A files dataclass (e.g. EvaluationOutputs) from a rule's named inputs or outputs, field by field;
     `renamed` maps a field to the rule's name for it where they differ."""
     return cls(**{f.name: str(named[renamed.get(f.name, f.name)]) for f in fields(cls)})
+
+
+@dataclass(frozen=True)
+class ModelResult:
+    """Paths of one (task, backbone, fold) model's outputs, as the report reads them."""
+
+    task: str
+    backbone: str
+    fold: int
+    metrics: str  # metrics.json
+    history: str  # history.tsv
+    curves: str  # training_curves.png
+    confusion: str  # confusion_matrix.png
+    roc: str  # roc_curve.png
+    reliability: str  # reliability.png
+    explanation: str  # explanation_gallery.png
+    explanation_means: str  # explanation_summary.tsv
+    run: str  # mlflow_run.json
+    explanations: str = ""  # per image and method (explanations.tsv): the "where do the models look" verdict
+    agreement: str = ""  # per image and method pair (agreement.tsv)
+
+
+# The report's per-model output kinds: ModelResult's path fields (workflow/rules/common.smk gives each a path)
+MODEL_OUTPUT_KINDS = tuple(f.name for f in fields(ModelResult) if f.name not in ("task", "backbone", "fold"))

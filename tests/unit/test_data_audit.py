@@ -58,19 +58,25 @@ def planted(tmp_path):
 
 @pytest.fixture
 def audited(planted, tmp_path):
-    dataset = scan_dataset(planted)
-    write_tsv_atomic(dataset, tmp_path / "dataset.tsv")
-    out = {k: tmp_path / f"{k}.tsv" for k in ("images", "quarantine", "duplicates")}
+    return audit_folder(planted, tmp_path)
+
+
+def audit_folder(root, folder, prefix: str = "", threads: int = 1) -> tuple[dict, dict[str, pd.DataFrame]]:
+    """audit_dataset of the images under root, every output written in `folder` (names prefixed): the audit
+    summary and its images, quarantine and duplicates tables."""
+    write_tsv_atomic(scan_dataset(root), folder / f"{prefix}dataset.tsv")
+    out = {k: folder / f"{prefix}{k}.tsv" for k in ("images", "quarantine", "duplicates")}
     summary = audit_dataset(
-        tmp_path / "dataset.tsv",
-        tmp_path / "fixed",
+        folder / f"{prefix}dataset.tsv",
+        folder / f"{prefix}fixed",
         224,
         0.97,
         0.02,
         out["images"],
         out["quarantine"],
         out["duplicates"],
-        tmp_path / "audit.json",
+        folder / f"{prefix}audit.json",
+        threads=threads,
     )
     return summary, {k: pd.read_csv(v, sep="\t", keep_default_na=False) for k, v in out.items()}
 
@@ -242,14 +248,14 @@ def test_manifest_verification_lists_missing_extra_changed(tmp_path):
 def _materialise(root, tmp_path, manifest, verify):
     return materialise_dataset(
         SourceDecision("local", str(root), "test", False),
-        tmp_path / "syn",
-        {},
-        0,
-        {},
-        "Original",
-        tmp_path / "dataset.tsv",
-        tmp_path / "dataset.json",
-        tmp_path / "verification.tsv",
+        synthetic_dir=tmp_path / "syn",
+        images_per_class={},
+        synthetic_seed=0,
+        planted={},
+        folder="Original",
+        dataset_tsv=tmp_path / "dataset.tsv",
+        provenance_json=tmp_path / "dataset.json",
+        verification_tsv=tmp_path / "verification.tsv",
         manifest_path=manifest,
         verify=verify,
     )
@@ -281,25 +287,11 @@ def test_shipped_manifest_describes_the_real_dataset():
 
 def test_a_thread_pool_gives_the_same_audit_and_logs_progress(audited, planted, tmp_path, caplog):
     _, single = audited
-    dataset = scan_dataset(planted)
-    write_tsv_atomic(dataset, tmp_path / "pool_dataset.tsv")
-    out = {k: tmp_path / f"pool_{k}.tsv" for k in ("images", "quarantine", "duplicates")}
     with caplog.at_level("INFO", logger="alldag.progress"):
-        audit_dataset(
-            tmp_path / "pool_dataset.tsv",
-            tmp_path / "pool_fixed",
-            224,
-            0.97,
-            0.02,
-            out["images"],
-            out["quarantine"],
-            out["duplicates"],
-            tmp_path / "pool_audit.json",
-            threads=3,
-        )
-    pooled = {k: pd.read_csv(v, sep="\t", keep_default_na=False) for k, v in out.items()}
+        _, pooled = audit_folder(planted, tmp_path, prefix="pool_", threads=3)
     pooled["images"]["path"] = pooled["images"]["path"].str.replace("pool_fixed", "fixed")
     for kind in ("images", "quarantine", "duplicates"):
         pd.testing.assert_frame_equal(pooled[kind], single[kind], check_like=False)
     lines = [r.getMessage() for r in caplog.records if r.name == "alldag.progress"]
-    assert f"{len(dataset)}/{len(dataset)} images (100%)" in lines[-1] and "threads=3" in lines[-1]
+    n = len(scan_dataset(planted))
+    assert f"{n}/{n} images (100%)" in lines[-1] and "threads=3" in lines[-1]

@@ -15,7 +15,7 @@ from pathlib import Path
 import pandas as pd
 
 from alldag.baseline import BASELINE_NAME
-from alldag.summary import task_headline
+from alldag.headline import task_headline
 
 log = logging.getLogger(__name__)
 PREFIX = "alldag-"

@@ -17,10 +17,10 @@ from jinja2 import Environment, PackageLoader, select_autoescape
 from alldag.baseline import BASELINE_NAME
 from alldag.compare import VERDICT_COLUMNS
 from alldag.data import read_tsv, write_text_atomic, write_tsv_atomic
+from alldag.headline import HEADLINE_METRIC, mlflow_runs, opening_paragraph, skipped_checks, task_headline
 from alldag.jobs import MODEL_OUTPUT_KINDS, ModelResult
 from alldag.split import split_counts
 from alldag.study import STUDY_CITATION, STUDY_DOI, STUDY_SHORT, study_accuracy
-from alldag.summary import HEADLINE_METRIC, mlflow_runs, skipped_checks, summary_paragraph, task_headline
 from alldag.where_models_look import verdict_table, where_models_look
 
 MISSING = "—"  # a number this run does not have (yet): shown, never guessed
@@ -287,12 +287,12 @@ def verdict_rows(comparison: pd.DataFrame) -> list[dict]:
     return rows
 
 
-def first_screen(tables: dict[str, pd.DataFrame | None], summary_tasks: dict) -> list[dict]:
+def first_screen(tables: dict[str, pd.DataFrame | None], headline_tasks: dict) -> list[dict]:
     """Per task: the verdict rows, the test-set size when the table has it, and the one sentence on where
     the models look (summary.json's tasks.<task>.where_models_look.sentence, when present)."""
     screens = []
     for task, table in tables.items():
-        look = (summary_tasks.get(task) or {}).get("where_models_look") or {}
+        look = (headline_tasks.get(task) or {}).get("where_models_look") or {}
         sentence = look.get("sentence") if isinstance(look, dict) else None
         if table is None:
             screens.append({"task": task, "rows": None, "sentence": sentence})
@@ -557,13 +557,13 @@ def build_report(*, inputs: ReportInputs, config: dict, outputs: ReportOutputs, 
     for e in explanations:
         if e["where"]:
             headlines.setdefault(e["task"], {})["where_models_look"] = e["where"]["verdict"]
-    paragraph = summary_paragraph(
+    paragraph = opening_paragraph(
         headlines,
-        audit,
-        leaks,
-        bool(provenance.get("synthetic")),
-        missing,
-        {e["task"]: e["headline"] for e in explanations},
+        audit=audit,
+        leaks=leaks,
+        synthetic=bool(provenance.get("synthetic")),
+        missing=missing,
+        explanations={e["task"]: e["headline"] for e in explanations},
     )
     headline_doc = {
         "synthetic": bool(provenance.get("synthetic")),

@@ -16,6 +16,7 @@ import pandas as pd
 import pytest
 from PIL import Image
 
+from alldag.headline import opening_paragraph, task_headline
 from alldag.jobs import MODEL_OUTPUT_KINDS, ModelResult
 from alldag.report import (
     ReportInputs,
@@ -26,7 +27,6 @@ from alldag.report import (
     sig3,
     training_histories,
 )
-from alldag.summary import summary_paragraph, task_headline
 
 TASK = "benign_vs_pro"
 MODELS = ["MobileNet", "VGG16"]
@@ -438,7 +438,7 @@ def test_headline_flags_a_best_model_that_does_not_beat_the_colour_baseline():
     headline = task_headline(table)
     assert headline["best"] == "VGG16" and headline["beats_colour_baseline"] == "false"
     assert headline["margin_over_colour_baseline"] == pytest.approx(-0.05)
-    text = summary_paragraph({TASK: headline}, None, {}, False, [])
+    text = opening_paragraph({TASK: headline})
     assert "it does NOT beat the colour baseline (0.850; difference -0.050, 95% CI -0.080 to -0.020" in text
 
 
@@ -448,7 +448,7 @@ def test_headline_says_undetermined_when_the_interval_straddles_zero():
     )
     headline = task_headline(table, task="four_class")
     assert headline["beats_colour_baseline"] == "undetermined"
-    text = summary_paragraph({"four_class": headline}, None, {}, False, [])
+    text = opening_paragraph({"four_class": headline})
     assert "it is undetermined whether it beats the colour baseline (0.790; difference +0.010" in text
     assert "reported about 83% accuracy on four_class, the best of its four backbones" in text
     assert "Leakage check" not in text  # no image-level baseline was run
@@ -463,7 +463,7 @@ def test_headline_shows_how_much_an_image_level_split_inflates_the_shortcut():
     )
     headline = task_headline(table)
     assert headline["colour_baseline_image_level"] == pytest.approx(0.93)
-    text = summary_paragraph({TASK: headline}, None, {}, False, [])
+    text = opening_paragraph({TASK: headline})
     assert (
         "Leakage check on benign_vs_pro: splitting by patient proxy instead of by image lowers the colour "
         "shortcut's balanced accuracy from 0.930 to 0.700."
@@ -479,7 +479,7 @@ def test_headline_says_tie_instead_of_a_zero_margin():
             comparison_row("colour_baseline", 1.0, ""),
         ]
     )
-    text = summary_paragraph({TASK: task_headline(table)}, None, {}, False, [])
+    text = opening_paragraph({TASK: task_headline(table)})
     assert "Xception and VGG16 tie for best with balanced accuracy 1.000" in text and "0.000 above" not in text
 
 

@@ -302,7 +302,13 @@ def report_table():
 
     def row(kind, path, task=None, model=None, fold=None):
         # str(): a rule's output path carries its rule, which a job's params cannot pickle
-        return {"task": task, "model": model, "fold": fold, "kind": kind, "path": str(path)}
+        return {
+            "task": task,
+            "model": model,
+            "fold": fold,
+            "kind": kind,
+            "path": str(path),
+        }
 
     rows = [
         row("provenance", rules.download.output.provenance),

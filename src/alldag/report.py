@@ -101,9 +101,10 @@ class ReportInputs:
                 for t in tasks
             }
 
-        models = dict.fromkeys(
-            (t, m, f) for t, m, f, _ in by_key if m is not None and m != BASELINE_NAME and f is not None
-        )
+        trained = {(t, m, f) for t, m, f, _ in by_key if m not in (None, BASELINE_NAME) and f is not None}
+        names = dict.fromkeys(m for _, m, f, _ in by_key if m not in (None, BASELINE_NAME) and f is not None)
+        folds = sorted({f for _, _, f in trained})
+        models = [(t, m, f) for t in tasks for m in names for f in folds if (t, m, f) in trained]
         augmentation = per_task("augmentation")
         return cls(
             provenance=by_key[(None, None, None, "provenance")],

@@ -652,3 +652,27 @@ def test_an_empty_metric_cell_is_a_missing_number_not_a_crash(fake_results):
     table = pd.read_csv(fake.outputs.table, sep="\t").set_index("backbone")
     assert pd.isna(table.loc["MobileNet", "gradcam_lime_spearman"])
     assert table.loc["VGG16", "gradcam_lime_spearman"] == pytest.approx(0.3)
+
+
+def test_the_report_finds_each_input_by_its_key_not_by_its_place_in_the_table():
+    """Two folds, two models, the colour baseline: rows in fold-major or model-major order give the same inputs."""
+
+    def row(kind, task=None, model=None, fold=None):
+        return {"task": task, "model": model, "fold": fold, "kind": kind, "path": f"{task}/{model}/{fold}/{kind}"}
+
+    per_model = {
+        (model, fold): [row(k, TASK, model, fold) for k in MODEL_OUTPUT_KINDS] for model in MODELS for fold in (0, 1)
+    }
+    common = [row("provenance"), row("audit"), *(row(k, TASK) for k in PER_TASK_KINDS)]
+    per_fold = [
+        r for fold in (1, 0) for r in (row("manifest", TASK, fold=fold), row("metrics", TASK, "colour_baseline", fold))
+    ]
+    model_major = common + per_fold + [r for m in MODELS for f in (0, 1) for r in per_model[(m, f)]]
+    fold_major = per_fold[::-1] + [r for f in (1, 0) for m in MODELS for r in per_model[(m, f)]] + common[::-1]
+    inputs = ReportInputs.from_table(model_major)
+    assert ReportInputs.from_table(fold_major) == inputs
+    assert [(m.backbone, m.fold) for m in inputs.models] == [(m, f) for m in MODELS for f in (0, 1)]
+    assert inputs.models[1].metrics == f"{TASK}/MobileNet/1/metrics"
+    assert inputs.split_manifests[TASK] == [f"{TASK}/None/0/manifest", f"{TASK}/None/1/manifest"]
+    assert inputs.baseline_metrics[TASK] == [f"{TASK}/colour_baseline/{f}/metrics" for f in (0, 1)]
+    assert inputs.comparisons[TASK]["figure"] == f"{TASK}/None/None/comparison_figure"

@@ -11,7 +11,7 @@ import pytest
 from PIL import Image
 
 from alldag import AlldagError
-from alldag.audit import audit_dataset
+from alldag.audit import AuditOutputs, AuditSettings, audit_dataset
 from alldag.classes import file_prefix
 from alldag.data import SourceDecision, scan_dataset, write_tsv_atomic
 from alldag.download import materialise_dataset
@@ -67,15 +67,10 @@ def audit_folder(root, folder, prefix: str = "", threads: int = 1) -> tuple[dict
     write_tsv_atomic(scan_dataset(root), folder / f"{prefix}dataset.tsv")
     out = {k: folder / f"{prefix}{k}.tsv" for k in ("images", "quarantine", "duplicates")}
     summary = audit_dataset(
-        folder / f"{prefix}dataset.tsv",
-        folder / f"{prefix}fixed",
-        224,
-        0.97,
-        0.02,
-        out["images"],
-        out["quarantine"],
-        out["duplicates"],
-        folder / f"{prefix}audit.json",
+        dataset=folder / f"{prefix}dataset.tsv",
+        fixed_dir=folder / f"{prefix}fixed",
+        settings=AuditSettings(image_size=224, near_threshold=0.97, mask_min_fraction=0.02),
+        outputs=AuditOutputs(**out, summary=folder / f"{prefix}audit.json"),
         threads=threads,
     )
     return summary, {k: pd.read_csv(v, sep="\t", keep_default_na=False) for k, v in out.items()}

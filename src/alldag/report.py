@@ -308,15 +308,15 @@ def first_screen(tables: dict[str, pd.DataFrame | None], headline_tasks: dict) -
     return screens
 
 
-def comparison_section(task: str, comparison_tsv, paired_tsv, figure_png) -> dict:
-    """One task's comparison: the table (with CIs, flags, study numbers), the paired tests and the plot.
+def comparison_section(task: str, *, comparison, paired, figure) -> dict:
+    """One task's comparison from its files comparison.tsv, paired_tests.tsv and comparison.png: the table
+    (with CIs, flags, study numbers), the paired tests and the plot.
 
     A missing comparison (a model of the task failed) gives a section that says so.
     """
-    if not _exists(comparison_tsv, paired_tsv):
-        return {"task": task, "missing": str(comparison_tsv), "headline": {}}
-    table = read_tsv(comparison_tsv)
-    paired = read_tsv(paired_tsv)
+    if not _exists(comparison, paired):
+        return {"task": task, "missing": str(comparison), "headline": {}}
+    table, paired_table = read_tsv(comparison), read_tsv(paired)
     columns = (
         ["model", *VERDICT_COLUMNS, "n_test", "n_groups"]
         + [
@@ -332,14 +332,14 @@ def comparison_section(task: str, comparison_tsv, paired_tsv, figure_png) -> dic
             "image_level_n_test",
         ]
     )
-    headline = task_headline(table, paired, task)
+    headline = task_headline(table, paired_table, task)
     verdicts = {m: v["beats_colour_baseline"] for m, v in headline["models"].items() if m != BASELINE_NAME}
     return {
         "task": task,
-        "comparison_tsv": str(comparison_tsv),
+        "comparison_tsv": str(comparison),
         "table": _table_html(table[[c for c in columns if c in table]]),
-        "paired": _table_html(paired),
-        "figure": data_uri(figure_png),
+        "paired": _table_html(paired_table),
+        "figure": data_uri(figure),
         "headline": headline,
         "beating": [m for m, v in verdicts.items() if v == "true"],
         "not_beating": [m for m, v in verdicts.items() if v == "false"],
@@ -489,7 +489,7 @@ def build_report(*, inputs: ReportInputs, config: dict, outputs: ReportOutputs, 
     from alldag.provenance import git_commit, package_versions
 
     provenance_json, audit_json, models = inputs.provenance, inputs.audit, list(inputs.models)
-    comparisons = [comparison_section(t, *(inputs.comparisons[t][k] for k in COMPARISON_KINDS)) for t in inputs.tasks]
+    comparisons = [comparison_section(t, **inputs.comparisons[t]) for t in inputs.tasks]
     provenance = _json(provenance_json) or {
         "synthetic": False,
         "demo": False,

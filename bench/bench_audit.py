@@ -14,7 +14,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from alldag.audit import audit_dataset
+from alldag.audit import AuditOutputs, AuditSettings, audit_dataset
 from alldag.classes import CLASSES
 from alldag.data import scan_dataset
 from alldag.synthetic import generate_dataset
@@ -27,15 +27,15 @@ def timed_audit(root: Path, dataset_tsv: Path, threads: int) -> float:
     out.mkdir(exist_ok=True)
     start = time.perf_counter()
     audit_dataset(
-        dataset_tsv,
-        out / "fixed",
-        224,
-        0.97,
-        0.02,
-        out / "images.tsv",
-        out / "quarantine.tsv",
-        out / "duplicates.tsv",
-        out / "audit.json",
+        dataset=dataset_tsv,
+        fixed_dir=out / "fixed",
+        settings=AuditSettings(image_size=224, near_threshold=0.97, mask_min_fraction=0.02),
+        outputs=AuditOutputs(
+            images=out / "images.tsv",
+            quarantine=out / "quarantine.tsv",
+            duplicates=out / "duplicates.tsv",
+            summary=out / "audit.json",
+        ),
         threads=threads,
     )
     return time.perf_counter() - start

@@ -108,7 +108,7 @@ def main() -> int:
 
     from alldag.augment import augmentation_spec
     from alldag.data import scan_dataset
-    from alldag.split import make_folds
+    from alldag.split import SplitSettings, make_folds
     from alldag.synthetic import generate_dataset
     from alldag.train import TrainSettings
 
@@ -134,7 +134,7 @@ def main() -> int:
         generate_dataset(tmp / "ALL", {"Benign": args.images // 2, "Pro": args.images // 2}, seed=0, size=224)
         data = scan_dataset(tmp / "ALL")
         data["y"] = (data["label"] == "Pro").astype(int)
-        manifest = make_folds(data, 1, 0.15, 0.15, 0)[0]
+        manifest = make_folds(data, SplitSettings(1, 0.15, 0.15, 0))[0]
         ours = {
             "alldag fit, job default (checkpoint every 2 min + last epoch)": 120.0,
             "alldag fit, checkpoint + MLflow every epoch": 0.0,

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -89,31 +90,43 @@ def check_images(
     return usable, features, pd.DataFrame(quarantined, columns=QUARANTINE_COLUMNS)
 
 
-def audit_dataset(
-    dataset_tsv,
-    fixed_dir,
-    expected_size: int,
-    near_threshold: float,
-    mask_min_fraction: float,
-    images_out,
-    quarantine_out,
-    duplicates_out,
-    summary_out,
-    threads: int = 1,
-) -> dict:
-    """Run every check on the listed dataset and write the clean image table and the audit tables.
+@dataclass(frozen=True)
+class AuditSettings:
+    """How the audit checks images (the `audit` config)."""
 
-    images_out: usable images with sha256, fixed reason, mask coverage and duplicate `cluster`;
-    quarantine_out: excluded files with the reason; duplicates_out: members of duplicate clusters;
-    summary_out: JSON counts for the report. threads: images decoded and hashed at once.
+    image_size: int  # pixels per side every image is expected to have
+    near_threshold: float  # thumbnail cosine similarity from which two images are near-duplicates
+    mask_min_fraction: float  # a leukocyte mask covering less of the image counts as nearly empty
+
+    @classmethod
+    def from_params(cls, params) -> AuditSettings:
+        """From the audit rule's params (image_size, near_threshold, mask_min_fraction)."""
+        return cls(params.image_size, params.near_threshold, params.mask_min_fraction)
+
+
+@dataclass(frozen=True)
+class AuditOutputs:
+    """The files the audit writes (paths)."""
+
+    images: str  # usable images with sha256, fixed reason, mask coverage and duplicate `cluster`
+    quarantine: str  # excluded files with the reason
+    duplicates: str  # members of duplicate clusters
+    summary: str  # audit.json: counts for the report
+
+
+def audit_dataset(*, dataset, fixed_dir, settings: AuditSettings, outputs: AuditOutputs, threads: int = 1) -> dict:
+    """Run every check on the images listed in `dataset` (dataset.tsv) and write the clean image table and the
+    audit tables (outputs); repaired copies go to fixed_dir. threads: images decoded and hashed at once.
+    Returns audit.json's counts.
     """
-    dataset = read_tsv(dataset_tsv)
-    images, features, quarantine = check_images(dataset, fixed_dir, expected_size, mask_min_fraction, threads)
+    near_threshold, mask_min_fraction = settings.near_threshold, settings.mask_min_fraction
+    listed = read_tsv(dataset)
+    images, features, quarantine = check_images(listed, fixed_dir, settings.image_size, mask_min_fraction, threads)
     images = flag_empty_masks(images, mask_min_fraction)
     images, duplicates = cluster_duplicates(images, near_threshold, features=features)
     clusters = duplicates.groupby("cluster")
     summary = {
-        "checked": int(len(dataset)),
+        "checked": int(len(listed)),
         "usable": int(len(images)),
         "fixed": int((images["fixed"] != "").sum()),
         "quarantined": int(len(quarantine)),
@@ -125,9 +138,9 @@ def audit_dataset(
         "near_threshold": near_threshold,
         **mask_counts(images, mask_min_fraction),
     }
-    write_tsv_atomic(images, images_out)
-    write_tsv_atomic(quarantine, quarantine_out)
-    write_tsv_atomic(duplicates, duplicates_out)
-    Path(summary_out).write_text(json.dumps(summary, indent=2))
+    write_tsv_atomic(images, outputs.images)
+    write_tsv_atomic(quarantine, outputs.quarantine)
+    write_tsv_atomic(duplicates, outputs.duplicates)
+    Path(outputs.summary).write_text(json.dumps(summary, indent=2))
     log.info("audit: %s", summary)
     return summary

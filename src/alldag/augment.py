@@ -158,12 +158,13 @@ def augmentation_preview(manifest_rows, spec: dict, image_size: int, out_png, n_
     save(image_grid_figure(images, titles, "Training augmentation", ncols=len(rows)), out_png)
 
 
-def write_augmentation(manifest_tsv, augment: dict, seed: int, image_size: int, spec_out, preview_out) -> dict:
-    """The `augment` stage: write the spec the trainer applies and a preview of it on training images."""
+def write_augmentation(*, manifest, augment: dict, seed: int, image_size: int, spec_out, preview_out) -> dict:
+    """The `augment` stage: write the spec the trainer applies (augment: the `augment` config) and a preview
+    of it on the training images of the split `manifest`, at image_size pixels. Returns the spec."""
     from alldag.tables import read_tsv
 
     spec = augmentation_spec(seed=seed, **augment)
     write_spec(spec, spec_out)
-    manifest = read_tsv(manifest_tsv)
-    augmentation_preview(manifest[manifest["split"] == "train"], spec, image_size, preview_out)
+    rows = read_tsv(manifest)
+    augmentation_preview(rows[rows["split"] == "train"], spec, image_size, preview_out)
     return spec

@@ -7,18 +7,55 @@ random split: a CNN that does not beat it may have learned the stain, not the ce
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
 from PIL import Image
 
+from alldag.jobs import ModelKey
 from alldag.progress import parallel_map
+from alldag.split import SplitSettings
 from alldag.tables import read_tsv, write_tsv_atomic
+
+if TYPE_CHECKING:  # evaluate imports scikit-learn, which the train env (importing BASELINE_NAME) lacks
+    from alldag.evaluate import EvaluationOutputs
 
 log = logging.getLogger(__name__)
 BASELINE_NAME = "colour_baseline"  # the baseline's model name in every table, path and run; spelled only here
 PERCENTILES = (5, 50, 95)
 FEATURE_NAMES = [f"{ch}_{stat}" for ch in "RGB" for stat in ("mean", "std", *(f"p{p}" for p in PERCENTILES))]
+
+
+@dataclass(frozen=True)
+class BaselineSettings:
+    """What a colour-baseline job needs besides its files."""
+
+    key: ModelKey  # backbone is BASELINE_NAME
+    classes: tuple[str, ...]
+    seed: int
+    image_level_split: SplitSettings | None = None  # the grouped split's settings without its groups
+
+    @classmethod
+    def from_params(cls, params, wildcards) -> BaselineSettings:
+        """From the colour_baseline rule's params (classes, seed, split) and wildcards."""
+        return cls(
+            ModelKey.from_wildcards(wildcards, backbone=BASELINE_NAME),
+            tuple(params.classes),
+            params.seed,
+            SplitSettings(**dict(params.split), seed=params.seed, block_size=None),
+        )
+
+
+@dataclass(frozen=True)
+class BaselineOutputs:
+    """The files a colour-baseline job writes: a model's evaluation files, its run record, and the test
+    predictions under an image-level split (None: not made)."""
+
+    evaluation: EvaluationOutputs
+    run: str  # mlflow_run.json
+    image_level: str | None = None  # predictions_image_level.tsv
 
 
 def colour_features(image: np.ndarray) -> np.ndarray:
@@ -51,24 +88,22 @@ def fit_colour_baseline(features: np.ndarray, y: np.ndarray, seed: int):
     return model.fit(features, y)
 
 
-def image_level_predictions(manifest, classes: list[str], split: dict, seed: int, threads: int = 1) -> pd.DataFrame:
+def image_level_predictions(manifest, classes: list[str], split: SplitSettings, *, threads: int = 1) -> pd.DataFrame:
     """The baseline under an image-level split of the same images (no duplicate clusters or patient blocks kept
     together, as a naive split would do): test predictions of this fold, for the leakage sensitivity.
 
-    split: folds, val_fraction, test_fraction of the grouped split, reused so only the grouping differs.
+    split: folds, fractions and seed of the grouped split, reused so only the grouping differs.
     """
     from alldag.split import make_folds
 
     fold = int(manifest["fold"].iloc[0])
     rows = manifest.drop(columns=[c for c in ("cluster", "group", "split", "fold") if c in manifest])
-    naive = make_folds(
-        rows, split["folds"], split["val_fraction"], split["test_fraction"], seed, None, "image-level split"
-    )[fold]
+    naive = make_folds(rows, split, task="image-level split")[fold]
     fit_rows, test = naive[naive["split"] == "train"], naive[naive["split"] == "test"].reset_index(drop=True)
     model = fit_colour_baseline(
         features_of(fit_rows["path"], threads, "colour baseline, image-level split: training images"),
         fit_rows["y"].to_numpy(),
-        seed,
+        split.seed,
     )
     proba = np.zeros((len(test), len(classes)))
     proba[:, model.classes_] = model.predict_proba(
@@ -83,29 +118,19 @@ def image_level_predictions(manifest, classes: list[str], split: dict, seed: int
 
 
 def run_colour_baseline(
-    split_manifest,
-    classes: list[str],
-    seed: int,
-    label: str,
-    tracking,
-    outputs: dict,
-    run_out,
-    image_level_out=None,
-    split: dict | None = None,
-    threads: int = 1,
+    *, manifest, settings: BaselineSettings, tracking, outputs: BaselineOutputs, threads: int = 1
 ) -> dict:
-    """Fit the baseline on the fold's training images, evaluate on its test images (files only: run_out holds
-    the record the track rule logs like a model's).
+    """Fit the baseline on the training images of the fold's split `manifest`, evaluate on its test images
+    (files only: outputs.run holds the record the track rule logs like a model's).
 
-    outputs: paths for write_evaluation: metrics_out, predictions_out, confusion_out, roc_out, reliability_out.
-    image_level_out (with split, the split settings): also fit it under an image-level split and write those
-    test predictions there (image_level_predictions).
-    threads: images read at once.
+    outputs.image_level (with settings.image_level_split): also fit it under an image-level split and write
+    those test predictions there (image_level_predictions). threads: images read at once.
     """
-    from alldag.evaluate import write_evaluation
+    from alldag.evaluate import EvaluationSettings, write_evaluation
     from alldag.tracking import child_run_record, write_run_file
 
-    manifest = read_tsv(split_manifest)
+    key, classes, seed, label = settings.key, list(settings.classes), settings.seed, settings.key.label
+    manifest = read_tsv(manifest)
     fit_rows = manifest[manifest["split"] == "train"]
     test = manifest[manifest["split"] == "test"].reset_index(drop=True)
     model = fit_colour_baseline(
@@ -117,12 +142,11 @@ def run_colour_baseline(
     proba[:, model.classes_] = model.predict_proba(
         features_of(test["path"], threads, f"colour baseline {label}: test images")
     )
-    task, _, fold = label.split("/")
     record = child_run_record(
         tracking,
-        task=task,
+        task=key.task,
         model=BASELINE_NAME,
-        fold=fold.removeprefix("fold"),
+        fold=str(key.fold),
         image_size="native",
         epochs=0,
         weights=None,
@@ -133,11 +157,13 @@ def run_colour_baseline(
             "model": "StandardScaler+LogisticRegression(balanced)",
         },
     )
-    write_run_file(run_out, tracking, record)  # the track rule makes the MLflow run from this record
-    result = write_evaluation(test, proba, classes, label, **outputs)
-    if image_level_out:
-        naive = image_level_predictions(manifest, classes, split, seed, threads)
-        write_tsv_atomic(naive, image_level_out)
+    write_run_file(outputs.run, tracking, record)  # the track rule makes the MLflow run from this record
+    result = write_evaluation(
+        test, proba, settings=EvaluationSettings(key, settings.classes), outputs=outputs.evaluation
+    )
+    if outputs.image_level and settings.image_level_split:
+        naive = image_level_predictions(manifest, classes, settings.image_level_split, threads=threads)
+        write_tsv_atomic(naive, outputs.image_level)
         log.info(
             "%s under an image-level split: accuracy %.3f on %d test images", label, naive["correct"].mean(), len(naive)
         )

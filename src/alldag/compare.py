@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import itertools
 import logging
+from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
@@ -41,17 +42,44 @@ VERDICT_COLUMNS = [
 ]
 
 
+@dataclass(frozen=True)
+class ComparisonSettings:
+    """What a task's comparison needs besides its files."""
+
+    task: str
+    classes: tuple[str, ...]
+    bootstrap_samples: int  # group-bootstrap resamples of every interval and paired test
+    seed: int
+
+    @classmethod
+    def from_params(cls, params, wildcards) -> ComparisonSettings:
+        """From the compare rule's params (classes, bootstrap, seed) and wildcards."""
+        return cls(wildcards.task, tuple(params.classes), params.bootstrap, params.seed)
+
+
+@dataclass(frozen=True)
+class ComparisonOutputs:
+    """The files a comparison writes (paths)."""
+
+    comparison: str  # comparison.tsv: one row per model
+    paired: str  # paired_tests.tsv: one row per model pair and fold
+    figure: str  # comparison.png
+
+
 def probabilities(predictions: pd.DataFrame, classes: list[str]) -> np.ndarray:
     return predictions[[f"p_{c}" for c in classes]].to_numpy(float)
 
 
-def pooled_predictions(task: str, folds: dict[str, list[pd.DataFrame]]) -> dict[str, pd.DataFrame]:
-    """Each model's out-of-fold test predictions pooled over folds, rows in one shared image order.
+def pooled_predictions(task: str, folds: dict[str, dict[int, pd.DataFrame]]) -> dict[str, pd.DataFrame]:
+    """Each model's out-of-fold test predictions (model -> fold -> table) pooled over folds, rows in one shared
+    image order.
 
     Raises AlldagError (one line) when the models were not tested on the same images or a file lacks the
     `group` column the group bootstrap needs.
     """
-    pooled = {m: pd.concat([f.assign(fold=i) for i, f in enumerate(fs)], ignore_index=True) for m, fs in folds.items()}
+    pooled = {
+        m: pd.concat([f.assign(fold=i) for i, f in sorted(fs.items())], ignore_index=True) for m, fs in folds.items()
+    }
     first = next(iter(pooled))
     order = pooled[first].sort_values(["fold", "image_id"])[["fold", "image_id"]]
     out = {}
@@ -71,7 +99,7 @@ def pooled_predictions(task: str, folds: dict[str, list[pd.DataFrame]]) -> dict[
     return out
 
 
-def model_summary(name: str, task: str, pooled: pd.DataFrame, classes: list[str], weights: np.ndarray) -> dict:
+def model_row(name: str, task: str, pooled: pd.DataFrame, classes: list[str], weights: np.ndarray) -> dict:
     """Estimates on the pooled test predictions with group-bootstrap (or exact) 95% intervals, their n
     (images and groups), and the mean and SD over folds."""
     folds = [f for _, f in pooled.groupby("fold", sort=True)]
@@ -199,47 +227,44 @@ def image_level_columns(paths: list[str], classes: list[str], n_boot: int, seed:
 
 
 def compare_models(
-    task: str,
-    models: list[str],
-    prediction_paths: list[str],
-    n_folds: int,
-    classes: list[str],
-    n_boot: int,
-    seed: int,
-    comparison_out,
-    paired_out,
-    figure_out,
-    image_level_paths: list[str] | None = None,
+    *,
+    predictions: dict[str, dict[int, str]],
+    settings: ComparisonSettings,
+    outputs: ComparisonOutputs,
+    image_level: list[str] | None = None,
 ) -> pd.DataFrame:
-    """Write the task's comparison table, paired tests and comparison figure.
+    """Write the task's comparison table, paired tests and comparison figure; returns the comparison table.
 
-    prediction_paths are in expand(model, fold) order: n_folds files per model. Every interval and test
+    predictions: test predictions of every model and fold, model -> fold -> path. Every interval and test
     resamples whole groups (duplicate clusters, patient-proxy blocks) within each class, pooled over folds,
-    with the same resamples for every model, so differences are paired. image_level_paths (one per fold):
-    the colour baseline's predictions under an image-level split, reported on its row beside the grouped ones.
+    with the same resamples for every model, so differences are paired. image_level (one per fold): the colour
+    baseline's predictions under an image-level split, reported on its row beside the grouped ones.
     """
-    folds = {m: [read_tsv(p) for p in prediction_paths[i * n_folds : (i + 1) * n_folds]] for i, m in enumerate(models)}
+    task, classes, n_boot, seed = settings.task, list(settings.classes), settings.bootstrap_samples, settings.seed
+    folds = {m: {int(f): read_tsv(p) for f, p in by_fold.items()} for m, by_fold in predictions.items()}
     pooled = pooled_predictions(task, folds)
     first = next(iter(pooled.values()))
     weights = group_bootstrap_weights(first["y"].to_numpy(int), first["group"].to_numpy(), n_boot, seed)
-    summary = pd.DataFrame(
+    comparison = pd.DataFrame(
         [
-            model_summary(m, task, p, classes, weights)
+            model_row(m, task, p, classes, weights)
             for m, p in track(pooled.items(), f"compare {task}: bootstrap intervals", total=len(pooled), unit="model")
         ]
     )
     if BASELINE_NAME in pooled:
-        summary = summary.merge(verdict_against_baseline(pooled, weights), on="model", how="left")
-        summary = summary[["model", *VERDICT_COLUMNS] + [c for c in summary if c not in VERDICT_COLUMNS + ["model"]]]
-    if image_level_paths:
-        for column, value in image_level_columns(image_level_paths, classes, n_boot, seed).items():
-            summary[column] = np.where(summary["model"] == BASELINE_NAME, value, np.nan)
+        comparison = comparison.merge(verdict_against_baseline(pooled, weights), on="model", how="left")
+        comparison = comparison[
+            ["model", *VERDICT_COLUMNS] + [c for c in comparison if c not in VERDICT_COLUMNS + ["model"]]
+        ]
+    if image_level:
+        for column, value in image_level_columns(image_level, classes, n_boot, seed).items():
+            comparison[column] = np.where(comparison["model"] == BASELINE_NAME, value, np.nan)
     paired = paired_tests(pooled, n_boot, seed)
-    write_tsv_atomic(summary, comparison_out)
-    write_tsv_atomic(paired, paired_out)
+    write_tsv_atomic(comparison, outputs.comparison)
+    write_tsv_atomic(paired, outputs.paired)
     save(
-        comparison_figure(summary, VERDICT_METRIC, f"{task}: test balanced accuracy, 95% group-bootstrap CI"),
-        figure_out,
+        comparison_figure(comparison, VERDICT_METRIC, f"{task}: test balanced accuracy, 95% group-bootstrap CI"),
+        outputs.figure,
     )
     shown = [
         c
@@ -253,7 +278,7 @@ def compare_models(
             "beats_colour_baseline",
             "diff_vs_colour_baseline",
         )
-        if c in summary
+        if c in comparison
     ]
-    log.info("%s comparison:\n%s", task, summary[shown].to_string(index=False))
-    return summary
+    log.info("%s comparison:\n%s", task, comparison[shown].to_string(index=False))
+    return comparison

@@ -198,6 +198,7 @@ def verify_dataset(root: Path, manifest_path: str | os.PathLike | None, policy: 
 
 def materialise_dataset(
     decision: SourceDecision,
+    *,
     synthetic_dir: str | os.PathLike,
     images_per_class: dict[str, int],
     synthetic_seed: int,

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -12,11 +13,37 @@ import pandas as pd
 from sklearn import metrics as skm
 
 from alldag.figures import confusion_matrix_figure, reliability_figure, roc_figure, save
+from alldag.jobs import ModelKey
 from alldag.stats import expected_calibration_error, reliability
 from alldag.tables import read_tsv, write_tsv_atomic
 
 log = logging.getLogger(__name__)
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+
+@dataclass(frozen=True)
+class EvaluationSettings:
+    """What an evaluation needs besides its files: the model, the task's classes and the model's input size."""
+
+    key: ModelKey
+    classes: tuple[str, ...]
+    image_size: int | None = None  # pixels per side; None for the colour baseline, which reads native images
+
+    @classmethod
+    def from_params(cls, params, wildcards) -> EvaluationSettings:
+        """From the evaluate rule's params (classes, image_size) and wildcards."""
+        return cls(ModelKey.from_wildcards(wildcards), tuple(params.classes), params.image_size)
+
+
+@dataclass(frozen=True)
+class EvaluationOutputs:
+    """The files an evaluation writes (paths)."""
+
+    metrics: str  # metrics.json
+    predictions: str  # predictions.tsv: one row per test image
+    confusion: str  # confusion_matrix.png
+    roc: str  # roc_curve.png
+    reliability: str  # reliability.png
 
 
 def classification_metrics(y_true: np.ndarray, proba: np.ndarray) -> dict:
@@ -75,20 +102,13 @@ def per_class_metrics(y_true: np.ndarray, y_pred: np.ndarray, classes: list[str]
 
 
 def write_evaluation(
-    test: pd.DataFrame,
-    proba: np.ndarray,
-    classes: list[str],
-    label: str,
-    metrics_out,
-    predictions_out,
-    confusion_out,
-    roc_out,
-    reliability_out,
+    test: pd.DataFrame, proba: np.ndarray, *, settings: EvaluationSettings, outputs: EvaluationOutputs
 ) -> dict:
     """Score test-set probabilities and write every evaluation output (files only: the track rule logs them).
 
     test: manifest rows of the test split (image_id, label, y), in the order of proba's rows.
     """
+    classes, label = list(settings.classes), settings.key.label
     y_true = test["y"].to_numpy()
     y_pred = proba.argmax(axis=1)
     result = classification_metrics(y_true, proba)
@@ -110,11 +130,11 @@ def write_evaluation(
         correct=y_pred == y_true,
         **{f"p_{c}": proba[:, i] for i, c in enumerate(classes)},
     )
-    write_tsv_atomic(table, predictions_out)
-    save(confusion_matrix_figure(matrix, list(classes), f"{label}: test confusion matrix"), confusion_out)
-    save(roc_figure(roc_curves(y_true, proba, list(classes)), f"{label}: test ROC"), roc_out)
-    save(reliability_figure(bins, result["ece"], f"{label}: calibration"), reliability_out)
-    Path(metrics_out).write_text(json.dumps(result, indent=2))
+    write_tsv_atomic(table, outputs.predictions)
+    save(confusion_matrix_figure(matrix, list(classes), f"{label}: test confusion matrix"), outputs.confusion)
+    save(roc_figure(roc_curves(y_true, proba, list(classes)), f"{label}: test ROC"), outputs.roc)
+    save(reliability_figure(bins, result["ece"], f"{label}: calibration"), outputs.reliability)
+    Path(outputs.metrics).write_text(json.dumps(result, indent=2))
     log.info("%s test metrics: %s", label, {k: round(v, 4) for k, v in result.items() if isinstance(v, float)})
     return result
 
@@ -126,24 +146,11 @@ def test_metrics(result: dict) -> dict:
     return {f"test_{k}": v for k, v in scalars.items()}
 
 
-def evaluate_model(
-    model_path,
-    split_manifest,
-    classes: list[str],
-    image_size: int,
-    label: str,
-    metrics_out,
-    predictions_out,
-    confusion_out,
-    roc_out,
-    reliability_out,
-) -> dict:
-    """Evaluate a trained Keras model on the test split (see write_evaluation for the outputs)."""
+def evaluate_model(*, model, manifest, settings: EvaluationSettings, outputs: EvaluationOutputs) -> dict:
+    """Evaluate a trained Keras model (file `model`) on the test split of `manifest` (see write_evaluation)."""
     from alldag.models import load_classifier
 
-    manifest = read_tsv(split_manifest)
-    test = manifest[manifest["split"] == "test"].reset_index(drop=True)
-    proba = predict_split(load_classifier(model_path), test, image_size)
-    return write_evaluation(
-        test, proba, list(classes), label, metrics_out, predictions_out, confusion_out, roc_out, reliability_out
-    )
+    rows = read_tsv(manifest)
+    test = rows[rows["split"] == "test"].reset_index(drop=True)
+    proba = predict_split(load_classifier(model), test, settings.image_size)
+    return write_evaluation(test, proba, settings=settings, outputs=outputs)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import os
+from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
@@ -25,6 +26,7 @@ from alldag.attribution_metrics import (
     summarise_explanations,
 )
 from alldag.figures import explanation_gallery, save
+from alldag.jobs import ModelKey
 from alldag.masks import LeukocyteMask, load_leukocyte_mask
 from alldag.progress import track
 from alldag.tables import read_tsv, write_tsv_atomic
@@ -38,6 +40,40 @@ GRADCAM_BATCH = 16  # images per backward pass (the tape keeps every activation 
 GALLERY_PER_CLASS = 2  # explained images per class shown in the gallery: the best and the worst plausibility
 FILLS = ("blur", "median")  # what deleted pixels become in the faithfulness curves (see faithfulness)
 BLUR_SIGMA = 0.04  # the blurred fill's Gaussian sigma, as a share of the image side (9 px at 224 px)
+
+
+@dataclass(frozen=True)
+class ExplainSettings:
+    """What an explain job needs besides its files: the model, the task's classes, the model's input size,
+    the `explain` config (methods' settings, images per class) and the seed."""
+
+    key: ModelKey
+    classes: tuple[str, ...]
+    image_size: int  # pixels per side
+    options: dict  # config["explain"]: images_per_class, lime_num_samples, corner_fraction, ...
+    seed: int
+
+    @classmethod
+    def from_params(cls, params, wildcards) -> ExplainSettings:
+        """From the explain rule's params (classes, image_size, explain, seed) and wildcards."""
+        return cls(
+            ModelKey.from_wildcards(wildcards),
+            tuple(params.classes),
+            params.image_size,
+            dict(params.explain),
+            params.seed,
+        )
+
+
+@dataclass(frozen=True)
+class ExplainOutputs:
+    """The files an explain job writes (paths)."""
+
+    heatmaps: str  # heatmaps.npz: every map, segment and mask of the explained images
+    gallery: str  # explanation_gallery.png
+    explanations: str  # explanations.tsv: per image and method
+    agreement: str  # agreement.tsv: per image and method pair
+    means: str  # explanation_summary.tsv: per method (or pair), class and metric, the mean with its CI
 
 
 def normalise_heatmap(heat: np.ndarray) -> np.ndarray:
@@ -348,51 +384,46 @@ def gallery_choice(per_image: pd.DataFrame, chosen: pd.DataFrame) -> np.ndarray:
     return np.array(picked, int)
 
 
-def explanation_metrics(summary: pd.DataFrame) -> dict:
-    """The MLflow metrics of an explanation summary: each method's (or pair's) mean over all classes."""
-    overall = summary[summary["label"] == ALL_CLASSES]
+def explanation_metrics(means: pd.DataFrame) -> dict:
+    """The MLflow metrics of an explanation-means table: each method's (or pair's) mean over all classes."""
+    overall = means[means["label"] == ALL_CLASSES]
     return {f"explain_{r.method}_{r.metric}": r.mean for r in overall.itertuples() if not np.isnan(r.mean)}
 
 
-def explain_model(
-    model_path,
-    split_manifest,
-    classes: list[str],
-    image_size: int,
-    label: str,
-    settings: dict,
-    seed: int,
-    heatmaps_out,
-    gallery_out,
-    explanations_out,
-    agreement_out,
-    summary_out,
-) -> pd.DataFrame:
-    """The rule's work: explain a stratified test sample, write maps, gallery, tables (files only).
+def explain_model(*, model, manifest, settings: ExplainSettings, outputs: ExplainOutputs) -> pd.DataFrame:
+    """The rule's work: explain a stratified test sample of `manifest` with the Keras model in file `model`,
+    write maps, gallery, tables (files only).
 
-    Returns the summary table (method or method pair, class, metric, n, mean, sd, 95% CI).
+    Returns the explanation means (method or method pair, class, metric, n, mean, sd, 95% CI).
     """
     from alldag.inputs import load_images
     from alldag.models import load_classifier
 
-    model = load_classifier(model_path)
-    manifest = read_tsv(split_manifest)
-    chosen = choose_images(manifest[manifest["split"] == "test"], settings["images_per_class"], seed)
+    classes, image_size, options, seed, label = (
+        list(settings.classes),
+        settings.image_size,
+        settings.options,
+        settings.seed,
+        settings.key.label,
+    )
+    classifier = load_classifier(model)
+    rows = read_tsv(manifest)
+    chosen = choose_images(rows[rows["split"] == "test"], options["images_per_class"], seed)
     images = load_images(chosen["path"], image_size)
     found = load_masks(chosen, image_size)
     masks, sources = [f.mask for f in found], [f.source for f in found]
     maps, segments, predicted, proba, method_rows, pair_rows = explain_images(
-        model, images, masks, settings, seed, label=f"explain {label}"
+        classifier, images, masks, options, seed, label=f"explain {label}"
     )
     per_image = _with_image_columns(method_rows, chosen, classes, predicted, proba, sources)
     agreement = _with_image_columns(pair_rows, chosen, classes, predicted, proba, sources)
-    summary = summarise_explanations(per_image, agreement)
-    write_tsv_atomic(per_image, explanations_out)
-    write_tsv_atomic(agreement, agreement_out)
-    write_tsv_atomic(summary, summary_out)
+    means = summarise_explanations(per_image, agreement)
+    write_tsv_atomic(per_image, outputs.explanations)
+    write_tsv_atomic(agreement, outputs.agreement)
+    write_tsv_atomic(means, outputs.means)
     no_mask = np.zeros((image_size, image_size), bool)
     np.savez_compressed(
-        heatmaps_out,
+        outputs.heatmaps,
         image_id=chosen["image_id"].to_numpy(str),
         segments=segments.astype(np.int32),
         masks=np.stack([no_mask if m is None else m for m in masks]),
@@ -419,21 +450,21 @@ def explain_model(
             segments[shown],
             [masks[i] for i in shown],
             [sources[i] for i in shown],
-            corner_region(image_size, settings["corner_fraction"]),
+            corner_region(image_size, options["corner_fraction"]),
             titles,
             f"{label}: explanations ({len(chosen)} test images measured; per class the best "
             f"and the worst on the leukocytes)",
         ),
-        gallery_out,
+        outputs.gallery,
     )
-    overall = summary[summary["label"] == ALL_CLASSES]
+    overall = means[means["label"] == ALL_CLASSES]
     table = overall.pivot(index="method", columns="metric", values="mean").round(3)
     maps_only = table.index.isin([*METHODS, UNIFORM])
     log.info(
-        "%s explanation summary (means; masks: %s):\n%s\n%s",
+        "%s explanation means (masks: %s):\n%s\n%s",
         label,
         pd.Series(sources).value_counts().to_dict(),
         table[maps_only].dropna(axis=1, how="all").to_string(),
         table[~maps_only].dropna(axis=1, how="all").to_string(),
     )
-    return summary
+    return means

@@ -15,7 +15,7 @@ from pathlib import Path
 import pandas as pd
 
 from alldag.baseline import BASELINE_NAME
-from alldag.summary import task_headline
+from alldag.headline import task_headline
 from alldag.tracking import DATA_SOURCE_TAG, DATA_VERIFIED_TAG, DEMO_TAG, SYNTHETIC_TAG, read_run_file
 
 log = logging.getLogger(__name__)

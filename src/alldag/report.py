@@ -6,7 +6,7 @@ import base64
 import html
 import json
 import os
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -16,9 +16,10 @@ from jinja2 import Environment, PackageLoader, select_autoescape
 
 from alldag.baseline import BASELINE_NAME
 from alldag.compare import VERDICT_COLUMNS
+from alldag.headline import HEADLINE_METRIC, mlflow_runs, opening_paragraph, skipped_checks, task_headline
+from alldag.jobs import MODEL_OUTPUT_KINDS, ModelResult
 from alldag.split import split_counts
 from alldag.study import STUDY_CITATION, STUDY_DOI, STUDY_SHORT, study_accuracy
-from alldag.summary import HEADLINE_METRIC, mlflow_runs, skipped_checks, summary_paragraph, task_headline
 from alldag.tables import read_tsv, write_text_atomic, write_tsv_atomic
 from alldag.where_models_look import verdict_table, where_models_look
 
@@ -52,6 +53,8 @@ MAP_METRICS = [
     "insertion_auc_blur",
     "insertion_auc_median",
 ]
+# ReportInputs.comparisons' parts -> their kind in the report's input table
+COMPARISON_KINDS = {"comparison": "comparison", "paired": "paired", "figure": "comparison_figure"}
 CITATIONS = [
     STUDY_CITATION + " (the study reproduced here)",
     "Aria M, Ghaderzadeh M, Bashash D, Abolghasemi H, Asadi F, Hosseini A. Acute Lymphoblastic Leukemia "
@@ -63,23 +66,73 @@ CITATIONS = [
 
 
 @dataclass(frozen=True)
-class ModelResult:
-    """Paths of one (task, backbone) model's outputs."""
+class ReportInputs:
+    """Every file the report reads, by what it is (ReportInputs.from_table builds it from the keyed table)."""
 
-    task: str
-    backbone: str
-    fold: int
-    metrics: str
-    history: str
-    curves: str
-    confusion: str
-    roc: str
-    reliability: str
-    explanation: str
-    explanation_summary: str
-    run: str
-    explanations: str = ""  # per image and method (explanations.tsv): the "where do the models look" verdict
-    agreement: str = ""  # per image and method pair (agreement.tsv)
+    provenance: str  # dataset.json
+    audit: str  # audit.json
+    tasks: tuple[str, ...]
+    split_manifests: dict[str, list[str]]  # task -> split_manifest.tsv of each fold, in fold order
+    leakage: dict[str, str]  # task -> leakage_check.tsv
+    augmentation: str  # the first task's augmentation.json
+    previews: dict[str, str]  # task -> augmentation_preview.png
+    models: tuple[ModelResult, ...]  # every trained model's outputs
+    comparisons: dict[str, dict[str, str]]  # task -> {"comparison", "paired", "figure"} -> path
+    baseline_metrics: dict[str, list[str]]  # task -> the colour baseline's metrics.json of each fold
+
+    @classmethod
+    def from_table(cls, rows: list[dict]) -> ReportInputs:
+        """From the keyed table of the report's inputs: rows with task, model, fold, kind and path (task,
+        model or fold None where a file is not one task's, model's or fold's; workflow/rules/common.smk's
+        report_table). Model rows of BASELINE_NAME are the colour baseline's metrics."""
+        by_key = {(r["task"], r["model"], r["fold"], r["kind"]): str(r["path"]) for r in rows}
+        tasks = tuple(dict.fromkeys(r["task"] for r in rows if r["task"] is not None))
+
+        def per_task(kind: str) -> dict[str, str]:
+            return {t: by_key[(t, None, None, kind)] for t in tasks if (t, None, None, kind) in by_key}
+
+        def per_fold(kind: str, model: str | None = None) -> dict[str, list[str]]:
+            return {
+                t: [
+                    path
+                    for (task, m, _, k), path in sorted(by_key.items(), key=lambda item: item[0][2] or 0)
+                    if task == t and m == model and k == kind
+                ]
+                for t in tasks
+            }
+
+        trained = {(t, m, f) for t, m, f, _ in by_key if m not in (None, BASELINE_NAME) and f is not None}
+        names = dict.fromkeys(m for _, m, f, _ in by_key if m not in (None, BASELINE_NAME) and f is not None)
+        folds = sorted({f for _, _, f in trained})
+        models = [(t, m, f) for t in tasks for m in names for f in folds if (t, m, f) in trained]
+        augmentation = per_task("augmentation")
+        return cls(
+            provenance=by_key[(None, None, None, "provenance")],
+            audit=by_key[(None, None, None, "audit")],
+            tasks=tasks,
+            split_manifests=per_fold("manifest"),
+            leakage=per_task("leakage"),
+            augmentation=next(iter(augmentation.values()), ""),
+            previews=per_task("preview"),
+            models=tuple(
+                ModelResult(t, m, f, **{k: by_key[(t, m, f, k)] for k in MODEL_OUTPUT_KINDS if (t, m, f, k) in by_key})
+                for t, m, f in models
+            ),
+            comparisons={
+                t: {part: by_key[(t, None, None, kind)] for part, kind in COMPARISON_KINDS.items()} for t in tasks
+            },
+            baseline_metrics=per_fold("metrics", BASELINE_NAME),
+        )
+
+
+@dataclass(frozen=True)
+class ReportOutputs:
+    """The files the report writes (paths)."""
+
+    page: str  # report.html
+    table: str  # results_table.tsv: one row per model and fold
+    fold_means: str  # results_summary.tsv: mean and SD over folds per task and model
+    headline: str | None = None  # summary.json: the page's numbers, machine-readable
 
 
 def data_uri(path: str | os.PathLike) -> str | None:
@@ -105,15 +158,15 @@ def results_table(models: list[ModelResult]) -> pd.DataFrame:
         metrics = _json(m.metrics) or {}
         history = read_tsv(m.history) if _exists(m.history) else pd.DataFrame({"val_loss": [], "epoch": []})
         explained = (
-            _overall_rows(read_tsv(m.explanation_summary)).set_index(["method", "metric"])["mean"]
-            if _exists(m.explanation_summary)
+            _overall_rows(read_tsv(m.explanation_means)).set_index(["method", "metric"])["mean"]
+            if _exists(m.explanation_means)
             else pd.Series(dtype=float)
         )
         status = (
             "ok"
-            if _exists(m.metrics, m.history, m.explanation_summary)
+            if _exists(m.metrics, m.history, m.explanation_means)
             else "MISSING: "
-            + ", ".join(Path(p).name for p in (m.history, m.metrics, m.explanation_summary) if not _exists(p))
+            + ", ".join(Path(p).name for p in (m.history, m.metrics, m.explanation_means) if not _exists(p))
         )
         rows.append(
             {
@@ -141,7 +194,7 @@ def _kept_epoch(history: pd.DataFrame) -> float:
     return int(kept.iloc[0]) if len(kept) else float("nan")
 
 
-def fold_summary(table: pd.DataFrame) -> pd.DataFrame:
+def fold_means(table: pd.DataFrame) -> pd.DataFrame:
     """Mean and standard deviation over folds of each test metric, per task and backbone."""
     grouped = table.groupby(["task", "backbone"], sort=False)
     out = grouped[METRIC_COLUMNS].agg(["mean", "std"])
@@ -235,12 +288,12 @@ def verdict_rows(comparison: pd.DataFrame) -> list[dict]:
     return rows
 
 
-def first_screen(tables: dict[str, pd.DataFrame | None], summary_tasks: dict) -> list[dict]:
+def first_screen(tables: dict[str, pd.DataFrame | None], headline_tasks: dict) -> list[dict]:
     """Per task: the verdict rows, the test-set size when the table has it, and the one sentence on where
     the models look (summary.json's tasks.<task>.where_models_look.sentence, when present)."""
     screens = []
     for task, table in tables.items():
-        look = (summary_tasks.get(task) or {}).get("where_models_look") or {}
+        look = (headline_tasks.get(task) or {}).get("where_models_look") or {}
         sentence = look.get("sentence") if isinstance(look, dict) else None
         if table is None:
             screens.append({"task": task, "rows": None, "sentence": sentence})
@@ -255,15 +308,15 @@ def first_screen(tables: dict[str, pd.DataFrame | None], summary_tasks: dict) ->
     return screens
 
 
-def comparison_section(task: str, comparison_tsv, paired_tsv, figure_png) -> dict:
-    """One task's comparison: the table (with CIs, flags, study numbers), the paired tests and the plot.
+def comparison_section(task: str, *, comparison, paired, figure) -> dict:
+    """One task's comparison from its files comparison.tsv, paired_tests.tsv and comparison.png: the table
+    (with CIs, flags, study numbers), the paired tests and the plot.
 
     A missing comparison (a model of the task failed) gives a section that says so.
     """
-    if not _exists(comparison_tsv, paired_tsv):
-        return {"task": task, "missing": str(comparison_tsv), "headline": {}}
-    table = read_tsv(comparison_tsv)
-    paired = read_tsv(paired_tsv)
+    if not _exists(comparison, paired):
+        return {"task": task, "missing": str(comparison), "headline": {}}
+    table, paired_table = read_tsv(comparison), read_tsv(paired)
     columns = (
         ["model", *VERDICT_COLUMNS, "n_test", "n_groups"]
         + [
@@ -279,14 +332,14 @@ def comparison_section(task: str, comparison_tsv, paired_tsv, figure_png) -> dic
             "image_level_n_test",
         ]
     )
-    headline = task_headline(table, paired, task)
+    headline = task_headline(table, paired_table, task)
     verdicts = {m: v["beats_colour_baseline"] for m, v in headline["models"].items() if m != BASELINE_NAME}
     return {
         "task": task,
-        "comparison_tsv": str(comparison_tsv),
+        "comparison_tsv": str(comparison),
         "table": _table_html(table[[c for c in columns if c in table]]),
-        "paired": _table_html(paired),
-        "figure": data_uri(figure_png),
+        "paired": _table_html(paired_table),
+        "figure": data_uri(figure),
         "headline": headline,
         "beating": [m for m, v in verdicts.items() if v == "true"],
         "not_beating": [m for m, v in verdicts.items() if v == "false"],
@@ -361,9 +414,9 @@ def _missing(path) -> str:
     return f"{path} is missing: the job that makes it failed or did not run (see logs/)"
 
 
-def _overall_rows(summary: pd.DataFrame) -> pd.DataFrame:
-    """An explanation summary's rows over every class (per-class rows have the class as `label`)."""
-    return summary[summary["label"] == "all"] if "label" in summary else summary
+def _overall_rows(means: pd.DataFrame) -> pd.DataFrame:
+    """An explanation-means table's rows over every class (per-class rows have the class as `label`)."""
+    return means[means["label"] == "all"] if "label" in means else means
 
 
 def where_section(task: str, models: list[ModelResult]) -> dict | None:
@@ -387,9 +440,9 @@ def explanation_tables(task: str, models: list[ModelResult]) -> dict:
     over models of Grad-CAM-vs-LIME agreement and of each method's corner and mask shares) and the
     "where do the models look" verdict (`where`, see where_section)."""
     frames = [
-        _overall_rows(read_tsv(m.explanation_summary)).assign(backbone=m.backbone)
+        _overall_rows(read_tsv(m.explanation_means)).assign(backbone=m.backbone)
         for m in models
-        if m.task == task and _exists(m.explanation_summary)
+        if m.task == task and _exists(m.explanation_means)
     ]
     where = where_section(task, models)
     if not frames:
@@ -397,9 +450,9 @@ def explanation_tables(task: str, models: list[ModelResult]) -> dict:
     frame = pd.concat(frames)
     # a metric no image could give (e.g. agreement of one image) is an empty cell: a missing number, not text
     frame["mean"] = pd.to_numeric(frame["mean"], errors="coerce")
-    summary = frame.groupby(["backbone", "method", "metric"], sort=False)["mean"].mean().unstack("metric")
-    is_pair = summary.index.get_level_values("method").str.contains("_vs_")
-    methods, pairs = summary[~is_pair], summary[is_pair]
+    means = frame.groupby(["backbone", "method", "metric"], sort=False)["mean"].mean().unstack("metric")
+    is_pair = means.index.get_level_values("method").str.contains("_vs_")
+    methods, pairs = means[~is_pair], means[is_pair]
     by_method = methods.groupby(level="method")
     headline = {
         "gradcam_vs_lime_spearman": _median(pairs, "gradcam_vs_lime", "spearman"),
@@ -427,31 +480,16 @@ def _median(frame: pd.DataFrame, method: str, metric: str) -> float | None:
     return float(rows[metric].median()) if len(rows) and metric in rows else None
 
 
-def build_report(
-    provenance_json,
-    audit_json,
-    leakage_tsvs: dict[str, str],
-    split_manifests: dict[str, list[str]],
-    augmentation_json,
-    previews: dict[str, str],
-    models: list[ModelResult],
-    comparisons: list[dict],
-    config: dict,
-    report_out,
-    table_out,
-    summary_out,
-    summary_json_out=None,
-    parent_run_file=None,
-    baseline_metrics: dict[str, list[str]] | None = None,
-) -> str:
-    """Render the report page, the per-fold results table, the across-fold summary TSV and summary.json.
+def build_report(*, inputs: ReportInputs, config: dict, outputs: ReportOutputs, parent_run_file=None) -> str:
+    """Render the report page, the per-fold results table, the across-fold means TSV and summary.json.
 
     Missing inputs (a job failed under --keep-going) are marked in place, listed at the top and in
-    summary.json's `missing`. baseline_metrics: per task the colour baseline's metrics.json of each fold
-    (for the per-class recall figure). Returns the HTML.
+    summary.json's `missing`. config: the run's configuration, shown on the page. Returns the HTML.
     """
     from alldag.provenance import git_commit, package_versions
 
+    provenance_json, audit_json, models = inputs.provenance, inputs.audit, list(inputs.models)
+    comparisons = [comparison_section(t, **inputs.comparisons[t]) for t in inputs.tasks]
     provenance = _json(provenance_json) or {
         "synthetic": False,
         "demo": False,
@@ -462,9 +500,9 @@ def build_report(
     audit = _json(audit_json)
     data_dir = Path(audit_json).parent
     table = results_table(models)
-    summary = fold_summary(table)
-    write_tsv_atomic(table, table_out)
-    write_tsv_atomic(summary, summary_out)
+    means = fold_means(table)
+    write_tsv_atomic(table, outputs.table)
+    write_tsv_atomic(means, outputs.fold_means)
     missing = sorted(
         {
             str(p)
@@ -472,7 +510,7 @@ def build_report(
             for p in (
                 m.metrics,
                 m.history,
-                m.explanation_summary,
+                m.explanation_means,
                 m.curves,
                 m.confusion,
                 m.roc,
@@ -486,9 +524,9 @@ def build_report(
     )
     splits = {
         task: _table_html(split_counts(read_tsv(paths[0])).reset_index()) if _exists(paths[0]) else None
-        for task, paths in split_manifests.items()
+        for task, paths in inputs.split_manifests.items()
     }
-    leaks = {task: len(read_tsv(path)) if _exists(path) else None for task, path in leakage_tsvs.items()}
+    leaks = {task: len(read_tsv(path)) if _exists(path) else None for task, path in inputs.leakage.items()}
     figures = []
     for m in (m for m in models if m.fold == 0):  # figures of the first fold; every fold is in the tables
         figures.append(
@@ -505,10 +543,10 @@ def build_report(
                     )
                 ],
                 "run_id": (_json(m.run) or {}).get("run_id", "missing"),
-                "explanation_summary": (
-                    _table_html(read_tsv(m.explanation_summary)) if _exists(m.explanation_summary) else None
+                "explanation_means": (
+                    _table_html(read_tsv(m.explanation_means)) if _exists(m.explanation_means) else None
                 ),
-                "explanation_missing": _missing(m.explanation_summary),
+                "explanation_missing": _missing(m.explanation_means),
             }
         )
     headlines = {c["task"]: c["headline"] for c in comparisons}
@@ -516,19 +554,19 @@ def build_report(
     runs = mlflow_runs({f"{m.task}/{m.backbone}/fold{m.fold}": m.run for m in models}, parent_run_file)
     commit = git_commit()
     versions = package_versions()
-    explanations = [explanation_tables(t, models) for t in split_manifests]
+    explanations = [explanation_tables(t, models) for t in inputs.tasks]
     for e in explanations:
         if e["where"]:
             headlines.setdefault(e["task"], {})["where_models_look"] = e["where"]["verdict"]
-    paragraph = summary_paragraph(
+    paragraph = opening_paragraph(
         headlines,
-        audit,
-        leaks,
-        bool(provenance.get("synthetic")),
-        missing,
-        {e["task"]: e["headline"] for e in explanations},
+        audit=audit,
+        leaks=leaks,
+        synthetic=bool(provenance.get("synthetic")),
+        missing=missing,
+        explanations={e["task"]: e["headline"] for e in explanations},
     )
-    summary_doc = {
+    headline_doc = {
         "synthetic": bool(provenance.get("synthetic")),
         "demo": bool(provenance.get("demo")),
         "data_source": provenance.get("source"),
@@ -544,13 +582,13 @@ def build_report(
         "versions": versions,
         "mlflow": runs,
     }
-    if summary_json_out:
-        write_text_atomic(json.dumps(summary_doc, indent=2, default=str), summary_json_out)
+    if outputs.headline:
+        write_text_atomic(json.dumps(headline_doc, indent=2, default=str), outputs.headline)
     verdicts = first_screen(
         {c["task"]: read_tsv(c["comparison_tsv"]) if c.get("comparison_tsv") else None for c in comparisons},
-        summary_doc["tasks"],
+        headline_doc["tasks"],
     )
-    per_task_figures = [task_figures(t, models, (baseline_metrics or {}).get(t, [])) for t in split_manifests]
+    per_task_figures = [task_figures(t, models, inputs.baseline_metrics.get(t, [])) for t in inputs.tasks]
     env = Environment(loader=PackageLoader("alldag", "templates"), autoescape=select_autoescape(["html"]))
     page = env.get_template("report.html.j2").render(
         synthetic=provenance.get("synthetic"),
@@ -566,10 +604,10 @@ def build_report(
         leaks=leaks,
         folds=int(table["fold"].max()) + 1,
         results=_table_html(table),
-        summary=_table_html(summary),
+        fold_means=_table_html(means),
         splits=splits,
-        augmentation=_json(augmentation_json) or {},
-        previews={t: data_uri(p) for t, p in previews.items()},
+        augmentation=_json(inputs.augmentation) or {},
+        previews={t: data_uri(p) for t, p in inputs.previews.items()},
         figures=figures,
         config=config,
         config_yaml=yaml.safe_dump(config, sort_keys=False),
@@ -583,88 +621,5 @@ def build_report(
         task_figures=per_task_figures,
         study_short=STUDY_SHORT,
     )
-    write_text_atomic(page, report_out)
+    write_text_atomic(page, outputs.page)
     return page
-
-
-def build_report_from_lists(
-    provenance_json,
-    audit_json,
-    leakage_tsvs: dict[str, str],
-    manifests: list[str],
-    augmentation_json,
-    previews: dict[str, str],
-    tasks: list[str],
-    backbones: list[str],
-    folds: list[int],
-    outputs: dict[str, list[str]],
-    comparisons: dict[str, list[str]],
-    config: dict,
-    report_out,
-    table_out,
-    summary_out,
-    summary_json_out=None,
-    parent_run_file=None,
-    baseline_metrics: list[str] | None = None,
-) -> str:
-    """build_report with per-model outputs given as lists in expand(task, backbone, fold) order
-    (baseline_metrics in expand(task, fold) order)."""
-    triples = [(t, b, f) for t in tasks for b in backbones for f in folds]
-    models = [
-        ModelResult(task=t, backbone=b, fold=f, **{kind: paths[i] for kind, paths in outputs.items()})
-        for i, (t, b, f) in enumerate(triples)
-    ]
-    split_manifests = {t: manifests[i * len(folds) : (i + 1) * len(folds)] for i, t in enumerate(tasks)}
-    sections = [
-        comparison_section(t, *paths)
-        for t, *paths in zip(tasks, comparisons["comparison"], comparisons["paired"], comparisons["figure"])
-    ]
-    per_task = {t: list(baseline_metrics or [])[i * len(folds) : (i + 1) * len(folds)] for i, t in enumerate(tasks)}
-    return build_report(
-        provenance_json,
-        audit_json,
-        leakage_tsvs,
-        split_manifests,
-        augmentation_json,
-        previews,
-        models,
-        sections,
-        config,
-        report_out,
-        table_out,
-        summary_out,
-        summary_json_out,
-        parent_run_file,
-        baseline_metrics=per_task,
-    )
-
-
-def _as_list(value) -> list[str]:
-    return [value] if isinstance(value, str) else list(value)
-
-
-def report_job(inputs: dict, params: dict, outputs: dict) -> str:
-    """The report rule's work from its named inputs, params and outputs (also run for a partial report)."""
-    tasks = params["tasks"]
-    inputs = {k: _as_list(v) for k, v in inputs.items()}
-    kinds = [f.name for f in fields(ModelResult) if f.name not in ("task", "backbone", "fold") and f.name in inputs]
-    return build_report_from_lists(
-        inputs["provenance"][0],
-        inputs["audit"][0],
-        dict(zip(tasks, inputs["leakage"])),
-        inputs["manifests"],
-        inputs["augmentation"][0],
-        dict(zip(tasks, inputs["previews"])),
-        tasks,
-        params["backbones"],
-        params["folds"],
-        {k: inputs[k] for k in kinds},
-        {"comparison": inputs["comparison"], "paired": inputs["paired"], "figure": inputs["comparison_figure"]},
-        params["config"],
-        outputs["report"],
-        outputs["table"],
-        outputs["summary"],
-        outputs.get("summary_json"),
-        params.get("parent_run_file"),
-        baseline_metrics=inputs.get("baseline_metrics"),
-    )

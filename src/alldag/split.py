@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 import re
+from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
@@ -24,6 +25,22 @@ SPLITS = ("train", "val", "test")
 PATIENT_BLOCK = 40
 LEAKAGE_KEYS = ("cluster", "group")  # a duplicate cluster or a split group must never cross splits
 log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class SplitSettings:
+    """How a task's images are split (the `split` config, with the block size resolved for the data source)."""
+
+    folds: int  # 1: one holdout split; k >= 2: k-fold cross-validation
+    val_fraction: float
+    test_fraction: float  # of a holdout split (k-fold: the test fold is 1/k)
+    seed: int
+    block_size: int | None = None  # file-number block size (block_size_for); None: duplicate clusters only
+
+    @classmethod
+    def from_params(cls, params) -> SplitSettings:
+        """From the split rule's params (folds, val_fraction, test_fraction, seed, group_blocks)."""
+        return cls(params.folds, params.val_fraction, params.test_fraction, params.seed, params.group_blocks)
 
 
 def block_size_for(setting: int | str | None, synthetic: bool, fields_per_patient: int) -> int | None:
@@ -135,22 +152,21 @@ def check_every_class_in_every_split(manifests: list[pd.DataFrame], task: str, b
                     )
 
 
-def make_folds(
-    subset: pd.DataFrame,
-    folds: int,
-    val_fraction: float,
-    test_fraction: float,
-    seed: int,
-    block_size: int | None = None,
-    task: str = "split",
-) -> list[pd.DataFrame]:
+def make_folds(subset: pd.DataFrame, settings: SplitSettings, *, task: str = "split") -> list[pd.DataFrame]:
     """One manifest per fold: subset plus `group` and `split` (train / val / test) columns.
 
-    folds = 1 gives one holdout split with the given fractions; folds >= 2 gives k-fold
+    settings.folds = 1 gives one holdout split with the given fractions; folds >= 2 gives k-fold
     cross-validation (test = one fold in turn; val_fraction of all images drawn from the rest).
     Raises AlldagError (one line) when a class is too small, or has too few groups, for every split of every
     fold to hold it; `task` names the task in that message.
     """
+    folds, val_fraction, test_fraction, seed, block_size = (
+        settings.folds,
+        settings.val_fraction,
+        settings.test_fraction,
+        settings.seed,
+        settings.block_size,
+    )
     counts = subset["label"].value_counts()
     need = 3 if folds == 1 else folds + 1
     small = counts[counts < need]
@@ -222,26 +238,18 @@ def leakage(manifests: list[pd.DataFrame], keys: tuple[str, ...] = LEAKAGE_KEYS)
     return pd.DataFrame(rows, columns=["fold", "kind", "key", "splits"])
 
 
-def write_split(
-    subset_tsv,
-    manifest_paths: list[str],
-    folds: int,
-    val_fraction: float,
-    test_fraction: float,
-    seed: int,
-    block_size: int | None = None,
-    task: str = "split",
-) -> list[pd.DataFrame]:
-    """Split the subset table and write one manifest TSV per fold; returns the manifests."""
+def write_split(*, subset, manifests: list[str], settings: SplitSettings, task: str = "split") -> list[pd.DataFrame]:
+    """Split the subset table (file `subset`) and write one manifest TSV per fold to the paths `manifests`;
+    returns the manifest tables."""
     from alldag.tables import read_tsv, write_tsv_atomic
 
-    manifests = make_folds(read_tsv(subset_tsv), folds, val_fraction, test_fraction, seed, block_size, task)
-    if len(manifests) != len(manifest_paths):
-        raise AlldagError(f"{len(manifests)} folds made but {len(manifest_paths)} manifest paths given")
-    for manifest, path in zip(manifests, manifest_paths):
-        write_tsv_atomic(manifest, path)
-        log.info("fold %s split counts:\n%s", manifest["fold"].iloc[0], split_counts(manifest))
-    return manifests
+    tables = make_folds(read_tsv(subset), settings, task=task)
+    if len(tables) != len(manifests):
+        raise AlldagError(f"{len(tables)} folds made but {len(manifests)} manifest paths given")
+    for table, path in zip(tables, manifests):
+        write_tsv_atomic(table, path)
+        log.info("fold %s split counts:\n%s", table["fold"].iloc[0], split_counts(table))
+    return tables
 
 
 def check_leakage(manifest_paths: list[str], report_tsv) -> None:

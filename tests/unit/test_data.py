@@ -307,19 +307,33 @@ def test_tsv_roundtrip_keeps_empty_strings(tmp_path):
 # --- download -----------------------------------------------------------------------------------
 
 
+def local_outputs(tmp_path, folder: str) -> dict:
+    """materialise_dataset's arguments for local data read from `folder`, unverified, written under tmp_path."""
+    return {
+        "images_per_class": {},
+        "synthetic_seed": 0,
+        "planted": {},
+        "folder": folder,
+        "dataset_tsv": tmp_path / "d.tsv",
+        "provenance_json": tmp_path / "d.json",
+        "verification_tsv": tmp_path / "v.tsv",
+        "verify": "off",
+    }
+
+
 def test_materialise_synthetic(tmp_path):
     decision = SourceDecision("synthetic", None, "test run", demo=True)
     tsv, prov = tmp_path / "out" / "dataset.tsv", tmp_path / "dataset.json"
     n = materialise_dataset(
         decision,
-        tmp_path / "synthetic",
-        {"Benign": 3, "Pro": 4},
-        11,
-        {},
-        "Original",
-        tsv,
-        prov,
-        tmp_path / "verification.tsv",
+        synthetic_dir=tmp_path / "synthetic",
+        images_per_class={"Benign": 3, "Pro": 4},
+        synthetic_seed=11,
+        planted={},
+        folder="Original",
+        dataset_tsv=tsv,
+        provenance_json=prov,
+        verification_tsv=tmp_path / "verification.tsv",
         requested="auto",
     )
     assert n == 7
@@ -341,15 +355,8 @@ def test_materialise_local_requested_defaults_to_kind(tmp_path, synthetic_root):
     decision = resolve_source("local", str(synthetic_root), online=_never_online)
     n = materialise_dataset(
         decision,
-        tmp_path / "unused",
-        {},
-        0,
-        {},
-        "Segmented",
-        tmp_path / "d.tsv",
-        tmp_path / "d.json",
-        tmp_path / "v.tsv",
-        verify="off",
+        **local_outputs(tmp_path, "Segmented"),
+        synthetic_dir=tmp_path / "unused",
     )
     assert n == SYNTHETIC_PER_CLASS * len(CLASSES)
     info = json.loads((tmp_path / "d.json").read_text())
@@ -363,18 +370,7 @@ def test_materialise_empty_local_raises(tmp_path):
     (root / "Original" / "Pro").mkdir(parents=True)
     decision = SourceDecision("local", str(root), "test", demo=False)
     with pytest.raises(AlldagError) as exc:
-        materialise_dataset(
-            decision,
-            tmp_path / "s",
-            {},
-            0,
-            {},
-            "Original",
-            tmp_path / "d.tsv",
-            tmp_path / "d.json",
-            tmp_path / "v.tsv",
-            verify="off",
-        )
+        materialise_dataset(decision, **local_outputs(tmp_path, "Original"), synthetic_dir=tmp_path / "s")
     _one_line(exc)
     assert not (tmp_path / "d.tsv").exists()
 

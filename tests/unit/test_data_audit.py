@@ -11,11 +11,11 @@ import pytest
 from PIL import Image
 
 from alldag import AlldagError
-from alldag.audit import audit_dataset
+from alldag.audit import AuditOutputs, AuditSettings, audit_dataset
 from alldag.classes import file_prefix
 from alldag.data import scan_dataset
 from alldag.download import SourceDecision, materialise_dataset
-from alldag.split import check_leakage, leakage, make_folds, split_counts
+from alldag.split import SplitSettings, check_leakage, leakage, make_folds, split_counts
 from alldag.synthetic import SEGMENTATION_FAILURE_RATE, generate_dataset, image_rng, render_smear, twin_rng
 from alldag.tables import write_tsv_atomic
 from alldag.verify import verification_failure, verify_folder
@@ -60,19 +60,20 @@ def planted(tmp_path):
 
 @pytest.fixture
 def audited(planted, tmp_path):
-    dataset = scan_dataset(planted)
-    write_tsv_atomic(dataset, tmp_path / "dataset.tsv")
-    out = {k: tmp_path / f"{k}.tsv" for k in ("images", "quarantine", "duplicates")}
+    return audit_folder(planted, tmp_path)
+
+
+def audit_folder(root, folder, prefix: str = "", threads: int = 1) -> tuple[dict, dict[str, pd.DataFrame]]:
+    """audit_dataset of the images under root, every output written in `folder` (names prefixed): the audit
+    summary and its images, quarantine and duplicates tables."""
+    write_tsv_atomic(scan_dataset(root), folder / f"{prefix}dataset.tsv")
+    out = {k: folder / f"{prefix}{k}.tsv" for k in ("images", "quarantine", "duplicates")}
     summary = audit_dataset(
-        tmp_path / "dataset.tsv",
-        tmp_path / "fixed",
-        224,
-        0.97,
-        0.02,
-        out["images"],
-        out["quarantine"],
-        out["duplicates"],
-        tmp_path / "audit.json",
+        dataset=folder / f"{prefix}dataset.tsv",
+        fixed_dir=folder / f"{prefix}fixed",
+        settings=AuditSettings(image_size=224, near_threshold=0.97, mask_min_fraction=0.02),
+        outputs=AuditOutputs(**out, summary=folder / f"{prefix}audit.json"),
+        threads=threads,
     )
     return summary, {k: pd.read_csv(v, sep="\t", keep_default_na=False) for k, v in out.items()}
 
@@ -143,7 +144,7 @@ def test_nearly_empty_masks_are_flagged_and_replaced_by_the_stain_mask(audited):
 def test_group_aware_kfold_keeps_clusters_together_and_stratifies(audited):
     _, t = audited
     subset = t["images"].assign(y=0)
-    manifests = make_folds(subset, 3, 0.15, 0.15, seed=1)
+    manifests = make_folds(subset, SplitSettings(3, 0.15, 0.15, seed=1))
     assert leakage(manifests).empty
     for m in manifests:
         for cluster, g in m.groupby("cluster"):
@@ -157,7 +158,7 @@ def test_kfold_within_one_image_per_class_for_singletons():
     rows = [(f"{c}/x-{i:03d}.jpg", c) for c, n in (("Benign", 53), ("Early", 98), ("Pro", 80)) for i in range(1, n + 1)]
     subset = pd.DataFrame(rows, columns=["image_id", "label"]).assign(cluster=lambda d: d["image_id"])
     for seed in range(3):
-        manifests = make_folds(subset, 5, 0.15, 0.15, seed)
+        manifests = make_folds(subset, SplitSettings(5, 0.15, 0.15, seed))
         for m in manifests:
             counts = split_counts(m)
             n = subset["label"].value_counts()
@@ -172,7 +173,7 @@ def test_block_grouping_keeps_neighbouring_file_numbers_together():
         (f"Benign/WBC-Benign-{i:03d}.jpg", "Benign") for i in range(1, 41)
     ]
     subset = pd.DataFrame(rows, columns=["image_id", "label"]).assign(cluster=lambda d: d["image_id"])
-    for m in make_folds(subset, 2, 0.2, 0.2, seed=0, block_size=10):
+    for m in make_folds(subset, SplitSettings(2, 0.2, 0.2, seed=0, block_size=10)):
         number = m["image_id"].str.extract(r"(\d+)\.jpg")[0].astype(int)
         block = m["label"] + ((number - 1) // 10).astype(str)
         assert (m.groupby(block)["split"].nunique() == 1).all()
@@ -244,14 +245,14 @@ def test_manifest_verification_lists_missing_extra_changed(tmp_path):
 def _materialise(root, tmp_path, manifest, verify):
     return materialise_dataset(
         SourceDecision("local", str(root), "test", False),
-        tmp_path / "syn",
-        {},
-        0,
-        {},
-        "Original",
-        tmp_path / "dataset.tsv",
-        tmp_path / "dataset.json",
-        tmp_path / "verification.tsv",
+        synthetic_dir=tmp_path / "syn",
+        images_per_class={},
+        synthetic_seed=0,
+        planted={},
+        folder="Original",
+        dataset_tsv=tmp_path / "dataset.tsv",
+        provenance_json=tmp_path / "dataset.json",
+        verification_tsv=tmp_path / "verification.tsv",
         manifest_path=manifest,
         verify=verify,
     )
@@ -283,25 +284,11 @@ def test_shipped_manifest_describes_the_real_dataset():
 
 def test_a_thread_pool_gives_the_same_audit_and_logs_progress(audited, planted, tmp_path, caplog):
     _, single = audited
-    dataset = scan_dataset(planted)
-    write_tsv_atomic(dataset, tmp_path / "pool_dataset.tsv")
-    out = {k: tmp_path / f"pool_{k}.tsv" for k in ("images", "quarantine", "duplicates")}
     with caplog.at_level("INFO", logger="alldag.progress"):
-        audit_dataset(
-            tmp_path / "pool_dataset.tsv",
-            tmp_path / "pool_fixed",
-            224,
-            0.97,
-            0.02,
-            out["images"],
-            out["quarantine"],
-            out["duplicates"],
-            tmp_path / "pool_audit.json",
-            threads=3,
-        )
-    pooled = {k: pd.read_csv(v, sep="\t", keep_default_na=False) for k, v in out.items()}
+        _, pooled = audit_folder(planted, tmp_path, prefix="pool_", threads=3)
     pooled["images"]["path"] = pooled["images"]["path"].str.replace("pool_fixed", "fixed")
     for kind in ("images", "quarantine", "duplicates"):
         pd.testing.assert_frame_equal(pooled[kind], single[kind], check_like=False)
     lines = [r.getMessage() for r in caplog.records if r.name == "alldag.progress"]
-    assert f"{len(dataset)}/{len(dataset)} images (100%)" in lines[-1] and "threads=3" in lines[-1]
+    n = len(scan_dataset(planted))
+    assert f"{n}/{n} images (100%)" in lines[-1] and "threads=3" in lines[-1]

@@ -7,6 +7,7 @@ from __future__ import annotations
 import base64
 import io
 import json
+from dataclasses import dataclass
 from html.parser import HTMLParser
 from pathlib import Path
 
@@ -15,8 +16,17 @@ import pandas as pd
 import pytest
 from PIL import Image
 
-from alldag.report import ModelResult, first_screen, per_class_recall, report_job, sig3, training_histories
-from alldag.summary import summary_paragraph, task_headline
+from alldag.headline import opening_paragraph, task_headline
+from alldag.jobs import MODEL_OUTPUT_KINDS, ModelResult
+from alldag.report import (
+    ReportInputs,
+    ReportOutputs,
+    build_report,
+    first_screen,
+    per_class_recall,
+    sig3,
+    training_histories,
+)
 
 TASK = "benign_vs_pro"
 MODELS = ["MobileNet", "VGG16"]
@@ -64,9 +74,51 @@ def per_class(recalls: dict[str, float]) -> dict:
     return {c: {"precision": r, "recall": r, "f1": r, "support": 10} for c, r in recalls.items()}
 
 
+PER_TASK_KINDS = ("leakage", "augmentation", "preview", "comparison", "paired", "comparison_figure")
+
+
+@dataclass
+class FakeResults:
+    """The report's keyed input table (as workflow/rules/common.smk's report_table makes it), config and outputs."""
+
+    rows: list[dict]
+    config: dict
+    parent_run_file: str
+    outputs: ReportOutputs
+
+    def path(self, kind: str, model: str | None = None, task: str | None = TASK) -> str:
+        """The file of one kind (of one model, for per-model kinds) in the first fold."""
+        task = None if kind in ("provenance", "audit") else task
+        return next(r["path"] for r in self.rows if (r["task"], r["model"], r["kind"]) == (task, model, kind))
+
+    def render(self, rows: list[dict] | None = None) -> str:
+        return build_report(
+            inputs=ReportInputs.from_table(self.rows if rows is None else rows),
+            config=self.config,
+            outputs=self.outputs,
+            parent_run_file=self.parent_run_file,
+        )
+
+
+def keyed_rows(inputs: dict, per_model: dict[str, dict[str, str]]) -> list[dict]:
+    """The keyed input table of the fake results tree: one task, fold 0."""
+
+    def row(kind, path, task=TASK, model=None, fold=None):
+        return {"task": task, "model": model, "fold": fold, "kind": kind, "path": path}
+
+    return [
+        row("provenance", inputs["provenance"], None),
+        row("audit", inputs["audit"], None),
+        *(row(kind, inputs[kind]) for kind in PER_TASK_KINDS),
+        row("manifest", inputs["manifest"], fold=0),
+        row("metrics", inputs["baseline_metrics"], model="colour_baseline", fold=0),
+        *(row(kind, path, model=model, fold=0) for model, files in per_model.items() for kind, path in files.items()),
+    ]
+
+
 @pytest.fixture
-def fake_results(tmp_path):
-    """Inputs, params and outputs of the report rule for one task, two CNNs and one fold."""
+def fake_results(tmp_path) -> FakeResults:
+    """The report's inputs, config and outputs for one task, two CNNs and one fold."""
     r = tmp_path / "results"
     inputs = {
         "provenance": jsonfile(
@@ -103,115 +155,88 @@ def fake_results(tmp_path):
         ),
         "_quarantine": tsv(r / "data/quarantine.tsv", pd.DataFrame(columns=["path", "reason"])),
         "_duplicates": tsv(r / "data/duplicates.tsv", pd.DataFrame({"cluster": [0, 0], "path": ["a", "b"]})),
-        "manifests": [
-            tsv(
-                r / f"split/{TASK}/fold0/split_manifest.tsv",
-                pd.DataFrame({"label": ["Benign", "Pro"] * 10, "split": ["train"] * 12 + ["val"] * 4 + ["test"] * 4}),
-            )
-        ],
-        "leakage": [tsv(r / f"split/{TASK}/leakage_check.tsv", pd.DataFrame(columns=["fold", "cluster", "splits"]))],
-        "augmentation": [
-            jsonfile(
-                r / f"augment/{TASK}/augmentation.json",
-                {
-                    "rotation_degrees": 20,
-                    "brightness": 0.2,
-                    "horizontal_flip": False,
-                    "vertical_flip": False,
-                    "seed": 1,
-                },
-            )
-        ],
-        "previews": [png(r / f"augment/{TASK}/augmentation_preview.png")],
-        "comparison": [
-            tsv(
-                r / f"comparison/{TASK}/comparison.tsv",
-                pd.DataFrame(
-                    [
-                        comparison_row("MobileNet", 0.90, "true", 0.15),
-                        comparison_row("VGG16", 0.80, "undetermined", 0.05),
-                        comparison_row("colour_baseline", 0.75, ""),
-                    ]
-                ),
-            )
-        ],
-        "baseline_metrics": [
-            jsonfile(
-                r / f"evaluation/{TASK}/colour_baseline/fold0/metrics.json",
-                {"accuracy": 0.75, "balanced_accuracy": 0.75, "per_class": per_class({"Benign": 0.7, "Pro": 0.8})},
-            )
-        ],
-        "paired": [
-            tsv(
-                r / f"comparison/{TASK}/paired_tests.tsv",
-                pd.DataFrame(
-                    [
-                        {
-                            "model_a": "MobileNet",
-                            "model_b": "VGG16",
-                            "fold": "all",
-                            "n_images": 40,
-                            "accuracy_a": 0.9,
-                            "accuracy_b": 0.8,
-                            "balanced_accuracy_diff": 0.1,
-                            "p_value": 0.2,
-                            "p_holm": 0.4,
-                            "mcnemar_only_a_correct": 5,
-                            "mcnemar_only_b_correct": 1,
-                            "mcnemar_p_value": 0.2,
-                            "mcnemar_p_holm": 0.4,
-                        }
-                    ]
-                ),
-            )
-        ],
-        "comparison_figure": [png(r / f"comparison/{TASK}/comparison.png")],
-    }
-    for kind in (
-        "metrics",
-        "history",
-        "curves",
-        "confusion",
-        "roc",
-        "reliability",
-        "explanation",
-        "explanation_summary",
-        "run",
-        "explanations",
-        "agreement",
-    ):
-        inputs[kind] = []
-    for model in MODELS:
-        m, e, x = (r / f"{k}/{TASK}/{model}/fold0" for k in ("models", "evaluation", "explanations"))
-        inputs["metrics"].append(
-            jsonfile(
-                e / "metrics.json",
-                {
-                    "accuracy": 0.9,
-                    "balanced_accuracy": 0.9,
-                    "macro_f1": 0.9,
-                    "roc_auc": 0.95,
-                    "n_test": 40,
-                    "chance_accuracy": 0.5,
-                    "per_class": per_class({"Benign": 0.85, "Pro": 0.95}),
-                },
-            )
-        )
-        inputs["history"].append(
-            tsv(
-                m / "history.tsv",
-                pd.DataFrame(
+        "manifest": tsv(
+            r / f"split/{TASK}/fold0/split_manifest.tsv",
+            pd.DataFrame({"label": ["Benign", "Pro"] * 10, "split": ["train"] * 12 + ["val"] * 4 + ["test"] * 4}),
+        ),
+        "leakage": tsv(r / f"split/{TASK}/leakage_check.tsv", pd.DataFrame(columns=["fold", "cluster", "splits"])),
+        "augmentation": jsonfile(
+            r / f"augment/{TASK}/augmentation.json",
+            {
+                "rotation_degrees": 20,
+                "brightness": 0.2,
+                "horizontal_flip": False,
+                "vertical_flip": False,
+                "seed": 1,
+            },
+        ),
+        "preview": png(r / f"augment/{TASK}/augmentation_preview.png"),
+        "comparison": tsv(
+            r / f"comparison/{TASK}/comparison.tsv",
+            pd.DataFrame(
+                [
+                    comparison_row("MobileNet", 0.90, "true", 0.15),
+                    comparison_row("VGG16", 0.80, "undetermined", 0.05),
+                    comparison_row("colour_baseline", 0.75, ""),
+                ]
+            ),
+        ),
+        "baseline_metrics": jsonfile(
+            r / f"evaluation/{TASK}/colour_baseline/fold0/metrics.json",
+            {"accuracy": 0.75, "balanced_accuracy": 0.75, "per_class": per_class({"Benign": 0.7, "Pro": 0.8})},
+        ),
+        "paired": tsv(
+            r / f"comparison/{TASK}/paired_tests.tsv",
+            pd.DataFrame(
+                [
                     {
-                        "epoch": [1, 2],
-                        "phase": "full",
-                        "loss": [1, 0.5],
-                        "val_loss": [0.6, 0.9],
-                        "accuracy": [0.5, 0.8],
-                        "val_accuracy": [0.5, 0.7],
-                        "kept": [False, True],
+                        "model_a": "MobileNet",
+                        "model_b": "VGG16",
+                        "fold": "all",
+                        "n_images": 40,
+                        "accuracy_a": 0.9,
+                        "accuracy_b": 0.8,
+                        "balanced_accuracy_diff": 0.1,
+                        "p_value": 0.2,
+                        "p_holm": 0.4,
+                        "mcnemar_only_a_correct": 5,
+                        "mcnemar_only_b_correct": 1,
+                        "mcnemar_p_value": 0.2,
+                        "mcnemar_p_holm": 0.4,
                     }
-                ),
-            )
+                ]
+            ),
+        ),
+        "comparison_figure": png(r / f"comparison/{TASK}/comparison.png"),
+    }
+    per_model = {model: {} for model in MODELS}
+    for model, files in per_model.items():
+        m, e, x = (r / f"{k}/{TASK}/{model}/fold0" for k in ("models", "evaluation", "explanations"))
+        files["metrics"] = jsonfile(
+            e / "metrics.json",
+            {
+                "accuracy": 0.9,
+                "balanced_accuracy": 0.9,
+                "macro_f1": 0.9,
+                "roc_auc": 0.95,
+                "n_test": 40,
+                "chance_accuracy": 0.5,
+                "per_class": per_class({"Benign": 0.85, "Pro": 0.95}),
+            },
+        )
+        files["history"] = tsv(
+            m / "history.tsv",
+            pd.DataFrame(
+                {
+                    "epoch": [1, 2],
+                    "phase": "full",
+                    "loss": [1, 0.5],
+                    "val_loss": [0.6, 0.9],
+                    "accuracy": [0.5, 0.8],
+                    "val_accuracy": [0.5, 0.7],
+                    "kept": [False, True],
+                }
+            ),
         )
         for kind, where in (
             ("curves", m / "training_curves.png"),
@@ -220,91 +245,80 @@ def fake_results(tmp_path):
             ("reliability", e / "reliability.png"),
             ("explanation", x / "explanation_gallery.png"),
         ):
-            inputs[kind].append(png(where))
-        inputs["explanation_summary"].append(
-            tsv(
-                x / "explanation_summary.tsv",
-                pd.DataFrame(
-                    [
-                        {"method": method, "metric": metric, "n": 2, "mean": value, "sd": 0.1}
-                        for method, shares in (("gradcam", (0.6, 0.05)), ("lime", (0.5, 0.1)), ("uniform", (0.2, 0.09)))
-                        for metric, value in (
-                            ("mask_mass", shares[0]),
-                            ("corner_mass", shares[1]),
-                            ("pointing", 1.0),
-                            ("background_mass", 1 - shares[0]),
-                            ("deletion_auc", 0.3),
-                            ("insertion_auc", 0.7),
-                        )
-                    ]
-                    + [
-                        {"method": "gradcam_vs_lime", "metric": m, "n": 2, "mean": v, "sd": 0.1}
-                        for m, v in (("spearman", 0.3), ("top_iou", 0.2))
-                    ]
-                ),
-            )
+            files[kind] = png(where)
+        files["explanation_means"] = tsv(
+            x / "explanation_summary.tsv",
+            pd.DataFrame(
+                [
+                    {"method": method, "metric": metric, "n": 2, "mean": value, "sd": 0.1}
+                    for method, shares in (("gradcam", (0.6, 0.05)), ("lime", (0.5, 0.1)), ("uniform", (0.2, 0.09)))
+                    for metric, value in (
+                        ("mask_mass", shares[0]),
+                        ("corner_mass", shares[1]),
+                        ("pointing", 1.0),
+                        ("background_mass", 1 - shares[0]),
+                        ("deletion_auc", 0.3),
+                        ("insertion_auc", 0.7),
+                    )
+                ]
+                + [
+                    {"method": "gradcam_vs_lime", "metric": m, "n": 2, "mean": v, "sd": 0.1}
+                    for m, v in (("spearman", 0.3), ("top_iou", 0.2))
+                ]
+            ),
         )
-        inputs["run"].append(
-            jsonfile(m / "mlflow_run.json", {"run_id": f"run-{model}", "tracking_uri": "sqlite:///x.db"})
-        )
+        files["run"] = jsonfile(m / "mlflow_run.json", {"run_id": f"run-{model}", "tracking_uri": "sqlite:///x.db"})
         # per image: 10 % of the field is leukocyte; Grad-CAM puts 40 % there (4x chance), LIME 10 % (1x)
-        inputs["explanations"].append(
-            tsv(
-                x / "explanations.tsv",
-                pd.DataFrame(
-                    [
-                        {
-                            "image_id": f"i{i}",
-                            "label": "Pro",
-                            "predicted": "Pro",
-                            "confidence": 0.9,
-                            "mask_source": source,
-                            "method": method,
-                            "mask_mass": share if source != "none" else float("nan"),
-                            "background_mass": 1 - share if source != "none" else float("nan"),
-                            "mask_area": 0.1 if source != "none" else float("nan"),
-                            "corner_mass": 0.09,
-                            "corner_ratio": 1.0,
-                        }
-                        for i, source in enumerate(["segmented"] * 6 + ["stain"] * 3 + ["none"])
-                        for method, share in (("gradcam", 0.4 + 0.01 * i), ("lime", 0.1), ("uniform", 0.1))
-                    ]
-                ),
-            )
-        )
-        inputs["agreement"].append(
-            tsv(
-                x / "agreement.tsv",
-                pd.DataFrame(
+        files["explanations"] = tsv(
+            x / "explanations.tsv",
+            pd.DataFrame(
+                [
                     {
-                        "image_id": [f"i{i}" for i in range(10)],
-                        "pair": "gradcam_vs_lime",
-                        "top_iou": 0.3,
-                        "spearman": 0.2,
+                        "image_id": f"i{i}",
+                        "label": "Pro",
+                        "predicted": "Pro",
+                        "confidence": 0.9,
+                        "mask_source": source,
+                        "method": method,
+                        "mask_mass": share if source != "none" else float("nan"),
+                        "background_mass": 1 - share if source != "none" else float("nan"),
+                        "mask_area": 0.1 if source != "none" else float("nan"),
+                        "corner_mass": 0.09,
+                        "corner_ratio": 1.0,
                     }
-                ),
-            )
+                    for i, source in enumerate(["segmented"] * 6 + ["stain"] * 3 + ["none"])
+                    for method, share in (("gradcam", 0.4 + 0.01 * i), ("lime", 0.1), ("uniform", 0.1))
+                ]
+            ),
+        )
+        files["agreement"] = tsv(
+            x / "agreement.tsv",
+            pd.DataFrame(
+                {
+                    "image_id": [f"i{i}" for i in range(10)],
+                    "pair": "gradcam_vs_lime",
+                    "top_iou": 0.3,
+                    "spearman": 0.2,
+                }
+            ),
         )
     del inputs["_quarantine"], inputs["_duplicates"]  # read beside audit.json, not rule inputs
-    params = {
-        "tasks": [TASK],
-        "backbones": MODELS,
-        "folds": [0],
-        "parent_run_file": str(r / "mlflow/parent.json"),
-        "config": {
+    jsonfile(r / "mlflow/parent.json", {"run_id": "parent-1", "tracking_uri": "sqlite:///x.db"})
+    return FakeResults(
+        rows=keyed_rows(inputs, per_model),
+        config={
             "seed": 1,
             "train": {"image_size": 64, "epochs": 2, "weights": None},
             "evaluate": {"bootstrap_samples": 1000},
         },
-    }
-    jsonfile(r / "mlflow/parent.json", {"run_id": "parent-1", "tracking_uri": "sqlite:///x.db"})
-    outputs = {
-        "report": str(r / "report.html"),
-        "table": str(r / "results_table.tsv"),
-        "summary": str(r / "results_summary.tsv"),
-        "summary_json": str(r / "summary.json"),
-    }
-    return inputs, params, outputs
+        parent_run_file=str(r / "mlflow/parent.json"),
+        outputs=ReportOutputs(
+            page=str(r / "report.html"),
+            table=str(r / "results_table.tsv"),
+            fold_means=str(r / "results_summary.tsv"),
+            headline=str(r / "summary.json"),
+        ),
+    )
 
 
 class Page(HTMLParser):
@@ -335,8 +349,8 @@ class Page(HTMLParser):
 
 
 def test_page_has_every_section_working_images_and_expected_rows(fake_results):
-    inputs, params, outputs = fake_results
-    page = Page(report_job(inputs, params, outputs))
+    fake = fake_results
+    page = Page(fake.render())
     assert set(SECTIONS) <= page.ids
     assert len(page.images) == 5 * len(MODELS) + 4  # per model 5; the preview, comparison, recall and curves plots
     for img in page.images:
@@ -346,15 +360,15 @@ def test_page_has_every_section_working_images_and_expected_rows(fake_results):
     assert {"MobileNet", "VGG16", "colour_baseline"} <= set(first_cells)  # the comparison table
     assert first_cells.count(TASK) >= len(MODELS)  # results table: one row per model
     assert {f"{TASK}/{m}/fold0" for m in MODELS} <= set(first_cells)  # provenance: run id per model
-    html = Path(outputs["report"]).read_text()
+    html = Path(fake.outputs.page).read_text()
     assert "run-MobileNet" in html and "parent-1" in html and "mlflow ui --backend-store-uri sqlite:///x.db" in html
     assert "missing-banner" not in page.ids
 
 
 def test_summary_json_holds_the_numbers_the_page_shows(fake_results):
-    inputs, params, outputs = fake_results
-    html = report_job(inputs, params, outputs)
-    summary = json.loads(Path(outputs["summary_json"]).read_text())
+    fake = fake_results
+    html = fake.render()
+    summary = json.loads(Path(fake.outputs.headline).read_text())
     headline = summary["tasks"][TASK]
     assert headline["best"] == "MobileNet" and headline["best_value"] == pytest.approx(0.90)
     assert headline["runner_up"] == "VGG16" and headline["margin_over_runner_up"] == pytest.approx(0.10)
@@ -385,9 +399,9 @@ def test_summary_json_holds_the_numbers_the_page_shows(fake_results):
 
 
 def test_where_the_models_look_is_in_summary_json_and_on_the_page(fake_results):
-    inputs, params, outputs = fake_results
-    html = report_job(inputs, params, outputs)
-    where = json.loads(Path(outputs["summary_json"]).read_text())["tasks"][TASK]["where_models_look"]
+    fake = fake_results
+    html = fake.render()
+    where = json.loads(Path(fake.outputs.headline).read_text())["tasks"][TASK]["where_models_look"]
     gradcam, lime = where["methods"]["gradcam"], where["methods"]["lime"]
     assert gradcam["leukocytes"]["ratio"] == pytest.approx(4.4) and gradcam["leukocytes"]["n"] == 2 * 9
     assert gradcam["verdict"] == "leukocytes" and lime["verdict"] == "chance" and where["verdict"] == "disagree"
@@ -395,35 +409,25 @@ def test_where_the_models_look_is_in_summary_json_and_on_the_page(fake_results):
     assert where["sentence"].startswith(f"{TASK}: by Grad-CAM the models put 4.4× chance on the leukocytes (")
     assert (
         where["sentence"] in html
-        and where["sentence"] in json.loads(Path(outputs["summary_json"]).read_text())["summary"]
+        and where["sentence"] in json.loads(Path(fake.outputs.headline).read_text())["summary"]
     )
     assert f'id="where-{TASK}"' in html
 
 
 def test_missing_results_are_marked_in_place_not_a_crash(fake_results):
-    inputs, params, outputs = fake_results
-    for kind in (
-        "metrics",
-        "history",
-        "curves",
-        "confusion",
-        "roc",
-        "reliability",
-        "explanation",
-        "explanation_summary",
-        "run",
-    ):
-        Path(inputs[kind][1]).unlink()  # VGG16 failed
+    fake = fake_results
+    for kind in MODEL_OUTPUT_KINDS:
+        Path(fake.path(kind, "VGG16")).unlink()  # VGG16 failed
     for kind in ("comparison", "paired", "comparison_figure"):
-        Path(inputs[kind][0]).unlink()  # so the task's comparison never ran
-    page_text = report_job(inputs, params, outputs)
+        Path(fake.path(kind)).unlink()  # so the task's comparison never ran
+    page_text = fake.render()
     page = Page(page_text)
     assert "missing-banner" in page.ids
     assert page_text.count('class="missing"') >= 7  # 5 figures + explanations of VGG16, and the comparison
     assert f"{TASK}/VGG16/fold0/model" not in page_text  # no bogus paths
-    summary = json.loads(Path(outputs["summary_json"]).read_text())
+    summary = json.loads(Path(fake.outputs.headline).read_text())
     assert any("VGG16" in m for m in summary["missing"]) and any("comparison.tsv" in m for m in summary["missing"])
-    table = pd.read_csv(outputs["table"], sep="\t")
+    table = pd.read_csv(fake.outputs.table, sep="\t")
     assert table.set_index("backbone").loc["VGG16", "status"].startswith("MISSING")
     assert table.set_index("backbone").loc["MobileNet", "status"] == "ok"
     assert table.set_index("backbone").loc["MobileNet", "best_epoch"] == 2  # the kept epoch, not the val_loss minimum
@@ -434,7 +438,7 @@ def test_headline_flags_a_best_model_that_does_not_beat_the_colour_baseline():
     headline = task_headline(table)
     assert headline["best"] == "VGG16" and headline["beats_colour_baseline"] == "false"
     assert headline["margin_over_colour_baseline"] == pytest.approx(-0.05)
-    text = summary_paragraph({TASK: headline}, None, {}, False, [])
+    text = opening_paragraph({TASK: headline})
     assert "it does NOT beat the colour baseline (0.850; difference -0.050, 95% CI -0.080 to -0.020" in text
 
 
@@ -444,7 +448,7 @@ def test_headline_says_undetermined_when_the_interval_straddles_zero():
     )
     headline = task_headline(table, task="four_class")
     assert headline["beats_colour_baseline"] == "undetermined"
-    text = summary_paragraph({"four_class": headline}, None, {}, False, [])
+    text = opening_paragraph({"four_class": headline})
     assert "it is undetermined whether it beats the colour baseline (0.790; difference +0.010" in text
     assert "reported about 83% accuracy on four_class, the best of its four backbones" in text
     assert "Leakage check" not in text  # no image-level baseline was run
@@ -459,7 +463,7 @@ def test_headline_shows_how_much_an_image_level_split_inflates_the_shortcut():
     )
     headline = task_headline(table)
     assert headline["colour_baseline_image_level"] == pytest.approx(0.93)
-    text = summary_paragraph({TASK: headline}, None, {}, False, [])
+    text = opening_paragraph({TASK: headline})
     assert (
         "Leakage check on benign_vs_pro: splitting by patient proxy instead of by image lowers the colour "
         "shortcut's balanced accuracy from 0.930 to 0.700."
@@ -475,7 +479,7 @@ def test_headline_says_tie_instead_of_a_zero_margin():
             comparison_row("colour_baseline", 1.0, ""),
         ]
     )
-    text = summary_paragraph({TASK: task_headline(table)}, None, {}, False, [])
+    text = opening_paragraph({TASK: task_headline(table)})
     assert "Xception and VGG16 tie for best with balanced accuracy 1.000" in text and "0.000 above" not in text
 
 
@@ -509,8 +513,8 @@ class VerdictTable(HTMLParser):
 
 
 def test_first_screen_is_one_verdict_row_per_model_before_the_paragraph(fake_results):
-    inputs, params, outputs = fake_results
-    html = report_job(inputs, params, outputs)
+    fake = fake_results
+    html = fake.render()
     rows = VerdictTable(html).rows
     assert rows[0] == [
         "model",
@@ -528,8 +532,8 @@ def test_first_screen_is_one_verdict_row_per_model_before_the_paragraph(fake_res
 
 
 def test_first_screen_shows_dashes_where_the_comparison_has_no_verdict_columns(fake_results):
-    inputs, params, outputs = fake_results
-    old = pd.read_csv(inputs["comparison"][0], sep="\t").drop(
+    fake = fake_results
+    old = pd.read_csv(fake.path("comparison"), sep="\t").drop(
         columns=[
             "beats_colour_baseline",
             "diff_vs_colour_baseline",
@@ -539,8 +543,8 @@ def test_first_screen_shows_dashes_where_the_comparison_has_no_verdict_columns(f
             "n_groups",
         ]
     )
-    tsv(Path(inputs["comparison"][0]), old)
-    rows = VerdictTable(report_job(inputs, params, outputs)).rows
+    tsv(Path(fake.path("comparison")), old)
+    rows = VerdictTable(fake.render()).rows
     assert rows[1] == ["MobileNet", "0.900 (0.850–0.950)", "—", "—"]
     assert rows[3] == ["colour_baseline", "0.750 (0.700–0.800)", "reference", "reference"]
 
@@ -581,50 +585,29 @@ def test_numbers_are_rounded_to_three_significant_digits_for_reading(value, text
 
 
 def test_tsvs_keep_full_precision_while_the_page_rounds(fake_results):
-    inputs, params, outputs = fake_results
-    metrics = json.loads(Path(inputs["metrics"][0]).read_text()) | {"balanced_accuracy": 0.9123456789}
-    jsonfile(Path(inputs["metrics"][0]), metrics)
-    html = report_job(inputs, params, outputs)
-    table = pd.read_csv(outputs["table"], sep="\t").set_index("backbone")
+    fake = fake_results
+    metrics = json.loads(Path(fake.path("metrics", "MobileNet")).read_text()) | {"balanced_accuracy": 0.9123456789}
+    jsonfile(Path(fake.path("metrics", "MobileNet")), metrics)
+    html = fake.render()
+    table = pd.read_csv(fake.outputs.table, sep="\t").set_index("backbone")
     assert table.loc["MobileNet", "balanced_accuracy"] == 0.9123456789
     assert "0.9123456789" not in html and "<td>0.912</td>" in html
 
 
 def test_recall_per_class_and_training_curves_of_every_model_join_the_report(fake_results):
-    inputs, params, outputs = fake_results
-    page = Page(report_job(inputs, params, outputs))
+    fake = fake_results
+    page = Page(fake.render())
     alts = {img["alt"] for img in page.images}
     assert {f"{TASK}: recall per class", f"{TASK}: training curves of every model"} <= alts
-    models = [
-        ModelResult(
-            TASK,
-            b,
-            0,
-            *(
-                inputs[k][i]
-                for k in (
-                    "metrics",
-                    "history",
-                    "curves",
-                    "confusion",
-                    "roc",
-                    "reliability",
-                    "explanation",
-                    "explanation_summary",
-                    "run",
-                )
-            ),
-        )
-        for i, b in enumerate(MODELS)
-    ]
-    recall = per_class_recall(TASK, models, inputs["baseline_metrics"])
+    models = [ModelResult(TASK, b, 0, **{r["kind"]: r["path"] for r in fake.rows if r["model"] == b}) for b in MODELS]
+    recall = per_class_recall(TASK, models, [fake.path("metrics", "colour_baseline")])
     assert recall.pivot(index="model", columns="class", values="recall").loc["colour_baseline"].tolist() == [0.7, 0.8]
     assert set(training_histories(TASK, models)["split"]) == {"train", "validation"}
 
 
 def test_every_table_scrolls_inside_its_box(fake_results):
-    inputs, params, outputs = fake_results
-    html = report_job(inputs, params, outputs)
+    fake = fake_results
+    html = fake.render()
     assert html.count("<table") == html.count('<div class="scroll"><table') + 2  # run ids and versions: narrow
 
 
@@ -632,7 +615,7 @@ def test_first_screen_in_a_real_browser_at_1280_by_800(fake_results, tmp_path):
     """The demo's shape: two tasks, four backbones and the colour baseline each."""
     from browser import assert_first_screen_fits
 
-    inputs, params, outputs = fake_results
+    fake = fake_results
     five = pd.DataFrame(
         [
             comparison_row(m, ba, v, d)
@@ -645,22 +628,51 @@ def test_first_screen_in_a_real_browser_at_1280_by_800(fake_results, tmp_path):
             )
         ]
     )
-    two_tasks = {k: v * 2 if isinstance(v, list) else v for k, v in inputs.items()}
-    two_tasks["comparison"] = [tsv(tmp_path / f"{t}.tsv", five) for t in (TASK, "four_class")]
-    report_job(two_tasks, {**params, "tasks": [TASK, "four_class"]}, outputs)
-    shot = assert_first_screen_fits(Path(outputs["report"]), "report-first-screen-fake.png")
+    comparisons = {t: tsv(tmp_path / f"{t}.tsv", five) for t in (TASK, "four_class")}
+    two_tasks = [
+        {**r, "task": t, "path": comparisons[t] if r["kind"] == "comparison" else r["path"]}
+        for t in (TASK, "four_class")
+        for r in fake.rows
+        if r["task"] is not None
+    ]
+    fake.render([r for r in fake.rows if r["task"] is None] + two_tasks)
+    shot = assert_first_screen_fits(Path(fake.outputs.page), "report-first-screen-fake.png")
     assert Image.open(shot).size == (1280, 800)
 
 
 def test_an_empty_metric_cell_is_a_missing_number_not_a_crash(fake_results):
     """One explained image gives no agreement spread: the summary TSV holds an empty cell there."""
-    inputs, params, outputs = fake_results
-    path = Path(inputs["explanation_summary"][0])
+    fake = fake_results
+    path = Path(fake.path("explanation_means", "MobileNet"))
     summary = pd.read_csv(path, sep="\t")
     summary["mean"] = summary["mean"].astype(object)
     summary.loc[summary["metric"] == "spearman", "mean"] = ""
     summary.to_csv(path, sep="\t", index=False)
-    report_job(inputs, params, outputs)
-    table = pd.read_csv(outputs["table"], sep="\t").set_index("backbone")
+    fake.render()
+    table = pd.read_csv(fake.outputs.table, sep="\t").set_index("backbone")
     assert pd.isna(table.loc["MobileNet", "gradcam_lime_spearman"])
     assert table.loc["VGG16", "gradcam_lime_spearman"] == pytest.approx(0.3)
+
+
+def test_the_report_finds_each_input_by_its_key_not_by_its_place_in_the_table():
+    """Two folds, two models, the colour baseline: rows in fold-major or model-major order give the same inputs."""
+
+    def row(kind, task=None, model=None, fold=None):
+        return {"task": task, "model": model, "fold": fold, "kind": kind, "path": f"{task}/{model}/{fold}/{kind}"}
+
+    per_model = {
+        (model, fold): [row(k, TASK, model, fold) for k in MODEL_OUTPUT_KINDS] for model in MODELS for fold in (0, 1)
+    }
+    common = [row("provenance"), row("audit"), *(row(k, TASK) for k in PER_TASK_KINDS)]
+    per_fold = [
+        r for fold in (1, 0) for r in (row("manifest", TASK, fold=fold), row("metrics", TASK, "colour_baseline", fold))
+    ]
+    model_major = common + per_fold + [r for m in MODELS for f in (0, 1) for r in per_model[(m, f)]]
+    fold_major = per_fold[::-1] + [r for f in (1, 0) for m in MODELS for r in per_model[(m, f)]] + common[::-1]
+    inputs = ReportInputs.from_table(model_major)
+    assert ReportInputs.from_table(fold_major) == inputs
+    assert [(m.backbone, m.fold) for m in inputs.models] == [(m, f) for m in MODELS for f in (0, 1)]
+    assert inputs.models[1].metrics == f"{TASK}/MobileNet/1/metrics"
+    assert inputs.split_manifests[TASK] == [f"{TASK}/None/0/manifest", f"{TASK}/None/1/manifest"]
+    assert inputs.baseline_metrics[TASK] == [f"{TASK}/colour_baseline/{f}/metrics" for f in (0, 1)]
+    assert inputs.comparisons[TASK]["figure"] == f"{TASK}/None/None/comparison_figure"

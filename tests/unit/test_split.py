@@ -9,6 +9,7 @@ from alldag import AlldagError
 from alldag.split import (
     PATIENT_BLOCK,
     SPLITS,
+    SplitSettings,
     block_size_for,
     leakage,
     make_folds,
@@ -19,7 +20,7 @@ from alldag.split import (
 
 def holdout_split(subset: pd.DataFrame, val: float, test: float, seed: int) -> pd.DataFrame:
     """make_folds with one fold: a single stratified holdout split (without the group and fold columns)."""
-    return make_folds(subset, 1, val, test, seed)[0].drop(columns=["group", "fold"])
+    return make_folds(subset, SplitSettings(1, val, test, seed))[0].drop(columns=["group", "fold"])
 
 
 def _subset(sizes: dict[str, int]) -> pd.DataFrame:
@@ -112,7 +113,7 @@ def test_small_class_appears_in_every_split():
 def test_classes_of_three_images_in_large_blocks_stop_with_one_line(folds):
     subset = _subset({"Benign": 3, "Pro": 3})
     with pytest.raises(AlldagError) as exc:
-        make_folds(subset, folds, 0.15, 0.15, 0, block_size=10, task="benign_vs_pro")
+        make_folds(subset, SplitSettings(folds, 0.15, 0.15, 0, block_size=10), task="benign_vs_pro")
     message = str(exc.value)
     assert "\n" not in message and message.startswith("benign_vs_pro: fold 0 would have no ")
     assert "fewer folds (split.folds)" in message and "smaller blocks (split.group_blocks, now 10)" in message
@@ -125,8 +126,8 @@ def test_grouped_kfold_with_too_few_blocks_of_a_class_stops_instead_of_an_empty_
         match=r"^four: fold \d+ would have no Benign image in (test|val|train) "
         r"\(Benign has 3 group\(s\)",
     ):
-        make_folds(subset, 5, 0.15, 0.15, 0, block_size=10, task="four")
-    for m in make_folds(subset, 5, 0.15, 0.15, 0, block_size=2, task="four"):  # smaller blocks: possible
+        make_folds(subset, SplitSettings(5, 0.15, 0.15, 0, block_size=10), task="four")
+    for m in make_folds(subset, SplitSettings(5, 0.15, 0.15, 0, block_size=2), task="four"):  # smaller blocks: possible
         assert (split_counts(m) >= 1).all().all()
 
 
@@ -139,11 +140,7 @@ def test_one_block_per_class_stops_with_one_line_not_a_crash(folds):
     ):
         make_folds(
             _subset({"Benign": 10, "Pro": 12}).assign(image_id=lambda d: d["image_id"].str.replace("-0", "-1")),
-            folds,
-            0.15,
-            0.15,
-            0,
-            block_size=40,
+            SplitSettings(folds, 0.15, 0.15, 0, block_size=40),
             task="t",
         )
 
@@ -152,7 +149,7 @@ def test_one_block_per_class_stops_with_one_line_not_a_crash(folds):
 def test_every_fold_has_every_class_in_every_split_with_patient_blocks(seed):
     subset = _subset({"Benign": 60, "Early": 45, "Pro": 100})
     subset["cluster"] = subset["image_id"]
-    manifests = make_folds(subset, 5, 0.15, 0.15, seed, block_size=5)
+    manifests = make_folds(subset, SplitSettings(5, 0.15, 0.15, seed, block_size=5))
     for m in manifests:
         assert (split_counts(m) >= 1).all().all()
         assert (m.groupby("group")["split"].nunique() == 1).all()
@@ -186,7 +183,9 @@ def test_write_split_roundtrip(tmp_path):
 
     subset = _subset({"Benign": 12, "Pro": 12}).assign(mask_path="")
     write_tsv_atomic(subset, tmp_path / "subset.tsv")
-    [manifest] = write_split(tmp_path / "subset.tsv", [tmp_path / "split.tsv"], 1, 0.25, 0.25, 5)
+    [manifest] = write_split(
+        subset=tmp_path / "subset.tsv", manifests=[tmp_path / "split.tsv"], settings=SplitSettings(1, 0.25, 0.25, 5)
+    )
     back = read_tsv(tmp_path / "split.tsv")
     assert back["split"].tolist() == manifest["split"].tolist()
     assert (back["fold"] == 0).all() and back["group"].tolist() == subset["image_id"].tolist()

@@ -9,10 +9,10 @@ from scipy.stats import binomtest
 
 from alldag import AlldagError
 from alldag.baseline import colour_features, features_of, fit_colour_baseline
-from alldag.compare import compare_models
+from alldag.compare import ComparisonOutputs, ComparisonSettings, compare_models
 from alldag.data import scan_dataset
 from alldag.evaluate import per_class_metrics
-from alldag.split import make_folds
+from alldag.split import SplitSettings, make_folds
 from alldag.stats import (
     expected_calibration_error,
     group_bootstrap_weights,
@@ -122,7 +122,7 @@ def _baseline_accuracy(tmp_path, colour_shortcut):
     generate_dataset(root, {"Early": 60, "Pre": 60}, seed=8, colour_shortcut=colour_shortcut)
     data = scan_dataset(root)
     data["y"] = data["label"].map({"Early": 0, "Pre": 1})
-    manifest = make_folds(data, 1, 0.15, 0.3, seed=0)[0]
+    manifest = make_folds(data, SplitSettings(1, 0.15, 0.3, seed=0))[0]
     train, test = manifest[manifest["split"] == "train"], manifest[manifest["split"] == "test"]
     model = fit_colour_baseline(features_of(train["path"]), train["y"].to_numpy(), seed=0)
     return (model.predict(features_of(test["path"])) == test["y"].to_numpy()).mean()
@@ -140,13 +140,11 @@ def test_image_level_baseline_refits_on_a_split_that_lets_patients_cross(tmp_pat
     generate_dataset(root, {"Early": 24, "Pre": 24}, seed=8, size=32, fields_per_patient=4)
     data = scan_dataset(root)
     data["y"] = data["label"].map({"Early": 0, "Pre": 1})
-    grouped = make_folds(data, 2, 0.15, 0.15, seed=0, block_size=4)
-    naive = image_level_predictions(
-        grouped[1], ["Early", "Pre"], {"folds": 2, "val_fraction": 0.15, "test_fraction": 0.15}, seed=0
-    )
+    grouped = make_folds(data, SplitSettings(2, 0.15, 0.15, seed=0, block_size=4))
+    naive = image_level_predictions(grouped[1], ["Early", "Pre"], SplitSettings(2, 0.15, 0.15, seed=0))
     assert (naive["group"] == naive["image_id"]).all() and set(naive["image_id"]) <= set(data["image_id"])
     assert len(naive) == 24 and naive[["p_Early", "p_Pre"]].sum(axis=1).to_numpy() == pytest.approx(1.0)
-    naive_split = make_folds(data.assign(cluster=data["image_id"]), 2, 0.15, 0.15, seed=0)[1]
+    naive_split = make_folds(data.assign(cluster=data["image_id"]), SplitSettings(2, 0.15, 0.15, seed=0))[1]
     patient = naive_split["image_id"].str.extract(r"(\d+)\.jpg")[0].astype(int).sub(1) // 4
     crossing = naive_split.groupby([naive_split["label"], patient])["split"].nunique()
     assert (crossing > 1).any()  # the image-level split puts one patient's fields on both sides
@@ -174,27 +172,23 @@ def _predictions(tmp_path, name, fold, y, correct_rate, rng):
     return path
 
 
+def comparison_outputs(folder) -> ComparisonOutputs:
+    return ComparisonOutputs(comparison=folder / "c.tsv", paired=folder / "p.tsv", figure=folder / "c.png")
+
+
 def test_compare_models_says_which_models_beat_the_baseline(tmp_path):
     rng = np.random.default_rng(3)
     rates = {"Good": 0.95, "Same": 0.62, "Worse": 0.2, "colour_baseline": 0.6}
-    paths = []
+    paths = {}
     ys = [np.repeat([0, 1], 60)[rng.permutation(120)] for _ in range(2)]
     for name, rate in rates.items():
-        for fold in range(2):
-            paths.append(_predictions(tmp_path, name, fold, ys[fold], rate, rng))
+        paths[name] = {fold: str(_predictions(tmp_path, name, fold, ys[fold], rate, rng)) for fold in range(2)}
     image_level = [_predictions(tmp_path, "image_level", fold, ys[fold], 0.9, rng) for fold in range(2)]
     summary = compare_models(
-        "t",
-        list(rates),
-        [str(p) for p in paths],
-        2,
-        ["A", "B"],
-        300,
-        0,
-        tmp_path / "c.tsv",
-        tmp_path / "p.tsv",
-        tmp_path / "c.png",
-        image_level_paths=[str(p) for p in image_level],
+        predictions=paths,
+        settings=ComparisonSettings("t", ("A", "B"), 300, 0),
+        outputs=comparison_outputs(tmp_path),
+        image_level=[str(p) for p in image_level],
     ).set_index("model")
     assert summary.loc["colour_baseline", "image_level_balanced_accuracy"] > 0.8  # the leaky split's number
     assert summary.loc["colour_baseline", "image_level_n_test"] == 240
@@ -236,15 +230,8 @@ def test_compare_models_refuses_models_tested_on_different_images(tmp_path):
     write_tsv_atomic(frame.assign(image_id=frame["image_id"] + "x"), paths[1])
     with pytest.raises(AlldagError, match="tested on different images") as exc:
         compare_models(
-            "t",
-            ["A", "colour_baseline"],
-            [str(p) for p in paths],
-            1,
-            ["A", "B"],
-            50,
-            0,
-            tmp_path / "c.tsv",
-            tmp_path / "p.tsv",
-            tmp_path / "c.png",
+            predictions={"A": {0: str(paths[0])}, "colour_baseline": {0: str(paths[1])}},
+            settings=ComparisonSettings("t", ("A", "B"), 50, 0),
+            outputs=comparison_outputs(tmp_path),
         )
     assert "\n" not in str(exc.value)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import numpy as np
@@ -33,20 +34,40 @@ def test_freezing_keeps_head_and_batchnorm_rules():
     )
 
 
+def train_settings(**changes) -> TrainSettings:
+    """A small MobileNet training run's settings (2 epochs, random init, 32 px), with `changes` applied."""
+    base = TrainSettings(
+        backbone="MobileNet",
+        task="t",
+        fold=0,
+        classes=("Benign", "Pro"),
+        image_size=32,
+        epochs=2,
+        batch_size=8,
+        learning_rate=1e-3,
+        weights=None,
+        dropout=0.1,
+        bn_momentum=0.9,
+        recalibrate_bn=False,
+        seed=0,
+    )
+    return dataclasses.replace(base, **changes)
+
+
 NO_AUGMENTATION = {"rotation_degrees": 0, "brightness": 0, "horizontal_flip": False, "vertical_flip": False, "seed": 0}
 
 
 @pytest.fixture(scope="module")
 def small_manifest(tmp_path_factory):
     from alldag.data import scan_dataset
-    from alldag.split import make_folds
+    from alldag.split import SplitSettings, make_folds
     from alldag.synthetic import generate_dataset
 
     root = tmp_path_factory.mktemp("train") / "ALL"
     generate_dataset(root, {"Benign": 8, "Pro": 8}, seed=1, size=64)
     data = scan_dataset(root)
     data["y"] = (data["label"] == "Pro").astype(int)
-    return make_folds(data, 1, 0.25, 0.25, 0)[0]
+    return make_folds(data, SplitSettings(1, 0.25, 0.25, 0))[0]
 
 
 def test_two_phase_fine_tuning_from_a_weights_file(tmp_path, small_manifest):
@@ -58,20 +79,9 @@ def test_two_phase_fine_tuning_from_a_weights_file(tmp_path, small_manifest):
     # a "pretrained" backbone weights file, made offline
     base = keras.applications.MobileNet(include_top=False, weights=None, input_shape=(32, 32, 3))
     base.save_weights(tmp_path / "mobilenet.weights.h5")
-    settings = TrainSettings(
-        "MobileNet",
-        "t",
-        0,
-        ("Benign", "Pro"),
-        32,
-        3,
-        8,
-        1e-3,
-        str(tmp_path / "mobilenet.weights.h5"),
-        0.1,
-        0.9,
-        False,
-        0,
+    settings = train_settings(
+        epochs=3,
+        weights=str(tmp_path / "mobilenet.weights.h5"),
         head_epochs=1,
         fine_tune_layers=5,
         fine_tune_learning_rate=1e-4,
@@ -91,20 +101,9 @@ def test_precise_bn_after_two_phase_fine_tuning_skips_the_frozen_layers_and_says
 
     base = keras.applications.MobileNet(include_top=False, weights=None, input_shape=(32, 32, 3))
     base.save_weights(tmp_path / "mobilenet.weights.h5")
-    settings = TrainSettings(
-        "MobileNet",
-        "t",
-        0,
-        ("Benign", "Pro"),
-        32,
-        2,
-        8,
-        1e-3,
-        str(tmp_path / "mobilenet.weights.h5"),
-        0.1,
-        0.9,
-        True,
-        0,
+    settings = train_settings(
+        weights=str(tmp_path / "mobilenet.weights.h5"),
+        recalibrate_bn=True,
         head_epochs=1,
         fine_tune_layers=5,
         fine_tune_learning_rate=1e-4,
@@ -116,20 +115,13 @@ def test_precise_bn_after_two_phase_fine_tuning_skips_the_frozen_layers_and_says
 
 
 def test_a_random_init_architecture_trains_in_one_phase_whatever_train_weights_says():
-    settings = TrainSettings(
-        "SmallCNN",
-        "t",
-        0,
-        ("Benign", "Pro"),
-        32,
-        25,
-        8,
-        1e-4,
-        "imagenet",
-        0.1,
-        None,
-        True,
-        0,
+    settings = train_settings(
+        backbone="SmallCNN",
+        epochs=25,
+        learning_rate=1e-4,
+        weights="imagenet",
+        bn_momentum=None,
+        recalibrate_bn=True,
         head_epochs=5,
         fine_tune_layers=40,
     )
@@ -147,9 +139,7 @@ def test_custom_architecture_fit_has_one_phase(tmp_path, small_manifest):
         x = keras.layers.GlobalAveragePooling2D()(keras.layers.Rescaling(1 / 255)(inputs))
         return keras.Model(inputs, keras.layers.Dense(2, activation="softmax")(x))
 
-    settings = TrainSettings(
-        "Tiny", "t", 0, ("Benign", "Pro"), 32, 3, 8, 1e-3, "imagenet", 0.1, None, False, 0, head_epochs=1
-    )
+    settings = train_settings(backbone="Tiny", epochs=3, weights="imagenet", bn_momentum=None, head_epochs=1)
     _, history = fit(settings, small_manifest, NO_AUGMENTATION, tmp_path / "ckpt", build_model=build)
     assert list(history["phase"]) == ["full"] * 3
 
@@ -185,24 +175,7 @@ def test_a_killed_fit_resumes_after_its_last_checkpoint_and_reports_each_epoch_o
         base = keras.applications.MobileNet(include_top=False, weights=None, input_shape=(32, 32, 3))
         weights = str(tmp_path / "mobilenet.weights.h5")
         base.save_weights(weights)
-    settings = TrainSettings(
-        "MobileNet",
-        "t",
-        0,
-        ("Benign", "Pro"),
-        32,
-        4,
-        8,
-        1e-3,
-        weights,
-        0.1,
-        0.9,
-        False,
-        0,
-        early_stopping_patience=3,
-        head_epochs=2,
-        fine_tune_layers=5,
-    )
+    settings = train_settings(epochs=4, weights=weights, early_stopping_patience=3, head_epochs=2, fine_tune_layers=5)
     reported = []
 
     def report_then_die(rows):
@@ -236,8 +209,6 @@ def _tiny_cnn():
 
 def test_a_resumed_fit_is_bit_identical_to_an_uninterrupted_one(tmp_path, small_manifest):
     """Shuffle, augmentation and dropout are drawn from (seed, epoch): a kill after epoch 2 changes nothing."""
-    import dataclasses
-
     import pandas as pd
 
     from alldag.augment import augmentation_spec
@@ -245,7 +216,9 @@ def test_a_resumed_fit_is_bit_identical_to_an_uninterrupted_one(tmp_path, small_
     from alldag.train import fit
 
     augmentation = augmentation_spec(20, 0.2, True, True, seed=3)
-    settings = TrainSettings("tiny", "t", 0, ("Benign", "Pro"), 32, 4, 4, 1e-2, None, 0.5, None, False, 7)
+    settings = train_settings(
+        backbone="tiny", epochs=4, batch_size=4, learning_rate=1e-2, dropout=0.5, bn_momentum=None, seed=7
+    )
     whole_model, whole = fit(settings, small_manifest, augmentation, tmp_path / "whole", build_model=_tiny_cnn)
 
     def report_then_die(rows):
@@ -269,9 +242,9 @@ def test_a_resumed_fit_is_bit_identical_to_an_uninterrupted_one(tmp_path, small_
 def test_a_checkpoint_made_with_other_settings_is_ignored(tmp_path, small_manifest):
     from alldag.train import fit
 
-    settings = TrainSettings("MobileNet", "t", 0, ("Benign", "Pro"), 32, 2, 8, 1e-3, None, 0.1, 0.9, False, 0)
+    settings = train_settings()
     fit(settings, small_manifest, NO_AUGMENTATION, tmp_path / "ckpt")
-    other = TrainSettings("MobileNet", "t", 0, ("Benign", "Pro"), 32, 3, 8, 1e-3, None, 0.1, 0.9, False, 0)
+    other = train_settings(epochs=3)
     _, history = fit(other, small_manifest, NO_AUGMENTATION, tmp_path / "ckpt")
     assert list(history["epoch"]) == [1, 2, 3]  # started afresh, not from the 2-epoch checkpoint
 
@@ -385,7 +358,7 @@ def test_rotation_matches_tensorflows_projective_transform_and_is_seeded():
 def test_training_logs_a_progress_line_per_epoch(tmp_path, small_manifest, caplog):
     from alldag.train import fit
 
-    settings = TrainSettings("MobileNet", "t", 0, ("Benign", "Pro"), 32, 2, 8, 1e-3, None, 0.1, 0.9, False, 0)
+    settings = train_settings()
     with caplog.at_level("INFO", logger="alldag.progress"):
         fit(settings, small_manifest, NO_AUGMENTATION, tmp_path / "ckpt")
     lines = [r.getMessage() for r in caplog.records if r.name == "alldag.progress"]

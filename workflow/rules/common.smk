@@ -1,6 +1,7 @@
 import json
 import os
 import sys
+from dataclasses import asdict
 from pathlib import Path
 
 sys.path.insert(0, str(Path(workflow.basedir) / "src"))
@@ -9,6 +10,7 @@ os.environ.update(ALLDAG_REPO=str(Path(workflow.basedir)))
 
 from alldag import AlldagError
 from alldag.backbones import check_backbones
+from alldag.baseline import BASELINE_NAME
 from alldag.classes import CLASSES
 from alldag.config import (
     apply_demo,
@@ -18,6 +20,7 @@ from alldag.config import (
     train_settings_for,
     validate_config,
 )
+from alldag.jobs import MODEL_OUTPUT_KINDS
 from alldag.split import block_size_for
 from alldag.data import check_tasks, class_counts
 from alldag.download import SourceDecision, has_layout, resolve_source
@@ -48,8 +51,15 @@ def decide_source(cfg):
             "kaggle",
             "synthetic",
         ):
-            return SourceDecision(prov["source"], None, prov["reason"], prov["demo"])
+            return SourceDecision(
+                kind=prov["source"], root=None, reason=prov["reason"], demo=prov["demo"]
+            )
     return resolve_source(data["source"], data["local_dir"])
+
+
+def source_params():
+    """The data-source decision, whole (alldag.data.SourceDecision's fields), for the download job."""
+    return asdict(SOURCE)
 
 
 def check_config(cfg, counts):
@@ -87,7 +97,7 @@ BACKBONES = list(
 CUSTOM_MODELS = list(config["custom_models"])  # trained by the users' own rules
 MODELS = BACKBONES + CUSTOM_MODELS
 FOLDS = list(range(config["split"]["folds"]))
-COMPARED_MODELS = MODELS + ["colour_baseline"]
+COMPARED_MODELS = MODELS + [BASELINE_NAME]
 SPLIT_BLOCK_SIZE = block_size_for(
     config["split"]["group_blocks"],
     synthetic=SOURCE.kind == "synthetic",
@@ -122,8 +132,8 @@ def fill(pattern, **wildcards):
     return expand(pattern, allow_missing=True, **wildcards)[0]
 
 
-BASELINE_EVALUATION_DIR = fill(EVALUATION_DIR, backbone="colour_baseline")
-BASELINE_RUN = fill(f"{MODEL_DIR}/mlflow_run.json", backbone="colour_baseline")
+BASELINE_EVALUATION_DIR = fill(EVALUATION_DIR, backbone=BASELINE_NAME)
+BASELINE_RUN = fill(f"{MODEL_DIR}/mlflow_run.json", backbone=BASELINE_NAME)
 
 
 def workflow_script(name):
@@ -202,14 +212,26 @@ def fold_manifests(wildcards):
     return expand(SPLIT_MANIFEST, task=wildcards.task, fold=FOLDS)
 
 
+def comparison_prediction_table(wildcards):
+    """Test predictions of every compared model and fold of a task, keyed: model -> fold -> path."""
+    return {
+        model: {
+            fold: f"{EVALUATION_DIR}/predictions.tsv".format(
+                task=wildcards.task, backbone=model, fold=fold
+            )
+            for fold in FOLDS
+        }
+        for model in COMPARED_MODELS
+    }
+
+
 def comparison_predictions(wildcards):
-    """Test predictions of every compared model and fold of a task, in (model, fold) order."""
-    return expand(
-        "results/evaluation/{task}/{model}/fold{fold}/predictions.tsv",
-        task=wildcards.task,
-        model=COMPARED_MODELS,
-        fold=FOLDS,
-    )
+    """The files of comparison_prediction_table, as the compare rule's input."""
+    return [
+        path
+        for by_fold in comparison_prediction_table(wildcards).values()
+        for path in by_fold.values()
+    ]
 
 
 def image_level_baseline_predictions(wildcards):
@@ -235,7 +257,7 @@ def track_inputs(wildcards):
     """The files a model's track job logs, by name: every model's run record, split and evaluation; a
     trained model's (not the colour baseline's) training and explanation files too."""
     where = dict(task=wildcards.task, backbone=wildcards.backbone, fold=wildcards.fold)
-    baseline = wildcards.backbone == "colour_baseline"
+    baseline = wildcards.backbone == BASELINE_NAME
     evaluated = rules.colour_baseline.output if baseline else rules.evaluate.output
     paths = {
         "run": rules.colour_baseline.output.run if baseline else rules.train.output.run,
@@ -263,7 +285,7 @@ def track_inputs(wildcards):
 
 def track_image_size(wildcards):
     """The model's input size (for its logged signature); 0 for the colour baseline, which logs no model."""
-    if wildcards.backbone == "colour_baseline":
+    if wildcards.backbone == BASELINE_NAME:
         return 0
     return backbone_image_size(wildcards)
 
@@ -287,22 +309,27 @@ def backbone_image_size(wildcards):
     return backbone_train_settings(wildcards)["image_size"]
 
 
-def model_outputs(kind):
-    """Paths of one output kind of every (task, backbone, fold) model, for the report."""
-    paths = {
-        "metrics": "results/evaluation/{task}/{backbone}/fold{fold}/metrics.json",
-        "history": "results/models/{task}/{backbone}/fold{fold}/history.tsv",
-        "curves": "results/models/{task}/{backbone}/fold{fold}/training_curves.png",
-        "confusion": "results/evaluation/{task}/{backbone}/fold{fold}/confusion_matrix.png",
-        "roc": "results/evaluation/{task}/{backbone}/fold{fold}/roc_curve.png",
-        "reliability": "results/evaluation/{task}/{backbone}/fold{fold}/reliability.png",
-        "explanation": "results/explanations/{task}/{backbone}/fold{fold}/explanation_gallery.png",
-        "explanation_summary": "results/explanations/{task}/{backbone}/fold{fold}/explanation_summary.tsv",
-        "run": "results/models/{task}/{backbone}/fold{fold}/mlflow_run.json",
-        "explanations": "results/explanations/{task}/{backbone}/fold{fold}/explanations.tsv",
-        "agreement": "results/explanations/{task}/{backbone}/fold{fold}/agreement.tsv",
-    }[kind]
-    return expand(paths, task=TASKS, backbone=MODELS, fold=FOLDS)
+MODEL_OUTPUT_PATTERNS = {
+    "metrics": f"{EVALUATION_DIR}/metrics.json",
+    "history": f"{MODEL_DIR}/history.tsv",
+    "curves": f"{MODEL_DIR}/training_curves.png",
+    "confusion": f"{EVALUATION_DIR}/confusion_matrix.png",
+    "roc": f"{EVALUATION_DIR}/roc_curve.png",
+    "reliability": f"{EVALUATION_DIR}/reliability.png",
+    "explanation": f"{EXPLANATION_DIR}/explanation_gallery.png",
+    "explanation_means": f"{EXPLANATION_DIR}/explanation_summary.tsv",
+    "run": f"{MODEL_DIR}/mlflow_run.json",
+    "explanations": f"{EXPLANATION_DIR}/explanations.tsv",
+    "agreement": f"{EXPLANATION_DIR}/agreement.tsv",
+}
+
+
+def model_outputs(task, model, fold):
+    """Paths of every output kind the report reads of one model (the kinds are alldag.jobs.ModelResult's)."""
+    return {
+        kind: MODEL_OUTPUT_PATTERNS[kind].format(task=task, backbone=model, fold=fold)
+        for kind in MODEL_OUTPUT_KINDS
+    }
 
 
 def check_model_rules():
@@ -329,47 +356,76 @@ def custom_rule_files():
     return [str(Path(path).resolve()) for path in config["custom_models"].values()]
 
 
+def report_table():
+    """Everything the report reads, keyed: rows of task, model, fold, kind and path (task, model or fold
+    None where a file is not one task's, model's or fold's). The report rule's input and params come from it.
+    """
+
+    def row(kind, path, task=None, model=None, fold=None):
+        # str(): a rule's output path carries its rule, which a job's params cannot pickle
+        return {
+            "task": task,
+            "model": model,
+            "fold": fold,
+            "kind": kind,
+            "path": str(path),
+        }
+
+    rows = [
+        row("provenance", rules.download.output.provenance),
+        row("audit", rules.audit.output.summary),
+    ]
+    for task in TASKS:
+        per_task = {
+            "leakage": rules.check_leakage.output.report,
+            "augmentation": rules.augment.output.spec,
+            "preview": rules.augment.output.preview,
+            "comparison": rules.compare.output.comparison,
+            "paired": rules.compare.output.paired,
+            "comparison_figure": rules.compare.output.figure,
+        }
+        rows += [
+            row(kind, path.format(task=task), task) for kind, path in per_task.items()
+        ]
+        for fold in FOLDS:
+            rows.append(
+                row(
+                    "manifest",
+                    SPLIT_MANIFEST.format(task=task, fold=fold),
+                    task,
+                    fold=fold,
+                )
+            )
+            rows += [
+                row(kind, path, task, model, fold)
+                for model in MODELS
+                for kind, path in model_outputs(task, model, fold).items()
+            ]
+            rows.append(
+                row(
+                    "metrics",
+                    rules.colour_baseline.output.metrics.format(task=task, fold=fold),
+                    task,
+                    BASELINE_NAME,
+                    fold,
+                )
+            )
+    return rows
+
+
 def report_inputs(wildcards=None):
-    """Everything the report reads (also used by the partial report of a --keep-going run)."""
-    return {
-        "provenance": rules.download.output.provenance,
-        "manifests": expand(
-            "results/split/{task}/fold{fold}/split_manifest.tsv",
-            task=TASKS,
-            fold=FOLDS,
-        ),
-        "audit": rules.audit.output.summary,
-        "leakage": expand(rules.check_leakage.output.report, task=TASKS),
-        "augmentation": expand(rules.augment.output.spec, task=TASKS),
-        "previews": expand(rules.augment.output.preview, task=TASKS),
-        **{kind: model_outputs(kind) for kind in REPORT_MODEL_OUTPUTS},
-        "comparison": expand(rules.compare.output.comparison, task=TASKS),
-        "paired": expand(rules.compare.output.paired, task=TASKS),
-        "comparison_figure": expand(rules.compare.output.figure, task=TASKS),
-        "baseline_metrics": expand(
-            rules.colour_baseline.output.metrics, task=TASKS, fold=FOLDS
-        ),
-    }
+    """The files of report_table, named by kind (the report rule's input)."""
+    named = {}
+    for row in report_table():
+        named.setdefault(row["kind"], []).append(row["path"])
+    return named
 
 
-REPORT_MODEL_OUTPUTS = [
-    "metrics",
-    "history",
-    "curves",
-    "confusion",
-    "roc",
-    "reliability",
-    "explanation",
-    "explanation_summary",
-    "run",
-    "explanations",
-    "agreement",
-]
 REPORT_OUTPUTS = {
-    "report": "results/report.html",
+    "page": "results/report.html",
     "table": "results/results_table.tsv",
-    "summary": "results/results_summary.tsv",
-    "summary_json": "results/summary.json",
+    "fold_means": "results/results_summary.tsv",
+    "headline": "results/summary.json",
 }
 
 
@@ -377,22 +433,17 @@ def write_partial_report():
     """With --keep-going, a failed job still gets a report: every missing result is marked in place."""
     if not workflow.execution_settings.keep_going:
         return
-    from alldag.report import report_job
+    from alldag.report import ReportInputs, ReportOutputs, build_report
 
     try:
-        report_job(
-            report_inputs(),
-            {
-                "tasks": TASKS,
-                "backbones": MODELS,
-                "folds": FOLDS,
-                "config": config,
-                "parent_run_file": PARENT_RUN_FILE,
-            },
-            REPORT_OUTPUTS,
+        build_report(
+            inputs=ReportInputs.from_table(report_table()),
+            config=config,
+            outputs=ReportOutputs(**REPORT_OUTPUTS),
+            parent_run_file=PARENT_RUN_FILE,
         )
         print(
-            f"alldag: wrote a partial report marking the missing results: {REPORT_OUTPUTS['report']}",
+            f"alldag: wrote a partial report marking the missing results: {REPORT_OUTPUTS['page']}",
             file=sys.stderr,
         )
     except Exception as exc:  # the run already failed; say why the report is absent too

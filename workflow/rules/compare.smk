@@ -18,8 +18,7 @@ rule compare:
     conda:
         "../../envs/evaluate.yaml"
     params:
-        models=COMPARED_MODELS,
-        folds=len(FOLDS),
+        predictions=comparison_prediction_table,
         classes=task_classes,
         bootstrap=config["evaluate"]["bootstrap_samples"],
         seed=config["seed"],

@@ -13,10 +13,7 @@ rule download:
     conda:
         "../../envs/data.yaml"
     params:
-        source=SOURCE.kind,
-        root=SOURCE.root,
-        reason=SOURCE.reason,
-        demo=SOURCE.demo,
+        source=source_params(),
         requested=config["data"]["source"],
         folder=config["data"]["folder"],
         synthetic=config["data"]["synthetic"],

@@ -8,9 +8,7 @@ rule report:
     conda:
         "../../envs/report.yaml"
     params:
-        tasks=TASKS,
-        backbones=MODELS,
-        folds=FOLDS,
+        inputs=report_table(),
         config=config,
         parent_run_file=PARENT_RUN_FILE,
     script:

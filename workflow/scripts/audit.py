@@ -1,20 +1,15 @@
-from alldag.audit import audit_dataset
+from alldag.audit import AuditOutputs, AuditSettings, audit_dataset
+from alldag.jobs import named_files
 from alldag.rulelog import run_rule
 
-p, out = snakemake.params, snakemake.output
 run_rule(
     snakemake.log[0],
     snakemake.threads,
     lambda: audit_dataset(
-        snakemake.input.dataset,
-        p.fixed_dir,
-        p.image_size,
-        p.near_threshold,
-        p.mask_min_fraction,
-        out.images,
-        out.quarantine,
-        out.duplicates,
-        out.summary,
+        dataset=snakemake.input.dataset,
+        fixed_dir=snakemake.params.fixed_dir,
+        settings=AuditSettings.from_params(snakemake.params),
+        outputs=named_files(AuditOutputs, snakemake.output),
         threads=snakemake.threads,
     ),
 )

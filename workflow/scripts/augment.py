@@ -6,6 +6,11 @@ run_rule(
     snakemake.log[0],
     snakemake.threads,
     lambda: write_augmentation(
-        snakemake.input.manifest, dict(p.augment), p.seed, p.image_size, snakemake.output.spec, snakemake.output.preview
+        manifest=snakemake.input.manifest,
+        augment=dict(p.augment),
+        seed=p.seed,
+        image_size=p.image_size,
+        spec_out=snakemake.output.spec,
+        preview_out=snakemake.output.preview,
     ),
 )

@@ -4,5 +4,5 @@ from alldag.split import check_leakage
 run_rule(
     snakemake.log[0],
     snakemake.threads,
-    lambda: check_leakage(list(snakemake.input.manifests), snakemake.output.report),
+    lambda: check_leakage(manifest_paths=list(snakemake.input.manifests), report_tsv=snakemake.output.report),
 )

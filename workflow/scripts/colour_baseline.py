@@ -1,22 +1,20 @@
-from alldag.baseline import run_colour_baseline
+from alldag.baseline import BaselineOutputs, BaselineSettings, run_colour_baseline
+from alldag.evaluate import EvaluationOutputs
+from alldag.jobs import named_files
 from alldag.rulelog import run_rule
 from alldag.tracking import Tracking
 
-out, w, p = snakemake.output, snakemake.wildcards, snakemake.params
-figures = {f"{k}_out": out[k] for k in ("metrics", "predictions", "confusion", "roc", "reliability")}
+out = snakemake.output
 run_rule(
     snakemake.log[0],
     snakemake.threads,
     lambda: run_colour_baseline(
-        snakemake.input.manifest,
-        list(p.classes),
-        p.seed,
-        f"{w.task}/colour_baseline/fold{w.fold}",
-        Tracking.from_params(dict(p.tracking)),
-        figures,
-        out.run,
+        manifest=snakemake.input.manifest,
+        settings=BaselineSettings.from_params(snakemake.params, snakemake.wildcards),
+        tracking=Tracking.from_params(dict(snakemake.params.tracking)),
+        outputs=BaselineOutputs(
+            evaluation=named_files(EvaluationOutputs, out), run=out.run, image_level=out.image_level
+        ),
         threads=snakemake.threads,
-        image_level_out=out.image_level,
-        split=dict(p.split),
     ),
 )

@@ -1,21 +1,14 @@
-from alldag.compare import compare_models
+from alldag.compare import ComparisonOutputs, ComparisonSettings, compare_models
+from alldag.jobs import named_files
 from alldag.rulelog import run_rule
 
-out, p = snakemake.output, snakemake.params
 run_rule(
     snakemake.log[0],
     snakemake.threads,
     lambda: compare_models(
-        snakemake.wildcards.task,
-        list(p.models),
-        list(snakemake.input.predictions),
-        p.folds,
-        list(p.classes),
-        p.bootstrap,
-        p.seed,
-        out.comparison,
-        out.paired,
-        out.figure,
-        image_level_paths=list(snakemake.input.image_level),
+        predictions={m: dict(by_fold) for m, by_fold in snakemake.params.predictions.items()},
+        settings=ComparisonSettings.from_params(snakemake.params, snakemake.wildcards),
+        outputs=named_files(ComparisonOutputs, snakemake.output),
+        image_level=list(snakemake.input.image_level),
     ),
 )

@@ -1,20 +1,14 @@
-from alldag.evaluate import evaluate_model
+from alldag.evaluate import EvaluationOutputs, EvaluationSettings, evaluate_model
+from alldag.jobs import named_files
 from alldag.rulelog import run_rule
 
-inp, out, w = snakemake.input, snakemake.output, snakemake.wildcards
 run_rule(
     snakemake.log[0],
     snakemake.threads,
     lambda: evaluate_model(
-        inp.model,
-        inp.manifest,
-        list(snakemake.params.classes),
-        snakemake.params.image_size,
-        f"{w.task}/{w.backbone}/fold{w.fold}",
-        out.metrics,
-        out.predictions,
-        out.confusion,
-        out.roc,
-        out.reliability,
+        model=snakemake.input.model,
+        manifest=snakemake.input.manifest,
+        settings=EvaluationSettings.from_params(snakemake.params, snakemake.wildcards),
+        outputs=named_files(EvaluationOutputs, snakemake.output),
     ),
 )

@@ -1,12 +1,14 @@
-from alldag.report import report_job
+from alldag.jobs import named_files
+from alldag.report import ReportInputs, ReportOutputs, build_report
 from alldag.rulelog import run_rule
 
 run_rule(
     snakemake.log[0],
     snakemake.threads,
-    lambda: report_job(
-        {k: getattr(snakemake.input, k) for k in snakemake.input.keys()},  # noqa: SIM118 (a Namedlist iterates values)
-        dict(snakemake.params),
-        {k: getattr(snakemake.output, k) for k in snakemake.output.keys()},  # noqa: SIM118
+    lambda: build_report(
+        inputs=ReportInputs.from_table(list(snakemake.params.inputs)),
+        config=snakemake.params.config,
+        outputs=named_files(ReportOutputs, snakemake.output),
+        parent_run_file=snakemake.params.parent_run_file,
     ),
 )

@@ -7,7 +7,7 @@ run_rule(
     snakemake.log[0],
     snakemake.threads,
     lambda: write_tsv_atomic(
-        select_subset(read_tsv(snakemake.input.images), list(p.classes), p.max_per_class, p.seed),
+        select_subset(read_tsv(snakemake.input.images), list(p.classes), max_per_class=p.max_per_class, seed=p.seed),
         snakemake.output.subset,
     ),
 )

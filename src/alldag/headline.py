@@ -179,15 +179,22 @@ def explanation_sentence(task: str, headline: dict) -> str | None:
     return text + "."
 
 
-def summary_paragraph(
+def opening_paragraph(
     headlines: dict[str, dict],
-    audit: dict | None,
-    leaks: dict[str, int | None],
-    synthetic: bool,
-    missing: list[str],
+    *,
+    audit: dict | None = None,
+    leaks: dict[str, int | None] | None = None,
+    synthetic: bool = False,
+    missing: list[str] | tuple[str, ...] = (),
     explanations: dict[str, dict] | None = None,
 ) -> str:
-    """The report's opening paragraph, plain text."""
+    """The report's opening paragraph, plain text.
+
+    headlines: per task its task_headline; audit: audit.json (None: not run); leaks: per task the number of
+    groups crossing splits; synthetic: the data are the built-in synthetic smears; missing: files a failed job
+    did not make; explanations: per task the explanation headline.
+    """
+    leaks = leaks or {}
     parts = []
     if synthetic:
         parts.append(

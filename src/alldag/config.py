@@ -91,7 +91,14 @@ def check_backbone_overrides(config: dict, schema_path: str | os.PathLike) -> No
             raise AlldagError(f"in backbone_overrides.{backbone}: {message}")
 
 
-def check_custom_models(custom_models: dict) -> None:
+def custom_rule_file(rule_file, workflow_dir) -> Path:
+    """A custom model's rule file: as given when absolute or found from the working directory, else from the
+    workflow folder (where the shipped examples live)."""
+    path = Path(rule_file)
+    return path if path.is_absolute() or path.is_file() else Path(workflow_dir) / path
+
+
+def check_custom_models(custom_models: dict, workflow_dir) -> None:
     """Fail with one line if a custom model's name is taken or its rule file is missing."""
     from alldag.backbones import REGISTRY
     from alldag.baseline import BASELINE_NAME
@@ -101,9 +108,10 @@ def check_custom_models(custom_models: dict) -> None:
             raise AlldagError(
                 f"custom_models names '{name}', which is a built-in model: give your architecture another name"
             )
-        if not Path(rule_file).is_file():
+        if not custom_rule_file(rule_file, workflow_dir).is_file():
             raise AlldagError(
-                f"custom_models.{name}: rule file {rule_file} not found (paths are relative to the working directory)"
+                f"custom_models.{name}: rule file {rule_file} not found (relative paths are looked up from the "
+                f"working directory, then from the workflow folder {workflow_dir})"
             )
 
 

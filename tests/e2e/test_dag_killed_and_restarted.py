@@ -29,7 +29,8 @@ pytestmark = pytest.mark.e2e
 CONFIG = REPO / "tests/configs/tiny.yaml"
 CFG = yaml.safe_load(CONFIG.read_text())
 TASK = "benign_vs_pro"
-MODELS = [*CFG["backbones"], "colour_baseline"]
+TRAINED = [*CFG["backbones"], *CFG["custom_models"]]
+MODELS = [*TRAINED, "colour_baseline"]
 COMPARED = [
     f"results/evaluation/{TASK}/{m}/fold0/{name}" for m in MODELS for name in ("predictions.tsv", "metrics.json")
 ]
@@ -102,6 +103,25 @@ def test_dag_killed_at_every_stage_ends_as_an_uninterrupted_run(e2e_run, tmp_pat
         summary.pop("mlflow")  # run ids differ between the two studies
     assert summaries[0] == summaries[1]
     _check_mlflow_once(tmp_path)
+    _check_a_resumed_training_job(tmp_path)
+
+
+def _check_a_resumed_training_job(workdir: Path) -> None:
+    """A training job killed after a checkpointed epoch resumed from it, in its own MLflow run, which moved to
+    the restart's parent run and remembers the earlier one."""
+    resumed = [m for m in TRAINED if "resuming from the checkpoint after epoch" in _train_log(workdir, m)]
+    assert resumed, "no training job resumed from a checkpoint"
+    client = mlflow.MlflowClient(f"sqlite:///{workdir / 'results/mlflow.db'}")
+    for model in resumed:
+        tags = client.get_run(
+            json.loads((workdir / f"results/models/{TASK}/{model}/fold0/mlflow_run.json").read_text())["run_id"]
+        ).data.tags
+        assert tags.get("alldag.previous_parent_run_ids"), model
+        assert tags["mlflow.parentRunId"] not in tags["alldag.previous_parent_run_ids"].split(","), model
+
+
+def _train_log(workdir: Path, model: str) -> str:
+    return (workdir / f"logs/train/{TASK}/{model}/fold0.log").read_text()
 
 
 def _check_mlflow_once(workdir: Path) -> None:

@@ -231,11 +231,11 @@ def test_search_runs_gives_one_clean_row_per_model_and_fold(e2e_run):
     table = mlflow.search_runs(experiment_names=[CFG["study"]])
     children = table[table["tags.mlflow.parentRunId"].notna()]
     keys = sorted(zip(children["params.backbone"], children["params.fold"]))
-    assert keys == sorted((m, "0") for m in BACKBONES + ["colour_baseline"])
+    assert keys == sorted((m, "0") for m in BACKBONES + list(CFG["custom_models"]) + ["colour_baseline"])
     columns = [f"params.{p}" for p in RUN_PARAMS] + [f"metrics.{m}" for m in FINAL_METRICS]
     assert children[columns].notna().all().all(), children[columns].T
     assert set(children["params.data_source"]) == {"synthetic"} and set(children["params.task"]) == {TASK}
-    names = sorted(f"{TASK}/{m}/fold0" for m in BACKBONES + ["colour_baseline"])
+    names = sorted(f"{TASK}/{m}/fold0" for m in BACKBONES + list(CFG["custom_models"]) + ["colour_baseline"])
     assert sorted(children["tags.mlflow.runName"]) == names
 
 

@@ -16,6 +16,7 @@ from alldag.config import (
     train_settings_for,
     validate_config,
 )
+from conftest import REPO
 
 
 @pytest.fixture
@@ -238,17 +239,25 @@ def test_invalid_override_value(schema_path, override, where):
     assert "backbone_overrides.MobileNet" in message and where in message
 
 
-def test_custom_model_names_and_rule_files_are_checked(tmp_path):
+def test_custom_model_names_and_rule_files_are_checked(tmp_path, monkeypatch):
     from alldag import AlldagError
-    from alldag.config import check_custom_models
+    from alldag.config import check_custom_models, custom_rule_file
 
     rule = tmp_path / "mine.smk"
     rule.write_text("")
-    check_custom_models({"MyNet": str(rule)})
+    check_custom_models({"MyNet": str(rule)}, REPO)
     with pytest.raises(AlldagError, match="built-in model"):
-        check_custom_models({"VGG16": str(rule)})
+        check_custom_models({"VGG16": str(rule)}, REPO)
     with pytest.raises(AlldagError, match="not found"):
-        check_custom_models({"MyNet": str(tmp_path / "missing.smk")})
+        check_custom_models({"MyNet": str(tmp_path / "missing.smk")}, REPO)
+    # A relative path: from the working directory first, else the workflow folder's shipped example.
+    monkeypatch.chdir(tmp_path)
+    assert custom_rule_file("mine.smk", REPO) == rule.relative_to(tmp_path)
+    shipped = "workflow/rules/custom/small_cnn.smk"
+    assert custom_rule_file(shipped, REPO) == REPO / shipped
+    check_custom_models({"SmallCNN": shipped}, REPO)
+    with pytest.raises(AlldagError, match="not found"):
+        check_custom_models({"MyNet": "workflow/rules/custom/missing.smk"}, REPO)
 
 
 def test_architecture_builders_load_by_module_or_file(tmp_path):

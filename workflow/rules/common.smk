@@ -17,6 +17,7 @@ from alldag.config import (
     booleans_from_cli,
     check_backbone_overrides,
     check_custom_models,
+    custom_rule_file,
     train_settings_for,
     validate_config,
 )
@@ -58,14 +59,14 @@ def decide_source(cfg):
 
 
 def source_params():
-    """The data-source decision, whole (alldag.data.SourceDecision's fields), for the download job."""
+    """The data-source decision, whole (alldag.download.SourceDecision's fields), for the download job."""
     return asdict(SOURCE)
 
 
 def check_config(cfg, counts):
     """Cross-key checks the schema cannot express: backbones, their overrides, task classes."""
     check_backbone_overrides(cfg, SCHEMA)
-    check_custom_models(cfg["custom_models"])
+    check_custom_models(cfg["custom_models"], workflow.basedir)
     check_backbones(
         {b: train_settings_for(cfg, b)["image_size"] for b in cfg["backbones"]}
     )
@@ -352,8 +353,11 @@ def check_model_rules():
 
 
 def custom_rule_files():
-    """The rule files of config custom_models, as absolute paths (relative ones are from the working directory)."""
-    return [str(Path(path).resolve()) for path in config["custom_models"].values()]
+    """The rule files of config custom_models, as absolute paths (alldag.config.custom_rule_file)."""
+    return [
+        str(custom_rule_file(path, workflow.basedir).resolve())
+        for path in config["custom_models"].values()
+    ]
 
 
 def report_table():

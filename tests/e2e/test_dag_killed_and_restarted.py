@@ -31,6 +31,7 @@ CFG = yaml.safe_load(CONFIG.read_text())
 TASK = "benign_vs_pro"
 TRAINED = [*CFG["backbones"], *CFG["custom_models"]]
 MODELS = [*TRAINED, "colour_baseline"]
+EPOCHS = {m: CFG["backbone_overrides"].get(m, {}).get("epochs", CFG["train"]["epochs"]) for m in TRAINED}
 COMPARED = [
     f"results/evaluation/{TASK}/{m}/fold0/{name}" for m in MODELS for name in ("predictions.tsv", "metrics.json")
 ]
@@ -44,13 +45,14 @@ def _started(workdir: Path, pattern: str, since: float) -> bool:
 
 def _training_checkpointed_midway(workdir: Path, since: float) -> bool:
     """A training job of this attempt has checkpointed an epoch and has more to train."""
-    for state in workdir.glob(f"results/models/{TASK}/*/fold0/checkpoint/state.json"):
+    for model in TRAINED:
+        state = workdir / f"results/models/{TASK}/{model}/fold0/checkpoint/state.json"
         try:
             epoch = json.loads(state.read_text())["epoch"]
-        except (OSError, ValueError, KeyError):  # replaced while read
+            if state.stat().st_mtime >= since and 1 <= epoch < EPOCHS[model]:
+                return True
+        except (OSError, ValueError, KeyError):  # not there yet, or replaced while read
             continue
-        if state.stat().st_mtime >= since and 1 <= epoch < CFG["train"]["epochs"]:
-            return True
     return False
 
 
@@ -135,4 +137,4 @@ def _check_mlflow_once(workdir: Path) -> None:
         assert "test_balanced_accuracy" in child.data.metrics
         if child.data.tags["backbone"] != "colour_baseline":
             steps = [m.step for m in client.get_metric_history(child.info.run_id, "val_loss")]
-            assert sorted(steps) == list(range(CFG["train"]["epochs"])), child.data.tags["backbone"]
+            assert sorted(steps) == list(range(EPOCHS[child.data.tags["backbone"]])), child.data.tags["backbone"]

@@ -1,4 +1,11 @@
 # Tracking apart from computing: these jobs log the files the computing jobs wrote (see alldag.track).
+# They are light and talk to the tracking server, which compute nodes may not reach: they run where
+# snakemake runs.
+localrules:
+    track,
+    track_comparison,
+
+
 rule track:
     input:
         unpack(track_inputs),

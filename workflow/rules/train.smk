@@ -19,6 +19,8 @@ rule train:
         f"logs/train/{MODEL_FOLD}.log",
     wildcard_constraints:
         backbone="|".join(BACKBONES),
+    # Training is the long pole: once its inputs are ready, it goes before lighter jobs.
+    priority: 1
     conda:
         train_env()
     resources:

@@ -377,8 +377,11 @@ def log_metrics_once(client, run_id: str, metrics: dict, step: int = 0) -> int:
     from mlflow.entities import Metric
 
     stamp = int(time.time() * 1000)
+    present = retry(client.get_run, run_id).data.metrics  # one request; a key's history only if it has one
     batch = [
-        Metric(k, float(v), stamp, step) for k, v in metrics.items() if step not in logged_steps(client, run_id, k)
+        Metric(k, float(v), stamp, step)
+        for k, v in metrics.items()
+        if k not in present or step not in logged_steps(client, run_id, k)
     ]
     for i in range(0, len(batch), 500):  # MLflow's batch limit is 1000 metrics
         retry(client.log_batch, run_id, metrics=batch[i : i + 500])

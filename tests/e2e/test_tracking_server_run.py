@@ -44,10 +44,10 @@ def test_server_listens_on_loopback_only(mlflow_server):
 
 
 def test_training_jobs_ran_in_parallel(mlflow_server, server_run):
-    """The folds' training spans (child run start to its best-epoch metric) overlap: concurrent writers."""
+    """The folds' training runs (child run start to end, the model logged) overlap: concurrent writers."""
     _, children = study_runs(mlflow_server, CFG["study"])
     spans = [
-        (int(c["info"]["start_time"]), int(metric_history(mlflow_server, c, "best_val_accuracy")[0]["timestamp"]))
+        (int(c["info"]["start_time"]), int(c["info"]["end_time"]))
         for c in children
         if tags(c)["backbone"] == "MobileNet"
     ]

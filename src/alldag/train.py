@@ -347,15 +347,23 @@ def _log_model(model, manifest: pd.DataFrame, settings: TrainSettings, model_out
     )
 
 
+@dataclass(frozen=True)
+class TrainOutputs:
+    """The files a training job writes (see train_model)."""
+
+    model: str  # model.keras
+    history: str  # history.tsv
+    curves: str  # training_curves.png
+    run: str  # mlflow_run.json
+
+
 def train_model(
+    *,
     settings: TrainSettings,
-    split_manifest,
-    augmentation_json,
+    manifest,
+    augmentation,
     tracking: Tracking,
-    model_out,
-    history_out,
-    curves_out,
-    run_out,
+    outputs: TrainOutputs,
     checkpoint_every_s: float = 0.0,
     mixed_precision: str = "auto",
     build_model=None,
@@ -363,11 +371,12 @@ def train_model(
 ) -> None:
     """Train one (task, backbone) model and write its outputs.
 
-    Outputs: model_out (.keras, without optimizer state; a hard link to the logged MLflow model's file when
-    the artifact store is local), history_out (TSV, one row per epoch), curves_out (PNG of the
-    accuracy and loss curves), run_out (JSON: the MLflow child run id, or null, and the run's record for
-    the `track` rule). A checkpoint folder beside model_out lets a killed job resume; it is removed once the
-    outputs are written. Epochs are logged live while MLflow answers; a tracking failure is a warning.
+    manifest: the fold's split manifest (TSV); augmentation: the augment stage's spec (JSON).
+    outputs: model (.keras, without optimizer state; a hard link to the logged MLflow model's file when
+    the artifact store is local), history (TSV, one row per epoch), curves (PNG of the accuracy and loss
+    curves), run (JSON: the MLflow child run id, or null, and the run's record for the `track` rule). A
+    checkpoint folder beside the model lets a killed job resume; it is removed once the outputs are written.
+    Epochs are logged live while MLflow answers; a tracking failure is a warning.
     require_gpu: raise AlldagError (one line) instead of training on the CPU when no GPU is visible.
     """
     import mlflow
@@ -388,9 +397,10 @@ def train_model(
             hardware["devices"],
             hardware["precision"],
         )
+        split_manifest, augmentation_json = manifest, augmentation  # the files; below, the names hold their contents
         manifest = read_tsv(split_manifest)
         augmentation = read_spec(augmentation_json)
-        checkpoint_dir = Path(model_out).parent / "checkpoint"
+        checkpoint_dir = Path(outputs.model).parent / "checkpoint"
         key = run_fingerprint(settings, manifest, augmentation)
         previous = checkpoint.load_run(checkpoint_dir, key)
         record = run_record(settings, tracking, manifest, augmentation, hardware)
@@ -413,21 +423,26 @@ def train_model(
                 build_model,
                 report_metrics=lambda m: run_id and live.call(log_metrics, m),
             )
-            write_training_outputs(history, settings, history_out, curves_out)
-            files = [(curves_out, "figures"), (history_out, None), (augmentation_json, None), (split_manifest, None)]
+            write_training_outputs(history, settings, outputs.history, outputs.curves)
+            files = [
+                (outputs.curves, "figures"),
+                (outputs.history, None),
+                (augmentation_json, None),
+                (split_manifest, None),
+            ]
             if not (
-                run_id and live.call(_finish_live_run, run_id, history, files, model, manifest, settings, model_out)
+                run_id and live.call(_finish_live_run, run_id, history, files, model, manifest, settings, outputs.model)
             ):
-                store_model(model, None, model_out)
+                store_model(model, None, outputs.model)
         except BaseException:
             if run_id:
                 live.call(retry, mlflow.end_run, status="FAILED")
             raise
         if run_id:
             live.call(retry, mlflow.end_run)
-        write_run_file(run_out, tracking, record, run_id=run_id, parent=parent, error=live.error)
+        write_run_file(outputs.run, tracking, record, run_id=run_id, parent=parent, error=live.error)
         checkpoint.clear(checkpoint_dir)
-    log.info("saved %s (MLflow run %s)", model_out, run_id or "not yet: the track rule makes it")
+    log.info("saved %s (MLflow run %s)", outputs.model, run_id or "not yet: the track rule makes it")
 
 
 def write_training_outputs(history: pd.DataFrame, settings: TrainSettings, history_out, curves_out) -> None:

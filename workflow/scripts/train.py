@@ -1,5 +1,6 @@
+from alldag.jobs import named_files
 from alldag.rulelog import run_rule
-from alldag.train import settings_from_params, train_model
+from alldag.train import TrainOutputs, settings_from_params, train_model
 
 out, params = snakemake.output, dict(snakemake.params)
 settings, tracking = settings_from_params({**params, **dict(snakemake.wildcards)})
@@ -16,14 +17,11 @@ run_rule(
     snakemake.log[0],
     snakemake.threads,
     lambda: train_model(
-        settings,
-        snakemake.input.manifest,
-        snakemake.input.augmentation,
-        tracking,
-        out.model,
-        out.history,
-        out.curves,
-        out.run,
+        settings=settings,
+        manifest=snakemake.input.manifest,
+        augmentation=snakemake.input.augmentation,
+        tracking=tracking,
+        outputs=named_files(TrainOutputs, out),
         checkpoint_every_s=60 * params["train"]["checkpoint_minutes"],
         mixed_precision=params["train"]["mixed_precision"],
         require_gpu=params["train"]["require_gpu"],

@@ -34,9 +34,8 @@ from pathlib import Path
 
 import psutil
 import yaml
+from dag import OFFLINE_ENV, REPO, snakemake_command
 
-REPO = Path(__file__).resolve().parents[1]
-SNAKEMAKE = str(Path(sys.executable).with_name("snakemake"))
 SCRIPT = re.compile(r"\.snakemake/scripts/tmp[^/]*?\.(\w+)\.py$")
 POLL_S = 0.05
 
@@ -62,22 +61,10 @@ def job_rule(proc: psutil.Process) -> str | None:
 
 def run_and_watch(workdir: Path, configfile: Path) -> tuple[dict[int, tuple[str, int]], int, float]:
     """Run snakemake; returns {job pid: (rule, peak KiB)}, snakemake's own peak KiB and the wall time."""
-    cmd = [
-        SNAKEMAKE,
-        "-s",
-        str(REPO / "Snakefile"),
-        "-d",
-        str(workdir),
-        "--configfile",
-        str(configfile),
-        "--cores",
-        "1",
-    ]
+    cmd = snakemake_command(workdir, configfile, cores=1)
     start = time.perf_counter()
     with open(workdir / "snakemake.log", "w") as log:
-        snakemake = subprocess.Popen(
-            cmd, cwd=workdir, stdout=log, stderr=subprocess.STDOUT, env={**os.environ, "ALLDAG_OFFLINE": "1"}
-        )
+        snakemake = subprocess.Popen(cmd, cwd=workdir, stdout=log, stderr=subprocess.STDOUT, env=OFFLINE_ENV)
         jobs, own = watch(snakemake)
     elapsed = time.perf_counter() - start
     if snakemake.returncode != 0:

@@ -16,25 +16,15 @@ import tempfile
 import time
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[1]
-SNAKEMAKE = str(Path(sys.executable).with_name("snakemake"))
+from dag import OFFLINE_ENV, REPO, snakemake_command
+
 FULL_TARGET_S, NOOP_TARGET_S = 600.0, 5.0
 
 
 def timed_run(workdir: Path) -> tuple[float, str]:
-    cmd = [
-        SNAKEMAKE,
-        "-s",
-        str(REPO / "Snakefile"),
-        "-d",
-        str(workdir),
-        "--configfile",
-        str(REPO / "config.yaml"),
-        "--cores",
-        "all",
-    ]
+    cmd = snakemake_command(workdir, REPO / "config.yaml")
     start = time.perf_counter()
-    proc = subprocess.run(cmd, capture_output=True, text=True, env={**os.environ, "ALLDAG_OFFLINE": "1"})
+    proc = subprocess.run(cmd, capture_output=True, text=True, env=OFFLINE_ENV)
     elapsed = time.perf_counter() - start
     if proc.returncode != 0:
         sys.exit(f"snakemake failed:\n{proc.stderr[-4000:]}")

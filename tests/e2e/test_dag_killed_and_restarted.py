@@ -23,15 +23,16 @@ import pandas as pd
 import pytest
 import yaml
 
+from alldag.config import train_settings_for, trained_models
 from workflow_helpers import REPO, _command, snakemake
 
 pytestmark = pytest.mark.e2e
 CONFIG = REPO / "tests/configs/tiny.yaml"
 CFG = yaml.safe_load(CONFIG.read_text())
 TASK = "benign_vs_pro"
-TRAINED = [*CFG["backbones"], *CFG["custom_models"]]
+TRAINED = trained_models(CFG)
 MODELS = [*TRAINED, "colour_baseline"]
-EPOCHS = {m: CFG["backbone_overrides"].get(m, {}).get("epochs", CFG["train"]["epochs"]) for m in TRAINED}
+EPOCHS = {m: train_settings_for(CFG, m)["epochs"] for m in TRAINED}
 COMPARED = [
     f"results/evaluation/{TASK}/{m}/fold0/{name}" for m in MODELS for name in ("predictions.tsv", "metrics.json")
 ]

@@ -16,14 +16,15 @@ import pandas as pd
 import pytest
 import yaml
 
+from alldag.config import train_settings_for, trained_models
 from workflow_helpers import REPO, snakemake
 
 pytestmark = pytest.mark.e2e
 CONFIG = REPO / "tests/configs/tiny.yaml"
 CFG = yaml.safe_load(CONFIG.read_text())
 TASK = "benign_vs_pro"
-BACKBONES = [*CFG["backbones"], *CFG["custom_models"]]  # every trained model: keras.applications and custom
-EPOCHS = {m: CFG["backbone_overrides"].get(m, {}).get("epochs", CFG["train"]["epochs"]) for m in BACKBONES}
+BACKBONES = trained_models(CFG)  # every trained model: keras.applications and custom
+EPOCHS = {m: train_settings_for(CFG, m)["epochs"] for m in BACKBONES}
 
 
 @pytest.fixture(scope="module")

@@ -42,11 +42,14 @@ run: install  ## the study (offline: the synthetic demo, labelled as such)
 	$(VENV)/bin/snakemake --cores all
 	$(VENV)/bin/snakemake --report results/snakemake-report.html
 
+# pytest-xdist workers (0: one process); tests/conftest.py keeps the tests sharing a DAG run on one worker.
+TEST_WORKERS ?= 2
+
 test: install  ## the whole test suite: tests/unit, tests/workflow and tests/e2e (what CI runs)
-	$(PY) -m pytest -q
+	$(PY) -m pytest -q -n $(TEST_WORKERS)
 
 test-fast: install  ## the unit tier only (tests/unit, in-process, under 2 minutes)
-	$(PY) -m pytest -q tests/unit
+	$(PY) -m pytest -q -n $(TEST_WORKERS) tests/unit
 
 lint: install  ## ruff (lint and format, settings in pyproject.toml), snakefmt and snakemake --lint
 	$(VENV)/bin/ruff check .

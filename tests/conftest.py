@@ -37,12 +37,51 @@ def checksum_manifest(root) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=MANIFEST_COLUMNS)
 
 
-def pytest_collection_modifyitems(items):
-    """Mark each test with its folder's tier, so `-m "not e2e"` and `-m unit` select by cost."""
+# Session fixtures that run a DAG or start a server, and the test modules that use each. `make test` runs the
+# suite on pytest-xdist workers; a worker takes a whole module at a time, and these modules together, so each
+# such fixture runs once. (xdist's own `--dist loadgroup` marks do not group on pytest 9.2: pytest-xdist#1386.)
+SHARED_RUNS = {
+    "e2e_run": (
+        "tests/e2e/test_dag_killed_and_restarted.py",
+        "tests/e2e/test_mlflow_models.py",
+        "tests/e2e/test_tiny_study.py",
+    ),
+    "mlflow_server": ("tests/e2e/test_slurm_cluster.py", "tests/e2e/test_tracking_server_run.py"),
+}
+WORK_UNIT = {module: fixture for fixture, modules in SHARED_RUNS.items() for module in modules}
+
+
+def pytest_xdist_make_scheduler(config, log):
+    """Hand workers whole work units, the costliest tiers first (the order pytest_collection_modifyitems gives):
+    a module, or the modules sharing a run (WORK_UNIT). Modules also keep their fixed resources to one worker
+    (the Kaggle stub's port, the SLURM cluster's system config)."""
+    from xdist.scheduler import LoadScopeScheduling
+
+    class SharedRunScheduling(LoadScopeScheduling):
+        def _split_scope(self, nodeid: str) -> str:
+            module = nodeid.split("::", 1)[0]
+            return WORK_UNIT.get(module, module)
+
+    config.option.loadscopereorder = False  # keep the tier order rather than sorting units by their test count
+    return SharedRunScheduling(config, log)
+
+
+def pytest_collection_modifyitems(config, items):
+    """Mark each test with its folder's tier, so `-m "not e2e"` and `-m unit` select by cost; on xdist workers,
+    order the tests e2e (shared runs first), workflow, unit, so the longest work units start first. A test using
+    a shared run from a module not listed in SHARED_RUNS would run it a second time: that stops the session."""
+    cost = {}
     for item in items:
         tier = Path(item.path).relative_to(REPO / "tests").parts[0]
         if tier in TIERS:
             item.add_marker(tier)
+        module = Path(item.path).relative_to(REPO).as_posix()
+        cost[item.nodeid] = (TIERS.index(tier) if tier in TIERS else 0, module in WORK_UNIT)
+        for fixture, modules in SHARED_RUNS.items():
+            if fixture in getattr(item, "fixturenames", ()) and module not in modules:
+                raise pytest.UsageError(f"{item.nodeid} uses {fixture}: add {module} to SHARED_RUNS in {__file__}")
+    if hasattr(config, "workerinput"):
+        items.sort(key=lambda item: cost[item.nodeid], reverse=True)  # stable: modules stay together
 
 
 @pytest.fixture(scope="session")

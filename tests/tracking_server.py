@@ -45,6 +45,7 @@ def basic_auth_server(root: Path, port: int | None = None):
     (root / "basic_auth.ini").write_text(
         f"[mlflow]\ndefault_permission = READ\ndatabase_uri = sqlite:///{root}/basic_auth.db\nadmin_username = {USER}\n"
         "authorization_function = mlflow.server.auth:authenticate_request_basic_auth\n"
+        "auth_cache_ttl_seconds = 600\n"  # a password hash costs 0.1 s of CPU: once per client, not per request
     )
     port = port or free_port()
     url = f"http://127.0.0.1:{port}"

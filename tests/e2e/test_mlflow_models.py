@@ -23,6 +23,7 @@ import pytest
 import yaml
 
 import fresh_env
+from alldag.config import train_settings_for
 from slurm_cluster import free_port
 from workflow_helpers import REPO
 
@@ -64,7 +65,7 @@ def first_test_images(
             pixels = tf.io.decode_image(tf.io.read_file(source), channels=3, expand_animations=False)
             png.write_bytes(tf.io.encode_png(pixels).numpy())
         paths = [str(p) for p in pngs]
-    return load_images(paths, CFG["train"]["image_size"]), rows
+    return load_images(paths, train_settings_for(CFG, backbone)["image_size"]), rows
 
 
 def expected(rows: pd.DataFrame) -> np.ndarray:
@@ -117,7 +118,7 @@ def test_mlmodel_is_keras3_with_exact_requirements_signature_and_a_small_example
             f"keras=={keras.__version__}",
             f"tensorflow=={tf.__version__}",
         ]
-        size = CFG["train"]["image_size"]
+        size = train_settings_for(CFG, backbone)["image_size"]
         inputs = json.loads(mlmodel["signature"]["inputs"])
         assert inputs == [
             {"name": "image", "type": "tensor", "tensor-spec": {"dtype": "float32", "shape": [-1, size, size, 3]}}

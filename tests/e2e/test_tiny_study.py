@@ -168,10 +168,11 @@ def test_mlflow_has_one_child_run_per_model_under_one_parent(run):
 
 
 def test_explanations_are_measured_per_image_and_summarised(run):
-    size = CFG["train"]["image_size"]
     n = 2 * CFG["explain"]["images_per_class"]
     methods = {"gradcam", "gradcam_pp", "lime"}
+    assert len({train_settings_for(CFG, b)["image_size"] for b in BACKBONES}) > 1  # each model's own size
     for backbone in BACKBONES:
+        size = train_settings_for(CFG, backbone)["image_size"]
         folder = run / f"results/explanations/{TASK}/{backbone}/fold0"
         heat = np.load(folder / "heatmaps.npz")
         for method in methods:

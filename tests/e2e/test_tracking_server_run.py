@@ -7,7 +7,6 @@ The run (conftest.server_run) is the one-model config with two folds, so two tra
 from __future__ import annotations
 
 import time
-import urllib.parse
 
 import pytest
 import yaml
@@ -15,19 +14,15 @@ import yaml
 from slurm_cluster import free_port, listening_addresses
 from tracking_server import (
     CFG,
-    SECRET_ENV,
     TARGET,
     TASK,
     assert_no_secret,
-    basic_auth_server,
     check_study_logged,
-    metric_history,
-    rest,
     study_runs,
     tags,
     written_text_files,
 )
-from workflow_helpers import Background, error_lines, snakemake, write_config
+from workflow_helpers import error_lines, snakemake
 
 pytestmark = pytest.mark.e2e
 
@@ -74,85 +69,3 @@ def test_unreachable_server_fails_in_seconds_and_keeps_results(server_run):
     assert elapsed < 30, elapsed  # Snakemake's start-up included; the probe itself gives up after 5 s
     assert {p: p.stat().st_mtime_ns for p in kept if p.exists()} == kept  # nothing ran, nothing was removed
     assert (workdir / f"results/models/{TASK}/MobileNet/fold0/model.keras").is_file()
-
-
-def test_outage_mid_run_keeps_outputs_and_a_later_track_run_completes_mlflow(tmp_path):
-    """The server dies once training has finished: evaluate, explain and compare still write their outputs (up to
-    the tracked comparison, as the other server tests; the report is e2e/test_tiny_study's); only track jobs
-    fail, and their failure removes nothing. With the server back, a plain re-run runs only the track jobs and
-    MLflow holds the study; forcing the track jobs again adds no second copy of any metric step, artefact or run."""
-    cfg = {**CFG, "study": "alldag-outage", "split": {"folds": 1}}
-    model_dir = f"results/models/{TASK}/MobileNet/fold0"
-    computed = [
-        f"{model_dir}/model.keras",
-        f"results/evaluation/{TASK}/MobileNet/fold0/metrics.json",
-        f"results/evaluation/{TASK}/MobileNet/fold0/predictions.tsv",
-        f"results/explanations/{TASK}/MobileNet/fold0/explanation_summary.tsv",
-        f"results/comparison/{TASK}/comparison.tsv",
-    ]
-    port = free_port()
-    (tmp_path / "server").mkdir()
-    with basic_auth_server(tmp_path / "server", port) as url:
-        config = write_config(tmp_path, {**cfg, "mlflow": {"tracking_uri": url}})
-        run = Background(tmp_path, "--cores", "2", "--keep-going", TARGET, config=config, env=SECRET_ENV)
-        deadline = time.monotonic() + 600
-        while not (tmp_path / model_dir / "mlflow_run.json").is_file():  # train's last output: training is over
-            assert run.proc.poll() is None and time.monotonic() < deadline, run.err.read_text()[-3000:]
-            time.sleep(0.5)
-    proc, _ = run.wait()  # the server is down from here on
-    assert proc.returncode != 0
-    for path in computed:
-        assert (tmp_path / path).is_file(), path  # computed while MLflow was down, and kept
-    assert not (tmp_path / f"results/mlflow/{TASK}/MobileNet/fold0/tracked.json").exists()
-    track_log = (tmp_path / f"logs/track/{TASK}/MobileNet/fold0.log").read_text()
-    assert "is unreachable" in track_log, track_log[-2000:]
-    assert "Traceback" not in proc.stderr.split("Exiting because a job execution failed")[-1]  # a warning, no more
-    kept = {p: (tmp_path / p).stat().st_mtime_ns for p in computed}
-    with basic_auth_server(tmp_path / "server", port) as url:  # the same server, back
-        proc = snakemake(tmp_path, "--cores", "2", TARGET, config=config, env=SECRET_ENV)
-        assert proc.returncode == 0, proc.stderr[-4000:]
-        assert {p: (tmp_path / p).stat().st_mtime_ns for p in computed} == kept  # only tracking ran
-        record = check_tracked_once(url, cfg)
-        proc = snakemake(
-            tmp_path,
-            "--cores",
-            "2",
-            TARGET,
-            "--forcerun",
-            "track",
-            "track_comparison",  # targets
-            config=config,
-            env=SECRET_ENV,
-        )  # first: --forcerun takes every name after it
-        assert proc.returncode == 0, proc.stderr[-4000:]
-        assert check_tracked_once(url, cfg) == record
-
-
-def check_tracked_once(url: str, cfg: dict) -> dict:
-    """Assert one finished child run per model, each epoch step and artefact once; returns the record."""
-    experiment = rest(url, "experiments/get-by-name?" + urllib.parse.urlencode({"experiment_name": cfg["study"]}))
-    runs = rest(
-        url, "runs/search", {"experiment_ids": [experiment["experiment"]["experiment_id"]], "max_results": 100}
-    )["runs"]
-    children = {tags(r)["backbone"]: r for r in runs if "mlflow.parentRunId" in tags(r)}
-    assert len(children) == len([r for r in runs if "mlflow.parentRunId" in tags(r)]) == 2, runs
-    record = {}
-    for model, child in children.items():
-        assert child["info"]["status"] == "FINISHED"
-        metrics = {m["key"] for m in child["data"]["metrics"]}
-        assert {"test_accuracy", "test_roc_auc"} <= metrics, (model, metrics)
-        if model == "MobileNet":
-            assert sorted(m["step"] for m in metric_history(url, child, "val_loss")) == list(
-                range(cfg["train"]["epochs"])
-            )
-            assert len(metric_history(url, child, "test_accuracy")) == 1
-        artefacts = sorted(
-            a["path"]
-            for folder in ("figures", "evaluation", "explanation")
-            for a in rest(
-                url, "artifacts/list?" + urllib.parse.urlencode({"run_id": child["info"]["run_id"], "path": folder})
-            ).get("files", [])
-        )
-        assert "evaluation/predictions.tsv" in artefacts
-        record[model] = (child["info"]["run_id"], artefacts, sorted(metrics))
-    return record

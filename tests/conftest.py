@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import os
 import shutil
+from contextlib import contextmanager
 from pathlib import Path
 
 import pandas as pd
@@ -37,51 +38,67 @@ def checksum_manifest(root) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=MANIFEST_COLUMNS)
 
 
-# Session fixtures that run a DAG or start a server, and the test modules that use each. `make test` runs the
-# suite on pytest-xdist workers; a worker takes a whole module at a time, and these modules together, so each
-# such fixture runs once. (xdist's own `--dist loadgroup` marks do not group on pytest 9.2: pytest-xdist#1386.)
-SHARED_RUNS = {
-    "e2e_run": (
-        "tests/e2e/test_dag_killed_and_restarted.py",
-        "tests/e2e/test_mlflow_models.py",
-        "tests/e2e/test_tiny_study.py",
-    ),
-    "mlflow_server": ("tests/e2e/test_slurm_cluster.py", "tests/e2e/test_tracking_server_run.py"),
-}
-WORK_UNIT = {module: fixture for fixture, modules in SHARED_RUNS.items() for module in modules}
+# `make test` runs the suite on pytest-xdist workers, each taking one work unit at a time: a module, or the
+# modules that share a server (the session's MLflow server lives in one worker's process), listed here.
+# (xdist's own `--dist loadgroup` marks do not group on pytest 9.2: pytest-xdist#1386.)
+SERVER_MODULES = ("tests/e2e/test_slurm_cluster.py", "tests/e2e/test_tracking_server_run.py")
+# The longest units first (a longest-first schedule ends both workers close together); then the other e2e,
+# the workflow and the unit modules. The kill test runs while another worker makes its reference, e2e_run.
+FIRST = (
+    "tests/e2e/test_tiny_study.py",
+    "tests/e2e/test_dag_killed_and_restarted.py",
+    *SERVER_MODULES,
+    "tests/e2e/test_tracking_outage.py",
+)
 
 
 def pytest_xdist_make_scheduler(config, log):
-    """Hand workers whole work units, the costliest tiers first (the order pytest_collection_modifyitems gives):
-    a module, or the modules sharing a run (WORK_UNIT). Modules also keep their fixed resources to one worker
-    (the Kaggle stub's port, the SLURM cluster's system config)."""
+    """Hand workers whole work units, in the order pytest_collection_modifyitems gives: a module, or the
+    modules sharing the MLflow server. Modules also keep their fixed resources on one worker (the Kaggle stub's
+    port, the SLURM cluster's system config)."""
     from xdist.scheduler import LoadScopeScheduling
 
-    class SharedRunScheduling(LoadScopeScheduling):
+    class ModuleScheduling(LoadScopeScheduling):
         def _split_scope(self, nodeid: str) -> str:
             module = nodeid.split("::", 1)[0]
-            return WORK_UNIT.get(module, module)
+            return "mlflow_server" if module in SERVER_MODULES else module
 
-    config.option.loadscopereorder = False  # keep the tier order rather than sorting units by their test count
-    return SharedRunScheduling(config, log)
+    config.option.loadscopereorder = False  # keep that order rather than sorting units by their test count
+    return ModuleScheduling(config, log)
 
 
 def pytest_collection_modifyitems(config, items):
     """Mark each test with its folder's tier, so `-m "not e2e"` and `-m unit` select by cost; on xdist workers,
-    order the tests e2e (shared runs first), workflow, unit, so the longest work units start first. A test using
-    a shared run from a module not listed in SHARED_RUNS would run it a second time: that stops the session."""
-    cost = {}
+    order the tests FIRST, then e2e, workflow, unit. A test using the session's MLflow server from a module not
+    in SERVER_MODULES would start a second one: that stops the session."""
+    rank = {}
     for item in items:
         tier = Path(item.path).relative_to(REPO / "tests").parts[0]
         if tier in TIERS:
             item.add_marker(tier)
         module = Path(item.path).relative_to(REPO).as_posix()
-        cost[item.nodeid] = (TIERS.index(tier) if tier in TIERS else 0, module in WORK_UNIT)
-        for fixture, modules in SHARED_RUNS.items():
-            if fixture in getattr(item, "fixturenames", ()) and module not in modules:
-                raise pytest.UsageError(f"{item.nodeid} uses {fixture}: add {module} to SHARED_RUNS in {__file__}")
+        rank[item.nodeid] = FIRST.index(module) if module in FIRST else len(FIRST) + TIERS[::-1].index(tier)
+        if "mlflow_server" in getattr(item, "fixturenames", ()) and module not in SERVER_MODULES:
+            raise pytest.UsageError(f"{item.nodeid} uses mlflow_server: add {module} to SERVER_MODULES in {__file__}")
     if hasattr(config, "workerinput"):
-        items.sort(key=lambda item: cost[item.nodeid], reverse=True)  # stable: modules stay together
+        items.sort(key=lambda item: rank[item.nodeid])  # stable: modules stay together
+
+
+@contextmanager
+def shared_by_workers(tmp_path_factory, name: str):
+    """Yields a folder that all xdist workers of this session share (the session's own folder without
+    xdist), holding an exclusive lock on it meanwhile: the first worker in makes what goes there, the others
+    wait and find it made."""
+    import fcntl
+
+    root = tmp_path_factory.getbasetemp()
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        root = root.parent  # the session's folder, above each worker's own
+    with open(root / f"{name}.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        folder = root / name
+        folder.mkdir(exist_ok=True)
+        yield folder
 
 
 @pytest.fixture(scope="session")
@@ -118,14 +135,20 @@ def synthetic_copy(synthetic_root, tmp_path) -> Path:
 
 @pytest.fixture(scope="session")
 def e2e_run(tmp_path_factory) -> Path:
-    """Working directory of the real DAG on tests/configs/tiny.yaml (--cores 2), run once for the session:
-    e2e/test_tiny_study and e2e/test_mlflow_models read its outputs."""
+    """Working directory of the real DAG on tests/configs/tiny.yaml (--cores 2), run once for the session by
+    the first xdist worker that asks: e2e/test_tiny_study and e2e/test_mlflow_models read its outputs, and the
+    kill test compares its own run with it."""
     from workflow_helpers import snakemake
 
-    workdir = tmp_path_factory.mktemp("e2e")
-    proc = snakemake(workdir, "--cores", "2", config=REPO / "tests/configs/tiny.yaml")
-    (workdir / "snakemake.stderr").write_text(proc.stderr)  # the console, for the progress test
-    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-6000:]
+    with shared_by_workers(tmp_path_factory, "e2e") as workdir:
+        finished = workdir / "snakemake.returncode"
+        if not finished.exists():
+            proc = snakemake(workdir, "--cores", "2", config=REPO / "tests/configs/tiny.yaml")
+            (workdir / "snakemake.stdout").write_text(proc.stdout)
+            (workdir / "snakemake.stderr").write_text(proc.stderr)  # the console, for the progress test
+            finished.write_text(str(proc.returncode))
+    console = (workdir / "snakemake.stdout").read_text()[-3000:] + (workdir / "snakemake.stderr").read_text()[-6000:]
+    assert finished.read_text() == "0", console
     return workdir
 
 

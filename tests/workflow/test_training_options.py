@@ -176,6 +176,9 @@ def test_a_killed_fit_resumes_after_its_last_checkpoint_and_reports_each_epoch_o
         weights = str(tmp_path / "mobilenet.weights.h5")
         base.save_weights(weights)
     settings = train_settings(epochs=4, weights=weights, early_stopping_patience=3, head_epochs=2, fine_tune_layers=5)
+    build = None if weights else _tiny_cnn  # one phase: any model will do; two phases need a backbone
+    if build:
+        settings = dataclasses.replace(settings, backbone="tiny")
     reported = []
 
     def report_then_die(rows):
@@ -184,10 +187,12 @@ def test_a_killed_fit_resumes_after_its_last_checkpoint_and_reports_each_epoch_o
             raise Killed
 
     with pytest.raises(Killed):
-        fit(settings, small_manifest, NO_AUGMENTATION, tmp_path / "ckpt", report_then_die)
+        fit(settings, small_manifest, NO_AUGMENTATION, tmp_path / "ckpt", report_then_die, build_model=build)
     state = __import__("json").loads((tmp_path / "ckpt" / "state.json").read_text())
     assert state["epoch"] == 2 and len(list((tmp_path / "ckpt").glob("epoch*.weights.h5"))) == 1
-    model, history = fit(settings, small_manifest, NO_AUGMENTATION, tmp_path / "ckpt", reported.extend)
+    model, history = fit(
+        settings, small_manifest, NO_AUGMENTATION, tmp_path / "ckpt", reported.extend, build_model=build
+    )
     assert list(history["epoch"]) == [1, 2, 3, 4]
     assert [r["epoch"] for r in reported] == [1, 2, 3, 4]  # nothing reported twice
     if weights:
@@ -242,11 +247,15 @@ def test_a_resumed_fit_is_bit_identical_to_an_uninterrupted_one(tmp_path, small_
 def test_a_checkpoint_made_with_other_settings_is_ignored(tmp_path, small_manifest):
     from alldag.train import fit
 
-    settings = train_settings()
-    fit(settings, small_manifest, NO_AUGMENTATION, tmp_path / "ckpt")
-    other = train_settings(epochs=3)
-    _, history = fit(other, small_manifest, NO_AUGMENTATION, tmp_path / "ckpt")
-    assert list(history["epoch"]) == [1, 2, 3]  # started afresh, not from the 2-epoch checkpoint
+    settings = train_settings(backbone="tiny")
+    fit(settings, small_manifest, NO_AUGMENTATION, tmp_path / "ckpt", build_model=_tiny_cnn)
+    assert (tmp_path / "ckpt" / "state.json").is_file()
+    reported = []
+    fit(settings, small_manifest, NO_AUGMENTATION, tmp_path / "ckpt", reported.extend, build_model=_tiny_cnn)
+    assert reported == []  # the same settings: the finished checkpoint is taken, nothing is trained again
+    other = train_settings(backbone="tiny", epochs=3)
+    _, history = fit(other, small_manifest, NO_AUGMENTATION, tmp_path / "ckpt", reported.extend, build_model=_tiny_cnn)
+    assert list(history["epoch"]) == [r["epoch"] for r in reported] == [1, 2, 3]  # afresh, every epoch trained
 
 
 def test_missing_epochs_are_logged_once(tmp_path):
@@ -358,13 +367,13 @@ def test_rotation_matches_tensorflows_projective_transform_and_is_seeded():
 def test_training_logs_a_progress_line_per_epoch(tmp_path, small_manifest, caplog):
     from alldag.train import fit
 
-    settings = train_settings()
+    settings = train_settings(backbone="tiny")
     with caplog.at_level("INFO", logger="alldag.progress"):
-        fit(settings, small_manifest, NO_AUGMENTATION, tmp_path / "ckpt")
+        fit(settings, small_manifest, NO_AUGMENTATION, tmp_path / "ckpt", build_model=_tiny_cnn)
     lines = [r.getMessage() for r in caplog.records if r.name == "alldag.progress"]
-    assert lines[0] == "train t/MobileNet/fold0 (full): 2 epochs to do"
+    assert lines[0] == "train t/tiny/fold0 (full): 2 epochs to do"
     # a 30-s heartbeat may come in between on a loaded machine: the epoch line must be there, in order
     assert any(
-        line.startswith("train t/MobileNet/fold0 (full): 1/2 epochs (50%), ") and "ETA" in line for line in lines[1:-1]
+        line.startswith("train t/tiny/fold0 (full): 1/2 epochs (50%), ") and "ETA" in line for line in lines[1:-1]
     ), lines
-    assert lines[-1].startswith("train t/MobileNet/fold0 (full): 2/2 epochs (100%), ") and "done in" in lines[-1]
+    assert lines[-1].startswith("train t/tiny/fold0 (full): 2/2 epochs (100%), ") and "done in" in lines[-1]

@@ -122,7 +122,7 @@ def test_track_completes_a_run_that_training_left_half_logged(job_files):
     tracking, files = job_files
     client = mlflow.MlflowClient(tracking.uri)
     mlflow.set_tracking_uri(tracking.uri)
-    experiment = client.create_experiment("study")
+    experiment = client.create_experiment("study", artifact_location=tracking.artifact_root)  # not ./mlruns
     run_id = client.create_run(experiment, tags={"mlflow.parentRunId": "p"}).info.run_id
     for epoch in (0, 1):  # the server went away after two epochs
         log_metrics_to(run_id, {"loss": 1.0, "val_loss": 1.0}, step=epoch)

@@ -72,7 +72,7 @@ def test_a_restarted_child_run_moves_to_the_current_parent_and_keeps_the_earlier
     uri = f"sqlite:///{tmp_path}/mlflow.db"
     mlflow.set_tracking_uri(uri)
     client = mlflow.MlflowClient()
-    experiment = client.create_experiment("study")
+    experiment = client.create_experiment("study", artifact_location=str(tmp_path / "art"))  # not ./mlruns
     first, second, third = (client.create_run(experiment).info.run_id for _ in range(3))
     parent_file = tmp_path / "parent.json"
     tracking = Tracking(uri, "study", str(tmp_path / "art"), str(parent_file), {})

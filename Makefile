@@ -42,7 +42,8 @@ run: install  ## the study (offline: the synthetic demo, labelled as such)
 	$(VENV)/bin/snakemake --cores all
 	$(VENV)/bin/snakemake --report results/snakemake-report.html
 
-# pytest-xdist workers (0: one process); tests/conftest.py keeps the tests sharing a DAG run on one worker.
+# pytest-xdist workers (0: one process); tests/conftest.py hands each a whole module (the two MLflow-server
+# modules together) and makes the tiny study run once for all of them.
 TEST_WORKERS ?= 2
 
 test: install  ## the whole test suite: tests/unit, tests/workflow and tests/e2e (what CI runs)

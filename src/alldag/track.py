@@ -64,13 +64,11 @@ def log_datasets_once(client, run_id: str, split_manifest, dataset: str, data_so
 
 
 def log_model_once(client, run_id: str, model_path, split_manifest, image_size: int, classes: list[str]) -> bool:
-    """Log the trained model from its .keras file unless the run has a ready logged model; True if logged now."""
-    import mlflow
+    """Log the trained model from its .keras file unless the run has a ready logged model; True if logged now.
 
-    from alldag.inputs import load_images
-    from alldag.logged_model import log_keras_model
-    from alldag.models import load_classifier
-    from alldag.tables import read_tsv
+    TensorFlow is imported only to log it: a track job that finds the model logged (training logs it while
+    MLflow answers) stays light."""
+    import mlflow
 
     experiment = retry(client.get_run, run_id).info.experiment_id  # without it, MLflow searches only the default
     models = retry(
@@ -81,6 +79,11 @@ def log_model_once(client, run_id: str, model_path, split_manifest, image_size: 
     )
     if any(str(m.status).endswith("READY") for m in models):
         return False
+    from alldag.inputs import load_images
+    from alldag.logged_model import log_keras_model
+    from alldag.models import load_classifier
+    from alldag.tables import read_tsv
+
     example = load_images(read_tsv(split_manifest)["path"].head(1), image_size)
     with _reopened(run_id):
         log_keras_model(load_classifier(model_path), example, list(classes))

@@ -169,9 +169,13 @@ def start_parent_run(uri: str, experiment: str, artifact_root, run_file, tags: d
 
 
 def end_parent_run(uri: str, run_file, status: str) -> None:
-    """Mark the recorded parent run FINISHED or FAILED (no-op if there is none)."""
+    """Mark the recorded parent run FINISHED or FAILED (no-op if there is none).
+
+    Called when a long invocation ends, so the server is probed afresh: check_server's answer from the start
+    may be stale, and a server gone by now fails in one probe instead of seconds of MLflow's HTTP retries."""
     if not Path(run_file).is_file():
         return
+    check_server.cache_clear()
     run_id = json.loads(Path(run_file).read_text())["run_id"]
     retry(client_for(uri).set_terminated, run_id, status=status)
 

@@ -59,6 +59,26 @@ def test_a_server_that_asks_for_a_login_is_reachable():
         server.server_close()
 
 
+def test_ending_the_parent_run_after_the_server_went_away_fails_in_one_probe(tmp_path):
+    """The invocation's start found the server up (check_server caches that answer); when it ends the server is
+    gone: marking the parent run fails with the one-line error at once, not after MLflow's HTTP retries."""
+    from alldag.tracking import end_parent_run
+
+    server = HTTPServer(("127.0.0.1", 0), _LoginRequired)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    uri = f"http://127.0.0.1:{server.server_port}"
+    check_server(uri)  # onstart: up
+    server.shutdown()
+    server.server_close()
+    run_file = tmp_path / "parent_run.json"
+    run_file.write_text(json.dumps({"run_id": "0" * 32}))
+    start = time.monotonic()
+    with pytest.raises(AlldagError, match="is unreachable"):
+        end_parent_run(uri, run_file, "FAILED")
+    assert time.monotonic() - start < 3  # MLflow's own retries (MLFLOW_HTTP_REQUEST_MAX_RETRIES=3) take 7 s
+
+
 def test_credentials_in_the_uri_are_refused():
     with pytest.raises(AlldagError, match="MLFLOW_TRACKING_PASSWORD"):
         check_server("http://alice:hunter2@127.0.0.1:5000")

@@ -1,4 +1,4 @@
-"""End to end: the real DAG on a tiny synthetic study (two backbones and a custom architecture rule), checked
+"""End to end: the real DAG on a tiny synthetic study (VGG16 and a custom architecture rule), checked
 by content.
 
 One module-scoped run (a few minutes on 2 cores) feeds every test below.

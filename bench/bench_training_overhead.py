@@ -67,7 +67,8 @@ def our_fit(settings, manifest, spec, epochs: int, workdir: Path, every_s: float
     import mlflow
 
     from alldag import checkpoint
-    from alldag.train import epoch_reporter, fit
+    from alldag.run_metrics import epoch_reporter
+    from alldag.train import fit
 
     settings = dataclasses.replace(settings, epochs=epochs)
     mlflow.set_tracking_uri(f"sqlite:///{workdir}/mlflow.db")

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
-from scipy.stats import norm, spearmanr
 
 BOOTSTRAP_RESAMPLES = 2000
 PROPORTION_METRICS = ("pointing",)  # per-image hit (0/1, or an expected hit for tied peaks): Wilson when 0/1
@@ -49,6 +48,8 @@ def superpixel_spearman(a: np.ndarray, b: np.ndarray, segments: np.ndarray) -> f
     ma, mb = superpixel_means(a, segments), superpixel_means(b, segments)
     if np.ptp(ma) == 0 or np.ptp(mb) == 0:
         return float("nan")
+    from scipy.stats import spearmanr  # here: alldag.run_metrics (track jobs) imports this module's constants
+
     return float(spearmanr(ma, mb).statistic)
 
 
@@ -111,6 +112,8 @@ def wilson_ci(successes: float, n: int, confidence: float = 0.95) -> tuple[float
     """Wilson score interval of a proportion successes / n (inside [0, 1]); NaNs for n = 0."""
     if n == 0:
         return float("nan"), float("nan")
+    from scipy.stats import norm
+
     z = norm.ppf(0.5 + confidence / 2)
     p = successes / n
     centre = (p + z * z / (2 * n)) / (1 + z * z / n)

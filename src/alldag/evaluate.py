@@ -139,13 +139,6 @@ def write_evaluation(
     return result
 
 
-def test_metrics(result: dict) -> dict:
-    """The MLflow metrics of an evaluation (metrics.json): its scalars and per-class scores, prefixed test_."""
-    scalars = {k: v for k, v in result.items() if isinstance(v, float) and not np.isnan(v)}
-    scalars.update({f"{c}_{m}": v for c, d in result["per_class"].items() for m, v in d.items() if m != "support"})
-    return {f"test_{k}": v for k, v in scalars.items()}
-
-
 def evaluate_model(*, model, manifest, settings: EvaluationSettings, outputs: EvaluationOutputs) -> dict:
     """Evaluate a trained Keras model (file `model`) on the test split of `manifest` (see write_evaluation)."""
     from alldag.models import load_classifier

@@ -384,12 +384,6 @@ def gallery_choice(per_image: pd.DataFrame, chosen: pd.DataFrame) -> np.ndarray:
     return np.array(picked, int)
 
 
-def explanation_metrics(means: pd.DataFrame) -> dict:
-    """The MLflow metrics of an explanation-means table: each method's (or pair's) mean over all classes."""
-    overall = means[means["label"] == ALL_CLASSES]
-    return {f"explain_{r.method}_{r.metric}": r.mean for r in overall.itertuples() if not np.isnan(r.mean)}
-
-
 def explain_model(*, model, manifest, settings: ExplainSettings, outputs: ExplainOutputs) -> pd.DataFrame:
     """The rule's work: explain a stratified test sample of `manifest` with the Keras model in file `model`,
     write maps, gallery, tables (files only).

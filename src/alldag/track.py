@@ -128,9 +128,7 @@ def track_model(
     test metrics; explanation_summary: explain's summary table; model: the .keras file, logged unless the run
     has it. tracked_out: JSON with the run id (what the comparison's track job reads).
     """
-    from alldag.evaluate import test_metrics
-    from alldag.explain import explanation_metrics
-    from alldag.train import best_epoch_metrics, log_missing_epochs
+    from alldag.run_metrics import best_epoch_metrics, explanation_metrics, log_missing_epochs, test_metrics
 
     record = read_run_file(run_json)
     client = client_for(tracking.uri)

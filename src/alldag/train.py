@@ -14,6 +14,7 @@ import pandas as pd
 from alldag.figures import save, training_curves_figure
 from alldag.progress import Progress
 from alldag.provenance import TRAINING_PACKAGES, package_versions
+from alldag.run_metrics import best_epoch_metrics, epoch_reporter, log_missing_epochs
 from alldag.tables import read_tsv, write_tsv_atomic
 from alldag.tracking import Tracking, child_run_record, retry, write_run_file
 
@@ -226,40 +227,6 @@ def mark_kept_epoch(history: pd.DataFrame, early_stopping: bool) -> pd.DataFrame
         last_phase = history[history["phase"] == history["phase"].iloc[-1]] if "phase" in history else history
         kept[last_phase["val_loss"].idxmin() if early_stopping else history.index[-1]] = True
     return history.assign(kept=kept)
-
-
-EPOCH_COLUMNS = ("epoch", "phase", "learning_rate", "kept")  # history columns that are not per-epoch metrics
-
-
-def epoch_reporter(run_id: str):
-    """report(rows) for fit(): logs each epoch's losses and accuracies to the run with step = epoch - 1."""
-    from alldag.tracking import log_metrics_to
-
-    def report(rows: list[dict]) -> None:
-        for row in rows:
-            log_metrics_to(run_id, {k: v for k, v in row.items() if k not in EPOCH_COLUMNS}, step=row["epoch"] - 1)
-
-    return report
-
-
-def log_missing_epochs(run_id: str, history: pd.DataFrame) -> int:
-    """Log the epochs of history the run lacks (a kill between checkpoint and logging); returns how many."""
-    import mlflow
-
-    logged = {m.step for m in retry(mlflow.MlflowClient().get_metric_history, run_id, "loss")}
-    missing = [row for row in history.to_dict("records") if row["epoch"] - 1 not in logged]
-    epoch_reporter(run_id)(missing)
-    return len(missing)
-
-
-def best_epoch_metrics(history: pd.DataFrame) -> dict:
-    """best_epoch (the epoch whose weights the model ends with), its val_accuracy, and epochs_run."""
-    best = history[history["kept"]].iloc[0]
-    return {
-        "best_epoch": int(best["epoch"]),
-        "best_val_accuracy": float(best["val_accuracy"]),
-        "epochs_run": len(history),
-    }
 
 
 def run_record(

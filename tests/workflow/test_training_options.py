@@ -262,7 +262,7 @@ def test_missing_epochs_are_logged_once(tmp_path):
     import mlflow
     import pandas as pd
 
-    from alldag.train import epoch_reporter, log_missing_epochs
+    from alldag.run_metrics import epoch_reporter, log_missing_epochs
 
     mlflow.set_tracking_uri(f"sqlite:///{tmp_path}/m.db")
     run_id = mlflow.MlflowClient().create_run(mlflow.MlflowClient().create_experiment("e")).info.run_id
@@ -293,8 +293,8 @@ def test_parallel_jobs_write_one_sqlite_store_without_failing(tmp_path):
 def _log_a_child_run(uri: str, workdir: str, i: int) -> str:
     import mlflow
 
+    from alldag.run_metrics import epoch_reporter
     from alldag.tracking import Tracking, open_child_run, retry
-    from alldag.train import epoch_reporter
 
     tracking = Tracking(uri, "study", f"{workdir}/art", f"{workdir}/parent.json", {})
     parent = tracking.parent_run_id() if i == 0 else None

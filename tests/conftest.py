@@ -48,7 +48,7 @@ FIRST = (
     "tests/e2e/test_tiny_study.py",
     "tests/e2e/test_dag_killed_and_restarted.py",
     *SERVER_MODULES,
-    "tests/e2e/test_tracking_outage.py",
+    "tests/e2e/test_run_with_failures.py",
 )
 
 

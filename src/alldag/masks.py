@@ -191,3 +191,23 @@ def mask_counts(images: pd.DataFrame, min_fraction: float) -> dict:
         "mask_min_fraction": min_fraction,
         "mask_sources": {s: int((images["mask_source"] == s).sum()) for s in SOURCES},
     }
+
+
+def write_mask_file(mask: np.ndarray, path: str | os.PathLike) -> None:
+    """Write a binary mask (bool (H, W)) as a single-channel PNG (0 off, 255 on), atomically."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp")
+    Image.fromarray(np.where(mask, 255, 0).astype(np.uint8), mode="L").save(tmp, format="PNG")
+    tmp.replace(path)
+
+
+def read_mask_file(path: str | os.PathLike | None, size: int | None = None) -> np.ndarray | None:
+    """The binary mask (bool (H, W)) the audit wrote (write_mask_file), resized to (size, size) (nearest) when
+    size is given; None when path is empty or missing (no usable mask)."""
+    if not isinstance(path, (str, os.PathLike)) or not str(path) or not Path(path).is_file():
+        return None
+    with Image.open(path) as img:
+        if size is not None and img.size != (size, size):
+            img = img.resize((size, size), Image.NEAREST)
+        return np.asarray(img.convert("L")) > 127

@@ -13,7 +13,7 @@ import pandas as pd
 from PIL import Image
 
 from alldag.duplicates import THUMBNAIL, cluster_duplicates, thumbnail_feature
-from alldag.masks import flag_empty_masks, leukocyte_mask_record, mask_counts
+from alldag.masks import calibrate_colour_model, final_mask_record, flag_empty_masks, mask_counts, twin_fraction
 from alldag.progress import parallel_map
 from alldag.quality import check_image
 from alldag.tables import read_tsv, write_tsv_atomic
@@ -27,8 +27,8 @@ def inspect_image(row: dict, fixed_dir: str | os.PathLike, expected_size: int, m
     """Everything the audit learns from one listed image (row: a dataset.tsv row as a dict).
 
     Decodes the file (a fixable one, wrong mode or size, is written as PNG under fixed_dir and the
-    row points there), and for a usable one its sha256, leukocyte mask (alldag.masks.leukocyte_mask_record) and
-    duplicate thumbnail.
+    row points there), and for a usable one its sha256, the share of the field its cleaned Segmented/ twin covers
+    (mask_fraction) and its duplicate thumbnail.
     Returns {"quarantine": reason} or {"row": usable row, "feature": thumbnail}.
     """
     result = check_image(row["path"], expected_size)
@@ -47,7 +47,7 @@ def inspect_image(row: dict, fixed_dir: str | os.PathLike, expected_size: int, m
         "source_path": row["path"],
         "fixed": result.reason,
         "sha256": sha256_file(row["path"]),
-        **leukocyte_mask_record(path, twin, mask_min_fraction),
+        "mask_fraction": twin_fraction(twin),
     }
     return {"row": usable, "feature": thumbnail_feature(path)}
 
@@ -82,12 +82,32 @@ def check_images(
             "fixed",
             "sha256",
             "mask_fraction",
-            "mask_source",
-            "leukocyte_fraction",
         ],
     )
     features = np.stack([r["feature"] for r in kept]) if kept else np.zeros((0, THUMBNAIL * THUMBNAIL), np.float32)
     return usable, features, pd.DataFrame(quarantined, columns=QUARANTINE_COLUMNS)
+
+
+def leukocyte_masks(images: pd.DataFrame, masks_dir, min_fraction: float, threads: int = 1):
+    """Every usable image's final leukocyte mask, written under masks_dir: the fallback colour model calibrated on
+    the dataset's good twins first (alldag.masks.calibrate_colour_model). Returns (images with the mask columns
+    and mask_empty, the fallback's calibration and held-out agreement for audit.json)."""
+    model, fallback = calibrate_colour_model(images, min_fraction)
+    records = parallel_map(
+        lambda row: final_mask_record(row, model, min_fraction, masks_dir),
+        images.to_dict("records"),
+        threads=threads,
+        label=f"audit: leukocyte masks (threads={threads})",
+        unit="image",
+    )
+    columns = ["mask_source", "twin_state", "leukocyte_fraction", "mask_pieces", "mask_file"]
+    images = (
+        images.assign(**{c: [r[c] for r in records] for c in columns})
+        if records
+        else images.assign(**{c: [] for c in columns})
+    )
+    fallback["half_failed_twins"] = int((images["twin_state"] == "half").sum())
+    return flag_empty_masks(images, min_fraction), fallback
 
 
 @dataclass(frozen=True)
@@ -112,6 +132,7 @@ class AuditOutputs:
     quarantine: str  # excluded files with the reason
     duplicates: str  # members of duplicate clusters
     summary: str  # audit.json: counts for the report
+    masks: str  # folder of every image's final leukocyte mask, <Class>/<image>.png
 
 
 def audit_dataset(*, dataset, fixed_dir, settings: AuditSettings, outputs: AuditOutputs, threads: int = 1) -> dict:
@@ -122,7 +143,7 @@ def audit_dataset(*, dataset, fixed_dir, settings: AuditSettings, outputs: Audit
     near_threshold, mask_min_fraction = settings.near_threshold, settings.mask_min_fraction
     listed = read_tsv(dataset)
     images, features, quarantine = check_images(listed, fixed_dir, settings.image_size, mask_min_fraction, threads)
-    images = flag_empty_masks(images, mask_min_fraction)
+    images, fallback = leukocyte_masks(images, outputs.masks, mask_min_fraction, threads)
     images, duplicates = cluster_duplicates(images, near_threshold, features=features)
     clusters = duplicates.groupby("cluster")
     summary = {
@@ -137,6 +158,7 @@ def audit_dataset(*, dataset, fixed_dir, settings: AuditSettings, outputs: Audit
         "cross_class_clusters": int(clusters["cross_class"].any().sum()),
         "near_threshold": near_threshold,
         **mask_counts(images, mask_min_fraction),
+        "mask_fallback": fallback,
     }
     write_tsv_atomic(images, outputs.images)
     write_tsv_atomic(quarantine, outputs.quarantine)

@@ -43,14 +43,17 @@ class SplitSettings:
         return cls(params.folds, params.val_fraction, params.test_fraction, params.seed, params.group_blocks)
 
 
-def block_size_for(setting: int | str | None, synthetic: bool, fields_per_patient: int) -> int | None:
+def block_size_for(setting: int | str | None, synthetic: bool, fields_per_patient) -> int | None:
     """The file-number block size the split uses: `split.group_blocks` resolved for the data source.
 
     'auto' = PATIENT_BLOCK on real data, the generator's fields per patient on synthetic data (its files are
-    numbered patient by patient, so a block is exactly one patient); an integer as given; None = no blocks.
+    numbered patient by patient: with a fixed length a block is exactly one patient; with [min, max] the mean
+    length, whose blocks patients cross as real ones do); an integer as given; None = no blocks.
     """
     if setting == "auto":
-        return fields_per_patient if synthetic else PATIENT_BLOCK
+        if not synthetic:
+            return PATIENT_BLOCK
+        return fields_per_patient if isinstance(fields_per_patient, int) else round(sum(fields_per_patient) / 2)
     return setting
 
 

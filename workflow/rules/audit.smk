@@ -6,6 +6,7 @@ rule audit:
         quarantine=f"{DATA}/quarantine.tsv",
         duplicates=f"{DATA}/duplicates.tsv",
         summary=f"{DATA}/audit.json",
+        masks=directory(f"{DATA}/masks"),
     log:
         "logs/audit.log",
     conda:

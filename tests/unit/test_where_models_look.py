@@ -32,7 +32,7 @@ def _rows(maps_of, n_images=12, seed=0, label="Pro"):
                     "image_id": f"{label}{i}",
                     "label": label,
                     "method": method,
-                    "mask_source": "stain" if has_mask else "none",
+                    "mask_source": FALLBACK_SOURCES[0] if has_mask else "none",
                     **map_metrics(heat, mask if has_mask else None, corner),
                 }
             )
@@ -55,12 +55,12 @@ def test_a_map_on_the_cells_and_one_on_the_corner_and_a_uniform_one():
     assert verdict["verdict"] == "disagree"
     assert verdict["not_scored_without_mask"] == 1 and verdict["mask_sources"] == {
         "segmented": 0,
-        "stain": 11,
+        FALLBACK_SOURCES[0]: 11,
         "none": 1,
     }
     assert gradcam["leukocytes"]["n"] == 11 and gradcam["corner"]["n"] == 12  # the corner needs no mask
     assert gradcam["leukocytes_by_class"]["Pro"]["median"] == pytest.approx(gradcam["leukocytes"]["median"])
-    assert gradcam["leukocytes_by_source"]["stain"]["mean"] == pytest.approx(gradcam["leukocytes"]["mean"])
+    assert gradcam["leukocytes_by_source"][FALLBACK_SOURCES[0]]["mean"] == pytest.approx(gradcam["leukocytes"]["mean"])
     sentence = verdict["sentence"]
     assert sentence.startswith("four_class: by Grad-CAM the models put a median ") and sentence.endswith(".")
     assert "the methods disagree (Grad-CAM: look at the leukocytes, LIME: look at the scale-bar corner" in sentence
@@ -141,7 +141,7 @@ def test_a_blast_only_map_beats_a_red_cell_only_map_when_the_mask_is_the_blast()
         red &= ~blast
         maps = {"gradcam": blast * 1.0, "lime": red * 1.0, "uniform": np.ones((SIZE, SIZE))}
         rows += [
-            {"image_id": f"f{i}", "label": "Pro", "method": m, "mask_source": "stain"}
+            {"image_id": f"f{i}", "label": "Pro", "method": m, "mask_source": "segmented"}
             | map_metrics(heat, blast, corner_region(SIZE, 0.3))
             for m, heat in maps.items()
         ]
@@ -160,8 +160,7 @@ def test_the_sentence_says_when_a_class_masks_come_mostly_from_the_fallback():
         return {"gradcam": mask + 0.05, "lime": mask + 0.02}
 
     pro, benign = _rows(maps_of, label="ProB"), _rows(maps_of, label="Benign")
-    pro["mask_source"] = pro["mask_source"].replace("stain", fallback)
-    benign["mask_source"] = benign["mask_source"].replace("stain", "segmented")
+    benign["mask_source"] = benign["mask_source"].replace(fallback, "segmented")
     verdict = where_models_look("four_class", pd.concat([pro, benign]))
     assert verdict["mask_sources_by_class"]["ProB"][fallback] == 11
     assert verdict["fallback_classes"] == {"ProB": {"fallback": 11, "masked": 11}}

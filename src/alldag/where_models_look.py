@@ -20,7 +20,6 @@ from alldag.attribution_metrics import (
     CURVES,
     FILLS,
     NO_POSITIVE,
-    bootstrap_mean_ci,
     image_bootstrap,
     no_positive_attribution,
     vs_random_column,
@@ -106,18 +105,17 @@ def method_verdict(regions: dict) -> str:
     return "chance"
 
 
-def _agreement(agreement: pd.DataFrame) -> dict:
+def _agreement(agreement: pd.DataFrame, seed: int = 0) -> dict:
+    """Per method pair and agreement metric: n, mean and its image-bootstrap interval (rows without image ids
+    are taken as one image each)."""
     out = {}
     for pair, rows in agreement.groupby("pair", sort=False):
+        images = rows["image_id"].to_numpy() if "image_id" in rows else np.arange(len(rows))
         out[pair] = {}
         for metric in ("top_iou", "spearman"):
-            values = rows[metric].dropna().to_numpy(np.float64) if metric in rows else np.array([])
-            low, high = bootstrap_mean_ci(values)
-            out[pair][metric] = {
-                "n": int(len(values)),
-                "mean": float(values.mean()) if len(values) else float("nan"),
-                "ci": [low, high],
-            }
+            values = rows[metric].to_numpy(np.float64) if metric in rows else np.array([])
+            found = image_bootstrap(values, images[: len(values)], "mean", seed=seed)
+            out[pair][metric] = {"n": found["n"], "mean": found["value"], "ci": found["ci"]}
     return out
 
 
@@ -198,7 +196,7 @@ def where_models_look(task: str, per_image: pd.DataFrame, agreement: pd.DataFram
             if method in set(per_image["method"])
         },
     }
-    out["agreement"] = _agreement(agreement) if agreement is not None and len(agreement) else {}
+    out["agreement"] = _agreement(agreement, seed) if agreement is not None and len(agreement) else {}
     out["verdict"] = _overall(out["methods"])
     out["sentence"] = verdict_sentence(task, out)
     return out

@@ -12,7 +12,24 @@ import numpy as np
 import pandas as pd
 
 BOOTSTRAP_RESAMPLES = 2000
-PROPORTION_METRICS = ("pointing",)  # per-image hit (0/1, or an expected hit for tied peaks): Wilson when 0/1
+FILLS = ("blur", "median")  # what deleted pixels become in the faithfulness curves (alldag.explain.faithfulness)
+CURVES = ("deletion", "insertion")
+BEATS_RANDOM_SIGN = {"deletion": -1, "insertion": 1}  # the sign of a difference from random that is better
+NO_POSITIVE = "no_positive_attribution"  # a map with no positive attribution: counted, never a ratio
+
+
+def auc_column(curve: str, fill: str) -> str:
+    """The per-image column of a faithfulness AUC, e.g. deletion_auc_blur."""
+    return f"{curve}_auc_{fill}"
+
+
+def vs_random_column(curve: str, fill: str) -> str:
+    """The per-image column of an AUC minus the mean AUC of random pixel orders, e.g. deletion_auc_blur_vs_random."""
+    return f"{auc_column(curve, fill)}_vs_random"
+
+
+AUC_COLUMNS = tuple(auc_column(c, f) for f in FILLS for c in CURVES)
+VS_RANDOM_COLUMNS = tuple(vs_random_column(c, f) for f in FILLS for c in CURVES)
 
 
 def top_region(heat: np.ndarray, percent: float, tiebreak: np.ndarray | None = None) -> np.ndarray:
@@ -108,19 +125,6 @@ def curve_auc(probabilities: np.ndarray, reference: float = 1.0) -> float:
     return float(np.trapezoid(p, np.linspace(0, 1, len(p))) / reference) if reference > 0 else float("nan")
 
 
-def wilson_ci(successes: float, n: int, confidence: float = 0.95) -> tuple[float, float]:
-    """Wilson score interval of a proportion successes / n (inside [0, 1]); NaNs for n = 0."""
-    if n == 0:
-        return float("nan"), float("nan")
-    from scipy.stats import norm
-
-    z = norm.ppf(0.5 + confidence / 2)
-    p = successes / n
-    centre = (p + z * z / (2 * n)) / (1 + z * z / n)
-    half = z * np.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / (1 + z * z / n)
-    return float(max(0.0, centre - half)), float(min(1.0, centre + half))
-
-
 def bootstrap_mean_ci(values: np.ndarray, confidence: float = 0.95, seed: int = 0) -> tuple[float, float]:
     """Percentile bootstrap interval of the mean (BOOTSTRAP_RESAMPLES resamples, seeded): it stays within the
     values' range, so a share's interval never leaves [0, 1]. NaNs for fewer than 2 values."""
@@ -132,10 +136,9 @@ def bootstrap_mean_ci(values: np.ndarray, confidence: float = 0.95, seed: int = 
     return float(np.quantile(means, tail)), float(np.quantile(means, 1 - tail))
 
 
-def mean_ci(values, confidence: float = 0.95, proportion: bool = False) -> dict:
-    """n, mean, SD and the 95 % interval of the mean of `values` (NaNs dropped), and which interval:
-    Wilson for a proportion of 0/1 outcomes (`proportion` and every value 0 or 1), else a percentile bootstrap.
-    """
+def mean_ci(values, confidence: float = 0.95) -> dict:
+    """n, mean, SD and the 95 % percentile-bootstrap interval of the mean of `values` (NaNs dropped), and the
+    interval's name: one interval for every metric (a LIME pointing score is fractional, Grad-CAM's 0/1)."""
     v = np.asarray(values, np.float64)
     v = v[~np.isnan(v)]
     n = len(v)
@@ -148,15 +151,14 @@ def mean_ci(values, confidence: float = 0.95, proportion: bool = False) -> dict:
             "ci_high": float("nan"),
             "interval": "",
         }
-    binary = proportion and np.isin(v, (0.0, 1.0)).all()
-    low, high = wilson_ci(v.sum(), n, confidence) if binary else bootstrap_mean_ci(v, confidence)
+    low, high = bootstrap_mean_ci(v, confidence)
     return {
         "n": n,
         "mean": float(v.mean()),
         "sd": float(v.std(ddof=1)) if n > 1 else float("nan"),
         "ci_low": low,
         "ci_high": high,
-        "interval": "wilson" if binary else "bootstrap",
+        "interval": "bootstrap",
     }
 
 
@@ -168,10 +170,13 @@ def map_metrics(heat: np.ndarray, mask: np.ndarray | None, corner: np.ndarray) -
     map's (the region's area fraction: 1.0 = no better than chance, so it reads the same on every image
     size and cell count): mask_ratio, background_ratio, corner_ratio; mask_area, the leukocytes' area
     fraction. Mask metrics are NaN without a mask (or with an empty one): such images are not scored.
+    no_positive_attribution: the map is zero everywhere (LIME when no superpixel helps), so it has no
+    shares; such maps are counted, never scored.
     """
     nan = float("nan")
     corner_mass = mass_share(heat, corner)
     out = {
+        NO_POSITIVE: not heat.sum() > 0,
         "mask_mass": nan,
         "pointing": nan,
         "background_mass": nan,
@@ -183,11 +188,13 @@ def map_metrics(heat: np.ndarray, mask: np.ndarray | None, corner: np.ndarray) -
     }
     if mask is not None and mask.any():
         area = float(mask.mean())
+        out["mask_area"] = area
+        if out[NO_POSITIVE]:
+            return out
         out.update(
             mask_mass=mass_share(heat, mask),
             pointing=pointing_hit(heat, mask),
             background_mass=mass_share(heat, ~mask),
-            mask_area=area,
         )
         out.update(
             mask_ratio=out["mask_mass"] / area,
@@ -208,22 +215,85 @@ ALL_CLASSES = "all"  # the `label` of a summary row over every class
 IMAGE_COLUMNS = ("image_id", "label", "predicted", "confidence", "mask_source")
 
 
+def no_positive_attribution(rows: pd.DataFrame) -> pd.Series:
+    """Per row, whether its map had no positive attribution (the NO_POSITIVE column; in tables written before
+    it, a map without a corner share, which needs no mask)."""
+    if NO_POSITIVE in rows:
+        return rows[NO_POSITIVE].astype(str).str.lower().isin(("true", "1", "1.0"))
+    return rows["corner_mass"].isna() if "corner_mass" in rows else pd.Series(False, index=rows.index)
+
+
 def summarise_explanations(per_image: pd.DataFrame, agreement: pd.DataFrame) -> pd.DataFrame:
-    """Long summary table: one row per (method or method pair, class, metric) with mean_ci's columns.
+    """Long summary table: one row per (method or method pair, class, metric) with mean_ci's columns, and
+    no_positive_attribution: how many of the group's maps had none (empty for method pairs).
 
     per_image: rows of (image, method) with the map_metrics and AUC columns; agreement: rows of
     (image, pair) with the agreement_metrics columns. `label` is the class, or ALL_CLASSES for every
-    image; n counts the images with a value (images without a usable mask have no plausibility value).
+    image; n counts the images with a value (images without a usable mask, and maps without positive
+    attribution, have no plausibility value).
     """
     rows = []
     for table, key in ((per_image, "method"), (agreement, "pair")):
-        metrics = [c for c in table.columns if c not in (*IMAGE_COLUMNS, key)]
+        metrics = [c for c in table.columns if c not in (*IMAGE_COLUMNS, key, NO_POSITIVE)]
         groups = [(name, ALL_CLASSES, group) for name, group in table.groupby(key, sort=False)]
         if "label" in table:
             groups += [(name, label, group) for (name, label), group in table.groupby([key, "label"], sort=False)]
+        counted = NO_POSITIVE in table
         rows += [
-            {"method": name, "label": label, "metric": m, **mean_ci(group[m], proportion=m in PROPORTION_METRICS)}
+            {
+                "method": name,
+                "label": label,
+                "metric": m,
+                **mean_ci(group[m]),
+                NO_POSITIVE: int(no_positive_attribution(group).sum()) if counted else None,
+            }
             for name, label, group in groups
             for m in metrics
         ]
     return pd.DataFrame(rows)
+
+
+def _resample_weights(codes: np.ndarray, resamples: int, seed: int) -> np.ndarray:
+    """(resamples, rows) weights: how often each row's image is drawn when the images are resampled with
+    replacement, so all rows of one image (every model's, every method's) move together."""
+    k = int(codes.max()) + 1
+    picks = np.random.default_rng(seed).integers(0, k, (resamples, k))
+    counts = np.bincount((np.arange(resamples)[:, None] * k + picks).ravel(), minlength=resamples * k)
+    return counts.reshape(resamples, k)[:, codes]
+
+
+def _weighted_medians(values: np.ndarray, weights: np.ndarray) -> np.ndarray:
+    """Per row of integer weights (r, n), the median of `values` repeated that often (np.median's convention)."""
+    order = np.argsort(values, kind="stable")
+    v, cum = values[order], np.cumsum(weights[:, order], axis=1)
+    total = cum[:, -1:]
+    low = (cum > (total - 1) // 2).argmax(axis=1)
+    high = (cum > total // 2).argmax(axis=1)
+    return (v[low] + v[high]) / 2
+
+
+STATISTICS = {"median": np.median, "mean": np.mean}
+
+
+def image_bootstrap(values, images, statistic: str = "mean", confidence: float = 0.95, seed: int = 0) -> dict:
+    """The median or mean of per-row values and its percentile-bootstrap interval, resampling IMAGES.
+
+    values: one number per row (an image explained by one model with one method; NaNs dropped); images: the
+    row's image id. Every backbone explains the same images, so rows of one image are not independent: a
+    resample draws image ids with replacement and takes all their rows. Returns n (rows), images, value and
+    ci ([low, high]; NaNs for fewer than 2 images).
+    """
+    v = np.asarray(values, np.float64)
+    ids = np.asarray(images)[~np.isnan(v)]
+    v = v[~np.isnan(v)]
+    nan = float("nan")
+    if len(v) == 0:
+        return {"n": 0, "images": 0, "value": nan, "ci": [nan, nan]}
+    _, codes = np.unique(ids, return_inverse=True)
+    out = {"n": int(len(v)), "images": int(codes.max()) + 1, "value": float(STATISTICS[statistic](v)), "ci": [nan, nan]}
+    if out["images"] > 1:
+        weights = _resample_weights(codes, BOOTSTRAP_RESAMPLES, seed)
+        stats = _weighted_medians(v, weights) if statistic == "median" else weights @ v / weights.sum(axis=1)
+        tail = (1 - confidence) / 2
+        out["ci"] = [float(np.quantile(stats, tail)), float(np.quantile(stats, 1 - tail))]
+    return out

@@ -15,19 +15,24 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+from alldag import AlldagError
 from alldag.attribution_metrics import (
     ALL_CLASSES,
+    CURVES,
+    FILLS,
     agreement_metrics,
     attribution_order,
+    auc_column,
     corner_region,
     curve_auc,
     map_metrics,
     perturbation_series,
     summarise_explanations,
+    vs_random_column,
 )
-from alldag.figures import explanation_gallery, save
+from alldag.figures import explanation_gallery, map_caption, save
 from alldag.jobs import ModelKey
-from alldag.masks import LeukocyteMask, load_leukocyte_mask
+from alldag.masks import LeukocyteMask, load_leukocyte_mask, read_mask_file
 from alldag.progress import track
 from alldag.tables import read_tsv, write_tsv_atomic
 
@@ -38,7 +43,8 @@ METHODS = ("gradcam", "gradcam_pp", "lime")
 UNIFORM = "uniform"  # reference map: the same attribution everywhere (a random deletion/insertion order)
 GRADCAM_BATCH = 16  # images per backward pass (the tape keeps every activation of the batch)
 GALLERY_PER_CLASS = 2  # explained images per class shown in the gallery: the best and the worst plausibility
-FILLS = ("blur", "median")  # what deleted pixels become in the faithfulness curves (see faithfulness)
+RANDOM_ORDERS = 5  # seeded random pixel orders per image: the reference each map's AUCs are compared with
+ORDERS_PER_CALL = 4  # pixel orders whose perturbed images go through the model in one call (memory bound)
 BLUR_SIGMA = 0.04  # the blurred fill's Gaussian sigma, as a share of the image side (9 px at 224 px)
 
 
@@ -257,32 +263,66 @@ def blurred_fill(image: np.ndarray) -> np.ndarray:
     return gaussian_filter(np.asarray(image, np.float32), (sigma, sigma, 0), mode="nearest")
 
 
-def faithfulness(
-    predict, image: np.ndarray, label: int, maps: dict[str, np.ndarray], steps: int, rng: np.random.Generator
-) -> dict[str, dict[str, float]]:
-    """Deletion and insertion AUC of each map with each fill of FILLS: in attribution order (ties at
-    random, the same order for every fill), pixels are replaced by the fill (deletion) or restored into
-    it (insertion) in `steps` steps, tracking p(label); each AUC is divided by p(label) of the image.
+def _orders_aucs(predict, image, label, orders: list, steps: int, ends: dict) -> list[dict[str, float]]:
+    """Per pixel order, its deletion and insertion AUC with every fill of FILLS, ORDERS_PER_CALL orders per
+    model call (the perturbed images of one call are held in memory at once).
 
-    One batched model call for all maps and fills. Returns {name: {"deletion_auc_<fill>": ...,
-    "insertion_auc_<fill>": ...}}.
+    ends: "image", the image's p(label); "fills", the filled images; "filled", per fill its p(label)."""
+    curves = [(fill, curve) for fill in FILLS for curve in CURVES]
+    out = []
+    for start in range(0, len(orders), ORDERS_PER_CALL):
+        batch = orders[start : start + ORDERS_PER_CALL]
+        series = [
+            perturbation_series(image, ends["fills"][fill], order, steps, curve == "insertion")[1:-1]
+            for order in batch
+            for fill, curve in curves
+        ]
+        inner = predict(np.concatenate(series))[:, label].reshape(len(batch), len(curves), steps - 1)
+        for rows in inner:
+            aucs = {}
+            for (fill, curve), row in zip(curves, rows):
+                whole, filled = ends["image"], ends["filled"][fill]
+                points = np.r_[filled, row, whole] if curve == "insertion" else np.r_[whole, row, filled]
+                aucs[auc_column(curve, fill)] = curve_auc(points, reference=whole)
+            out.append(aucs)
+    return out
+
+
+def faithfulness(
+    predict,
+    image: np.ndarray,
+    label: int,
+    maps: dict[str, np.ndarray],
+    steps: int,
+    rng: np.random.Generator,
+    random_orders: int = RANDOM_ORDERS,
+) -> dict[str, dict[str, float]]:
+    """Deletion and insertion AUC of each map with each fill of FILLS, and each minus the mean AUC of
+    `random_orders` seeded random pixel orders of the same image (negative deletion and positive insertion
+    differences beat random).
+
+    In attribution order (ties at random, the same order for every fill), pixels are replaced by the fill
+    (deletion) or restored into it (insertion) in `steps` steps, tracking p(label); each AUC is divided by
+    p(label) of the image. Returns {name: {"deletion_auc_<fill>": ..., "insertion_auc_<fill>": ...,
+    "deletion_auc_<fill>_vs_random": ..., ...}}.
     """
     fills = {"blur": blurred_fill(image), "median": background_fill(image)}
-    orders = {name: attribution_order(heat, rng) for name, heat in maps.items()}
-    curves = [(fill, name, insert) for fill in FILLS for name in maps for insert in (False, True)]
-    series = [
-        perturbation_series(image, fills[fill], orders[name], steps, insert)[1:-1] for fill, name, insert in curves
-    ]
     # every curve starts and ends at the image or a fill: those go through the model once
-    ends = [image[None], *(fills[fill][None] for fill in FILLS)]
-    probs = predict(np.concatenate([*series, *ends]))[:, label]
-    inner, whole = probs[: -len(ends)].reshape(len(curves), steps - 1), probs[-len(ends)]
-    filled = dict(zip(FILLS, probs[-len(FILLS) :]))
-    out = {name: {} for name in maps}
-    for (fill, name, insert), row in zip(curves, inner):
-        curve = np.r_[filled[fill], row, whole] if insert else np.r_[whole, row, filled[fill]]
-        out[name][f"{'insertion' if insert else 'deletion'}_auc_{fill}"] = curve_auc(curve, reference=whole)
-    return out
+    probs = predict(np.stack([image, *(fills[fill] for fill in FILLS)]))[:, label]
+    ends = {"image": probs[0], "fills": fills, "filled": dict(zip(FILLS, probs[1:]))}
+    orders = [attribution_order(heat, rng) for heat in maps.values()]
+    orders += [rng.permutation(image.shape[0] * image.shape[1]) for _ in range(random_orders)]
+    aucs = _orders_aucs(predict, image, label, orders, steps, ends)
+    random = {column: np.mean([a[column] for a in aucs[len(maps) :]]) for column in aucs[0]}
+    return {
+        name: found
+        | {
+            vs_random_column(curve, fill): found[auc_column(curve, fill)] - random[auc_column(curve, fill)]
+            for fill in FILLS
+            for curve in CURVES
+        }
+        for name, found in zip(maps, aucs)
+    }
 
 
 def choose_images(test: pd.DataFrame, per_class: int, seed: int) -> pd.DataFrame:
@@ -291,9 +331,24 @@ def choose_images(test: pd.DataFrame, per_class: int, seed: int) -> pd.DataFrame
     return sample.sort_values(["y", "image_id"]).reset_index(drop=True)
 
 
+def _recorded_mask(path, source: str, size: int) -> LeukocyteMask:
+    """The audit's mask file of one image (empty path: no usable mask) and its recorded source."""
+    if not isinstance(path, str) or not path:
+        return LeukocyteMask(None, "none")
+    mask = read_mask_file(path, size)
+    if mask is None:
+        raise AlldagError(
+            f"mask file {path} listed in the split manifest is missing: rerun the audit (snakemake --forcerun audit)"
+        )
+    return LeukocyteMask(mask, source)
+
+
 def load_masks(chosen: pd.DataFrame, size: int) -> list[LeukocyteMask]:
-    """The leukocyte mask (alldag.masks) of each chosen image at (size, size), from its image and its
-    Segmented/ twin, of the source the audit recorded (mask_source) when the manifest has one."""
+    """The leukocyte mask (alldag.masks) of each chosen image at (size, size) and its source: the audit's mask
+    file (`mask_file`, source `mask_source`) when the manifest has one; in older manifests rebuilt from the image
+    and its Segmented/ twin, of the recorded source (mask_source) when there is one."""
+    if "mask_file" in chosen:
+        return [_recorded_mask(p, s, size) for p, s in zip(chosen["mask_file"], chosen["mask_source"])]
     sources = chosen["mask_source"] if "mask_source" in chosen else [None] * len(chosen)
     return [
         load_leukocyte_mask(path, twin, size, source=source or None)
@@ -427,14 +482,7 @@ def explain_model(*, model, manifest, settings: ExplainSettings, outputs: Explai
     )
     shown = gallery_choice(per_image, chosen)
     metrics = per_image.set_index(["image_id", "method"])
-    notes = {
-        m: [
-            f"leukocytes {metrics.at[(chosen.at[i, 'image_id'], m), 'mask_ratio']:.1f}x, "
-            f"corner {metrics.at[(chosen.at[i, 'image_id'], m), 'corner_ratio']:.1f}x chance"
-            for i in shown
-        ]
-        for m in METHODS
-    }
+    notes = {m: [map_caption(metrics.loc[(chosen.at[i, "image_id"], m)]) for i in shown] for m in METHODS}
     titles = [f"{chosen.at[i, 'label']} -> {classes[predicted[i]]} ({proba[i].max():.2f})" for i in shown]
     save(
         explanation_gallery(

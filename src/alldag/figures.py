@@ -9,6 +9,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
+from alldag.attribution_metrics import NO_POSITIVE  # noqa: E402
 from alldag.baseline import BASELINE_NAME  # noqa: E402
 
 
@@ -181,6 +182,17 @@ def image_grid_figure(images: np.ndarray, titles: list[str], title: str, ncols: 
 
 
 METHOD_TITLES = {"gradcam": "Grad-CAM", "gradcam_pp": "Grad-CAM++", "lime": "LIME"}
+
+
+def map_caption(metrics) -> str:
+    """A gallery map's caption from its explanations.tsv row (mapping): its leukocyte and corner ratios to
+    chance, "no positive attribution" for an all-zero map (LIME when no superpixel helps), "no mask" without
+    a usable leukocyte mask."""
+    if bool(metrics.get(NO_POSITIVE, False)):
+        return "no positive attribution"
+    cells, corner = float(metrics["mask_ratio"]), float(metrics["corner_ratio"])
+    leukocytes = "no mask" if np.isnan(cells) else f"leukocytes {cells:.1f}x"
+    return f"{leukocytes}, corner {corner:.1f}x chance"
 
 
 def explanation_gallery(

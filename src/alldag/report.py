@@ -14,6 +14,7 @@ import pandas as pd
 import yaml
 from jinja2 import Environment, PackageLoader, select_autoescape
 
+from alldag.attribution_metrics import AUC_COLUMNS, VS_RANDOM_COLUMNS
 from alldag.baseline import BASELINE_NAME
 from alldag.compare import VERDICT_COLUMNS
 from alldag.headline import HEADLINE_METRIC, mlflow_runs, opening_paragraph, skipped_checks, task_headline
@@ -48,10 +49,8 @@ MAP_METRICS = [
     "corner_ratio",
     "mask_mass",
     "corner_mass",
-    "deletion_auc_blur",
-    "deletion_auc_median",
-    "insertion_auc_blur",
-    "insertion_auc_median",
+    *AUC_COLUMNS,
+    *VS_RANDOM_COLUMNS,
 ]
 # ReportInputs.comparisons' parts -> their kind in the report's input table
 COMPARISON_KINDS = {"comparison": "comparison", "paired": "paired", "figure": "comparison_figure"}

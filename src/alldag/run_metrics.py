@@ -10,7 +10,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from alldag.attribution_metrics import ALL_CLASSES
+from alldag.attribution_metrics import ALL_CLASSES, NO_POSITIVE
 from alldag.tracking import log_metrics_to, retry
 
 EPOCH_COLUMNS = ("epoch", "phase", "learning_rate", "kept")  # history columns that are not per-epoch metrics
@@ -54,6 +54,12 @@ def test_metrics(result: dict) -> dict:
 
 
 def explanation_metrics(means: pd.DataFrame) -> dict:
-    """The MLflow metrics of an explanation-means table: each method's (or pair's) mean over all classes."""
+    """The MLflow metrics of an explanation-means table: each method's (or pair's) mean over all classes
+    (explain_<method>_<metric>), and per method how many maps had no positive attribution
+    (explain_<method>_no_positive_attribution)."""
     overall = means[means["label"] == ALL_CLASSES]
-    return {f"explain_{r.method}_{r.metric}": r.mean for r in overall.itertuples() if not np.isnan(r.mean)}
+    out = {f"explain_{r.method}_{r.metric}": r.mean for r in overall.itertuples() if not np.isnan(r.mean)}
+    if NO_POSITIVE in overall:
+        counts = pd.to_numeric(overall.groupby("method", sort=False)[NO_POSITIVE].first(), errors="coerce")
+        out |= {f"explain_{method}_{NO_POSITIVE}": float(n) for method, n in counts.dropna().items()}
+    return out

@@ -14,6 +14,7 @@ from alldag.attribution_metrics import (
     attribution_order,
     corner_region,
     curve_auc,
+    image_bootstrap,
     map_metrics,
     mass_share,
     mean_ci,
@@ -24,7 +25,6 @@ from alldag.attribution_metrics import (
     superpixel_spearman,
     top_iou,
     top_region,
-    wilson_ci,
 )
 
 
@@ -145,6 +145,7 @@ def test_map_metrics():
     heat = np.zeros((10, 10), np.float32)
     heat[1, 1], heat[9, 9] = 3.0, 1.0
     out = map_metrics(heat, mask, corner)
+    assert out.pop("no_positive_attribution") is False
     assert out == pytest.approx(
         {
             "mask_mass": 0.75,
@@ -158,6 +159,7 @@ def test_map_metrics():
         }
     )
     uniform = map_metrics(np.ones((10, 10)), mask, corner)
+    uniform.pop("no_positive_attribution")
     assert uniform == pytest.approx(
         {
             "mask_mass": 0.25,
@@ -174,6 +176,9 @@ def test_map_metrics():
     assert math.isnan(no_mask["mask_mass"]) and math.isnan(no_mask["pointing"]) and no_mask["corner_mass"] == 0.25
     assert math.isnan(no_mask["mask_ratio"]) and math.isnan(no_mask["mask_area"])
     assert math.isnan(map_metrics(heat, np.zeros((10, 10), bool), corner)["background_mass"])
+    blank = map_metrics(np.zeros((10, 10)), mask, corner)  # LIME when no superpixel helps: counted, no ratios
+    assert blank["no_positive_attribution"] is True and blank["mask_area"] == 0.25
+    assert all(math.isnan(blank[k]) for k in ("mask_ratio", "corner_ratio", "pointing", "background_ratio"))
 
 
 @pytest.mark.parametrize("size,cells", [(32, 1), (64, 1), (224, 1), (224, 3)])
@@ -262,16 +267,7 @@ def test_curve_auc():
     assert math.isnan(curve_auc([0, 0], reference=0.0))
 
 
-def test_wilson_ci_stays_inside_0_1():
-    low, high = wilson_ci(0, 10)
-    assert low == 0.0 and 0.2 < high < 0.35  # 0/10: [0, 0.278]
-    low, high = wilson_ci(10, 10)
-    assert high == pytest.approx(1.0) and high <= 1.0 and 0.65 < low < 0.8
-    assert wilson_ci(5, 10) == pytest.approx((0.2366, 0.7634), abs=1e-4)
-    assert all(math.isnan(v) for v in wilson_ci(0, 0))
-
-
-def test_mean_ci_bootstrap_and_wilson():
+def test_mean_ci_is_one_bootstrap_for_every_metric():
     out = mean_ci([1.0, 2.0, 3.0, float("nan")])
     assert out["n"] == 3 and out["mean"] == pytest.approx(2.0) and out["sd"] == pytest.approx(1.0)
     assert out["interval"] == "bootstrap" and 1.0 <= out["ci_low"] < 2.0 < out["ci_high"] <= 3.0
@@ -282,10 +278,10 @@ def test_mean_ci_bootstrap_and_wilson():
     # shares near 0 never get an interval below 0 (a t-interval would)
     shares = mean_ci([0.0] * 9 + [0.3])
     assert shares["ci_low"] >= 0.0 and shares["ci_high"] <= 0.3
-    hits = mean_ci([0, 0, 0, 1, 0, 0, 0, 0], proportion=True)
-    assert hits["interval"] == "wilson" and (hits["ci_low"], hits["ci_high"]) == pytest.approx(wilson_ci(1, 8))
-    tied = mean_ci([0, 0.5, 1, 0.25], proportion=True)  # expected hits of tied peaks: not 0/1
-    assert tied["interval"] == "bootstrap" and 0 <= tied["ci_low"] <= tied["ci_high"] <= 1
+    hits = mean_ci([0, 0, 0, 1, 0, 0, 0, 0])  # Grad-CAM's 0/1 pointing hits
+    tied = mean_ci([0, 0.5, 1, 0.25])  # LIME's expected hits of tied peaks: the same interval method
+    assert hits["interval"] == tied["interval"] == "bootstrap"
+    assert 0 <= hits["ci_low"] <= hits["ci_high"] <= 1 and 0 <= tied["ci_low"] <= tied["ci_high"] <= 1
 
 
 def test_summarise_explanations():
@@ -299,6 +295,7 @@ def test_summarise_explanations():
             "method": ["gradcam", "uniform"] * 3,
             "mask_mass": [0.6, 0.1, 0.8, 0.1, np.nan, np.nan],
             "pointing": [1.0, 0.1, 0.0, 0.1, np.nan, np.nan],
+            "no_positive_attribution": [False, False, False, False, True, False],
         }
     )
     agreement = pd.DataFrame(
@@ -318,8 +315,54 @@ def test_summarise_explanations():
     assert summary.loc[("gradcam", "all", "mask_mass"), "n"] == 2  # image c has no mask: not scored, not 0
     assert summary.loc[("gradcam", "x", "mask_mass"), "mean"] == pytest.approx(0.7)
     assert summary.loc[("gradcam", "y", "mask_mass"), "n"] == 0
-    assert summary.loc[("gradcam", "all", "pointing"), "interval"] == "wilson"
+    assert summary.loc[("gradcam", "all", "pointing"), "interval"] == "bootstrap"
+    assert summary.loc[("gradcam", "all", "pointing"), "no_positive_attribution"] == 1
+    assert summary.loc[("gradcam", "x", "pointing"), "no_positive_attribution"] == 0
+    assert ("gradcam", "all", "no_positive_attribution") not in summary.index  # a count, not a metric
     assert summary.loc[("uniform", "all", "mask_mass"), "sd"] == 0.0
     assert summary.loc[("gradcam_vs_lime", "all", "top_iou"), "n"] == 2
     assert summary.loc[("gradcam_vs_lime", "all", "spearman"), "n"] == 1
-    assert set(summary.columns) == {"n", "mean", "sd", "ci_low", "ci_high", "interval"}
+    assert set(summary.columns) == {"n", "mean", "sd", "ci_low", "ci_high", "interval", "no_positive_attribution"}
+
+
+def _clustered(copies: int):
+    """12 images with one value each (two clusters of values), repeated `copies` times as if that many models
+    had explained every image the same way."""
+    values = np.r_[np.full(6, 1.0), np.linspace(2, 8, 6)]
+    return np.tile(values, copies), np.tile([f"img{i}" for i in range(12)], copies)
+
+
+@pytest.mark.parametrize("statistic", ["mean", "median"])
+def test_the_image_bootstrap_moves_whole_images(statistic):
+    """Four models' identical rows of an image are one image's evidence, not four: the interval must equal
+    the one of a single row per image (resampling rows would shrink it by about 2x)."""
+    once = image_bootstrap(*_clustered(1), statistic)
+    four = image_bootstrap(*_clustered(4), statistic)
+    assert four["images"] == once["images"] == 12 and four["n"] == 48
+    assert four["value"] == pytest.approx(once["value"])
+    assert four["ci"] == pytest.approx(once["ci"])
+    values, _ = _clustered(4)
+    rows = np.random.default_rng(0).integers(0, len(values), (2000, len(values)))  # the old, row-wise bootstrap
+    by_row = np.quantile(getattr(np, statistic)(values[rows], axis=1), [0.025, 0.975])
+    assert four["ci"][1] - four["ci"][0] > 1.5 * (by_row[1] - by_row[0])
+
+
+def test_weighted_medians_are_numpys_median_of_the_repeated_values():
+    from alldag.attribution_metrics import _weighted_medians
+
+    rng = np.random.default_rng(1)
+    values = rng.normal(size=7)
+    weights = rng.integers(0, 4, (50, 7))
+    weights[:, 0] += 1  # at least one value per draw
+    expected = [np.median(np.repeat(values, w)) for w in weights]
+    np.testing.assert_allclose(_weighted_medians(values, weights), expected)
+
+
+def test_image_bootstrap_median_matches_numpy_and_drops_nans():
+    values = np.array([3.0, 1.0, np.nan, 2.0, 10.0])
+    out = image_bootstrap(values, np.array(["a", "b", "c", "c", "d"]), "median")
+    assert out["value"] == pytest.approx(np.nanmedian(values)) and out["n"] == 4 and out["images"] == 4
+    assert 1.0 <= out["ci"][0] <= out["value"] <= out["ci"][1] <= 10.0
+    single = image_bootstrap(np.array([1.0, 2.0]), np.array(["a", "a"]), "mean")
+    assert single["value"] == 1.5 and all(math.isnan(v) for v in single["ci"])
+    assert image_bootstrap(np.array([np.nan]), np.array(["a"]))["n"] == 0

@@ -8,6 +8,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from alldag.attribution_metrics import VS_RANDOM_COLUMNS
 from alldag.explain import (
     FILLS,
     METHODS,
@@ -149,6 +150,39 @@ def test_faithfulness_rewards_the_map_on_the_evidence():
     assert aucs["right"]["deletion_auc_median"] == pytest.approx(0.125, abs=0.02)
 
 
+def _checkerboard_case(size=32):
+    """An image whose evidence is a fine checkerboard in the top-left quarter, and a toy model whose p(class 0)
+    is that checkerboard's contrast (both the median fill and the blurred copy remove it)."""
+    image = np.full((size, size, 3), 100.0, np.float32)
+    image[:16, :16] += 100.0 * (np.indices((16, 16)).sum(axis=0) % 2)[..., None]
+
+    def predict(batch):
+        quarter = np.asarray(batch)[:, :16, :16, 0]
+        p = np.clip(np.abs(np.diff(quarter, axis=2)).mean(axis=(1, 2)) / 100.0, 0, 1)
+        return np.stack([p, 1 - p], axis=1)
+
+    return image, predict
+
+
+def test_faithfulness_against_random_orders_is_about_zero_for_a_random_map():
+    """A map of noise is a random pixel order: its AUCs minus the mean of RANDOM_ORDERS seeded random orders
+    are about 0 for every fill and curve, while the map on the evidence beats random by far."""
+    image, predict = _checkerboard_case()
+    rng = np.random.default_rng(0)
+    right = np.zeros((32, 32), np.float32)
+    right[:16, :16] = 1.0
+    differences = []
+    for _ in range(12):
+        aucs = faithfulness(predict, image, 0, {"noise": rng.random((32, 32)), "right": right}, 8, rng)
+        differences.append([aucs["noise"][c] for c in VS_RANDOM_COLUMNS])
+        assert (
+            aucs["right"]["deletion_auc_blur_vs_random"] < -0.2 and aucs["right"]["insertion_auc_blur_vs_random"] > 0.2
+        )
+        assert aucs["right"]["deletion_auc_median_vs_random"] < -0.2, aucs
+    assert np.abs(np.mean(differences, axis=0)).max() < 0.03, differences  # the right map's: beyond 0.2
+    assert np.abs(differences).max() < 0.1, differences
+
+
 def test_faithfulness_aucs_are_relative_to_the_original_probability():
     image = np.random.default_rng(0).uniform(0, 255, (16, 16, 3)).astype(np.float32)
 
@@ -156,7 +190,10 @@ def test_faithfulness_aucs_are_relative_to_the_original_probability():
         return np.tile([0.4, 0.6], (len(batch), 1))
 
     aucs = faithfulness(half_sure, image, 0, {UNIFORM: np.ones((16, 16))}, 4, np.random.default_rng(0))
-    assert aucs[UNIFORM] == pytest.approx({f"{c}_auc_{f}": 1.0 for c in ("deletion", "insertion") for f in FILLS})
+    assert aucs[UNIFORM] == pytest.approx(
+        {f"{c}_auc_{f}": 1.0 for c in ("deletion", "insertion") for f in FILLS}
+        | {column: 0.0 for column in VS_RANDOM_COLUMNS}
+    )
 
 
 def test_blurred_fill_keeps_colour_and_removes_detail():
@@ -210,6 +247,43 @@ def test_load_masks_rebuilds_the_recorded_source(synthetic_root):
     iou = (found[0].mask & found[1].mask).sum() / (found[0].mask | found[1].mask).sum()
     assert iou > 0.6  # the stain mask finds the same cell
     assert [f.source for f in load_masks(chosen.drop(columns="mask_source").iloc[:1], 64)] == ["segmented"]
+
+
+def test_load_masks_reads_the_audits_mask_files(tmp_path):
+    """With a mask_file column, explain reads the audit's final masks (never recomputes them): a file
+    resized to the model's size, '' for an image without a usable mask, a missing file a one-line error."""
+    from alldag import AlldagError
+    from alldag.masks import write_mask_file
+
+    mask = np.zeros((128, 128), bool)
+    mask[10:50, 60:100] = True
+    write_mask_file(mask, tmp_path / "Pro" / "a.png")
+    chosen = pd.DataFrame(
+        {
+            "image_id": ["Pro/a.jpg", "Pro/b.jpg"],
+            "path": ["no-such-image.jpg"] * 2,  # not read: the mask comes from the file
+            "mask_path": [""] * 2,
+            "mask_source": ["fallback-x", "none"],
+            "mask_file": [str(tmp_path / "Pro" / "a.png"), ""],
+        }
+    )
+    found = load_masks(chosen, 64)
+    assert [f.source for f in found] == ["fallback-x", "none"] and found[1].mask is None
+    assert found[0].mask.shape == (64, 64) and found[0].mask[5:25, 30:50].all() and found[0].mask.sum() == 400
+    with pytest.raises(AlldagError, match="rerun the audit"):
+        load_masks(chosen.assign(mask_file=[str(tmp_path / "gone.png"), ""]), 64)
+
+
+def test_gallery_captions_say_when_a_map_has_no_positive_attribution():
+    from alldag.figures import map_caption
+
+    nan = float("nan")
+    assert map_caption({"mask_ratio": 2.34, "corner_ratio": 0.5, "no_positive_attribution": False}) == (
+        "leukocytes 2.3x, corner 0.5x chance"
+    )
+    blank = {"mask_ratio": nan, "corner_ratio": nan, "no_positive_attribution": True}
+    assert map_caption(blank) == "no positive attribution"  # was "leukocytes nanx, corner nanx chance"
+    assert map_caption({"mask_ratio": nan, "corner_ratio": 1.2}) == "no mask, corner 1.2x chance"
 
 
 def test_gallery_choice_takes_the_best_and_worst_per_class():

@@ -403,10 +403,11 @@ def test_where_the_models_look_is_in_summary_json_and_on_the_page(fake_results):
     html = fake.render()
     where = json.loads(Path(fake.outputs.headline).read_text())["tasks"][TASK]["where_models_look"]
     gradcam, lime = where["methods"]["gradcam"], where["methods"]["lime"]
-    assert gradcam["leukocytes"]["ratio"] == pytest.approx(4.4) and gradcam["leukocytes"]["n"] == 2 * 9
+    assert gradcam["leukocytes"]["median"] == pytest.approx(4.4) and gradcam["leukocytes"]["n"] == 2 * 9
+    assert gradcam["leukocytes"]["images"] == 9  # both models explain the same nine masked images
     assert gradcam["verdict"] == "leukocytes" and lime["verdict"] == "chance" and where["verdict"] == "disagree"
     assert where["mask_sources"] == {"segmented": 12, "stain": 6, "none": 2} and where["not_scored_without_mask"] == 2
-    assert where["sentence"].startswith(f"{TASK}: by Grad-CAM the models put 4.4× chance on the leukocytes (")
+    assert where["sentence"].startswith(f"{TASK}: by Grad-CAM the models put a median 4.4× chance on the leukocytes")
     assert (
         where["sentence"] in html
         and where["sentence"] in json.loads(Path(fake.outputs.headline).read_text())["summary"]

@@ -226,3 +226,33 @@ def test_a_training_job_logs_its_child_run_live_and_the_track_rule_completes_tha
     ]
     assert track_model(tracking=tracking, **files) == run_id  # the track rule completes it: no second run
     assert _logged(tracking)[:3] == (run_id, list(range(EPOCHS)), 1)
+
+
+def test_explanation_metrics_log_the_means_and_the_maps_without_positive_attribution(tmp_path):
+    """The MLflow metrics of explanation_summary.tsv as the track job reads it: every overall mean, and per
+    method how many maps had no positive attribution (method pairs have no such count)."""
+    from alldag.attribution_metrics import summarise_explanations
+    from alldag.run_metrics import explanation_metrics
+
+    per_image = pd.DataFrame(
+        {
+            "image_id": ["a", "b", "a", "b"],
+            "label": "x",
+            "method": ["lime", "lime", "gradcam", "gradcam"],
+            "mask_ratio": [float("nan"), 2.0, 3.0, 5.0],
+            "deletion_auc_blur_vs_random": [0.0, -0.1, -0.2, -0.4],
+            "no_positive_attribution": [True, False, False, False],
+        }
+    )
+    agreement = pd.DataFrame({"image_id": ["a", "b"], "label": "x", "pair": "gradcam_vs_lime", "top_iou": [0.2, 0.4]})
+    path = tmp_path / "explanation_summary.tsv"
+    summarise_explanations(per_image, agreement).to_csv(path, sep="\t", index=False)
+    metrics = explanation_metrics(pd.read_csv(path, sep="\t"))
+    assert (
+        metrics["explain_lime_no_positive_attribution"] == 1 and metrics["explain_gradcam_no_positive_attribution"] == 0
+    )
+    assert metrics["explain_gradcam_deletion_auc_blur_vs_random"] == pytest.approx(-0.3)
+    assert metrics["explain_lime_mask_ratio"] == 2.0 and metrics["explain_gradcam_vs_lime_top_iou"] == pytest.approx(
+        0.3
+    )
+    assert "explain_gradcam_vs_lime_no_positive_attribution" not in metrics

@@ -345,15 +345,11 @@ def _recorded_mask(path, source: str, size: int) -> LeukocyteMask:
 
 def load_masks(chosen: pd.DataFrame, size: int) -> list[LeukocyteMask]:
     """The leukocyte mask (alldag.masks) of each chosen image at (size, size) and its source: the audit's mask
-    file (`mask_file`, source `mask_source`) when the manifest has one; in older manifests rebuilt from the image
-    and its Segmented/ twin, of the recorded source (mask_source) when there is one."""
+    file (`mask_file`, source `mask_source`) when the manifest has one; in older manifests decided afresh from the
+    image and its Segmented/ twin (alldag.masks.load_leukocyte_mask)."""
     if "mask_file" in chosen:
         return [_recorded_mask(p, s, size) for p, s in zip(chosen["mask_file"], chosen["mask_source"])]
-    sources = chosen["mask_source"] if "mask_source" in chosen else [None] * len(chosen)
-    return [
-        load_leukocyte_mask(path, twin, size, source=source or None)
-        for path, twin, source in zip(chosen["path"], chosen["mask_path"], sources)
-    ]
+    return [load_leukocyte_mask(path, twin, size) for path, twin in zip(chosen["path"], chosen["mask_path"])]
 
 
 def explain_images(model, images: np.ndarray, masks: list, settings: dict, seed: int, *, label: str = "explain"):

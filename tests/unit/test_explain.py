@@ -230,23 +230,23 @@ def test_choose_images_is_a_seeded_stratified_sample():
     assert len(choose_images(test.iloc[:12], 5, seed=0)) == 7  # Benign has 2 test images only
 
 
-def test_load_masks_rebuilds_the_recorded_source(synthetic_root):
-    name = "Benign/WBC-Benign-001.jpg"
+def test_load_masks_of_an_older_manifest_decides_afresh(synthetic_root):
+    from alldag.synthetic import twin_outcome
+
+    good = next(i for i in range(1, 9) if twin_outcome(5, "Pre", i) == "good")
+    name = f"Pre/WBC-Malignant-Pre-{good:03d}.jpg"
     row = {
         "image_id": name,
         "path": str(synthetic_root / "Original" / name),
         "mask_path": str(synthetic_root / "Segmented" / name),
     }
-    chosen = pd.DataFrame(
-        [row | {"mask_source": s} for s in ("segmented", "stain", "none")] + [row | {"mask_path": ""}]
-    )
+    chosen = pd.DataFrame([row, row | {"mask_path": ""}, row | {"path": str(synthetic_root / "missing.jpg")}])
     found = load_masks(chosen, 64)
-    assert [f.source for f in found] == ["segmented", "stain", "none", "stain"]
+    assert [f.source for f in found] == ["segmented", "stain", "none"]
     assert found[0].mask.shape == (64, 64) and found[0].mask.dtype == bool and 0.01 < found[0].mask.mean() < 0.5
     assert found[2].mask is None
     iou = (found[0].mask & found[1].mask).sum() / (found[0].mask | found[1].mask).sum()
-    assert iou > 0.6  # the stain mask finds the same cell
-    assert [f.source for f in load_masks(chosen.drop(columns="mask_source").iloc[:1], 64)] == ["segmented"]
+    assert iou > 0.6  # the colour model finds the same cells as the twin
 
 
 def test_load_masks_reads_the_audits_mask_files(tmp_path):

@@ -50,13 +50,14 @@ def test_data_audit_ran_on_every_image(run):
     n = CFG["data"]["synthetic"]["images_per_class"] * 4
     assert audit["checked"] == audit["usable"] == n and audit["quarantined"] == 0
     assert audit["duplicate_clusters"] == 0  # the generator makes no duplicates
-    # the generator fails some segmentations (mostly Pro-B), as on the real data: the stain mask replaces them
-    assert audit["masks_missing"] == 0 and audit["masks_nearly_empty"] > 0
-    assert audit["mask_sources"] == {
-        "segmented": n - audit["masks_nearly_empty"],
-        "stain": audit["masks_nearly_empty"],
-        "none": 0,
-    }
+    # the generator fails segmentations at the real rates (99 % of Pro-B): the colour model replaces them, and
+    # twins that cover too little of the field (fields with few leukocytes) too
+    assert audit["masks_missing"] == 0 and audit["masks_nearly_empty"] >= 40
+    states = audit["twin_states"]
+    assert audit["mask_sources"] == {"segmented": states["good"], "stain": n - states["good"], "none": 0}
+    assert audit["mask_fallback"]["precision"] >= 0.7 and audit["mask_fallback"]["recall"] >= 0.8
+    masks = sorted((run / "results/data/masks").rglob("*.png"))
+    assert len(masks) == n and {p.parent.name for p in masks} == {"Benign", "Early", "Pre", "Pro"}
     provenance = json.loads((run / "results/data/dataset.json").read_text())
     assert provenance["synthetic"] is True and provenance["verification"] == {"skipped": True}
 

@@ -66,8 +66,7 @@ if __name__ == "__main__":
     current = read_weights_table(path) if path.is_file() else []
     text = format_weights_table(table_rows({(r.backbone, r.image_size): r.sha256 for r in current}))
     if "--check" in sys.argv:
-        sys.exit(
-            f"{TABLE} differs from keras.applications: run python tools/imagenet_weights.py"
-            * (text != path.read_text())
-        )
+        if text != path.read_text():
+            sys.exit(f"{TABLE} differs from keras.applications: run python tools/imagenet_weights.py")
+        sys.exit(0)
     path.write_text(text)

@@ -77,6 +77,21 @@ def weights_file_for(table: list[WeightsFile], backbone: str, image_size: int) -
     return chosen[0]
 
 
+def pretrained_files(table: list[WeightsFile], settings: dict[str, dict]) -> dict[str, WeightsFile]:
+    """The row of the ImageNet weights file of each backbone trained with weights 'imagenet', by backbone.
+
+    settings: backbone -> its `train` settings (backbone_overrides merged in). Raises AlldagError (one line)
+    for a backbone without a row, or whose weights is a path to no file.
+    """
+    for backbone, s in settings.items():
+        if s["weights"] not in (None, "imagenet") and not Path(s["weights"]).is_file():
+            raise AlldagError(
+                f"train.weights of {backbone} is '{s['weights']}', which is not a file (relative paths are from "
+                "the working directory): give the path of a weights file for it, imagenet or null"
+            )
+    return {b: weights_file_for(table, b, s["image_size"]) for b, s in settings.items() if s["weights"] == "imagenet"}
+
+
 def hash_algorithm(file_hash: str) -> str:
     """'sha256' for a 64-digit hash, else 'md5' (keras.utils.get_file's hash_algorithm='auto')."""
     return "sha256" if len(file_hash) == 64 else "md5"
@@ -86,11 +101,8 @@ def mismatch(path: str | os.PathLike, entry: WeightsFile) -> str | None:
     """None if the file at path has entry's hashes, else what differs (one clause)."""
     from alldag.verify import file_hashes
 
-    expected = {
-        name: value
-        for name, value in ((hash_algorithm(entry.file_hash), entry.file_hash), ("sha256", entry.sha256))
-        if value
-    }
+    pins = ((hash_algorithm(entry.file_hash), entry.file_hash), ("sha256", entry.sha256))
+    expected = {name: value for name, value in pins if value}
     if not expected:
         return None
     actual = file_hashes(path, tuple(expected))
@@ -127,6 +139,16 @@ def fetch_weights(*, entry: WeightsFile, dest: str | os.PathLike) -> str:
     download_file(entry.url, dest, check=lambda path: mismatch(path, entry), by_hand=by_hand([entry], dest.parent))
     log.info("%s: %s downloaded (%d bytes) and verified", entry.backbone, dest, dest.stat().st_size)
     return "downloaded"
+
+
+def check_cached(path: str | os.PathLike, entry: WeightsFile) -> None:
+    """Raise AlldagError (one line) unless the cached weights file at path verifies against entry."""
+    problem = mismatch(path, entry)
+    if problem:
+        raise AlldagError(
+            f"{path} is not the ImageNet weights file of {entry.backbone} ({problem}): delete it and rerun, "
+            f"and rule fetch_weights downloads it again; offline, {by_hand([entry], Path(path).parent)}"
+        )
 
 
 def check_fetchable(entries: list[WeightsFile], cache: str | os.PathLike) -> None:

@@ -115,8 +115,8 @@ def mismatch(path: str | os.PathLike, entry: WeightsFile) -> str | None:
 
 def by_hand(entries: list[WeightsFile], cache: str | os.PathLike) -> str:
     """What to do instead of the download: which file to put where (one clause)."""
-    where = ", ".join(f"{e.url} as {Path(cache) / e.file}" for e in entries)
-    return f"on a machine with internet access, download {where} (then copy it here), or set train.weights: null"
+    where = ", ".join(f"{Path(cache) / e.file} (from {e.url})" for e in entries)
+    return f"put {where} in place, downloaded on a machine with internet access, or set train.weights: null"
 
 
 def fetch_weights(*, entry: WeightsFile, dest: str | os.PathLike) -> str:

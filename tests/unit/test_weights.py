@@ -230,3 +230,23 @@ def test_a_cached_file_is_checked_before_training_and_named_in_its_lineage(tmp_p
     with pytest.raises(AlldagError) as err:
         check_cached(path, entry)
     assert "\n" not in str(err.value) and str(err.value).startswith(f"{path} is not the ImageNet weights file of VGG16")
+
+
+@pytest.mark.parametrize(
+    "weights, extra, expected",
+    [
+        ("imagenet", {"weights_file": "resources/weights/vgg16_notop.h5"}, "resources/weights/vgg16_notop.h5"),
+        ("mine.weights.h5", {}, "mine.weights.h5"),
+        (None, {}, None),
+        ("imagenet", {"architecture": "alldag.architectures:small_cnn"}, None),  # random init whatever weights says
+    ],
+)
+def test_training_loads_the_rules_weights_input_or_the_local_file(schema_path, weights, extra, expected):
+    from alldag.config import validate_config
+    from alldag.train import settings_from_params
+
+    train = {**validate_config({}, schema_path)["train"], "weights": weights}
+    tracking = {"uri": "sqlite:///x.db", "experiment": "s", "artifact_root": "a", "parent_run_file": "p", "tags": {}}
+    params = {"train": train, "classes": ["A", "B"], "seed": 1, "tracking": tracking, "task": "t", "backbone": "VGG16"}
+    settings, _ = settings_from_params({**params, **extra})
+    assert settings.weights == weights and settings.weights_file == expected

@@ -1,4 +1,5 @@
-"""Local network stand-ins for the tests: Kaggle's dataset API and an HTTP CONNECT proxy, on 127.0.0.1."""
+"""Local network stand-ins for the tests: Kaggle's dataset API, a file server and an HTTP CONNECT proxy, on
+127.0.0.1."""
 
 from __future__ import annotations
 
@@ -64,6 +65,44 @@ class KaggleStub:
 
     def names(self) -> list[str]:
         return [name for name, _ in self.calls]
+
+    def __enter__(self):
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+        return self
+
+    def __exit__(self, *exc):
+        self.server.shutdown()
+        self.server.server_close()
+
+
+class FileServer:
+    """Serves `files` (URL path -> bytes) over HTTP on a free port; any other path is a 404. `requests` lists
+    (method, path) of every request, in order; `url(path)` is a file's address."""
+
+    def __init__(self, files: dict[str, bytes]):
+        self.files, self.requests = files, []
+        stub = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, *args):
+                pass
+
+            def do_GET(self):
+                stub.requests.append((self.command, self.path))
+                body = stub.files.get(self.path)
+                self.send_response(200 if body is not None else 404)
+                self.send_header("Content-Length", str(len(body or b"")))
+                self.end_headers()
+                if self.command == "GET" and body:
+                    self.wfile.write(body)
+
+            do_HEAD = do_GET
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.address = self.server.server_address
+
+    def url(self, path: str) -> str:
+        return f"http://127.0.0.1:{self.address[1]}{path}"
 
     def __enter__(self):
         threading.Thread(target=self.server.serve_forever, daemon=True).start()

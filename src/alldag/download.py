@@ -15,6 +15,7 @@ import pandas as pd
 from alldag import AlldagError
 from alldag.classes import CLASSES
 from alldag.data import scan_dataset
+from alldag.fetch import CONNECTION_ERRORS, PROXY_HINT, offline, reachable
 from alldag.synthetic import generate_dataset
 from alldag.tables import write_tsv_atomic
 from alldag.verify import VERIFY_COLUMNS, read_manifest, verification_failure, verify_folder
@@ -50,20 +51,9 @@ def kaggle_endpoint() -> str:
 
 
 def kaggle_reachable(timeout_s: float = 5.0) -> bool:
-    """True if the Kaggle API answers an HTTP request within timeout_s (any status: it is there).
-
-    The probe uses requests, as kagglehub does, so HTTPS_PROXY/HTTP_PROXY/NO_PROXY and
-    REQUESTS_CA_BUNDLE apply to it exactly as they will to the download.
-    """
-    if os.environ.get("ALLDAG_OFFLINE") == "1":
-        return False
-    import requests
-
-    try:
-        requests.head(kaggle_endpoint(), timeout=timeout_s, allow_redirects=False).close()
-        return True
-    except requests.RequestException:
-        return False
+    """True if the Kaggle API answers an HTTP request within timeout_s (alldag.fetch.reachable: the proxy
+    variables apply to the probe exactly as they will to kagglehub's download; ALLDAG_OFFLINE=1 skips it)."""
+    return not offline() and reachable(kaggle_endpoint(), timeout_s)
 
 
 def resolve_source(source: str, local_dir: str | None, online=kaggle_reachable) -> SourceDecision:
@@ -141,11 +131,8 @@ def kaggle_failure(handle: str, exc: Exception) -> str:
         )
     if status == 404:
         return f"Kaggle has no dataset '{handle}' (HTTP 404): check the handle, or {BY_HAND}"
-    if type(exc).__name__ in ("ConnectionError", "ConnectTimeout", "ReadTimeout", "ProxyError", "SSLError"):
-        return (
-            f"Kaggle could not be reached for dataset '{handle}' ({type(exc).__name__}; behind a proxy, set "
-            f"HTTPS_PROXY and, for an intercepting one, REQUESTS_CA_BUNDLE), or {BY_HAND}"
-        )
+    if type(exc).__name__ in CONNECTION_ERRORS:
+        return f"Kaggle could not be reached for dataset '{handle}' ({type(exc).__name__}; {PROXY_HINT}), or {BY_HAND}"
     if isinstance(exc, (ValueError, EOFError)) or type(exc).__name__ in (
         "DataCorruptionError",
         "ChunkedEncodingError",

@@ -255,7 +255,8 @@ def opening_paragraph(
 
 
 def mlflow_runs(run_jsons: dict[str, str], parent_run_file) -> dict:
-    """Parent and per-model MLflow run ids, and the command that opens the UI on this store."""
+    """Parent and per-model MLflow run ids, the command that opens the UI on this store, and the pretrained
+    weights files the models started from (name and sha256, from their run records)."""
     runs = {name: read_run_file(p) for name, p in run_jsons.items() if Path(p).is_file()}
     parent = (
         json.loads(Path(parent_run_file).read_text()) if parent_run_file and Path(parent_run_file).is_file() else {}
@@ -268,9 +269,15 @@ def mlflow_runs(run_jsons: dict[str, str], parent_run_file) -> dict:
         if uri
         else None
     )
+    used = {
+        (p.get("backbone"), p["weights_file"], p["weights_sha256"])
+        for p in (r.get("params", {}) for r in runs.values())
+        if "weights_sha256" in p
+    }
     return {
         "parent_run_id": parent.get("run_id"),
         "tracking_uri": uri,
         "ui": ui,
         "children": {name: r["run_id"] for name, r in runs.items()},
+        "pretrained_weights": [{"backbone": b, "file": f, "sha256": h} for b, f, h in sorted(used)],
     }

@@ -17,6 +17,7 @@ from alldag.provenance import TRAINING_PACKAGES, package_versions
 from alldag.run_metrics import best_epoch_metrics, epoch_reporter, log_missing_epochs
 from alldag.tables import read_tsv, write_tsv_atomic
 from alldag.tracking import Tracking, child_run_record, retry, write_run_file
+from alldag.weights import weights_lineage
 
 log = logging.getLogger(__name__)
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # TensorFlow is imported lazily, after this
@@ -44,6 +45,7 @@ class TrainSettings:
     head_epochs: int = 0
     fine_tune_layers: int = 0
     fine_tune_learning_rate: float = 1e-5
+    weights_file: str | None = None  # the file the backbone's weights are loaded from (None: weights itself)
 
 
 def balanced_class_weights(y: np.ndarray, n_classes: int) -> dict[int, float]:
@@ -112,7 +114,7 @@ def fit(
             settings.backbone,
             len(settings.classes),
             settings.image_size,
-            settings.weights,
+            settings.weights_file or settings.weights,
             settings.dropout,
             settings.bn_momentum,
         )
@@ -233,11 +235,13 @@ def run_record(
     settings: TrainSettings, tracking: Tracking, manifest: pd.DataFrame, augmentation: dict, hardware: dict
 ) -> dict:
     """The model's child-run record (alldag.tracking.child_run_record): the settings, augmentation, package
-    versions, training-set size and hardware as params."""
+    versions, training-set size and hardware as params; the weights file's name and sha256 as params and tags."""
+    lineage = weights_lineage(settings.weights_file)
     params = {
-        **asdict(settings),
+        **{k: v for k, v in asdict(settings).items() if k != "weights_file"},
         "classes": ",".join(settings.classes),
         "weights": str(settings.weights),
+        **lineage,
         **{f"augment.{k}": v for k, v in augmentation.items()},
         **package_versions(TRAINING_PACKAGES),
         "n_train": int((manifest["split"] == "train").sum()),
@@ -245,7 +249,7 @@ def run_record(
         "devices": hardware["devices"],
         "precision": hardware["precision"],
     }
-    return child_run_record(
+    record = child_run_record(
         tracking,
         task=settings.task,
         model=settings.backbone,
@@ -256,6 +260,8 @@ def run_record(
         seed=settings.seed,
         params=params,
     )
+    record["tags"].update({f"alldag.{key}": value for key, value in lineage.items()})
+    return record
 
 
 def _open_live_run(
@@ -335,6 +341,7 @@ def train_model(
     mixed_precision: str = "auto",
     build_model=None,
     require_gpu: bool = False,
+    pretrained: dict | None = None,
 ) -> None:
     """Train one (task, backbone) model and write its outputs.
 
@@ -345,6 +352,7 @@ def train_model(
     checkpoint folder beside the model lets a killed job resume; it is removed once the outputs are written.
     Epochs are logged live while MLflow answers; a tracking failure is a warning.
     require_gpu: raise AlldagError (one line) instead of training on the CPU when no GPU is visible.
+    pretrained: the checksum-table row (alldag.weights.WeightsFile's fields) settings.weights_file must match.
     """
     import mlflow
 
@@ -353,7 +361,10 @@ def train_model(
     from alldag.devices import configure_tensorflow, training_device
     from alldag.logged_model import store_model
     from alldag.tracking import LiveTracking, log_metrics
+    from alldag.weights import WeightsFile, check_cached
 
+    if pretrained:
+        check_cached(settings.weights_file, WeightsFile(**pretrained))
     with training_device() as device:
         hardware = configure_tensorflow(mixed_precision, require_gpu)
         log.info(
@@ -420,8 +431,12 @@ def write_training_outputs(history: pd.DataFrame, settings: TrainSettings, histo
 
 
 def settings_from_params(params: dict) -> tuple[TrainSettings, Tracking]:
-    """Build TrainSettings and Tracking from a rule's params and wildcards (task, backbone, fold)."""
+    """Build TrainSettings and Tracking from a rule's params and wildcards (task, backbone, fold), and
+    weights_file: the train rule's weights input (the cached ImageNet file), if it has one."""
     t = dict(params["train"])
+    local = t["weights"] if t["weights"] not in (None, "imagenet") else None
+    # a custom architecture starts from random weights whatever train.weights says
+    weights_file = None if "architecture" in params else params.get("weights_file") or local
     settings = TrainSettings(
         backbone=params["backbone"],
         task=params["task"],
@@ -441,5 +456,6 @@ def settings_from_params(params: dict) -> tuple[TrainSettings, Tracking]:
         head_epochs=t["head_epochs"],
         fine_tune_layers=t["fine_tune_layers"],
         fine_tune_learning_rate=t["fine_tune_learning_rate"],
+        weights_file=weights_file,
     )
     return settings, Tracking.from_params(params["tracking"])

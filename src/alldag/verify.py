@@ -16,13 +16,19 @@ VERIFY_COLUMNS = ["path", "status", "expected_sha256", "actual_sha256", "expecte
 SUBFOLDERS = ("Original", "Segmented")
 
 
-def sha256_file(path: str | os.PathLike, chunk: int = 1 << 20) -> str:
-    """Hex sha256 of a file's bytes."""
-    digest = hashlib.sha256()
+def file_hashes(path: str | os.PathLike, algorithms: tuple[str, ...] = ("sha256",), chunk: int = 1 << 20) -> dict:
+    """Hex digests of a file's bytes, one per hashlib algorithm name ('md5', 'sha256'), in one read."""
+    digests = {name: hashlib.new(name) for name in algorithms}
     with open(path, "rb") as f:
         while block := f.read(chunk):
-            digest.update(block)
-    return digest.hexdigest()
+            for digest in digests.values():
+                digest.update(block)
+    return {name: digest.hexdigest() for name, digest in digests.items()}
+
+
+def sha256_file(path: str | os.PathLike) -> str:
+    """Hex sha256 of a file's bytes."""
+    return file_hashes(path)["sha256"]
 
 
 def read_manifest(path: str | os.PathLike) -> pd.DataFrame:

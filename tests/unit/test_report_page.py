@@ -267,7 +267,10 @@ def fake_results(tmp_path) -> FakeResults:
                 ]
             ),
         )
-        files["run"] = jsonfile(m / "mlflow_run.json", {"run_id": f"run-{model}", "tracking_uri": "sqlite:///x.db"})
+        weights = {"backbone": model, "weights_file": f"{model.lower()}_notop.h5", "weights_sha256": model[0] * 64}
+        files["run"] = jsonfile(
+            m / "mlflow_run.json", {"run_id": f"run-{model}", "tracking_uri": "sqlite:///x.db", "params": weights}
+        )
         # per image: 10 % of the field is leukocyte; Grad-CAM puts 40 % there (4x chance), LIME 10 % (1x)
         files["explanations"] = tsv(
             x / "explanations.tsv",
@@ -362,6 +365,11 @@ def test_page_has_every_section_working_images_and_expected_rows(fake_results):
     assert {f"{TASK}/{m}/fold0" for m in MODELS} <= set(first_cells)  # provenance: run id per model
     html = Path(fake.outputs.page).read_text()
     assert "run-MobileNet" in html and "parent-1" in html and "mlflow ui --backend-store-uri sqlite:///x.db" in html
+    # provenance: the pretrained weights file each backbone started from, once however many folds used it
+    assert json.loads(Path(fake.outputs.headline).read_text())["mlflow"]["pretrained_weights"] == [
+        {"backbone": m, "file": f"{m.lower()}_notop.h5", "sha256": m[0] * 64} for m in sorted(MODELS)
+    ]
+    assert "pretrained-weights" in page.ids and ["MobileNet", "mobilenet_notop.h5", "M" * 64] in page.rows
     assert "missing-banner" not in page.ids
 
 

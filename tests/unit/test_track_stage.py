@@ -3,6 +3,7 @@ run that a computing job left half logged; LiveTracking turns a tracking failure
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import subprocess
@@ -192,6 +193,8 @@ def test_a_training_job_logs_its_child_run_live_and_the_track_rule_completes_tha
 
     tracking, files = job_files
     tracking = dataclasses.replace(tracking, tags={"alldag.data_source": "synthetic"})
+    weights_file = Path(files["history"]).parent / "m_notop.h5"  # the cached ImageNet file training started from
+    weights_file.write_bytes(b"pretrained")
     manifest = pd.read_csv(files["split_manifest"], sep="\t")
     settings = TrainSettings(
         backbone="m",
@@ -202,11 +205,12 @@ def test_a_training_job_logs_its_child_run_live_and_the_track_rule_completes_tha
         epochs=EPOCHS,
         batch_size=2,
         learning_rate=1e-3,
-        weights=None,
+        weights="imagenet",
         dropout=0.0,
         bn_momentum=None,
         recalibrate_bn=False,
         seed=3,
+        weights_file=str(weights_file),
     )
     hardware = {"gpus": 0, "devices": "CPU", "precision": "float32"}
     record = run_record(settings, tracking, manifest, {"flip": True}, hardware)
@@ -224,6 +228,10 @@ def test_a_training_job_logs_its_child_run_live_and_the_track_rule_completes_tha
         "synthetic",
         "True",
     ]
+    # the weights file's lineage: name and sha256, as params and as tags
+    lineage = {"weights_file": "m_notop.h5", "weights_sha256": hashlib.sha256(b"pretrained").hexdigest()}
+    assert {k: run.data.params[k] for k in lineage} == lineage and run.data.params["weights"] == "imagenet"
+    assert {k: run.data.tags[f"alldag.{k}"] for k in lineage} == lineage
     assert track_model(tracking=tracking, **files) == run_id  # the track rule completes it: no second run
     assert _logged(tracking)[:3] == (run_id, list(range(EPOCHS)), 1)
 

@@ -1,5 +1,6 @@
 import json
 import os
+import re
 import sys
 from dataclasses import asdict
 from pathlib import Path
@@ -25,6 +26,12 @@ from alldag.jobs import MODEL_OUTPUT_KINDS
 from alldag.split import block_size_for
 from alldag.data import check_tasks, class_counts
 from alldag.download import SourceDecision, has_layout, resolve_source
+from alldag.weights import (
+    check_fetchable,
+    pretrained_files,
+    read_weights_table,
+    table_path,
+)
 
 SCHEMA = Path(workflow.basedir) / "workflow/schemas/config.schema.yaml"
 DATA = "results/data"
@@ -104,6 +111,18 @@ SPLIT_BLOCK_SIZE = block_size_for(
     synthetic=SOURCE.kind == "synthetic",
     fields_per_patient=config["data"]["synthetic"]["fields_per_patient"],
 )
+WEIGHTS_CACHE = config["weights_cache"]
+
+
+try:
+    PRETRAINED = pretrained_files(
+        read_weights_table(table_path(workflow.basedir)),
+        {b: train_settings_for(config, b) for b in BACKBONES},
+    )
+except AlldagError as exc:
+    fail(exc)
+# the fetch_weights jobs, by the file each one writes
+WEIGHTS_FILES = {entry.file: entry for entry in PRETRAINED.values()}
 RUN_TAGS = {
     "alldag.study": config["study"],
     "alldag.data_source": SOURCE.kind,
@@ -116,6 +135,8 @@ wildcard_constraints:
     task="|".join(TASKS),
     backbone="|".join(MODELS),
     fold=r"\d+",
+    # (?!) matches nothing: no backbone starts from ImageNet weights
+    weights_file="|".join(map(re.escape, WEIGHTS_FILES)) or "(?!)",
 
 
 # Path patterns, defined once: the rules' outputs and the input functions fill them in.
@@ -299,6 +320,39 @@ def train_env():
     """The training rules' conda env: with TensorFlow's CUDA libraries when train.require_gpu is set."""
     name = "train-gpu.yaml" if config["train"]["require_gpu"] else "train.yaml"
     return str(Path(workflow.basedir) / "envs" / name)
+
+
+def pretrained_weights(wildcards):
+    """The cached ImageNet weights file the backbone starts from, as the train rule's named input; none for
+    train.weights null or a local path, and for custom architectures."""
+    entry = PRETRAINED.get(wildcards.backbone)
+    return {"weights": f"{WEIGHTS_CACHE}/{entry.file}"} if entry else {}
+
+
+def pretrained_entry(wildcards):
+    """The checksum-table row of that file (training verifies the file against it), or None."""
+    entry = PRETRAINED.get(wildcards.backbone)
+    return asdict(entry) if entry else None
+
+
+def weights_entry(wildcards):
+    """The checksum-table row of the file a fetch_weights job writes."""
+    return asdict(WEIGHTS_FILES[wildcards.weights_file])
+
+
+def check_weights_before_jobs():
+    """Stop before any job, with one line saying which file to put where, when a weights file the run must
+    fetch is not cached and its server cannot be reached (offline, or behind a proxy not set).
+    """
+    needed = [
+        WEIGHTS_FILES[job.wildcards.weights_file]
+        for job in workflow.dag.needrun_jobs()
+        if job.rule.name == "fetch_weights"
+    ]
+    try:
+        check_fetchable(needed, WEIGHTS_CACHE)
+    except AlldagError as exc:
+        fail(exc)
 
 
 def backbone_train_settings(wildcards):

@@ -1,7 +1,9 @@
 # MLflow: a parent run per pipeline invocation (only when jobs run); training jobs attach child runs.
 
 
+# Snakemake keeps one onstart handler: it also checks, first, that the pretrained weights can be had.
 onstart:
+    check_weights_before_jobs()
     from alldag.tracking import check_server, resolve_tracking_uri, start_parent_run
 
     t = tracking_params()

@@ -2,6 +2,8 @@
 # (`use rule train as ... with:`, see workflow/rules/custom/small_cnn.smk).
 rule train:
     input:
+        # the backbone's ImageNet weights file, fetched by rule fetch_weights (train.weights: imagenet)
+        unpack(pretrained_weights),
         manifest=SPLIT_MANIFEST,
         augmentation=rules.augment.output.spec,
         leakage=rules.check_leakage.output.report,
@@ -28,6 +30,7 @@ rule train:
     params:
         classes=task_classes,
         train=backbone_train_settings,
+        pretrained=pretrained_entry,
         seed=config["seed"],
         tracking=tracking_params(),
     script:

@@ -3,7 +3,9 @@ from alldag.rulelog import run_rule
 from alldag.train import TrainOutputs, settings_from_params, train_model
 
 out, params = snakemake.output, dict(snakemake.params)
-settings, tracking = settings_from_params({**params, **dict(snakemake.wildcards)})
+settings, tracking = settings_from_params(
+    {**params, **dict(snakemake.wildcards), "weights_file": snakemake.input.get("weights")}
+)
 
 
 def build_model():
@@ -26,5 +28,6 @@ run_rule(
         mixed_precision=params["train"]["mixed_precision"],
         require_gpu=params["train"]["require_gpu"],
         build_model=build_model if "architecture" in params else None,
+        pretrained=params.get("pretrained"),
     ),
 )

@@ -19,7 +19,6 @@ from PIL import Image
 
 from alldag.headline import opening_paragraph, task_headline
 from alldag.jobs import MODEL_OUTPUT_KINDS, ModelResult
-from alldag.verdicts import DISPLAY
 from alldag.report import (
     ReportInputs,
     ReportOutputs,
@@ -29,6 +28,7 @@ from alldag.report import (
     sig3,
     training_histories,
 )
+from alldag.verdicts import DISPLAY
 
 TASK = "benign_vs_pro"
 MODELS = ["MobileNet", "VGG16"]

@@ -17,27 +17,28 @@ from alldag.evaluate import classification_metrics
 from alldag.figures import comparison_figure, save
 from alldag.progress import track
 from alldag.stats import (
-    MIN_GROUPS_PER_CLASS,
     group_bootstrap_weights,
     groups_per_class,
     holm,
     mcnemar,
     metric_intervals,
-    paired_difference,
-    verdict,
+    paired_comparison,
 )
 from alldag.study import study_accuracy
 from alldag.tables import read_tsv, write_tsv_atomic
+from alldag.verdicts import MIN_GROUPS_PER_CLASS, REASON_COLUMN, VERDICT_COLUMN, decide
 
 log = logging.getLogger(__name__)
 METRICS = ["accuracy", "balanced_accuracy", "macro_f1", "roc_auc"]
 VERDICT_METRIC = "balanced_accuracy"  # the headline metric: verdicts and paired tests are on it
 VERDICT_COLUMNS = [
-    "beats_colour_baseline",
+    VERDICT_COLUMN,
+    REASON_COLUMN,
     "diff_vs_colour_baseline",
     "diff_vs_colour_baseline_ci_low",
     "diff_vs_colour_baseline_ci_high",
     "p_vs_colour_baseline",
+    "p_vs_colour_baseline_holm",
     "mcnemar_p_vs_colour_baseline",
 ]
 
@@ -48,13 +49,14 @@ class ComparisonSettings:
 
     task: str
     classes: tuple[str, ...]
-    bootstrap_samples: int  # group-bootstrap resamples of every interval and paired test
+    bootstrap_samples: int  # group-bootstrap resamples of every metric's interval
     seed: int
+    equivalence_margin: float  # δ: a model whose difference to the baseline lies within ±δ is equivalent
 
     @classmethod
     def from_params(cls, params, wildcards) -> ComparisonSettings:
-        """From the compare rule's params (classes, bootstrap, seed) and wildcards."""
-        return cls(wildcards.task, tuple(params.classes), params.bootstrap, params.seed)
+        """From the compare rule's params (classes, bootstrap, seed, equivalence_margin) and wildcards."""
+        return cls(wildcards.task, tuple(params.classes), params.bootstrap, params.seed, params.equivalence_margin)
 
 
 @dataclass(frozen=True)
@@ -106,7 +108,7 @@ def model_row(name: str, task: str, pooled: pd.DataFrame, classes: list[str], we
     per_fold = pd.DataFrame([classification_metrics(f["y"].to_numpy(int), probabilities(f, classes)) for f in folds])
     y, proba = pooled["y"].to_numpy(int), probabilities(pooled, classes)
     point = classification_metrics(y, proba)
-    cis = metric_intervals(weights, y, proba)
+    cis = metric_intervals(weights, y, proba, pooled["group"].to_numpy())
     row = {"model": name, "folds": len(folds), "n_test": len(pooled), "n_groups": int(pooled["group"].nunique())}
     for m in METRICS:
         row.update(
@@ -126,46 +128,81 @@ def _correct(frame: pd.DataFrame) -> np.ndarray:
     return frame["correct"].astype(str).str.lower().eq("true").to_numpy()
 
 
-def verdict_against_baseline(pooled: dict[str, pd.DataFrame], weights: np.ndarray) -> pd.DataFrame:
-    """Per model: the paired group-bootstrap difference in balanced accuracy to the colour baseline on the
-    same images, its 95% interval, the one-sided p of 'not better', the verdict, and McNemar's p (secondary).
+def baseline_verdicts(
+    *,
+    y: np.ndarray,
+    groups: np.ndarray,
+    baseline: np.ndarray,
+    models: dict[str, np.ndarray],
+    margin: float,
+    seed: int,
+    min_groups: int = MIN_GROUPS_PER_CLASS,
+) -> list[dict]:
+    """Per model: the paired difference in balanced accuracy to the colour baseline on the same images (its
+    95% cluster-robust interval, one-sided p of 'not better' raw and Holm-adjusted across `models`, the
+    task's family), its verdict and reason, and McNemar's p (secondary).
 
-    The baseline's own row has an empty verdict and NaN numbers.
+    y, groups: the test images' classes and groups; baseline and models: per image 'was correct';
+    min_groups: verdicts.decide's.
     """
-    base = pooled[BASELINE_NAME]
-    y, base_correct = base["y"].to_numpy(int), _correct(base)
-    fewest_groups = groups_per_class(y, base["group"].to_numpy())
-    if fewest_groups < MIN_GROUPS_PER_CLASS:
-        log.warning(
-            "the test images hold only %d group(s) in some class (fewer than %d): no verdict against the "
-            "colour baseline can be drawn (undetermined); use more images or smaller blocks",
-            fewest_groups,
-            MIN_GROUPS_PER_CLASS,
-        )
+    fewest_groups = groups_per_class(y, groups)
+    tests = {m: paired_comparison(y, groups, c, baseline, seed=seed) for m, c in models.items()}
+    adjusted = dict(zip(tests, holm([d["p_greater"] for d in tests.values()]))) if tests else {}
     rows = []
-    for model, frame in pooled.items():
-        if model == BASELINE_NAME:
-            rows.append({"model": model, "beats_colour_baseline": "", **{c: float("nan") for c in VERDICT_COLUMNS[1:]}})
-            continue
-        d = paired_difference(weights, y, _correct(frame), base_correct)
+    for model, d in tests.items():
+        word, reason = decide(
+            p_beats=adjusted[model],
+            p_worse=d["p_less"],
+            ci=(d["ci_low"], d["ci_high"]),
+            margin=margin,
+            fewest_groups=fewest_groups,
+            min_groups=min_groups,
+        )
         rows.append(
             {
                 "model": model,
-                "beats_colour_baseline": verdict(d["ci_low"], d["ci_high"], fewest_groups),
+                VERDICT_COLUMN: word,
+                REASON_COLUMN: reason,
                 "diff_vs_colour_baseline": d["diff"],
                 "diff_vs_colour_baseline_ci_low": d["ci_low"],
                 "diff_vs_colour_baseline_ci_high": d["ci_high"],
                 "p_vs_colour_baseline": d["p_greater"],
-                "mcnemar_p_vs_colour_baseline": mcnemar(_correct(frame), base_correct)["p_value"],
+                "p_vs_colour_baseline_holm": adjusted[model],
+                "mcnemar_p_vs_colour_baseline": mcnemar(models[model], baseline)["p_value"],
             }
         )
-    return pd.DataFrame(rows)
+    return rows
 
 
-def paired_tests(pooled: dict[str, pd.DataFrame], n_boot: int, seed: int) -> pd.DataFrame:
+def verdict_against_baseline(pooled: dict[str, pd.DataFrame], settings: ComparisonSettings) -> pd.DataFrame:
+    """baseline_verdicts of every model of the task on its pooled test predictions; the baseline's own row has
+    an empty verdict and NaN numbers."""
+    base = pooled[BASELINE_NAME]
+    y, groups = base["y"].to_numpy(int), base["group"].to_numpy()
+    fewest_groups = groups_per_class(y, groups)
+    if fewest_groups < MIN_GROUPS_PER_CLASS:
+        log.warning(
+            "the test images hold only %d group(s) in some class (fewer than %d): every verdict against the "
+            "colour baseline is undetermined (too few groups); use more images or smaller blocks",
+            fewest_groups,
+            MIN_GROUPS_PER_CLASS,
+        )
+    rows = baseline_verdicts(
+        y=y,
+        groups=groups,
+        baseline=_correct(base),
+        models={m: _correct(f) for m, f in pooled.items() if m != BASELINE_NAME},
+        margin=settings.equivalence_margin,
+        seed=settings.seed,
+    )
+    own = {"model": BASELINE_NAME, VERDICT_COLUMN: "", REASON_COLUMN: ""}
+    return pd.DataFrame([own | {c: float("nan") for c in VERDICT_COLUMNS if c not in own}, *rows])
+
+
+def paired_tests(pooled: dict[str, pd.DataFrame], seed: int) -> pd.DataFrame:
     """Every pair of models on the same test images, per fold and pooled over folds (fold 'all'): the paired
-    group-bootstrap difference in balanced accuracy (A - B, 95% interval, two-sided p) and, secondary,
-    exact McNemar on accuracy.
+    difference in balanced accuracy tested on whole groups (A - B, 95% cluster-robust interval, two-sided p
+    of the group sign-flip and t tests, stats.paired_comparison) and, secondary, exact McNemar on accuracy.
 
     The pooled rows carry Holm-adjusted p-values across the pairs, for both tests.
     """
@@ -173,16 +210,12 @@ def paired_tests(pooled: dict[str, pd.DataFrame], n_boot: int, seed: int) -> pd.
     fold_ids = sorted(first["fold"].unique())
     scopes = [(str(f), (first["fold"] == f).to_numpy()) for f in fold_ids] if len(fold_ids) > 1 else []
     scopes.append(("all", np.ones(len(first), bool)))
-    weights = {
-        name: group_bootstrap_weights(first["y"].to_numpy(int)[sel], first["group"].to_numpy()[sel], n_boot, seed)
-        for name, sel in scopes
-    }
     rows = []
     for a, b in itertools.combinations(pooled, 2):
         for name, sel in scopes:
             fa, fb = pooled[a][sel], pooled[b][sel]
             y, ca, cb = fa["y"].to_numpy(int), _correct(fa), _correct(fb)
-            d = paired_difference(weights[name], y, ca, cb)
+            d = paired_comparison(y, fa["group"].to_numpy(), ca, cb, seed=seed)
             m = mcnemar(ca, cb)
             rows.append(
                 {
@@ -216,8 +249,8 @@ def image_level_columns(paths: list[str], classes: list[str], n_boot: int, seed:
     image-level bootstrap interval and n, as `image_level_*` columns of the baseline's row."""
     pooled = pd.concat([read_tsv(p) for p in paths], ignore_index=True)
     y, proba = pooled["y"].to_numpy(int), probabilities(pooled, classes)
-    weights = group_bootstrap_weights(y, pooled["image_id"].to_numpy(), n_boot, seed)
-    low, high = metric_intervals(weights, y, proba)[VERDICT_METRIC]
+    images = pooled["image_id"].to_numpy()
+    low, high = metric_intervals(group_bootstrap_weights(y, images, n_boot, seed), y, proba, images)[VERDICT_METRIC]
     return {
         f"image_level_{VERDICT_METRIC}": classification_metrics(y, proba)[VERDICT_METRIC],
         f"image_level_{VERDICT_METRIC}_ci_low": low,
@@ -235,10 +268,11 @@ def compare_models(
 ) -> pd.DataFrame:
     """Write the task's comparison table, paired tests and comparison figure; returns the comparison table.
 
-    predictions: test predictions of every model and fold, model -> fold -> path. Every interval and test
-    resamples whole groups (duplicate clusters, patient-proxy blocks) within each class, pooled over folds,
-    with the same resamples for every model, so differences are paired. image_level (one per fold): the colour
-    baseline's predictions under an image-level split, reported on its row beside the grouped ones.
+    predictions: test predictions of every model and fold, model -> fold -> path. Every metric's interval
+    resamples whole groups (duplicate clusters, patient-proxy blocks) within each class, pooled over folds;
+    every difference between models is paired image by image and tested on whole groups. image_level (one per
+    fold): the colour baseline's predictions under an image-level split, reported on its row beside the grouped
+    ones.
     """
     task, classes, n_boot, seed = settings.task, list(settings.classes), settings.bootstrap_samples, settings.seed
     folds = {m: {int(f): read_tsv(p) for f, p in by_fold.items()} for m, by_fold in predictions.items()}
@@ -252,14 +286,14 @@ def compare_models(
         ]
     )
     if BASELINE_NAME in pooled:
-        comparison = comparison.merge(verdict_against_baseline(pooled, weights), on="model", how="left")
+        comparison = comparison.merge(verdict_against_baseline(pooled, settings), on="model", how="left")
         comparison = comparison[
             ["model", *VERDICT_COLUMNS] + [c for c in comparison if c not in VERDICT_COLUMNS + ["model"]]
         ]
     if image_level:
         for column, value in image_level_columns(image_level, classes, n_boot, seed).items():
             comparison[column] = np.where(comparison["model"] == BASELINE_NAME, value, np.nan)
-    paired = paired_tests(pooled, n_boot, seed)
+    paired = paired_tests(pooled, seed)
     write_tsv_atomic(comparison, outputs.comparison)
     write_tsv_atomic(paired, outputs.paired)
     save(
@@ -275,7 +309,7 @@ def compare_models(
             f"{VERDICT_METRIC}_ci_high",
             "n_test",
             "n_groups",
-            "beats_colour_baseline",
+            VERDICT_COLUMN,
             "diff_vs_colour_baseline",
         )
         if c in comparison

@@ -15,6 +15,7 @@ import pandas as pd
 from alldag.baseline import BASELINE_NAME
 from alldag.study import STUDY_SHORT, study_task_reference
 from alldag.tracking import read_run_file
+from alldag.verdicts import BEATS, EQUIVALENT, HEADLINE_WORDS, REASON_COLUMN, UNDETERMINED, VERDICT_COLUMN, verdict_of
 
 HEADLINE_METRIC = "balanced_accuracy"
 
@@ -28,18 +29,12 @@ def _f(value) -> float | None:
     return None if pd.isna(value) else value
 
 
-def verdict_of(value) -> str | None:
-    """A beats_colour_baseline cell as 'true' | 'false' | 'undetermined'; None when empty (the baseline's row)."""
-    text = str(value).strip().lower() if value is not None and not pd.isna(value) else ""
-    return text if text in VERDICTS else None
-
-
-VERDICTS = ("true", "false", "undetermined")
 VERDICT_FIELDS = (
     "diff_vs_colour_baseline",
     "diff_vs_colour_baseline_ci_low",
     "diff_vs_colour_baseline_ci_high",
     "p_vs_colour_baseline",
+    "p_vs_colour_baseline_holm",
     "mcnemar_p_vs_colour_baseline",
 )
 
@@ -71,7 +66,7 @@ def task_headline(comparison: pd.DataFrame, paired: pd.DataFrame | None = None, 
     )
     models = {
         row["model"]: {k: _f(row.get(k)) for k in numbers}
-        | {"beats_colour_baseline": verdict_of(row.get("beats_colour_baseline"))}
+        | {VERDICT_COLUMN: verdict_of(row.get(VERDICT_COLUMN)), REASON_COLUMN: _text(row.get(REASON_COLUMN))}
         for _, row in comparison.iterrows()
     }
     out = {"metric": metric, "models": models, "best": None, "study": study_task_reference(task) if task else None}
@@ -97,11 +92,19 @@ def task_headline(comparison: pd.DataFrame, paired: pd.DataFrame | None = None, 
             mine["diff_vs_colour_baseline_ci_high"],
         ]
         out["p_vs_colour_baseline"] = mine["p_vs_colour_baseline"]
-        out["beats_colour_baseline"] = mine["beats_colour_baseline"] or "undetermined"
+        out["p_vs_colour_baseline_holm"] = mine["p_vs_colour_baseline_holm"]
+        out["models_compared"] = len(cnns)  # the family the 'beats' claims are Holm-adjusted across
+        out[VERDICT_COLUMN] = mine[VERDICT_COLUMN] or UNDETERMINED
+        out[REASON_COLUMN] = mine[REASON_COLUMN]
         out["models_not_shown_to_beat_colour_baseline"] = [
-            m for m, v in models.items() if m != BASELINE_NAME and v["beats_colour_baseline"] != "true"
+            m for m, v in models.items() if m != BASELINE_NAME and v[VERDICT_COLUMN] != BEATS
         ]
     return out
+
+
+def _text(value) -> str | None:
+    """A text cell; None when missing or empty."""
+    return None if value is None or pd.isna(value) or not str(value).strip() else str(value).strip()
 
 
 def _paired_p(paired: pd.DataFrame | None, a: str, b: str) -> float | None:
@@ -115,23 +118,22 @@ def _paired_p(paired: pd.DataFrame | None, a: str, b: str) -> float | None:
 
 
 def baseline_clause(h: dict) -> str:
-    """How the best model stands against the colour baseline, with the paired difference and its interval."""
+    """How the best model stands against the colour baseline: the verdict, the paired difference with its
+    interval, the one-sided p adjusted across the task's models, and why where it is equivalent or undetermined."""
     diff, p = h.get("margin_over_colour_baseline"), h.get("p_vs_colour_baseline")
     lo, hi = h.get("margin_over_colour_baseline_ci") or (None, None)
+    adjusted, family = h.get("p_vs_colour_baseline_holm"), h.get("models_compared")
     detail = (
         f"difference {diff:+.3f}, 95% CI {lo:+.3f} to {hi:+.3f}, one-sided p = {p:.2g}"
         if None not in (diff, lo, hi, p)
         else "no paired difference available"
     )
-    verdict = h.get("beats_colour_baseline")
-    words = (
-        "it beats"
-        if verdict == "true"
-        else "it does NOT beat"
-        if verdict == "false"
-        else "it is undetermined whether it beats"
-    )
-    return f"{words} the colour baseline ({h['colour_baseline']:.3f}; {detail})"
+    if adjusted is not None and family and family > 1:
+        detail += f", {adjusted:.2g} after Holm adjustment across the {family} models compared"
+    verdict = h.get(VERDICT_COLUMN) or UNDETERMINED
+    if verdict in (EQUIVALENT, UNDETERMINED) and h.get(REASON_COLUMN):
+        detail += f"; {h[REASON_COLUMN]}"
+    return f"{HEADLINE_WORDS[verdict]} the colour baseline ({h['colour_baseline']:.3f}; {detail})"
 
 
 def skipped_checks(provenance: dict, audit: dict | None) -> list[str]:

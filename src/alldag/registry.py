@@ -1,9 +1,10 @@
 """The MLflow model registry: each task's best model (the report's headline) as `alldag-<task>`, and the
 dataset provenance on the study's parent run.
 
-The best model gets alias `champion` only when it beats the colour baseline (verdict "true"); otherwise
-alias `challenger`, never `champion`, with a description that says why. A re-run registers a new version
-only when the best model changed (another backbone, fold or training run); otherwise it refreshes the tags.
+The best model gets alias `champion` only when its verdict against the colour baseline is `beats`; otherwise
+(equivalent, worse or undetermined) alias `challenger`, never `champion`, with a description that says why.
+A re-run registers a new version only when the best model changed (another backbone, fold or training run);
+otherwise it refreshes the tags.
 """
 
 from __future__ import annotations
@@ -17,11 +18,11 @@ import pandas as pd
 from alldag.baseline import BASELINE_NAME
 from alldag.headline import task_headline
 from alldag.tracking import DATA_SOURCE_TAG, DATA_VERIFIED_TAG, DEMO_TAG, SYNTHETIC_TAG, read_run_file
+from alldag.verdicts import BEATS, REASON_COLUMN, UNDETERMINED, VERDICT_COLUMN, verdict_of
 
 log = logging.getLogger(__name__)
 PREFIX = "alldag-"
 CHAMPION, CHALLENGER = "champion", "challenger"
-VERDICT = "beats_colour_baseline"  # compare's verdict column: "true", "false" or "undetermined"
 METRIC = "balanced_accuracy"
 SELECT_FOLD_BY = f"test_{METRIC}"  # the headline's model has one trained model per fold: register the best fold
 
@@ -31,9 +32,8 @@ def registered_name(task: str) -> str:
 
 
 def verdict(row: pd.Series) -> str:
-    """'true', 'false' or 'undetermined': whether the model beats the colour baseline."""
-    value = str(row.get(VERDICT, "")).strip().lower()
-    return value if value in ("true", "false") else "undetermined"
+    """The model's verdict against the colour baseline (verdicts.VERDICTS); undetermined when missing."""
+    return verdict_of(row.get(VERDICT_COLUMN)) or UNDETERMINED
 
 
 def _interval(row: pd.Series) -> str:
@@ -44,16 +44,13 @@ def describe(task: str, backbone: str, fold: int, row: pd.Series, baseline: pd.S
     """The version's description: what it is, its balanced accuracy with 95% CI, and why it is (not) champion."""
     what = f"{backbone} (fold {fold}) on {task}: balanced accuracy {_interval(row)} (95% bootstrap CI)"
     base = f"the colour baseline's {_interval(baseline)}" if baseline is not None else "the colour baseline"
-    if beats == "true":
+    if beats == BEATS:
         return f"{what}; beats {base}."
-    why = (
-        "its interval overlaps or lies below"
-        if beats == "false"
-        else "the comparison could not decide whether it beats"
-    )
+    reason = row.get(REASON_COLUMN)
+    why = f" ({reason})" if isinstance(reason, str) and reason.strip() else ""
     return (
-        f"Not champion ({VERDICT} = {beats}): {what}; {why} {base}. A model that does not beat 15 colour "
-        "statistics may have learned the stain, not the cells."
+        f"Not champion ({VERDICT_COLUMN} = {beats}{why}): {what}; against {base}. A model that does not beat 15 "
+        "colour statistics may have learned the stain, not the cells."
     )
 
 
@@ -126,7 +123,7 @@ def register_best(task: str, summary: pd.DataFrame, run_files: dict[str, dict[in
         "backbone": best,
         "fold": str(fold),
         **{key: f"{row[key]:.4f}" for key in (METRIC, f"{METRIC}_ci_low", f"{METRIC}_ci_high")},
-        VERDICT: beats,
+        VERDICT_COLUMN: beats,
         "data_source": run_tags.get(DATA_SOURCE_TAG, "unknown"),
         "synthetic": run_tags.get(SYNTHETIC_TAG, "unknown"),
         "run_id": run_id,
@@ -136,7 +133,7 @@ def register_best(task: str, summary: pd.DataFrame, run_files: dict[str, dict[in
     retry(
         client.update_model_version, name, version.version, description=describe(task, best, fold, row, baseline, beats)
     )
-    alias = CHAMPION if beats == "true" else CHALLENGER
+    alias = CHAMPION if beats == BEATS else CHALLENGER
     _set_alias(client, name, alias, CHALLENGER if alias == CHAMPION else CHAMPION, version.version)
     log.info(
         "%s version %s (%s, %s): %s fold %d, run %s",
@@ -156,7 +153,7 @@ def register_best(task: str, summary: pd.DataFrame, run_files: dict[str, dict[in
         "model": best,
         "fold": fold,
         "run_id": run_id,
-        VERDICT: beats,
+        VERDICT_COLUMN: beats,
     }
 
 

@@ -20,17 +20,13 @@ from alldag.compare import VERDICT_COLUMNS
 from alldag.headline import HEADLINE_METRIC, mlflow_runs, opening_paragraph, skipped_checks, task_headline
 from alldag.jobs import MODEL_OUTPUT_KINDS, ModelResult
 from alldag.split import split_counts
+from alldag.stats import EXACT_BELOW_GROUPS
 from alldag.study import STUDY_CITATION, STUDY_DOI, STUDY_SHORT, study_accuracy
 from alldag.tables import read_tsv, write_text_atomic, write_tsv_atomic
+from alldag.verdicts import DISPLAY, VERDICT_COLUMN, VERDICTS, legend, verdict_of
 from alldag.where_models_look import verdict_table, where_models_look
 
 MISSING = "—"  # a number this run does not have (yet): shown, never guessed
-# beats_colour_baseline cell -> (mark shown, CSS class)
-VERDICT_MARKS = {
-    "true": ("✔ beats", "verdict-beats"),
-    "false": ("✘ does not beat", "verdict-not"),
-    "undetermined": ("? undetermined", "verdict-undetermined"),
-}
 METRIC_COLUMNS = ["accuracy", "balanced_accuracy", "macro_f1", "roc_auc"]
 # results-table column -> (method, metric) of explanation_summary.tsv (means over the explained images)
 EXPLANATION_COLUMNS = {
@@ -260,15 +256,14 @@ def verdict_rows(comparison: pd.DataFrame) -> list[dict]:
     """The first screen's rows of one task, straight from its comparison table (nothing recomputed).
 
     Per model: balanced accuracy with its 95% interval, the difference to the colour baseline with its
-    interval and the verdict (`beats_colour_baseline`: true / false / undetermined); columns a table
-    does not have show '—'.
+    interval and the verdict (verdicts.VERDICTS, shown as verdicts.DISPLAY); columns a table does not have
+    show '—'.
     """
     rows = []
     for _, row in comparison.iterrows():
         model = str(row["model"])
         baseline = model == BASELINE_NAME
-        verdict = str(row.get("beats_colour_baseline", "")).strip().lower()
-        mark, css = VERDICT_MARKS.get(verdict, (MISSING, "verdict-missing"))
+        mark, css, _ = DISPLAY.get(verdict_of(row.get(VERDICT_COLUMN)), (MISSING, "verdict-missing", ""))
         rows.append(
             {
                 "model": model,
@@ -332,7 +327,7 @@ def comparison_section(task: str, *, comparison, paired, figure) -> dict:
         ]
     )
     headline = task_headline(table, paired_table, task)
-    verdicts = {m: v["beats_colour_baseline"] for m, v in headline["models"].items() if m != BASELINE_NAME}
+    verdicts = {m: v[VERDICT_COLUMN] for m, v in headline["models"].items() if m != BASELINE_NAME}
     return {
         "task": task,
         "comparison_tsv": str(comparison),
@@ -340,9 +335,7 @@ def comparison_section(task: str, *, comparison, paired, figure) -> dict:
         "paired": _table_html(paired_table),
         "figure": data_uri(figure),
         "headline": headline,
-        "beating": [m for m, v in verdicts.items() if v == "true"],
-        "not_beating": [m for m, v in verdicts.items() if v == "false"],
-        "undetermined": [m for m, v in verdicts.items() if v not in ("true", "false")],
+        "by_verdict": {word: [m for m, v in verdicts.items() if (v or VERDICTS[-1]) == word] for word in VERDICTS},
         "study": headline.get("study"),
     }
 
@@ -617,6 +610,9 @@ def build_report(*, inputs: ReportInputs, config: dict, outputs: ReportOutputs, 
         runs=runs,
         citations=CITATIONS,
         verdicts=verdicts,
+        verdict_legend=legend((config.get("evaluate") or {}).get("equivalence_margin")),
+        verdict_marks={word: DISPLAY[word][0] for word in VERDICTS},
+        exact_below_groups=EXACT_BELOW_GROUPS,
         task_figures=per_task_figures,
         study_short=STUDY_SHORT,
     )

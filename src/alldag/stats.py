@@ -1,14 +1,18 @@
-"""Statistics for honest comparisons: group bootstrap intervals and paired differences, exact binomial
-intervals, McNemar's test, calibration error."""
+"""Statistics for honest comparisons: group bootstrap intervals, exact binomial intervals on the effective
+number of groups, the paired difference of two models tested on whole groups (sign flips and a cluster-robust
+interval), McNemar's test, calibration error."""
 
 from __future__ import annotations
 
 import numpy as np
 import pandas as pd
 from scipy.stats import beta, binomtest
+from scipy.stats import t as student_t
 
 CI_LEVEL = 0.95
-EXACT_BELOW_N = 30  # below this many test images (or at 0 % / 100 %) accuracy gets an exact interval
+EXACT_BELOW_GROUPS = 5  # errors (or hits) in fewer groups than this: accuracy also gets the exact interval on groups
+EXACT_FLIPS_UP_TO = 14  # non-zero groups up to which the sign-flip test enumerates every sign pattern
+SIGN_FLIPS = 10_000  # random sign patterns above that
 
 
 def holm(p_values: list[float]) -> list[float]:
@@ -68,25 +72,15 @@ def expected_calibration_error(y_true: np.ndarray, proba: np.ndarray, n_bins: in
     )
 
 
-def clopper_pearson(successes: int, n: int, level: float = CI_LEVEL) -> tuple[float, float]:
-    """Exact (Clopper-Pearson) interval of a binomial proportion successes / n; (nan, nan) when n = 0."""
+def clopper_pearson(successes: float, n: float, level: float = CI_LEVEL) -> tuple[float, float]:
+    """Exact (Clopper-Pearson) interval of a binomial proportion successes / n; (nan, nan) when n = 0.
+    Non-integer counts (effective numbers of groups) use the same beta quantiles."""
     if n == 0:
         return float("nan"), float("nan")
     alpha = 1 - level
     low = 0.0 if successes == 0 else float(beta.ppf(alpha / 2, successes, n - successes + 1))
     high = 1.0 if successes == n else float(beta.ppf(1 - alpha / 2, successes + 1, n - successes))
     return low, high
-
-
-def balanced_accuracy_exact(y_true: np.ndarray, correct: np.ndarray, level: float = CI_LEVEL) -> tuple[float, float]:
-    """Conservative exact interval of balanced accuracy: the mean of per-class Clopper-Pearson bounds, each
-    at level 1 - (1 - level) / classes (Bonferroni), so all hold together with at least `level` probability."""
-    classes = np.unique(y_true)
-    per_class_level = 1 - (1 - level) / len(classes)
-    bounds = np.array(
-        [clopper_pearson(int(correct[y_true == c].sum()), int((y_true == c).sum()), per_class_level) for c in classes]
-    )
-    return float(bounds[:, 0].mean()), float(bounds[:, 1].mean())
 
 
 def group_bootstrap_weights(y_true: np.ndarray, groups: np.ndarray, n_boot: int, seed: int) -> np.ndarray:
@@ -175,59 +169,61 @@ def percentile_interval(draws: np.ndarray, level: float = CI_LEVEL) -> tuple[flo
     return float(low), float(high)
 
 
+def effective_groups(groups: np.ndarray) -> float:
+    """Kish's effective number of groups, (sum of sizes)^2 / sum of squared sizes: the number of equal groups
+    that carry as much information when a group's images all agree (the worst case at 0 or 100 %)."""
+    sizes = np.unique(np.asarray(groups).astype(str), return_counts=True)[1].astype(float)
+    return float(sizes.sum() ** 2 / (sizes**2).sum()) if len(sizes) else 0.0
+
+
+def exact_on_groups(correct: np.ndarray, groups: np.ndarray, level: float = CI_LEVEL) -> tuple[float, float]:
+    """Clopper-Pearson interval of the share correct, counted on the effective number of groups (not images):
+    a perfect model on 64 images from 16 equal groups gets the interval of 16 of 16."""
+    n = effective_groups(groups)
+    return clopper_pearson(float(np.mean(correct)) * n if n else 0.0, n, level)
+
+
+def balanced_accuracy_exact(
+    y_true: np.ndarray, correct: np.ndarray, groups: np.ndarray, level: float = CI_LEVEL
+) -> tuple[float, float]:
+    """Conservative exact interval of balanced accuracy: the mean of per-class exact_on_groups bounds, each at
+    level 1 - (1 - level) / classes (Bonferroni), so all hold together with at least `level` probability."""
+    classes = np.unique(y_true)
+    per_class_level = 1 - (1 - level) / len(classes)
+    bounds = np.array([exact_on_groups(correct[y_true == c], groups[y_true == c], per_class_level) for c in classes])
+    return float(bounds[:, 0].mean()), float(bounds[:, 1].mean())
+
+
+def seen_in_few_groups(correct: np.ndarray, groups: np.ndarray) -> bool:
+    """Whether the errors, or the hits, lie in fewer than EXACT_BELOW_GROUPS groups: a group bootstrap cannot
+    see how such rare events spread over patients (none at all: a zero-width interval)."""
+    groups = np.asarray(groups).astype(str)
+    return min(len(np.unique(groups[~correct])), len(np.unique(groups[correct]))) < EXACT_BELOW_GROUPS
+
+
+def _hull(a: tuple[float, float], b: tuple[float, float]) -> tuple[float, float]:
+    return min(a[0], b[0]), max(a[1], b[1])
+
+
 def metric_intervals(
-    weights: np.ndarray, y_true: np.ndarray, proba: np.ndarray, level: float = CI_LEVEL
+    weights: np.ndarray, y_true: np.ndarray, proba: np.ndarray, groups: np.ndarray, level: float = CI_LEVEL
 ) -> dict[str, tuple[float, float]]:
-    """95 % intervals of every metric: group-bootstrap percentiles, exact ones for (balanced) accuracy at
-    0 or 1 or under EXACT_BELOW_N images, where a bootstrap collapses or undercovers."""
+    """95 % intervals of every metric: group-bootstrap percentiles; for accuracy and balanced accuracy also
+    the exact interval on the effective number of groups where errors or hits are seen in few groups (in
+    any class, for balanced accuracy), the two joined, so one error never gives a narrower interval than none.
+
+    weights: group_bootstrap_weights of the same groups; groups: one label per image.
+    """
     draws = weighted_metrics(weights, y_true, proba)
     out = {name: percentile_interval(values, level) for name, values in draws.items()}
     correct = proba.argmax(axis=1) == y_true
-    n, hits = len(y_true), int(correct.sum())
-    if n < EXACT_BELOW_N or hits in (0, n):
-        out["accuracy"] = clopper_pearson(hits, n, level)
-    per_class = [correct[y_true == c].mean() for c in np.unique(y_true)]
-    if n < EXACT_BELOW_N or all(r in (0.0, 1.0) for r in per_class):
-        out["balanced_accuracy"] = balanced_accuracy_exact(y_true, correct, level)
+    groups = np.asarray(groups).astype(str)
+    if seen_in_few_groups(correct, groups):
+        out["accuracy"] = _hull(out["accuracy"], exact_on_groups(correct, groups, level))
+    if any(seen_in_few_groups(correct[y_true == c], groups[y_true == c]) for c in np.unique(y_true)):
+        exact = balanced_accuracy_exact(y_true, correct, groups, level)
+        out["balanced_accuracy"] = _hull(out["balanced_accuracy"], exact)
     return out
-
-
-def paired_difference(
-    weights: np.ndarray, y_true: np.ndarray, correct_a: np.ndarray, correct_b: np.ndarray, level: float = CI_LEVEL
-) -> dict:
-    """Balanced accuracy of A minus B on the same images, with the paired (same-resample) bootstrap interval.
-
-    weights: the (n_boot, n) group-bootstrap weights (group_bootstrap_weights). Returns diff, ci_low, ci_high,
-    p_greater (one-sided p of 'A is not better': the share of resamples where A - B <= 0, plus one, over
-    n_boot + 1) and p_two_sided.
-    """
-    k = int(np.max(y_true)) + 1
-    point = np.ones((1, len(y_true)))
-    diff = float(
-        (
-            weighted_balanced_accuracy(point, y_true, correct_a, k)
-            - weighted_balanced_accuracy(point, y_true, correct_b, k)
-        )[0]
-    )
-    draws = weighted_balanced_accuracy(weights, y_true, correct_a, k) - weighted_balanced_accuracy(
-        weights, y_true, correct_b, k
-    )
-    low, high = percentile_interval(draws, level)
-    n_boot = len(draws)
-    p_greater = (1 + int((draws <= 0).sum())) / (n_boot + 1)
-    p_less = (1 + int((draws >= 0).sum())) / (n_boot + 1)
-    return {
-        "diff": diff,
-        "ci_low": low,
-        "ci_high": high,
-        "p_greater": p_greater,
-        "p_two_sided": min(1.0, 2 * min(p_greater, p_less)),
-    }
-
-
-# A group bootstrap with fewer groups than this in some class cannot estimate the spread (one group per class
-# resamples to the same data every time: a zero-width interval), so no verdict is drawn from it.
-MIN_GROUPS_PER_CLASS = 5
 
 
 def groups_per_class(y: np.ndarray, groups: np.ndarray) -> int:
@@ -236,10 +232,116 @@ def groups_per_class(y: np.ndarray, groups: np.ndarray) -> int:
     return int(frame.groupby("y")["group"].nunique().min()) if len(frame) else 0
 
 
-def verdict(ci_low: float, ci_high: float, min_groups: int | None = None) -> str:
-    """'true' when an interval of a difference lies above 0, 'false' when it lies at or below 0, else
-    'undetermined'. NaN bounds, or min_groups (the test images' fewest groups in a class) below
-    MIN_GROUPS_PER_CLASS, are undetermined too."""
-    if np.isnan(ci_low) or np.isnan(ci_high) or (min_groups is not None and min_groups < MIN_GROUPS_PER_CLASS):
-        return "undetermined"
-    return "true" if ci_low > 0 else "false" if ci_high <= 0 else "undetermined"
+def _group_index(y: np.ndarray, groups: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Each image's group index and each group's stratum (its most common class), as the bootstrap has them."""
+    g = np.unique(np.asarray(groups).astype(str), return_inverse=True)[1]
+    counts = np.zeros((g.max() + 1, int(np.max(y)) + 1), int)
+    np.add.at(counts, (g, y), 1)
+    return g, counts.argmax(axis=1)
+
+
+def balanced_accuracy_weights(y: np.ndarray) -> np.ndarray:
+    """Per image 1 / (classes x its class's size): the weighted sum of 'correct' is the balanced accuracy."""
+    classes, inverse, sizes = np.unique(y, return_inverse=True, return_counts=True)
+    return 1.0 / (len(classes) * sizes[inverse])
+
+
+def sign_flip_p(contributions: np.ndarray, *, flips: int, seed: int) -> tuple[float, float]:
+    """One-sided p-values (A not better, A not worse) of a sum of per-group contributions to a paired
+    difference, by flipping each group's sign (swapping the two models within the group).
+
+    Exact (every sign pattern) up to EXACT_FLIPS_UP_TO non-zero groups, else `flips` random patterns with
+    p = (1 + hits) / (1 + flips). Exact under the null that the two models are exchangeable within a group.
+    """
+    u = contributions[contributions != 0]
+    if not len(u):
+        return 1.0, 1.0
+    observed, tolerance = u.sum(), 1e-9 * np.abs(u).max()
+    if len(u) <= EXACT_FLIPS_UP_TO:
+        signs = 1 - 2 * ((np.arange(2 ** len(u))[:, None] >> np.arange(len(u))) & 1)
+        sums = signs @ u
+        return float(np.mean(sums >= observed - tolerance)), float(np.mean(sums <= observed + tolerance))
+    signs = 1 - 2 * np.random.default_rng(seed).integers(0, 2, (flips, len(u)))
+    sums = signs @ u
+    greater, less = int(np.sum(sums >= observed - tolerance)), int(np.sum(sums <= observed + tolerance))
+    return (1 + greater) / (1 + flips), (1 + less) / (1 + flips)
+
+
+def _variance_terms(per_group: np.ndarray, contributions: np.ndarray, stratum: np.ndarray, image: np.ndarray):
+    """Per-group terms of the stratified (by class) cluster variance, plus two pseudo-groups per class that
+    disagree one each way by the class's mean non-zero contribution (one image where none disagrees): like
+    adding a discordant pair to a 2x2 table, they keep a few disagreeing patients from giving a falsely
+    narrow interval."""
+    terms = []
+    for s in np.unique(stratum):
+        members = per_group[stratum == s]
+        if len(members) > 1:
+            terms.append(len(members) / (len(members) - 1) * (members - members.mean()) ** 2)
+        seen = np.abs(contributions[(stratum == s) & (contributions != 0)])
+        terms.append(np.full(2, (seen.mean() if len(seen) else image[s]) ** 2))
+    return np.concatenate(terms)
+
+
+def cluster_interval(y: np.ndarray, groups: np.ndarray, diff: np.ndarray, level: float = CI_LEVEL) -> dict:
+    """Balanced-accuracy difference (per-image diff = correct A - correct B) with a cluster-robust t interval.
+
+    The variance sums per-group linearised contributions within classes (_variance_terms); the degrees of
+    freedom are the terms' effective number, (sum)^2 / sum of squares, at most groups - classes, so a
+    difference carried by a few patients gets a wide t. Returns diff, se, df, ci_low, ci_high, p_greater and
+    p_less (the t test's one-sided p of 'A not better' and 'A not worse').
+    """
+    classes, yi, sizes = np.unique(y, return_inverse=True, return_counts=True)
+    weight = 1.0 / (len(classes) * sizes[yi])
+    class_diff = np.bincount(yi, weights=diff) / sizes
+    point = float(class_diff.mean())
+    g, stratum = _group_index(yi, groups)
+    terms = _variance_terms(
+        np.bincount(g, weights=(diff - class_diff[yi]) * weight),  # ratio-estimator linearisation
+        np.bincount(g, weights=diff * weight),
+        stratum,
+        1.0 / (len(classes) * sizes),
+    )
+    variance = float(terms.sum())
+    df = float(np.clip(variance**2 / float((terms**2).sum()), 1, max(stratum.size - len(classes), 1)))
+    se = float(np.sqrt(variance))
+    half = float(student_t.ppf(1 - (1 - level) / 2, df)) * se
+    t_stat = point / se
+    return {
+        "diff": point,
+        "se": se,
+        "df": df,
+        "ci_low": point - half,
+        "ci_high": point + half,
+        "p_greater": float(student_t.sf(t_stat, df)),
+        "p_less": float(student_t.cdf(t_stat, df)),
+    }
+
+
+def paired_comparison(
+    y: np.ndarray,
+    groups: np.ndarray,
+    correct_a: np.ndarray,
+    correct_b: np.ndarray,
+    *,
+    seed: int,
+    flips: int = SIGN_FLIPS,
+    level: float = CI_LEVEL,
+) -> dict:
+    """Balanced accuracy of A minus B on the same images, paired image by image and tested on whole groups.
+
+    The interval is cluster_interval's; each one-sided p is the larger of the group sign-flip test's and the
+    interval's t test's, so a small p needs both (the sign flip stays exact where few groups disagree, the t
+    test keeps the interval and the p in agreement). Returns diff, ci_low, ci_high, se, df, p_greater ('A is
+    not better'), p_less ('A is not worse'), p_two_sided, discordant_groups.
+    """
+    y = np.asarray(y, int)
+    diff = np.asarray(correct_a, float) - np.asarray(correct_b, float)
+    out = cluster_interval(y, groups, diff, level)
+    g, _ = _group_index(y, groups)
+    contributions = np.bincount(g, weights=diff * balanced_accuracy_weights(y))
+    flip_greater, flip_less = sign_flip_p(contributions, flips=flips, seed=seed)
+    out["p_greater"] = max(out["p_greater"], flip_greater)
+    out["p_less"] = max(out["p_less"], flip_less)
+    out["p_two_sided"] = min(1.0, 2 * min(out["p_greater"], out["p_less"]))
+    out["discordant_groups"] = int(np.count_nonzero(np.abs(contributions) > 0))
+    return out

@@ -25,6 +25,7 @@ from alldag.tracking import (
     read_run_file,
     retry,
 )
+from alldag.verdicts import VERDICT_COLUMN, verdict_of
 
 log = logging.getLogger(__name__)
 
@@ -183,14 +184,14 @@ def track_comparison(
     metrics = {
         f"{task}.{row['model']}.{m}": float(row[m])
         for row in summary.to_dict("records")
-        for m in METRICS + ["diff_vs_colour_baseline", "p_vs_colour_baseline"]
+        for m in METRICS + ["diff_vs_colour_baseline", "p_vs_colour_baseline", "p_vs_colour_baseline_holm"]
         if m in row and not pd.isna(row[m])
     }
     log_metrics_once(client, run_id, metrics)
     for row in summary.to_dict("records"):
-        beats = row.get("beats_colour_baseline")
-        if isinstance(beats, (str, bool)) and beats != "":  # the baseline's own row has none
-            retry(client.set_tag, run_id, f"{task}.{row['model']}.beats_colour_baseline", str(beats).lower())
+        word = verdict_of(row.get(VERDICT_COLUMN))
+        if word:  # the baseline's own row has none
+            retry(client.set_tag, run_id, f"{task}.{row['model']}.{VERDICT_COLUMN}", word)
     log_provenance(tracking.parent_run_file, provenance)
     registered = register_best(task, summary, tracked_runs)
     Path(tracked_out).parent.mkdir(parents=True, exist_ok=True)

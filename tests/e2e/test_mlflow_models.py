@@ -24,6 +24,7 @@ import yaml
 
 import fresh_env
 from alldag.config import train_settings_for
+from alldag.verdicts import BEATS, VERDICT_COLUMN
 from slurm_cluster import free_port
 from workflow_helpers import REPO
 
@@ -210,14 +211,14 @@ def test_best_model_is_registered_with_its_verdict_and_not_twice(e2e_run):
     cnns = comparison[comparison["model"] != "colour_baseline"]
     best = cnns.sort_values("balanced_accuracy", ascending=False).iloc[0]
     model = client.get_registered_model(f"alldag-{TASK}")
-    alias = CHAMPION if verdict(best) == "true" else CHALLENGER
+    alias = CHAMPION if verdict(best) == BEATS else CHALLENGER
     assert set(model.aliases) == {alias}
     version = client.get_model_version_by_alias(f"alldag-{TASK}", alias)
     assert version.run_id == run_id(e2e_run, best["model"])
     assert version.tags["backbone"] == best["model"] and version.tags["data_source"] == "synthetic"
     assert float(version.tags["balanced_accuracy"]) == pytest.approx(best["balanced_accuracy"], abs=1e-4)
     assert float(version.tags["balanced_accuracy_ci_low"]) <= float(version.tags["balanced_accuracy_ci_high"])
-    assert version.tags["beats_colour_baseline"] == verdict(best)
+    assert version.tags[VERDICT_COLUMN] == verdict(best)
     assert (alias == CHAMPION) != version.description.startswith("Not champion")
     # the compare stage again, same best model: no new version
     runs = {m: {0: str(e2e_run / f"results/models/{TASK}/{m}/fold0/mlflow_run.json")} for m in comparison["model"]}

@@ -17,6 +17,7 @@ import pytest
 import yaml
 
 from alldag.config import train_settings_for, trained_models
+from alldag.verdicts import BEATS, HEADLINE_WORDS, UNDETERMINED, VERDICT_COLUMN, VERDICTS, WORSE
 from workflow_helpers import REPO, snakemake
 
 pytestmark = pytest.mark.e2e
@@ -86,13 +87,10 @@ def test_comparison_has_ci_baseline_and_paired_tests(run):
     assert "not_better_than_colour_baseline" not in table
     verdicts = pd.read_csv(
         run / f"results/comparison/{TASK}/comparison.tsv", sep="\t", keep_default_na=False
-    ).set_index("model")["beats_colour_baseline"]
-    assert verdicts["colour_baseline"] == "" and set(verdicts.drop("colour_baseline")) <= {
-        "true",
-        "false",
-        "undetermined",
-    }
-    from alldag.stats import MIN_GROUPS_PER_CLASS, groups_per_class
+    ).set_index("model")[VERDICT_COLUMN]
+    assert verdicts["colour_baseline"] == "" and set(verdicts.drop("colour_baseline")) <= set(VERDICTS)
+    from alldag.stats import groups_per_class
+    from alldag.verdicts import MIN_GROUPS_PER_CLASS
 
     baseline = pd.read_csv(run / f"results/evaluation/{TASK}/colour_baseline/fold0/predictions.tsv", sep="\t")
     enough_groups = groups_per_class(baseline["y"], baseline["group"]) >= MIN_GROUPS_PER_CLASS
@@ -106,15 +104,12 @@ def test_comparison_has_ci_baseline_and_paired_tests(run):
         assert row["diff_vs_colour_baseline"] == pytest.approx(
             row["balanced_accuracy"] - table.loc["colour_baseline", "balanced_accuracy"]
         )
-        assert verdicts[model] == (
-            "undetermined"  # too few patients per class in the test images for a group bootstrap
-            if not enough_groups
-            else "true"
-            if row["diff_vs_colour_baseline_ci_low"] > 0
-            else "false"
-            if row["diff_vs_colour_baseline_ci_high"] <= 0
-            else "undetermined"
-        )
+        if not enough_groups:  # too few patients per class in the test images for any verdict
+            assert verdicts[model] == UNDETERMINED and row["verdict_reason"].startswith("too few groups"), model
+        elif verdicts[model] == BEATS:  # the interval agrees with the test
+            assert row["diff_vs_colour_baseline_ci_low"] > 0 and row["p_vs_colour_baseline_holm"] <= 0.025
+        elif verdicts[model] == WORSE:
+            assert row["diff_vs_colour_baseline_ci_high"] < 0
         assert 0 < row["p_vs_colour_baseline"] <= 1 and 0 <= row["mcnemar_p_vs_colour_baseline"] <= 1
     assert (table["n_groups"] <= table["n_test"]).all() and (table["n_groups"] < table["n_test"]).any()
     assert 0 <= table.loc["colour_baseline", "image_level_balanced_accuracy"] <= 1
@@ -298,17 +293,16 @@ def test_summary_json_matches_the_comparison(run):
     where = headline["where_models_look"]
     assert set(where["methods"]) == {"gradcam", "gradcam_pp", "lime"} and where["sentence"].startswith(f"{TASK}: by")
     assert where["explained"] == len(BACKBONES) * 2 * CFG["explain"]["images_per_class"]
-    verdicts = comparison.set_index("model")["beats_colour_baseline"].fillna("").astype(str).str.lower()
+    verdicts = comparison.set_index("model")[VERDICT_COLUMN].fillna("").astype(str)
     for model, entry in headline["models"].items():
-        assert entry["beats_colour_baseline"] == (verdicts[model] or None), model
+        assert entry[VERDICT_COLUMN] == (verdicts[model] or None), model
         assert entry["n_test"] == comparison.set_index("model").loc[model, "n_test"]
-    assert headline["beats_colour_baseline"] == headline["models"][best["model"]]["beats_colour_baseline"]
+    assert headline[VERDICT_COLUMN] == headline["models"][best["model"]][VERDICT_COLUMN]
     assert "not_better_than_colour_baseline" not in json.dumps(summary)
     assert "10.11648/j.ajbls.20210905.19" in headline["study"]["citation"]
     page = (run / "results/report.html").read_text()
-    assert "beats_colour_baseline" in page and "Kim N. Deep Learning Technology-based Model" in page
-    words = {"true": "it beats", "false": "it does NOT beat", "undetermined": "it is undetermined whether it beats"}
-    assert words[headline["beats_colour_baseline"]] + " the colour baseline" in summary["summary"]
+    assert VERDICT_COLUMN in page and "Kim N. Deep Learning Technology-based Model" in page
+    assert HEADLINE_WORDS[headline[VERDICT_COLUMN]] + " the colour baseline" in summary["summary"]
     assert "Leakage check on benign_vs_pro: splitting by patient proxy instead of by image" in summary["summary"]
 
 

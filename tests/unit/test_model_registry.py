@@ -65,21 +65,21 @@ def summary(best_verdict: str, best: str = "VGG16") -> pd.DataFrame:
             "balanced_accuracy": 0.8,
             "balanced_accuracy_ci_low": 0.7,
             "balanced_accuracy_ci_high": 0.9,
-            "beats_colour_baseline": best_verdict,
+            "verdict_vs_colour_baseline": best_verdict,
         },
         {
             "model": "MobileNet",
             "balanced_accuracy": 0.6,
             "balanced_accuracy_ci_low": 0.5,
             "balanced_accuracy_ci_high": 0.7,
-            "beats_colour_baseline": "false",
+            "verdict_vs_colour_baseline": "worse",
         },
         {
             "model": "colour_baseline",
             "balanced_accuracy": 0.75,
             "balanced_accuracy_ci_low": 0.65,
             "balanced_accuracy_ci_high": 0.85,
-            "beats_colour_baseline": "false",
+            "verdict_vs_colour_baseline": "worse",
         },
     ]
     return pd.DataFrame(rows)
@@ -90,28 +90,28 @@ def test_best_model_beating_the_baseline_is_champion_with_its_numbers(store):
         "VGG16": {0: trained_run(store, "a", 0.7), 1: trained_run(store, "b", 0.9)},
         "MobileNet": {0: trained_run(store, "c", 0.6), 1: trained_run(store, "d", 0.6)},
     }
-    done = register_best(TASK, summary("true"), runs)
+    done = register_best(TASK, summary("beats"), runs)
     assert done["alias"] == CHAMPION and done["new"] and done["fold"] == 1  # the better fold
     client = mlflow.MlflowClient(store[1])
     version = client.get_model_version_by_alias(f"alldag-{TASK}", CHAMPION)
     assert version.run_id == json.loads(Path(runs["VGG16"][1]).read_text())["run_id"]
     assert version.tags["balanced_accuracy"] == "0.8000" and version.tags["balanced_accuracy_ci_low"] == "0.7000"
-    assert version.tags["beats_colour_baseline"] == "true" and version.tags["data_source"] == "synthetic"
+    assert version.tags["verdict_vs_colour_baseline"] == "beats" and version.tags["data_source"] == "synthetic"
     assert "beats the colour baseline's 0.750 [0.650, 0.850]" in version.description
 
 
 def test_a_rerun_with_the_same_best_model_adds_no_version(store):
     runs = {"VGG16": {0: trained_run(store, "a", 0.7)}, "MobileNet": {0: trained_run(store, "c", 0.6)}}
-    first = register_best(TASK, summary("true"), runs)
-    again = register_best(TASK, summary("true"), runs)
+    first = register_best(TASK, summary("beats"), runs)
+    again = register_best(TASK, summary("beats"), runs)
     assert not again["new"] and again["version"] == first["version"]
     retrained = {**runs, "VGG16": {0: trained_run(store, "a2", 0.7)}}
-    third = register_best(TASK, summary("true"), retrained)
+    third = register_best(TASK, summary("beats"), retrained)
     assert third["new"] and int(third["version"]) == int(first["version"]) + 1
     assert len(mlflow.MlflowClient(store[1]).search_model_versions(f"name = 'alldag-{TASK}'")) == 2
 
 
-@pytest.mark.parametrize("beats", ["false", "undetermined"])
+@pytest.mark.parametrize("beats", ["worse", "equivalent", "undetermined"])
 def test_a_model_not_beating_the_baseline_is_challenger_never_champion(store, beats):
     runs = {"VGG16": {0: trained_run(store, "a", 0.7)}, "MobileNet": {0: trained_run(store, "c", 0.6)}}
     done = register_best(TASK, summary(beats), runs)
@@ -120,21 +120,21 @@ def test_a_model_not_beating_the_baseline_is_challenger_never_champion(store, be
     model = client.get_registered_model(f"alldag-{TASK}")
     assert {k: str(v) for k, v in model.aliases.items()} == {CHALLENGER: done["version"]}
     version = client.get_model_version(f"alldag-{TASK}", done["version"])
-    assert version.description.startswith(f"Not champion (beats_colour_baseline = {beats})")
+    assert version.description.startswith(f"Not champion (verdict_vs_colour_baseline = {beats}")
     assert "colour baseline's 0.750" in version.description
 
 
 def test_a_champion_that_turns_out_not_to_beat_the_baseline_loses_the_alias(store):
     runs = {"VGG16": {0: trained_run(store, "a", 0.7)}, "MobileNet": {0: trained_run(store, "c", 0.6)}}
-    register_best(TASK, summary("true"), runs)
-    done = register_best(TASK, summary("false"), runs)
+    register_best(TASK, summary("beats"), runs)
+    done = register_best(TASK, summary("worse"), runs)
     aliases = mlflow.MlflowClient(store[1]).get_registered_model(f"alldag-{TASK}").aliases
     assert {k: str(v) for k, v in aliases.items()} == {CHALLENGER: done["version"]}
 
 
 def test_registered_model_loads_by_alias_and_has_exact_requirements(store, tmp_path):
     runs = {"VGG16": {0: trained_run(store, "a", 0.7)}, "MobileNet": {0: trained_run(store, "c", 0.6)}}
-    register_best(TASK, summary("true"), runs)
+    register_best(TASK, summary("beats"), runs)
     model = mlflow.pyfunc.load_model(f"models:/alldag-{TASK}@champion")
     x = np.full((2, SIZE, SIZE, 3), 255.0, np.float32)
     assert model.predict(x).shape == (2, 2)

@@ -8,6 +8,7 @@ import base64
 import io
 import json
 from dataclasses import dataclass
+from html import escape as html_escape
 from html.parser import HTMLParser
 from pathlib import Path
 
@@ -27,6 +28,7 @@ from alldag.report import (
     sig3,
     training_histories,
 )
+from alldag.verdicts import DISPLAY
 
 TASK = "benign_vs_pro"
 MODELS = ["MobileNet", "VGG16"]
@@ -55,11 +57,13 @@ def comparison_row(model: str, ba: float, verdict: str, diff: float = float("nan
     """A comparison.tsv row; verdict '' for the baseline, diff the balanced-accuracy difference to it."""
     row = {
         "model": model,
-        "beats_colour_baseline": verdict,
+        "verdict_vs_colour_baseline": verdict,
+        "verdict_reason": "interval too wide for ±0.01" if verdict == "undetermined" else "",
         "diff_vs_colour_baseline": diff,
         "diff_vs_colour_baseline_ci_low": diff - 0.03,
         "diff_vs_colour_baseline_ci_high": diff + 0.03,
         "p_vs_colour_baseline": 0.01,
+        "p_vs_colour_baseline_holm": 0.02,
         "mcnemar_p_vs_colour_baseline": 0.02,
         "n_test": 40,
         "n_groups": 16,
@@ -175,7 +179,7 @@ def fake_results(tmp_path) -> FakeResults:
             r / f"comparison/{TASK}/comparison.tsv",
             pd.DataFrame(
                 [
-                    comparison_row("MobileNet", 0.90, "true", 0.15),
+                    comparison_row("MobileNet", 0.90, "beats", 0.15),
                     comparison_row("VGG16", 0.80, "undetermined", 0.05),
                     comparison_row("colour_baseline", 0.75, ""),
                 ]
@@ -312,7 +316,7 @@ def fake_results(tmp_path) -> FakeResults:
         config={
             "seed": 1,
             "train": {"image_size": 64, "epochs": 2, "weights": None},
-            "evaluate": {"bootstrap_samples": 1000},
+            "evaluate": {"bootstrap_samples": 1000, "equivalence_margin": 0.01},
         },
         parent_run_file=str(r / "mlflow/parent.json"),
         outputs=ReportOutputs(
@@ -380,14 +384,18 @@ def test_summary_json_holds_the_numbers_the_page_shows(fake_results):
     headline = summary["tasks"][TASK]
     assert headline["best"] == "MobileNet" and headline["best_value"] == pytest.approx(0.90)
     assert headline["runner_up"] == "VGG16" and headline["margin_over_runner_up"] == pytest.approx(0.10)
-    assert headline["beats_colour_baseline"] == "true"
+    assert headline["verdict_vs_colour_baseline"] == "beats" and headline["models_compared"] == 2
     assert headline["models_not_shown_to_beat_colour_baseline"] == ["VGG16"]
-    assert headline["models"]["VGG16"]["beats_colour_baseline"] == "undetermined"
-    assert headline["models"]["colour_baseline"]["beats_colour_baseline"] is None
+    assert headline["models"]["VGG16"]["verdict_vs_colour_baseline"] == "undetermined"
+    assert headline["models"]["VGG16"]["verdict_reason"] == "interval too wide for ±0.01"
+    assert headline["models"]["colour_baseline"]["verdict_vs_colour_baseline"] is None
     assert headline["models"]["MobileNet"]["diff_vs_colour_baseline"] == pytest.approx(0.15)
     assert headline["models"]["MobileNet"]["n_groups"] == 16
     assert "not_better_than_colour_baseline" not in json.dumps(summary)
-    assert "Beats the colour baseline on balanced accuracy: MobileNet; <b>undetermined:</b> VGG16." in html
+    assert (
+        "Against the colour baseline on balanced accuracy (Holm-adjusted across the 2 models compared): "
+        "<b>✔ beats:</b> MobileNet; <b>? undetermined:</b> VGG16." in html
+    )
     assert summary["study"]["doi"] == "10.11648/j.ajbls.20210905.19"
     assert "Kim N." in headline["study"]["citation"] and "10.11648/j.ajbls.20210905.19" in html
     assert summary["synthetic"] is True and summary["missing"] == []
@@ -397,8 +405,8 @@ def test_summary_json_holds_the_numbers_the_page_shows(fake_results):
         in summary["summary"]
     )
     assert (
-        "it beats the colour baseline (0.750; difference +0.150, 95% CI +0.120 to +0.180, one-sided p = 0.01)"
-        in summary["summary"]
+        "it beats the colour baseline (0.750; difference +0.150, 95% CI +0.120 to +0.180, one-sided p = 0.01, "
+        "0.02 after Holm adjustment across the 2 models compared)" in summary["summary"]
     )
     assert "not shown to beat the colour baseline either: VGG16" in summary["summary"]
     assert "(paired group-bootstrap p = 0.4 after Holm)" in summary["summary"]
@@ -443,12 +451,23 @@ def test_missing_results_are_marked_in_place_not_a_crash(fake_results):
 
 
 def test_headline_flags_a_best_model_that_does_not_beat_the_colour_baseline():
-    table = pd.DataFrame([comparison_row("VGG16", 0.80, "false", -0.05), comparison_row("colour_baseline", 0.85, "")])
+    table = pd.DataFrame([comparison_row("VGG16", 0.80, "worse", -0.05), comparison_row("colour_baseline", 0.85, "")])
     headline = task_headline(table)
-    assert headline["best"] == "VGG16" and headline["beats_colour_baseline"] == "false"
+    assert headline["best"] == "VGG16" and headline["verdict_vs_colour_baseline"] == "worse"
     assert headline["margin_over_colour_baseline"] == pytest.approx(-0.05)
     text = opening_paragraph({TASK: headline})
-    assert "it does NOT beat the colour baseline (0.850; difference -0.050, 95% CI -0.080 to -0.020" in text
+    assert "it is worse than the colour baseline (0.850; difference -0.050, 95% CI -0.080 to -0.020" in text
+    assert "after Holm" not in text  # one model: nothing to adjust across
+
+
+def test_headline_says_equivalent_with_the_margin_it_was_tested_at():
+    table = pd.DataFrame(
+        [comparison_row("VGG16", 0.80, "equivalent", 0.002), comparison_row("colour_baseline", 0.798, "")]
+    )
+    table["verdict_reason"] = ["interval within ±0.01", ""]
+    text = opening_paragraph({TASK: task_headline(table)})
+    assert "it is equivalent to the colour baseline (0.798; difference +0.002" in text
+    assert text.endswith("one-sided p = 0.01; interval within ±0.01).")
 
 
 def test_headline_says_undetermined_when_the_interval_straddles_zero():
@@ -456,9 +475,10 @@ def test_headline_says_undetermined_when_the_interval_straddles_zero():
         [comparison_row("VGG16", 0.80, "undetermined", 0.01), comparison_row("colour_baseline", 0.79, "")]
     )
     headline = task_headline(table, task="four_class")
-    assert headline["beats_colour_baseline"] == "undetermined"
+    assert headline["verdict_vs_colour_baseline"] == "undetermined"
     text = opening_paragraph({"four_class": headline})
     assert "it is undetermined whether it beats the colour baseline (0.790; difference +0.010" in text
+    assert "one-sided p = 0.01; interval too wide for ±0.01)" in text
     assert "reported about 83% accuracy on four_class, the best of its four backbones" in text
     assert "Leakage check" not in text  # no image-level baseline was run
 
@@ -466,7 +486,7 @@ def test_headline_says_undetermined_when_the_interval_straddles_zero():
 def test_headline_shows_how_much_an_image_level_split_inflates_the_shortcut():
     table = pd.DataFrame(
         [
-            comparison_row("VGG16", 0.80, "true", 0.1),
+            comparison_row("VGG16", 0.80, "beats", 0.1),
             comparison_row("colour_baseline", 0.70, "") | {"image_level_balanced_accuracy": 0.93},
         ]
     )
@@ -529,7 +549,7 @@ def test_first_screen_is_one_verdict_row_per_model_before_the_paragraph(fake_res
         "model",
         "balanced accuracy (95% CI)",
         "minus colour baseline (95% CI)",
-        "beats the colour baseline?",
+        "verdict vs colour baseline",
     ]
     assert rows[1:] == [
         ["MobileNet", "0.900 (0.850–0.950)", "+0.150 (+0.120 to +0.180)", "✔ beats"],
@@ -538,13 +558,16 @@ def test_first_screen_is_one_verdict_row_per_model_before_the_paragraph(fake_res
     ]
     assert html.index('id="verdict"') < html.index('id="summary"') < html.index('id="data"')
     assert "(40 test images, 16 groups)" in html
+    legend = html[html.index('class="note legend"') :]
+    for word, (mark, _, meaning) in DISPLAY.items():  # the legend explains all four verdicts, from one place
+        assert f"<b>{mark}</b>: {html_escape(meaning.replace('δ', '0.01'))}" in legend, word
 
 
 def test_first_screen_shows_dashes_where_the_comparison_has_no_verdict_columns(fake_results):
     fake = fake_results
     old = pd.read_csv(fake.path("comparison"), sep="\t").drop(
         columns=[
-            "beats_colour_baseline",
+            "verdict_vs_colour_baseline",
             "diff_vs_colour_baseline",
             "diff_vs_colour_baseline_ci_low",
             "diff_vs_colour_baseline_ci_high",
@@ -559,11 +582,11 @@ def test_first_screen_shows_dashes_where_the_comparison_has_no_verdict_columns(f
 
 
 def test_where_the_models_look_sentence_is_shown_when_summary_json_has_it():
-    table = pd.DataFrame([comparison_row("VGG16", 0.8, "false", -0.02), comparison_row("colour_baseline", 0.82, "")])
+    table = pd.DataFrame([comparison_row("VGG16", 0.8, "worse", -0.02), comparison_row("colour_baseline", 0.82, "")])
     sentence = "The models put 1.2x chance on leukocytes (0.9-1.5): they mostly look at the background."
     with_it = first_screen({TASK: table}, {TASK: {"where_models_look": {"sentence": sentence}}})
     assert with_it[0]["sentence"] == sentence
-    assert with_it[0]["rows"][0]["verdict"] == "✘ does not beat"
+    assert with_it[0]["rows"][0]["verdict"] == "✘ worse"
     assert with_it[0]["rows"][0]["difference"] == "−0.0200 (−0.0500 to +0.0100)"
     assert first_screen({TASK: table}, {TASK: {"best": "VGG16"}})[0]["sentence"] is None
     assert first_screen({TASK: None}, {})[0]["rows"] is None
@@ -629,9 +652,9 @@ def test_first_screen_in_a_real_browser_at_1280_by_800(fake_results, tmp_path):
         [
             comparison_row(m, ba, v, d)
             for m, ba, v, d in (
-                ("Xception", 0.987654, "true", 0.123456),
-                ("VGG16", 0.95, "undetermined", 0.0123),
-                ("VGG19", 0.5, "false", -0.45),
+                ("Xception", 0.987654, "beats", 0.123456),
+                ("VGG16", 0.95, "equivalent", 0.0023),
+                ("VGG19", 0.5, "worse", -0.45),
                 ("EfficientNetB0", 0.9, "undetermined", -0.05),
                 ("colour_baseline", 0.95, "", float("nan")),
             )

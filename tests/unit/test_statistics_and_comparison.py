@@ -31,7 +31,8 @@ def accuracy(y, p):
 
 def bootstrap_ci(y, proba, n_boot, seed):
     """The image-level bootstrap interval of accuracy (one group per image)."""
-    return metric_intervals(group_bootstrap_weights(y, np.arange(len(y)), n_boot, seed), y, proba)["accuracy"]
+    images = np.arange(len(y))
+    return metric_intervals(group_bootstrap_weights(y, images, n_boot, seed), y, proba, images)["accuracy"]
 
 
 def test_bootstrap_ci_covers_the_true_accuracy_at_about_the_nominal_rate():
@@ -186,19 +187,22 @@ def test_compare_models_says_which_models_beat_the_baseline(tmp_path):
     image_level = [_predictions(tmp_path, "image_level", fold, ys[fold], 0.9, rng) for fold in range(2)]
     summary = compare_models(
         predictions=paths,
-        settings=ComparisonSettings("t", ("A", "B"), 300, 0),
+        settings=ComparisonSettings("t", ("A", "B"), 300, 0, equivalence_margin=0.01),
         outputs=comparison_outputs(tmp_path),
         image_level=[str(p) for p in image_level],
     ).set_index("model")
     assert summary.loc["colour_baseline", "image_level_balanced_accuracy"] > 0.8  # the leaky split's number
     assert summary.loc["colour_baseline", "image_level_n_test"] == 240
     assert np.isnan(summary.loc["Good", "image_level_balanced_accuracy"])
-    assert summary["beats_colour_baseline"].to_dict() == {
-        "Good": "true",
+    assert summary["verdict_vs_colour_baseline"].to_dict() == {
+        "Good": "beats",
         "Same": "undetermined",
-        "Worse": "false",
+        "Worse": "worse",
         "colour_baseline": "",
     }
+    assert summary.loc["Same", "verdict_reason"] == "interval too wide for ±0.01"
+    # Holm across the task's three models
+    assert summary.loc["Good", "p_vs_colour_baseline_holm"] >= summary.loc["Good", "p_vs_colour_baseline"]
     good = summary.loc["Good"]
     assert good["diff_vs_colour_baseline_ci_low"] > 0 and good["p_vs_colour_baseline"] < 0.01
     assert good["diff_vs_colour_baseline"] == pytest.approx(
@@ -209,7 +213,7 @@ def test_compare_models_says_which_models_beat_the_baseline(tmp_path):
     assert summary.loc["Good", "n_test"] == 240 and summary.loc["Good", "n_groups"] == 80
     assert summary.loc["Good", "folds"] == 2 and summary.loc["Good", "accuracy_fold_sd"] >= 0
     back = pd.read_csv(tmp_path / "c.tsv", sep="\t", keep_default_na=False).set_index("model")
-    assert back.loc["Same", "beats_colour_baseline"] == "undetermined"
+    assert back.loc["Same", "verdict_vs_colour_baseline"] == "undetermined"
     assert "not_better_than_colour_baseline" not in back
     paired = pd.read_csv(tmp_path / "p.tsv", sep="\t")
     pair = paired[(paired["model_a"] == "Good") & (paired["model_b"] == "colour_baseline")].set_index("fold")
@@ -231,7 +235,7 @@ def test_compare_models_refuses_models_tested_on_different_images(tmp_path):
     with pytest.raises(AlldagError, match="tested on different images") as exc:
         compare_models(
             predictions={"A": {0: str(paths[0])}, "colour_baseline": {0: str(paths[1])}},
-            settings=ComparisonSettings("t", ("A", "B"), 50, 0),
+            settings=ComparisonSettings("t", ("A", "B"), 50, 0, equivalence_margin=0.01),
             outputs=comparison_outputs(tmp_path),
         )
     assert "\n" not in str(exc.value)

@@ -21,6 +21,7 @@ rule compare:
         predictions=comparison_prediction_table,
         classes=task_classes,
         bootstrap=config["evaluate"]["bootstrap_samples"],
+        equivalence_margin=config["evaluate"]["equivalence_margin"],
         seed=config["seed"],
     script:
         "../scripts/compare.py"

@@ -7,15 +7,14 @@ random split: a CNN that does not beat it may have learned the stain, not the ce
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
-from PIL import Image
 
+from alldag.colour_stats import FEATURE_NAMES, colour_features, features_of  # noqa: F401 (the baseline's features)
 from alldag.jobs import ModelKey
-from alldag.progress import parallel_map
 from alldag.split import SplitSettings
 from alldag.tables import read_tsv, write_tsv_atomic
 
@@ -24,8 +23,6 @@ if TYPE_CHECKING:  # evaluate imports scikit-learn, which the train env (importi
 
 log = logging.getLogger(__name__)
 BASELINE_NAME = "colour_baseline"  # the baseline's model name in every table, path and run; spelled only here
-PERCENTILES = (5, 50, 95)
-FEATURE_NAMES = [f"{ch}_{stat}" for ch in "RGB" for stat in ("mean", "std", *(f"p{p}" for p in PERCENTILES))]
 
 
 @dataclass(frozen=True)
@@ -36,44 +33,32 @@ class BaselineSettings:
     classes: tuple[str, ...]
     seed: int
     image_level_split: SplitSettings | None = None  # the grouped split's settings without its groups
+    groupings: tuple[tuple[str, SplitSettings], ...] = ()  # (name, split) of every grouping it is also fitted under
 
     @classmethod
     def from_params(cls, params, wildcards) -> BaselineSettings:
-        """From the colour_baseline rule's params (classes, seed, split) and wildcards."""
+        """From the colour_baseline rule's params (classes, seed, split, groupings: name -> {grouping,
+        block_size}) and wildcards."""
+        split = SplitSettings(**dict(params.split), seed=params.seed, block_size=None, grouping="none")
+        groupings = tuple((name, replace(split, **g)) for name, g in dict(params.groupings).items())
         return cls(
             ModelKey.from_wildcards(wildcards, backbone=BASELINE_NAME),
             tuple(params.classes),
             params.seed,
-            SplitSettings(**dict(params.split), seed=params.seed, block_size=None),
+            split,
+            groupings,
         )
 
 
 @dataclass(frozen=True)
 class BaselineOutputs:
     """The files a colour-baseline job writes: a model's evaluation files, its run record, and the test
-    predictions under an image-level split (None: not made)."""
+    predictions under an image-level split and under every grouping (None: not made)."""
 
     evaluation: EvaluationOutputs
     run: str  # mlflow_run.json
     image_level: str | None = None  # predictions_image_level.tsv
-
-
-def colour_features(image: np.ndarray) -> np.ndarray:
-    """15 global colour statistics of an RGB image: per channel mean, std and 5/50/95th percentiles."""
-    pixels = image.reshape(-1, 3).astype(np.float64)
-    stats = [pixels.mean(axis=0), pixels.std(axis=0), *np.percentile(pixels, PERCENTILES, axis=0)]
-    return np.stack(stats, axis=1).ravel()  # channel-major: R stats, G stats, B stats
-
-
-def colour_features_of_file(path) -> np.ndarray:
-    """colour_features of one image file."""
-    with Image.open(path) as img:
-        return colour_features(np.asarray(img.convert("RGB")))
-
-
-def features_of(paths, threads: int = 1, label: str = "colour features") -> np.ndarray:
-    """Colour features (n, 15) of image files, read on `threads` threads (progress logged as `label`)."""
-    return np.stack(parallel_map(colour_features_of_file, paths, threads=threads, label=label, unit="image"))
+    by_grouping: str | None = None  # predictions_by_grouping.tsv: a `grouping` column names the split's grouping
 
 
 def fit_colour_baseline(features: np.ndarray, y: np.ndarray, seed: int):
@@ -89,31 +74,45 @@ def fit_colour_baseline(features: np.ndarray, y: np.ndarray, seed: int):
 
 
 def image_level_predictions(manifest, classes: list[str], split: SplitSettings, *, threads: int = 1) -> pd.DataFrame:
-    """The baseline under an image-level split of the same images (no duplicate clusters or patient blocks kept
-    together, as a naive split would do): test predictions of this fold, for the leakage sensitivity.
+    """The baseline under another split of the same images (split.grouping 'none': image-level, no duplicate
+    clusters or patient proxies kept together, as a naive split would do): test predictions of this fold, with
+    that split's groups.
 
     split: folds, fractions and seed of the grouped split, reused so only the grouping differs.
     """
     from alldag.split import make_folds
 
     fold = int(manifest["fold"].iloc[0])
-    rows = manifest.drop(columns=[c for c in ("cluster", "group", "split", "fold") if c in manifest])
-    naive = make_folds(rows, split, task="image-level split")[fold]
+    rows = manifest.drop(columns=[c for c in ("group", "split", "fold") if c in manifest])
+    if split.grouping == "none":  # image-level: duplicate clusters not kept together either
+        rows = rows.drop(columns=[c for c in ("cluster",) if c in rows])
+    naive = make_folds(rows, split, task=f"{split.grouping} split")[fold]
     fit_rows, test = naive[naive["split"] == "train"], naive[naive["split"] == "test"].reset_index(drop=True)
+    what = f"colour baseline, {split.grouping} split"
     model = fit_colour_baseline(
-        features_of(fit_rows["path"], threads, "colour baseline, image-level split: training images"),
-        fit_rows["y"].to_numpy(),
-        split.seed,
+        features_of(fit_rows["path"], threads, f"{what}: training images"), fit_rows["y"].to_numpy(), split.seed
     )
     proba = np.zeros((len(test), len(classes)))
-    proba[:, model.classes_] = model.predict_proba(
-        features_of(test["path"], threads, "colour baseline, image-level split: test images")
-    )
+    proba[:, model.classes_] = model.predict_proba(features_of(test["path"], threads, f"{what}: test images"))
     predicted = proba.argmax(axis=1)
     return test[["image_id", "label", "y", "group"]].assign(
         predicted=[classes[i] for i in predicted],
         correct=predicted == test["y"].to_numpy(),
         **{f"p_{c}": proba[:, i] for i, c in enumerate(classes)},
+    )
+
+
+def grouping_predictions(manifest, classes: list[str], groupings, *, threads: int = 1) -> pd.DataFrame:
+    """The baseline's test predictions of this fold under every (name, split) of groupings, one table with a
+    `grouping` column: how much the choice of patient proxy moves the colour shortcut's score."""
+    if not groupings:
+        return pd.DataFrame(columns=["image_id", "label", "y", "group", "predicted", "correct", "grouping"])
+    return pd.concat(
+        [
+            image_level_predictions(manifest, classes, split, threads=threads).assign(grouping=name)
+            for name, split in groupings
+        ],
+        ignore_index=True,
     )
 
 
@@ -161,6 +160,10 @@ def run_colour_baseline(
     result = write_evaluation(
         test, proba, settings=EvaluationSettings(key, settings.classes), outputs=outputs.evaluation
     )
+    if outputs.by_grouping and settings.groupings:
+        write_tsv_atomic(
+            grouping_predictions(manifest, classes, settings.groupings, threads=threads), outputs.by_grouping
+        )
     if outputs.image_level and settings.image_level_split:
         naive = image_level_predictions(manifest, classes, settings.image_level_split, threads=threads)
         write_tsv_atomic(naive, outputs.image_level)

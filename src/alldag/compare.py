@@ -52,11 +52,19 @@ class ComparisonSettings:
     bootstrap_samples: int  # group-bootstrap resamples of every metric's interval
     seed: int
     equivalence_margin: float  # δ: a model whose difference to the baseline lies within ±δ is equivalent
+    grouping: str = "blocks"  # the split grouping the models were compared under (alldag.split.GROUPINGS)
 
     @classmethod
     def from_params(cls, params, wildcards) -> ComparisonSettings:
-        """From the compare rule's params (classes, bootstrap, seed, equivalence_margin) and wildcards."""
-        return cls(wildcards.task, tuple(params.classes), params.bootstrap, params.seed, params.equivalence_margin)
+        """From the compare rule's params (classes, bootstrap, seed, equivalence_margin, grouping) and wildcards."""
+        return cls(
+            wildcards.task,
+            tuple(params.classes),
+            params.bootstrap,
+            params.seed,
+            params.equivalence_margin,
+            params.grouping,
+        )
 
 
 @dataclass(frozen=True)
@@ -66,6 +74,7 @@ class ComparisonOutputs:
     comparison: str  # comparison.tsv: one row per model
     paired: str  # paired_tests.tsv: one row per model pair and fold
     figure: str  # comparison.png
+    groupings: str | None = None  # grouping_sensitivity.tsv: the colour baseline under every split grouping
 
 
 def probabilities(predictions: pd.DataFrame, classes: list[str]) -> np.ndarray:
@@ -259,12 +268,38 @@ def image_level_columns(paths: list[str], classes: list[str], n_boot: int, seed:
     }
 
 
+def grouping_sensitivity(paths: list[str], classes: list[str], n_boot: int, seed: int, main: str) -> pd.DataFrame:
+    """The colour baseline's pooled balanced accuracy under every split grouping (the baseline's
+    predictions_by_grouping.tsv, one per fold), with its group-bootstrap 95 % interval on that grouping's groups,
+    n and the fewest groups in a class; `main` marks the grouping the CNNs were split by. A score that falls as the
+    grouping holds out more (image-level > blocks > appearance) measures how far within-patient or within-session
+    similarity inflates it."""
+    pooled = pd.concat([read_tsv(p) for p in paths], ignore_index=True)
+    rows = []
+    for name, frame in pooled.groupby("grouping", sort=False):
+        y, proba, groups = frame["y"].to_numpy(int), probabilities(frame, classes), frame["group"].to_numpy(str)
+        low, high = metric_intervals(group_bootstrap_weights(y, groups, n_boot, seed), y, proba, groups)[VERDICT_METRIC]
+        rows.append(
+            {
+                "grouping": name,
+                VERDICT_METRIC: classification_metrics(y, proba)[VERDICT_METRIC],
+                f"{VERDICT_METRIC}_ci_low": low,
+                f"{VERDICT_METRIC}_ci_high": high,
+                "n_test": len(frame),
+                "fewest_groups_in_a_class": groups_per_class(y, groups),
+                "main": name.split(" ")[0] == main,
+            }
+        )
+    return pd.DataFrame(rows)
+
+
 def compare_models(
     *,
     predictions: dict[str, dict[int, str]],
     settings: ComparisonSettings,
     outputs: ComparisonOutputs,
     image_level: list[str] | None = None,
+    by_grouping: list[str] | None = None,
 ) -> pd.DataFrame:
     """Write the task's comparison table, paired tests and comparison figure; returns the comparison table.
 
@@ -293,6 +328,8 @@ def compare_models(
     if image_level:
         for column, value in image_level_columns(image_level, classes, n_boot, seed).items():
             comparison[column] = np.where(comparison["model"] == BASELINE_NAME, value, np.nan)
+    if by_grouping and outputs.groupings:
+        write_tsv_atomic(grouping_sensitivity(by_grouping, classes, n_boot, seed, settings.grouping), outputs.groupings)
     paired = paired_tests(pooled, seed)
     write_tsv_atomic(comparison, outputs.comparison)
     write_tsv_atomic(paired, outputs.paired)

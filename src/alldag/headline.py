@@ -39,6 +39,23 @@ VERDICT_FIELDS = (
 )
 
 
+def grouping_headline(sensitivity: pd.DataFrame) -> list[dict]:
+    """The colour baseline's balanced accuracy (with its interval) under every split grouping, from
+    grouping_sensitivity.tsv: [{"grouping", "balanced_accuracy", "ci", "n_test", "fewest_groups", "main"}]."""
+    metric = HEADLINE_METRIC
+    return [
+        {
+            "grouping": str(row["grouping"]),
+            metric: _f(row[metric]),
+            "ci": [_f(row[f"{metric}_ci_low"]), _f(row[f"{metric}_ci_high"])],
+            "n_test": int(row["n_test"]),
+            "fewest_groups": int(row["fewest_groups_in_a_class"]),
+            "main": str(row["main"]).lower() == "true",
+        }
+        for _, row in sensitivity.iterrows()
+    ]
+
+
 def task_headline(comparison: pd.DataFrame, paired: pd.DataFrame | None = None, task: str | None = None) -> dict:
     """Best model of one task by balanced accuracy, its CI, its margin over the runner-up and the baseline.
 

@@ -93,16 +93,17 @@ class ColourModel:
     intercept: float
     fitted_on: int = 0
 
-    def probability(self, image: np.ndarray) -> np.ndarray:
-        """P(leukocyte) per pixel (float (H, W)) of a uint8 RGB image."""
-        logit = pixel_features(image) @ np.asarray(self.coef, np.float32) + self.intercept
+    def probability(self, image: np.ndarray, features: np.ndarray | None = None) -> np.ndarray:
+        """P(leukocyte) per pixel (float (H, W)) of a uint8 RGB image (features: its pixel_features, if known)."""
+        features = pixel_features(image) if features is None else features
+        logit = features @ np.asarray(self.coef, np.float32) + self.intercept
         return (1.0 / (1.0 + np.exp(-logit))).reshape(image.shape[:2])
 
 
 # Used where no dataset twin is good enough to calibrate on: fitted on pixels of the measured colours
 # (REAL-SMEARS.md) as the generator paints them, leukocytes of Benign, Early and Pre only (bench/bench_masks.py).
 DEFAULT_COLOUR_MODEL = ColourModel((13.8, 57.3, 4.6), -19.7)
-CALIBRATION_PIXELS = 3000  # pixels drawn per calibration image
+CALIBRATION_PIXELS = 1000  # pixels drawn per calibration image (3 features: plenty)
 CALIBRATION_IMAGES = 300  # good twins used at most to calibrate
 HALF_FAILED_COVER = 0.5  # a twin covering less than this share of the colour mask is half-failed
 
@@ -116,27 +117,38 @@ def pixel_features(image: np.ndarray) -> np.ndarray:
     return (lab.reshape(-1, 3) / np.array([100.0, 50.0, 50.0])).astype(np.float32)
 
 
+def _pixel_sample(features: np.ndarray, mask: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    """CALIBRATION_PIXELS seeded rows of an image's pixel features and the mask's labels there."""
+    pick = rng.choice(mask.size, min(CALIBRATION_PIXELS, mask.size), replace=False)
+    return features[pick], mask.ravel()[pick]
+
+
+def _fit_samples(samples: list[tuple[np.ndarray, np.ndarray]]) -> ColourModel:
+    """A ColourModel fitted on (features, labels) samples; DEFAULT_COLOUR_MODEL without both kinds of pixel."""
+    from sklearn.linear_model import LogisticRegression
+
+    if not samples or len(np.unique(np.concatenate([y for _, y in samples]))) < 2:
+        return DEFAULT_COLOUR_MODEL
+    fit = LogisticRegression(C=10.0, max_iter=500).fit(
+        np.concatenate([x for x, _ in samples]), np.concatenate([y for _, y in samples])
+    )
+    return ColourModel(tuple(float(c) for c in fit.coef_[0]), float(fit.intercept_[0]), len(samples))
+
+
 def fit_colour_model(images: list[np.ndarray], masks: list[np.ndarray], seed: int = 0) -> ColourModel:
     """Calibrate a ColourModel on images (uint8 RGB) and their good leukocyte masks (bool): CALIBRATION_PIXELS
     seeded pixels of each; DEFAULT_COLOUR_MODEL when there is none, or one class of pixel only."""
-    from sklearn.linear_model import LogisticRegression
-
     rng = np.random.default_rng(seed)
-    features, labels = [], []
-    for image, mask in zip(images, masks):
-        pick = rng.choice(mask.size, min(CALIBRATION_PIXELS, mask.size), replace=False)
-        features.append(pixel_features(image)[pick])
-        labels.append(mask.ravel()[pick])
-    if not features or len(np.unique(np.concatenate(labels))) < 2:
-        return DEFAULT_COLOUR_MODEL
-    fit = LogisticRegression(C=10.0, max_iter=500).fit(np.concatenate(features), np.concatenate(labels))
-    return ColourModel(tuple(float(c) for c in fit.coef_[0]), float(fit.intercept_[0]), len(images))
+    return _fit_samples([_pixel_sample(pixel_features(i), m, rng) for i, m in zip(images, masks)])
 
 
-def colour_mask(image: np.ndarray, model: ColourModel = DEFAULT_COLOUR_MODEL) -> np.ndarray:
+def colour_mask(
+    image: np.ndarray, model: ColourModel = DEFAULT_COLOUR_MODEL, features: np.ndarray | None = None
+) -> np.ndarray:
     """Leukocyte mask (bool (H, W)) of an original smear image (uint8 RGB) from a calibrated pixel colour model:
-    P(leukocyte) > 0.5, cleaned (clean_binary). No label and no class-specific threshold is used."""
-    return clean_binary(model.probability(image) > 0.5)
+    P(leukocyte) > 0.5, cleaned (clean_binary); features: its pixel_features when already computed. No label and
+    no class-specific threshold is used."""
+    return clean_binary(model.probability(image, features) > 0.5)
 
 
 def twin_state(twin: np.ndarray | None, colour: np.ndarray, min_fraction: float) -> str:
@@ -223,10 +235,6 @@ def mask_overlap(found: np.ndarray, truth: np.ndarray) -> dict[str, float]:
     }
 
 
-def _fit(pairs: list, seed: int) -> ColourModel:
-    return fit_colour_model([p[0] for p in pairs], [p[1] for p in pairs], seed)
-
-
 def calibrate_colour_model(images: pd.DataFrame, min_fraction: float, seed: int = 0) -> tuple[ColourModel, dict]:
     """Calibrate the fallback ColourModel on the dataset's own good twins, and measure it on good twins it did
     not see (two halves, each model scored on the other half).
@@ -237,22 +245,25 @@ def calibrate_colour_model(images: pd.DataFrame, min_fraction: float, seed: int 
     """
     candidates = images[images["mask_fraction"].astype(float) >= min_fraction]
     candidates = candidates.sample(min(len(candidates), CALIBRATION_IMAGES), random_state=seed)
-    pairs = []
+    rng = np.random.default_rng(seed)
+    found = []  # (image, twin mask, pixel features, pixel sample) of every calibration image
     for path, twin_path in zip(candidates["path"], candidates["mask_path"]):
         image = read_rgb(path)
         twin = _resized_twin(image, twin_path) if image is not None else None
         if twin is not None:
-            pairs.append((image, mask_from_segmented(twin)))
-    first = _fit(pairs, seed)
-    pairs = [(i, m) for i, m in pairs if twin_state(m, colour_mask(i, first), min_fraction) == "good"]
-    model = _fit(pairs, seed)
+            truth, features = mask_from_segmented(twin), pixel_features(image)
+            found.append((image, truth, features, _pixel_sample(features, truth, rng)))
+    first = _fit_samples([f[3] for f in found])
+    found = [f for f in found if twin_state(f[1], colour_mask(f[0], first, f[2]), min_fraction) == "good"]
+    model = _fit_samples([f[3] for f in found])
     quality = {"calibration_images": model.fitted_on, "held_out_images": 0}
-    halves = (pairs[::2], pairs[1::2])
+    halves = (found[::2], found[1::2])
     if all(len(h) >= 2 for h in halves):
         scores = [
-            mask_overlap(colour_mask(image, _fit(train, seed)), truth)
+            mask_overlap(colour_mask(image, half_model, features), truth)
             for train, test in (halves, halves[::-1])
-            for image, truth in test
+            for half_model in (_fit_samples([f[3] for f in train]),)
+            for image, truth, features, _ in test
         ]
         quality["held_out_images"] = len(scores)
         quality.update({k: float(np.median([s[k] for s in scores])) for k in ("iou", "precision", "recall")})

@@ -17,7 +17,14 @@ from jinja2 import Environment, PackageLoader, select_autoescape
 from alldag.attribution_metrics import AUC_COLUMNS, VS_RANDOM_COLUMNS
 from alldag.baseline import BASELINE_NAME
 from alldag.compare import VERDICT_COLUMNS
-from alldag.headline import HEADLINE_METRIC, mlflow_runs, opening_paragraph, skipped_checks, task_headline
+from alldag.headline import (
+    HEADLINE_METRIC,
+    grouping_headline,
+    mlflow_runs,
+    opening_paragraph,
+    skipped_checks,
+    task_headline,
+)
 from alldag.jobs import MODEL_OUTPUT_KINDS, ModelResult
 from alldag.split import split_counts
 from alldag.stats import EXACT_BELOW_GROUPS
@@ -49,7 +56,12 @@ MAP_METRICS = [
     *VS_RANDOM_COLUMNS,
 ]
 # ReportInputs.comparisons' parts -> their kind in the report's input table
-COMPARISON_KINDS = {"comparison": "comparison", "paired": "paired", "figure": "comparison_figure"}
+COMPARISON_KINDS = {
+    "comparison": "comparison",
+    "paired": "paired",
+    "figure": "comparison_figure",
+    "groupings": "grouping_sensitivity",
+}
 CITATIONS = [
     STUDY_CITATION + " (the study reproduced here)",
     "Aria M, Ghaderzadeh M, Bashash D, Abolghasemi H, Asadi F, Hosseini A. Acute Lymphoblastic Leukemia "
@@ -114,7 +126,12 @@ class ReportInputs:
                 for t, m, f in models
             ),
             comparisons={
-                t: {part: by_key[(t, None, None, kind)] for part, kind in COMPARISON_KINDS.items()} for t in tasks
+                t: {
+                    part: by_key[(t, None, None, kind)]
+                    for part, kind in COMPARISON_KINDS.items()
+                    if (t, None, None, kind) in by_key
+                }
+                for t in tasks
             },
             baseline_metrics=per_fold("metrics", BASELINE_NAME),
         )
@@ -302,9 +319,10 @@ def first_screen(tables: dict[str, pd.DataFrame | None], headline_tasks: dict) -
     return screens
 
 
-def comparison_section(task: str, *, comparison, paired, figure) -> dict:
+def comparison_section(task: str, *, comparison, paired, figure, groupings=None) -> dict:
     """One task's comparison from its files comparison.tsv, paired_tests.tsv and comparison.png: the table
-    (with CIs, flags, study numbers), the paired tests and the plot.
+    (with CIs, flags, study numbers), the paired tests and the plot; grouping_sensitivity.tsv (groupings): the
+    colour baseline under every split grouping, in the headline as `grouping_sensitivity`.
 
     A missing comparison (a model of the task failed) gives a section that says so.
     """
@@ -327,12 +345,16 @@ def comparison_section(task: str, *, comparison, paired, figure) -> dict:
         ]
     )
     headline = task_headline(table, paired_table, task)
+    sensitivity = read_tsv(groupings) if groupings and _exists(groupings) else None
+    if sensitivity is not None:
+        headline["grouping_sensitivity"] = grouping_headline(sensitivity)
     verdicts = {m: v[VERDICT_COLUMN] for m, v in headline["models"].items() if m != BASELINE_NAME}
     return {
         "task": task,
         "comparison_tsv": str(comparison),
         "table": _table_html(table[[c for c in columns if c in table]]),
         "paired": _table_html(paired_table),
+        "groupings": _table_html(sensitivity) if sensitivity is not None else "",
         "figure": data_uri(figure),
         "headline": headline,
         "by_verdict": {word: [m for m, v in verdicts.items() if (v or VERDICTS[-1]) == word] for word in VERDICTS},

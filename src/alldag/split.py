@@ -27,20 +27,35 @@ LEAKAGE_KEYS = ("cluster", "group")  # a duplicate cluster or a split group must
 log = logging.getLogger(__name__)
 
 
+GROUPINGS = ("appearance", "blocks", "none")  # split.grouping: what stands in for patients
+PATIENT_SIZE = 37  # real images per patient (3,256 / 89): appearance clusters per class default to n / this
+
+
 @dataclass(frozen=True)
 class SplitSettings:
-    """How a task's images are split (the `split` config, with the block size resolved for the data source)."""
+    """How a task's images are split (the `split` config, with the grouping resolved for the data source)."""
 
     folds: int  # 1: one holdout split; k >= 2: k-fold cross-validation
     val_fraction: float
     test_fraction: float  # of a holdout split (k-fold: the test fold is 1/k)
     seed: int
     block_size: int | None = None  # file-number block size (block_size_for); None: duplicate clusters only
+    grouping: str = "blocks"  # one of GROUPINGS; blocks without a block_size = none
+    appearance_clusters: int | None = None  # clusters per class of the appearance grouping; None: n / PATIENT_SIZE
 
     @classmethod
     def from_params(cls, params) -> SplitSettings:
-        """From the split rule's params (folds, val_fraction, test_fraction, seed, group_blocks)."""
-        return cls(params.folds, params.val_fraction, params.test_fraction, params.seed, params.group_blocks)
+        """From the split rule's params (folds, val_fraction, test_fraction, seed, group_blocks, grouping,
+        appearance_clusters)."""
+        return cls(
+            params.folds,
+            params.val_fraction,
+            params.test_fraction,
+            params.seed,
+            params.group_blocks,
+            params.grouping,
+            params.appearance_clusters,
+        )
 
 
 def block_size_for(setting: int | str | None, synthetic: bool, fields_per_patient) -> int | None:
@@ -55,6 +70,14 @@ def block_size_for(setting: int | str | None, synthetic: bool, fields_per_patien
             return PATIENT_BLOCK
         return fields_per_patient if isinstance(fields_per_patient, int) else round(sum(fields_per_patient) / 2)
     return setting
+
+
+def grouping_for(setting: str, synthetic: bool, fields_per_patient) -> str:
+    """The grouping the split uses: `split.grouping` resolved for the data source ('auto': appearance on real data;
+    on synthetic data blocks when every patient has fields_per_patient files, else appearance)."""
+    if setting != "auto":
+        return setting
+    return "blocks" if synthetic and isinstance(fields_per_patient, int) else "appearance"
 
 
 def bucket_targets(total: int, shares: list[float]) -> np.ndarray:
@@ -100,25 +123,60 @@ def block_key(label: str, image_id: str, block_size: int) -> str:
     return f"{label}#{(n - 1) // block_size}" if n is not None else f"{label}#{image_id}"
 
 
-def split_groups(subset: pd.DataFrame, block_size: int | None) -> np.ndarray:
-    """Group label per row: the duplicate cluster, merged with file-number blocks when block_size is set.
+def appearance_groups(subset: pd.DataFrame, clusters: int | None, seed: int, threads: int = 1) -> np.ndarray:
+    """Group label per row: within each class, k-means clusters of the images' standardised colour statistics
+    (alldag.colour_stats), a proxy for staining session and patient ('Pro~3'). clusters per class: None =
+    n / PATIENT_SIZE, at least 2 (never more than the class's images)."""
+    from sklearn.cluster import KMeans
 
-    Blocks (files (n-1)//block_size within a class) stand in for patients, since neighbouring
-    numbers come from the same acquisition.
-    """
-    clusters = subset["cluster"].to_numpy(str) if "cluster" in subset else subset["image_id"].to_numpy(str)
-    if not block_size:
-        return clusters
+    from alldag.colour_stats import features_of
+
+    features = features_of(subset["path"], threads=threads, label="split: colour statistics")
+    labels = subset["label"].to_numpy(str)
+    out = np.empty(len(subset), dtype=object)
+    for cls in np.unique(labels):
+        mine = labels == cls
+        x = features[mine]
+        x = (x - x.mean(axis=0)) / np.where(x.std(axis=0) > 0, x.std(axis=0), 1.0)
+        k = min(int(mine.sum()), clusters or max(2, round(mine.sum() / PATIENT_SIZE)))
+        found = KMeans(n_clusters=k, n_init=4, random_state=seed).fit_predict(x) if k > 1 else np.zeros(len(x), int)
+        out[mine] = [f"{cls}~{c}" for c in found]
+    return out.astype(str)
+
+
+def _merged(clusters: np.ndarray, keys: list[str]) -> np.ndarray:
+    """Connected components of duplicate clusters and scheme keys, each named after its first key ('Pro#3')."""
     from scipy.sparse import coo_matrix
     from scipy.sparse.csgraph import connected_components
 
-    blocks = [block_key(lbl, i, block_size) for lbl, i in zip(subset["label"], subset["image_id"])]
-    keys = pd.Index(np.unique(np.concatenate([clusters, blocks])))
-    a, b = keys.get_indexer(clusters), keys.get_indexer(blocks)
-    graph = coo_matrix((np.ones(len(a)), (a, b)), shape=(len(keys), len(keys)))
+    index = pd.Index(np.unique(np.concatenate([clusters, keys])))
+    a, b = index.get_indexer(clusters), index.get_indexer(keys)
+    graph = coo_matrix((np.ones(len(a)), (a, b)), shape=(len(index), len(index)))
     _, component = connected_components(graph, directed=False)
-    # name each group after its first block ('Pro#3'), so errors and manifests say where it is
-    return pd.Series(blocks).groupby(component[a]).transform("min").to_numpy(str)
+    return pd.Series(keys).groupby(component[a]).transform("min").to_numpy(str)
+
+
+def split_groups(subset: pd.DataFrame, block_size: int | None, settings: SplitSettings | None = None) -> np.ndarray:
+    """Group label per row: the duplicate cluster, merged with the grouping's patient proxy: file-number blocks
+    (files (n-1)//block_size within a class, when block_size is set), or appearance clusters
+    (settings.grouping 'appearance'), or nothing ('none').
+    """
+    clusters = subset["cluster"].to_numpy(str) if "cluster" in subset else subset["image_id"].to_numpy(str)
+    grouping = settings.grouping if settings else "blocks"
+    if grouping == "appearance":
+        return _merged(clusters, list(appearance_groups(subset, settings.appearance_clusters, settings.seed)))
+    if grouping == "none" or not block_size:
+        return clusters
+    return _merged(clusters, [block_key(lbl, i, block_size) for lbl, i in zip(subset["label"], subset["image_id"])])
+
+
+def patient_leakage(manifest: pd.DataFrame, patients: pd.Series) -> float:
+    """Share of test images with an image of the same patient in train (patients: patient id per image_id,
+    known for synthetic data)."""
+    patient = manifest["image_id"].map(patients)
+    trained = set(patient[manifest["split"] == "train"])
+    test = patient[manifest["split"] == "test"]
+    return float(test.isin(trained).mean()) if len(test) else float("nan")
 
 
 def no_room_error(
@@ -181,7 +239,7 @@ def make_folds(subset: pd.DataFrame, settings: SplitSettings, *, task: str = "sp
             "data.max_images_per_class or lower split.folds"
         )
     labels = subset["label"].to_numpy()
-    groups = split_groups(subset, block_size)
+    groups = split_groups(subset, block_size, settings)
     base = subset.assign(group=groups)
     if folds == 1:
         bucket = allocate_groups(labels, groups, [1 - val_fraction - test_fraction, val_fraction, test_fraction], seed)

@@ -28,6 +28,7 @@ rule colour_baseline:
         ),
         run=BASELINE_RUN,
         image_level=f"{BASELINE_EVALUATION_DIR}/predictions_image_level.tsv",
+        by_grouping=f"{BASELINE_EVALUATION_DIR}/predictions_by_grouping.tsv",
     log:
         "logs/colour_baseline/{task}/fold{fold}.log",
     conda:
@@ -39,5 +40,6 @@ rule colour_baseline:
         split={
             k: config["split"][k] for k in ("folds", "val_fraction", "test_fraction")
         },
+        groupings=BASELINE_GROUPINGS,
     script:
         "../scripts/colour_baseline.py"

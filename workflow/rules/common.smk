@@ -23,7 +23,7 @@ from alldag.config import (
     validate_config,
 )
 from alldag.jobs import MODEL_OUTPUT_KINDS
-from alldag.split import block_size_for
+from alldag.split import PATIENT_BLOCK, block_size_for, grouping_for
 from alldag.data import check_tasks, class_counts
 from alldag.download import SourceDecision, has_layout, resolve_source
 from alldag.weights import (
@@ -123,6 +123,28 @@ except AlldagError as exc:
     fail(exc)
 # the fetch_weights jobs, by the file each one writes
 WEIGHTS_FILES = {entry.file: entry for entry in PRETRAINED.values()}
+SPLIT_GROUPING = grouping_for(
+    config["split"]["grouping"],
+    synthetic=SOURCE.kind == "synthetic",
+    fields_per_patient=config["data"]["synthetic"]["fields_per_patient"],
+)
+SPLIT_APPEARANCE_CLUSTERS = (  # None: the class's images / PATIENT_SIZE
+    None
+    if config["split"]["appearance_clusters"] == "auto"
+    else config["split"]["appearance_clusters"]
+)
+BASELINE_GROUPINGS = {  # the colour baseline is also fitted under every grouping (split.grouping's choices)
+    "appearance": {
+        "grouping": "appearance",
+        "block_size": None,
+        "appearance_clusters": SPLIT_APPEARANCE_CLUSTERS,
+    },
+    f"blocks of {SPLIT_BLOCK_SIZE or PATIENT_BLOCK}": {
+        "grouping": "blocks",
+        "block_size": SPLIT_BLOCK_SIZE or PATIENT_BLOCK,
+    },
+    "none": {"grouping": "none", "block_size": None},
+}
 RUN_TAGS = {
     "alldag.study": config["study"],
     "alldag.data_source": SOURCE.kind,
@@ -262,6 +284,13 @@ def image_level_baseline_predictions(wildcards):
         f"{BASELINE_EVALUATION_DIR}/predictions_image_level.tsv",
         task=wildcards.task,
         fold=FOLDS,
+    )
+
+
+def grouping_baseline_predictions(wildcards):
+    """The colour baseline's test predictions under every split grouping, per fold (grouping sensitivity)."""
+    return expand(
+        rules.colour_baseline.output.by_grouping, task=wildcards.task, fold=FOLDS
     )
 
 
@@ -441,6 +470,7 @@ def report_table():
             "comparison": rules.compare.output.comparison,
             "paired": rules.compare.output.paired,
             "comparison_figure": rules.compare.output.figure,
+            "grouping_sensitivity": rules.compare.output.groupings,
         }
         rows += [
             row(kind, path.format(task=task), task) for kind, path in per_task.items()

@@ -2,9 +2,11 @@ rule compare:
     input:
         predictions=comparison_predictions,
         image_level=image_level_baseline_predictions,
+        by_grouping=grouping_baseline_predictions,
     output:
         comparison="results/comparison/{task}/comparison.tsv",
         paired="results/comparison/{task}/paired_tests.tsv",
+        groupings="results/comparison/{task}/grouping_sensitivity.tsv",
         figure=figure(
             "results/comparison/{task}/comparison.png",
             "comparison.rst",
@@ -22,6 +24,7 @@ rule compare:
         classes=task_classes,
         bootstrap=config["evaluate"]["bootstrap_samples"],
         equivalence_margin=config["evaluate"]["equivalence_margin"],
+        grouping=SPLIT_GROUPING,
         seed=config["seed"],
     script:
         "../scripts/compare.py"

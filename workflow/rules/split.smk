@@ -10,6 +10,8 @@ rule split:
     params:
         folds=config["split"]["folds"],
         group_blocks=SPLIT_BLOCK_SIZE,
+        grouping=SPLIT_GROUPING,
+        appearance_clusters=SPLIT_APPEARANCE_CLUSTERS,
         val_fraction=config["split"]["val_fraction"],
         test_fraction=config["split"]["test_fraction"],
         seed=config["seed"],

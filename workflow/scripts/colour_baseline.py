@@ -13,7 +13,10 @@ run_rule(
         settings=BaselineSettings.from_params(snakemake.params, snakemake.wildcards),
         tracking=Tracking.from_params(dict(snakemake.params.tracking)),
         outputs=BaselineOutputs(
-            evaluation=named_files(EvaluationOutputs, out), run=out.run, image_level=out.image_level
+            evaluation=named_files(EvaluationOutputs, out),
+            run=out.run,
+            image_level=out.image_level,
+            by_grouping=out.by_grouping,
         ),
         threads=snakemake.threads,
     ),

@@ -10,5 +10,6 @@ run_rule(
         settings=ComparisonSettings.from_params(snakemake.params, snakemake.wildcards),
         outputs=named_files(ComparisonOutputs, snakemake.output),
         image_level=list(snakemake.input.image_level),
+        by_grouping=list(snakemake.input.by_grouping),
     ),
 )

@@ -147,6 +147,8 @@ MODEL_DIR = f"results/models/{MODEL_FOLD}"
 EVALUATION_DIR = f"results/evaluation/{MODEL_FOLD}"
 EXPLANATION_DIR = f"results/explanations/{MODEL_FOLD}"
 TRACKED_DIR = f"results/mlflow/{MODEL_FOLD}"
+PROBED_DIR = "results/stress/{task}/fold{fold}"  # the stain probes' images of one fold's test split
+STAIN_PROBE_TABLE = "results/stress/{task}/stain_probes.tsv"
 
 
 def fill(pattern, **wildcards):
@@ -207,6 +209,7 @@ def get_final_output():
             fold=FOLDS,
         ),
         *expand("results/mlflow/{task}/comparison_tracked.json", task=TASKS),
+        *expand(STAIN_PROBE_TABLE, task=TASKS),
     ]
 
 
@@ -256,6 +259,28 @@ def comparison_predictions(wildcards):
     ]
 
 
+def stain_probe_prediction_table(wildcards):
+    """Stain-probe predictions of every compared model and fold of a task, keyed: model -> fold -> path."""
+    return {
+        model: {
+            fold: f"{EVALUATION_DIR}/stain_probes.tsv".format(
+                task=wildcards.task, backbone=model, fold=fold
+            )
+            for fold in FOLDS
+        }
+        for model in COMPARED_MODELS
+    }
+
+
+def stain_probe_predictions(wildcards):
+    """The files of stain_probe_prediction_table, as the stain_probe_summary rule's input."""
+    return [
+        path
+        for by_fold in stain_probe_prediction_table(wildcards).values()
+        for path in by_fold.values()
+    ]
+
+
 def image_level_baseline_predictions(wildcards):
     """The colour baseline's test predictions under an image-level split, per fold (leakage sensitivity)."""
     return expand(
@@ -281,9 +306,11 @@ def track_inputs(wildcards):
     where = dict(task=wildcards.task, backbone=wildcards.backbone, fold=wildcards.fold)
     baseline = wildcards.backbone == BASELINE_NAME
     evaluated = rules.colour_baseline.output if baseline else rules.evaluate.output
+    probed = rules.stain_probe_colour_baseline if baseline else rules.stain_probe
     paths = {
         "run": rules.colour_baseline.output.run if baseline else rules.train.output.run,
         "manifest": SPLIT_MANIFEST,
+        "stain_probes": probed.output.metrics,
         **{
             name: getattr(evaluated, name)
             for name in ("metrics", "predictions", "confusion", "roc", "reliability")

@@ -68,3 +68,79 @@ rule stain_probe_summary:
         seed=config["seed"],
     script:
         "../scripts/stain_probe_summary.py"
+
+
+rule external_synthetic:
+    output:
+        folder=directory(synthetic_folder("{external}")),
+    log:
+        "logs/external_synthetic/{external}.log",
+    conda:
+        "../../envs/data.yaml"
+    params:
+        spec=external_spec,
+    script:
+        "../scripts/external_synthetic.py"
+
+
+rule external_audit:
+    input:
+        unpack(external_audit_inputs),
+    output:
+        images=f"{EXTERNAL_DIR}/images.tsv",
+        quarantine=f"{EXTERNAL_DIR}/quarantine.tsv",
+        duplicates=f"{EXTERNAL_DIR}/duplicates.tsv",
+        summary=f"{EXTERNAL_DIR}/audit.json",
+    log:
+        "logs/external_audit/{external}.log",
+    conda:
+        "../../envs/data.yaml"
+    params:
+        classes=external_classes,
+        fixed_dir=f"{EXTERNAL_DIR}/fixed",
+        image_size=config["audit"]["image_size"],
+        near_threshold=config["audit"]["near_duplicate_threshold"],
+    script:
+        "../scripts/external_audit.py"
+
+
+rule external_validation:
+    input:
+        unpack(external_models),
+    output:
+        predictions=f"{EXTERNAL_MODEL_DIR}/predictions.tsv",
+        metrics=f"{EXTERNAL_MODEL_DIR}/metrics.json",
+        fold_metrics=expand(
+            f"{EXTERNAL_MODEL_DIR}/fold{{fold}}.json", fold=FOLDS, allow_missing=True
+        ),
+    log:
+        "logs/external_validation/{external}/{task}/{backbone}.log",
+    wildcard_constraints:
+        backbone="|".join(COMPARED_MODELS),
+    conda:
+        "../../envs/evaluate.yaml"
+    params:
+        classes=task_classes,
+        image_size=track_image_size,
+        seed=config["seed"],
+    script:
+        "../scripts/external_validation.py"
+
+
+rule external_summary:
+    input:
+        scored=external_scored,
+        in_domain=comparison_predictions,
+    output:
+        table=EXTERNAL_TABLE,
+    log:
+        "logs/external_summary/{external}/{task}.log",
+    conda:
+        "../../envs/evaluate.yaml"
+    params:
+        scored=external_scored_table,
+        in_domain=comparison_prediction_table,
+        bootstrap=config["evaluate"]["bootstrap_samples"],
+        seed=config["seed"],
+    script:
+        "../scripts/external_summary.py"

@@ -214,3 +214,61 @@ def best_cnn(table: pd.DataFrame) -> str | None:
     score = "balanced_accuracy" if "probe" in table else "in_domain"
     rows = table[(table["model"] != BASELINE_NAME) & (table.get("probe", AS_IS) == AS_IS)].dropna(subset=[score])
     return None if rows.empty else str(rows.loc[rows[score].idxmax(), "model"])
+
+
+def _verb(before: float, after: float) -> str:
+    return "falls" if after < before else "rises" if after > before else "stays"
+
+
+def stain_headline(table: pd.DataFrame) -> dict:
+    """summary.json's stain-probe entry of a task: per model (the colour baseline and the best CNN by its
+    unprobed score) the balanced accuracy as is and under each probe."""
+    scores = {m: dict(zip(part["probe"], part["balanced_accuracy"])) for m, part in table.groupby("model", sort=False)}
+    best = best_cnn(table)
+    return {"colour_baseline": scores.get(BASELINE_NAME), "best_cnn": best, "best_cnn_scores": scores.get(best)}
+
+
+def stain_sentence(task: str, headline: dict) -> str | None:
+    """'Under stain normalisation the colour baseline falls from x to y; the best CNN from a to b.' (y, b: per
+    normalisation, Macenko / Reinhard), or None without both rows."""
+    from alldag.stain import NORMALISATIONS
+
+    base, best = headline.get("colour_baseline"), headline.get("best_cnn_scores")
+    if not base or not best:
+        return None
+    names = " / ".join(PROBES[p] for p in NORMALISATIONS)
+
+    def moves(scores: dict) -> str:
+        after = " / ".join(f"{scores[p]:.3f}" for p in NORMALISATIONS)
+        return f"{scores[AS_IS]:.3f} to {after}"
+
+    verb = _verb(base[AS_IS], min(base[p] for p in NORMALISATIONS))
+    return (
+        f"{task}: under stain normalisation ({names}) the colour baseline {verb} from {moves(base)}; "
+        f"the best CNN ({headline['best_cnn']}) from {moves(best)}."
+    )
+
+
+def external_headline(table: pd.DataFrame) -> dict:
+    """summary.json's entry of one external set and task: per model the fold ensemble's score there, the
+    in-domain score on the same classes, the drop and its interval, and which model is the best CNN."""
+    rows = table.set_index("model")
+    keys = ["metric", "n_images", "external", "ci_low", "ci_high", "in_domain", "drop", "drop_ci_low", "drop_ci_high"]
+    return {
+        "best_cnn": best_cnn(table),
+        "models": {m: {k: rows.loc[m, k] for k in keys if k in rows} for m in rows.index},
+    }
+
+
+def external_sentence(name: str, task: str, headline: dict) -> str | None:
+    """One sentence of the colour baseline and the best CNN on another lab's images, against in-domain."""
+    models, best = headline.get("models") or {}, headline.get("best_cnn")
+    if BASELINE_NAME not in models or best not in models:
+        return None
+    base, cnn = models[BASELINE_NAME], models[best]
+    metric = str(base["metric"]).replace("_", " ")
+    return (
+        f"{task} on another lab's images ({name}, {int(base['n_images'])} images, {metric}): the colour baseline "
+        f"{_verb(base['in_domain'], base['external'])} from {base['in_domain']:.3f} in-domain to "
+        f"{base['external']:.3f}; the best CNN ({best}) from {cnn['in_domain']:.3f} to {cnn['external']:.3f}."
+    )

@@ -550,9 +550,14 @@ def report_table():
             "comparison": rules.compare.output.comparison,
             "paired": rules.compare.output.paired,
             "comparison_figure": rules.compare.output.figure,
+            "stain_probes": STAIN_PROBE_TABLE,
         }
         rows += [
             row(kind, path.format(task=task), task) for kind, path in per_task.items()
+        ]
+        rows += [
+            row("external", EXTERNAL_TABLE.format(external=name, task=task), task, name)
+            for name in EXTERNAL
         ]
         for fold in FOLDS:
             rows.append(

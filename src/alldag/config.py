@@ -41,6 +41,20 @@ def validate_config(config: dict, schema_path: str | os.PathLike) -> dict:
     return config
 
 
+def external_with_defaults(external: dict, schema_path: str | os.PathLike) -> dict:
+    """The `external:` sets with the schema's defaults filled in (Snakemake's validate fills none below a map
+    of user-named entries), including those of a `synthetic:` block."""
+    entry = _schema(schema_path)["properties"]["external"]["additionalProperties"]["properties"]
+    synthetic = {k: v["default"] for k, v in entry["synthetic"]["properties"].items()}
+    out = {}
+    for name, spec in external.items():
+        filled = {k: v["default"] for k, v in entry.items() if "default" in v} | dict(spec)
+        if filled.get("synthetic") is not None:
+            filled["synthetic"] = synthetic | dict(filled["synthetic"])
+        out[name] = filled
+    return out
+
+
 def deep_merge(base: dict, overrides: dict) -> dict:
     """A copy of base with overrides merged in, recursively for nested dicts."""
     out = copy.deepcopy(base)

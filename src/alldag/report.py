@@ -6,7 +6,7 @@ import base64
 import html
 import json
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -86,6 +86,8 @@ class ReportInputs:
     models: tuple[ModelResult, ...]  # every trained model's outputs
     comparisons: dict[str, dict[str, str]]  # task -> {"comparison", "paired", "figure"} -> path
     baseline_metrics: dict[str, list[str]]  # task -> the colour baseline's metrics.json of each fold
+    stain_probes: dict[str, str] = field(default_factory=dict)  # task -> stain_probes.tsv (alldag.stress)
+    external: dict[str, dict[str, str]] = field(default_factory=dict)  # set -> task -> external_validation.tsv
 
     @classmethod
     def from_table(cls, rows: list[dict]) -> ReportInputs:
@@ -134,6 +136,11 @@ class ReportInputs:
                 for t in tasks
             },
             baseline_metrics=per_fold("metrics", BASELINE_NAME),
+            stain_probes=per_task("stain_probes"),
+            external={
+                name: {t: p for (t, m, _, k), p in by_key.items() if k == "external" and m == name}
+                for name in dict.fromkeys(m for _, m, _, k in by_key if k == "external")
+            },
         )
 
 
@@ -489,6 +496,34 @@ def explanation_tables(task: str, models: list[ModelResult]) -> dict:
     }
 
 
+def stress_section(inputs: ReportInputs) -> dict:
+    """The stress tests' part of the page and of summary.json: per task the stain-probe table and sentence,
+    per external set and task its table and sentence (alldag.stress); a missing file is marked, not guessed."""
+    from alldag.stress import external_headline, external_sentence, stain_headline, stain_sentence
+
+    out = {"stain": [], "external": [], "sentences": [], "stain_headlines": {}, "external_headlines": {}}
+    for task, path in inputs.stain_probes.items():
+        if not _exists(path):
+            out["stain"].append({"task": task, "missing": _missing(path)})
+            continue
+        table = read_tsv(path)
+        out["stain_headlines"][task] = headline = stain_headline(table)
+        out["stain"].append({"task": task, "table": _table_html(table)})
+        out["sentences"].append(stain_sentence(task, headline))
+    for name, by_task in inputs.external.items():
+        for task, path in by_task.items():
+            if not _exists(path):
+                out["external"].append({"name": name, "task": task, "missing": _missing(path)})
+                continue
+            table = read_tsv(path)
+            headline = external_headline(table)
+            out["external_headlines"].setdefault(name, {})[task] = headline
+            out["external"].append({"name": name, "task": task, "table": _table_html(table)})
+            out["sentences"].append(external_sentence(name, task, headline))
+    out["sentences"] = [s for s in out["sentences"] if s]
+    return out
+
+
 def _median(frame: pd.DataFrame, method: str, metric: str) -> float | None:
     rows = frame[frame.index.get_level_values("method") == method]
     return float(rows[metric].median()) if len(rows) and metric in rows else None
@@ -572,6 +607,7 @@ def build_report(*, inputs: ReportInputs, config: dict, outputs: ReportOutputs, 
     for e in explanations:
         if e["where"]:
             headlines.setdefault(e["task"], {})["where_models_look"] = e["where"]["verdict"]
+    stress = stress_section(inputs)
     paragraph = opening_paragraph(
         headlines,
         audit=audit,
@@ -580,6 +616,7 @@ def build_report(*, inputs: ReportInputs, config: dict, outputs: ReportOutputs, 
         missing=missing,
         explanations={e["task"]: e["headline"] for e in explanations},
     )
+    paragraph = " ".join([paragraph, *stress["sentences"]])
     headline_doc = {
         "synthetic": bool(provenance.get("synthetic")),
         "demo": bool(provenance.get("demo")),
@@ -588,6 +625,8 @@ def build_report(*, inputs: ReportInputs, config: dict, outputs: ReportOutputs, 
         "study": {"citation": STUDY_CITATION, "doi": STUDY_DOI},
         "tasks": headlines,
         "explanations": {e["task"]: e["headline"] for e in explanations},
+        "stain_probes": stress["stain_headlines"],
+        "external": stress["external_headlines"],
         "skipped_checks": checks,
         "missing": missing,
         "leakage_crossing_clusters": leaks,
@@ -637,6 +676,7 @@ def build_report(*, inputs: ReportInputs, config: dict, outputs: ReportOutputs, 
         exact_below_groups=EXACT_BELOW_GROUPS,
         task_figures=per_task_figures,
         study_short=STUDY_SHORT,
+        stress=stress,
     )
     write_text_atomic(page, outputs.page)
     return page

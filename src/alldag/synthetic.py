@@ -86,7 +86,11 @@ REAL_PALETTE = Palette(
         "Pro": ClassColours((252, 254, 249), (200, 210, 227), (206, 150, 250), (238, 206, 255), 0.31),
     },
 )
-PALETTES = {p.name: p for p in (REAL_PALETTE,)}
+# Another lab (Wright-Giemsa, warmer lamp, another camera): pink-beige background, salmon red cells, purple
+# leukocytes, and the same colours in every class, so only morphology carries the class there.
+_SECOND_LAB = ClassColours((238, 228, 226), (214, 160, 170), (96, 52, 128), (176, 146, 196), 0.38)
+SECOND_LAB_PALETTE = Palette("second_lab", {cls: _SECOND_LAB for cls in CLASSES})
+PALETTES = {p.name: p for p in (REAL_PALETTE, SECOND_LAB_PALETTE)}
 
 
 @dataclass(frozen=True)
@@ -447,6 +451,54 @@ def generated_field(
     return render_smear(
         cls, image_rng(seed, cls, index), size, shortcut, colour_shortcut, patient=traits, palette=PALETTES[palette]
     )
+
+
+def magnified_field(
+    cls: str, index: int, seed: int, *, magnification: float, palette: str, fields_per_patient=FIELDS_PER_PATIENT
+) -> np.ndarray:
+    """A single-cell crop (IMAGE_SIZE px) of a field rendered `magnification` times larger, centred on one of
+    its leukocytes (drawn from the image's own stream): cells look 1.5-3x larger, as under a stronger objective."""
+    size = int(round(IMAGE_SIZE * magnification))
+    image, mask = generated_field(cls, index, seed, size=size, fields_per_patient=fields_per_patient, palette=palette)
+    ys, xs = np.nonzero(mask)
+    pick = int(image_rng(seed, cls, index + 100_000).integers(len(ys))) if len(ys) else None
+    cy, cx = (ys[pick], xs[pick]) if pick is not None else (size // 2, size // 2)
+    y0 = int(np.clip(cy - IMAGE_SIZE // 2, 0, size - IMAGE_SIZE))
+    x0 = int(np.clip(cx - IMAGE_SIZE // 2, 0, size - IMAGE_SIZE))
+    return image[y0 : y0 + IMAGE_SIZE, x0 : x0 + IMAGE_SIZE]
+
+
+def generate_external_set(
+    folder: str | os.PathLike,
+    images_per_class: dict[str, int],
+    seed: int,
+    *,
+    palette: str = SECOND_LAB_PALETTE.name,
+    magnification: float = 1.0,
+    jpeg_quality: int = JPEG_QUALITY,
+) -> int:
+    """Write a synthetic second lab's images as <folder>/<Class>/*.jpg (no Segmented/ twins): its palette, its
+    magnification (magnified_field, above 1) and its camera's JPEG quality. Written in a temporary sibling and
+    renamed into place. Returns the number of images."""
+    folder = Path(folder)
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{folder.name}.", dir=folder.parent))
+    try:
+        for cls, count in images_per_class.items():
+            (tmp / cls).mkdir()
+            for i in range(1, count + 1):
+                if magnification > 1:
+                    image = magnified_field(cls, i, seed, magnification=magnification, palette=palette)
+                else:
+                    image = generated_field(cls, i, seed, palette=palette)[0]
+                Image.fromarray(image).save(tmp / cls / f"{file_prefix(cls)}-{i:03d}.jpg", quality=jpeg_quality)
+        if folder.exists():
+            shutil.rmtree(folder)
+        tmp.rename(folder)
+    finally:
+        if tmp.exists():
+            shutil.rmtree(tmp)
+    return sum(images_per_class.values())
 
 
 def generate_dataset(

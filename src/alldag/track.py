@@ -121,13 +121,15 @@ def track_model(
     model=None,
     image_size: int | None = None,
     classes: list[str] | None = None,
+    stress_metrics: tuple = (),
 ) -> str:
     """Complete the model's MLflow run from its jobs' files; returns its run id.
 
     run_json: the record train (or the colour baseline) wrote; artefacts: MLflow folder ('' for the top) ->
     files; history: train's per-epoch TSV (each epoch once, step = epoch - 1); metrics_json: evaluate's
     test metrics; explanation_summary: explain's summary table; model: the .keras file, logged unless the run
-    has it. tracked_out: JSON with the run id (what the comparison's track job reads).
+    has it; stress_metrics: JSON files of flat {metric: value} (the stain probes', another lab's).
+    tracked_out: JSON with the run id (what the comparison's track job reads).
     """
     from alldag.run_metrics import best_epoch_metrics, explanation_metrics, log_missing_epochs, test_metrics
 
@@ -146,6 +148,9 @@ def track_model(
         counts["test metrics"] = log_metrics_once(
             client, run_id, test_metrics(json.loads(Path(metrics_json).read_text()))
         )
+    if stress_metrics:
+        flat = {k: v for path in stress_metrics for k, v in json.loads(Path(path).read_text()).items()}
+        counts["stress metrics"] = log_metrics_once(client, run_id, flat)
     if explanation_summary is not None:
         summary = pd.read_csv(explanation_summary, sep="\t")
         counts["explanation metrics"] = log_metrics_once(client, run_id, explanation_metrics(summary))

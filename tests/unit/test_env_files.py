@@ -78,6 +78,14 @@ def test_every_rule_with_a_script_has_an_env():
         "compare",
         "explain",
         "report",
+        "stain_probe_images",
+        "stain_probe",
+        "stain_probe_colour_baseline",
+        "stain_probe_summary",
+        "external_synthetic",
+        "external_audit",
+        "external_validation",
+        "external_summary",
     }
     for rule, (_, envs) in rules.items():
         assert envs and all(e.is_file() for e in envs), f"rule {rule}: conda env {envs} missing"

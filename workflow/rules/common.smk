@@ -19,9 +19,11 @@ from alldag.config import (
     check_backbone_overrides,
     check_custom_models,
     custom_rule_file,
+    external_with_defaults,
     train_settings_for,
     validate_config,
 )
+from alldag.external import check_external, set_folder, synthetic_folder
 from alldag.jobs import MODEL_OUTPUT_KINDS
 from alldag.split import PATIENT_BLOCK, block_size_for, grouping_for
 from alldag.data import check_tasks, class_counts
@@ -78,6 +80,8 @@ def check_config(cfg, counts):
         {b: train_settings_for(cfg, b)["image_size"] for b in cfg["backbones"]}
     )
     check_tasks(cfg["tasks"], counts)
+    cfg["external"] = external_with_defaults(cfg["external"], SCHEMA)
+    check_external(cfg["external"])
 
 
 try:
@@ -112,6 +116,7 @@ SPLIT_BLOCK_SIZE = block_size_for(
     fields_per_patient=config["data"]["synthetic"]["fields_per_patient"],
 )
 WEIGHTS_CACHE = config["weights_cache"]
+EXTERNAL = dict(config["external"])  # another lab's image sets, by name
 
 
 try:
@@ -159,6 +164,7 @@ wildcard_constraints:
     fold=r"\d+",
     # (?!) matches nothing: no backbone starts from ImageNet weights
     weights_file="|".join(map(re.escape, WEIGHTS_FILES)) or "(?!)",
+    external="|".join(map(re.escape, EXTERNAL)) or "(?!)",
 
 
 # Path patterns, defined once: the rules' outputs and the input functions fill them in.
@@ -169,6 +175,11 @@ MODEL_DIR = f"results/models/{MODEL_FOLD}"
 EVALUATION_DIR = f"results/evaluation/{MODEL_FOLD}"
 EXPLANATION_DIR = f"results/explanations/{MODEL_FOLD}"
 TRACKED_DIR = f"results/mlflow/{MODEL_FOLD}"
+PROBED_DIR = "results/stress/{task}/fold{fold}"  # the stain probes' images of one fold's test split
+STAIN_PROBE_TABLE = "results/stress/{task}/stain_probes.tsv"
+EXTERNAL_DIR = "results/external/{external}"
+EXTERNAL_MODEL_DIR = f"{EXTERNAL_DIR}/{{task}}/{{backbone}}"
+EXTERNAL_TABLE = f"{EXTERNAL_DIR}/{{task}}/external_validation.tsv"
 
 
 def fill(pattern, **wildcards):
@@ -229,6 +240,8 @@ def get_final_output():
             fold=FOLDS,
         ),
         *expand("results/mlflow/{task}/comparison_tracked.json", task=TASKS),
+        *expand(STAIN_PROBE_TABLE, task=TASKS),
+        *expand(EXTERNAL_TABLE, external=EXTERNAL, task=TASKS),
     ]
 
 
@@ -278,6 +291,96 @@ def comparison_predictions(wildcards):
     ]
 
 
+def stain_probe_prediction_table(wildcards):
+    """Stain-probe predictions of every compared model and fold of a task, keyed: model -> fold -> path."""
+    return {
+        model: {
+            fold: f"{EVALUATION_DIR}/stain_probes.tsv".format(
+                task=wildcards.task, backbone=model, fold=fold
+            )
+            for fold in FOLDS
+        }
+        for model in COMPARED_MODELS
+    }
+
+
+def stain_probe_predictions(wildcards):
+    """The files of stain_probe_prediction_table, as the stain_probe_summary rule's input."""
+    return [
+        path
+        for by_fold in stain_probe_prediction_table(wildcards).values()
+        for path in by_fold.values()
+    ]
+
+
+def external_spec(wildcards):
+    """The external set's config entry."""
+    return EXTERNAL[wildcards.external]
+
+
+def external_classes(wildcards):
+    """The external set's map: label folder -> class."""
+    return EXTERNAL[wildcards.external]["classes"]
+
+
+def external_scored(wildcards):
+    """The files of external_scored_table, as the external_summary rule's input."""
+    return list(external_scored_table(wildcards).values())
+
+
+def external_folder(wildcards):
+    """The external set's folder of images: the generator's output for a synthetic set."""
+    return set_folder(wildcards.external, EXTERNAL[wildcards.external])
+
+
+def external_audit_inputs(wildcards):
+    """The external_audit job's named inputs: the folder, and the checksum manifest where the set has one."""
+    spec = EXTERNAL[wildcards.external]
+    return {"folder": external_folder(wildcards)} | (
+        {"manifest": spec["manifest"]} if spec.get("manifest") else {}
+    )
+
+
+def external_models(wildcards):
+    """The fold models an external_validation job scores, keyed: models (one per fold; none for the colour
+    baseline, fitted from the manifests), manifests (one per fold) and the set's audited images.
+    """
+    where = dict(task=wildcards.task, backbone=wildcards.backbone)
+    models = (
+        []
+        if wildcards.backbone == BASELINE_NAME
+        else expand(rules.train.output.model, fold=FOLDS, **where)
+    )
+    return {
+        "models": models,
+        "manifests": expand(SPLIT_MANIFEST, task=wildcards.task, fold=FOLDS),
+        "images": f"{EXTERNAL_DIR}/images.tsv".format(external=wildcards.external),
+    }
+
+
+def external_scored_table(wildcards):
+    """Every compared model's external predictions of a set and task, keyed model -> path."""
+    return {
+        model: f"{EXTERNAL_MODEL_DIR}/predictions.tsv".format(
+            external=wildcards.external, task=wildcards.task, backbone=model
+        )
+        for model in COMPARED_MODELS
+    }
+
+
+def external_fold_metrics(wildcards):
+    """The MLflow metrics files of every external set for one model's fold (the track rule's input)."""
+    return [
+        f"{EXTERNAL_MODEL_DIR}/fold{{fold}}.json".format(
+            external=name,
+            task=wildcards.task,
+            backbone=wildcards.backbone,
+            fold=wildcards.fold,
+        )
+        for name in EXTERNAL
+    ]
+
+
 def image_level_baseline_predictions(wildcards):
     """The colour baseline's test predictions under an image-level split, per fold (leakage sensitivity)."""
     return expand(
@@ -310,14 +413,17 @@ def track_inputs(wildcards):
     where = dict(task=wildcards.task, backbone=wildcards.backbone, fold=wildcards.fold)
     baseline = wildcards.backbone == BASELINE_NAME
     evaluated = rules.colour_baseline.output if baseline else rules.evaluate.output
+    probed = rules.stain_probe_colour_baseline if baseline else rules.stain_probe
     paths = {
         "run": rules.colour_baseline.output.run if baseline else rules.train.output.run,
         "manifest": SPLIT_MANIFEST,
+        "stain_probes": probed.output.metrics,
         **{
             name: getattr(evaluated, name)
             for name in ("metrics", "predictions", "confusion", "roc", "reliability")
         },
     }
+    paths["external"] = external_fold_metrics(wildcards)
     if not baseline:
         paths.update(
             {
@@ -331,7 +437,10 @@ def track_inputs(wildcards):
                 "explanation_summary": rules.explain.output.summary,
             }
         )
-    return {name: expand(path, **where)[0] for name, path in paths.items()}
+    return {
+        name: path if isinstance(path, list) else expand(path, **where)[0]
+        for name, path in paths.items()
+    }
 
 
 def track_image_size(wildcards):
@@ -471,9 +580,14 @@ def report_table():
             "paired": rules.compare.output.paired,
             "comparison_figure": rules.compare.output.figure,
             "grouping_sensitivity": rules.compare.output.groupings,
+            "stain_probes": STAIN_PROBE_TABLE,
         }
         rows += [
             row(kind, path.format(task=task), task) for kind, path in per_task.items()
+        ]
+        rows += [
+            row("external", EXTERNAL_TABLE.format(external=name, task=task), task, name)
+            for name in EXTERNAL
         ]
         for fold in FOLDS:
             rows.append(

@@ -26,5 +26,6 @@ run_rule(
         model=inp.model if trained else None,
         image_size=p.image_size,
         classes=list(p.classes),
+        stress_metrics=[inp.stain_probes, *inp.get("external", [])],
     ),
 )

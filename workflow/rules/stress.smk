@@ -1,0 +1,146 @@
+# Shortcut stress tests (docs/evaluation-and-verdicts.md, "Stress tests"): every model's test images under
+# the stain probes, and every model on another lab's images (config external:).
+
+
+rule stain_probe_images:
+    input:
+        manifest=SPLIT_MANIFEST,
+    output:
+        table=f"{PROBED_DIR}/probed.tsv",
+        folder=directory(f"{PROBED_DIR}/images"),
+    log:
+        "logs/stain_probe_images/{task}/fold{fold}.log",
+    conda:
+        "../../envs/evaluate.yaml"
+    params:
+        seed=config["seed"],
+    script:
+        "../scripts/stain_probe_images.py"
+
+
+rule stain_probe:
+    input:
+        model=rules.train.output.model,
+        manifest=SPLIT_MANIFEST,
+        probed=rules.stain_probe_images.output.table,
+    output:
+        predictions=f"{EVALUATION_DIR}/stain_probes.tsv",
+        metrics=f"{EVALUATION_DIR}/stain_probes.json",
+    log:
+        f"logs/stain_probe/{MODEL_FOLD}.log",
+    conda:
+        "../../envs/evaluate.yaml"
+    params:
+        classes=task_classes,
+        image_size=backbone_image_size,
+        seed=config["seed"],
+    script:
+        "../scripts/stain_probe.py"
+
+
+use rule stain_probe as stain_probe_colour_baseline with:
+    input:
+        manifest=SPLIT_MANIFEST,
+        probed=rules.stain_probe_images.output.table,
+    output:
+        predictions=f"{BASELINE_EVALUATION_DIR}/stain_probes.tsv",
+        metrics=f"{BASELINE_EVALUATION_DIR}/stain_probes.json",
+    log:
+        "logs/stain_probe/{task}/colour_baseline/fold{fold}.log",
+    params:
+        classes=task_classes,
+        image_size=None,
+        seed=config["seed"],
+
+
+rule stain_probe_summary:
+    input:
+        predictions=stain_probe_predictions,
+    output:
+        table=STAIN_PROBE_TABLE,
+    log:
+        "logs/stain_probe_summary/{task}.log",
+    conda:
+        "../../envs/evaluate.yaml"
+    params:
+        predictions=stain_probe_prediction_table,
+        bootstrap=config["evaluate"]["bootstrap_samples"],
+        seed=config["seed"],
+    script:
+        "../scripts/stain_probe_summary.py"
+
+
+rule external_synthetic:
+    output:
+        folder=directory(synthetic_folder("{external}")),
+    log:
+        "logs/external_synthetic/{external}.log",
+    conda:
+        "../../envs/data.yaml"
+    params:
+        spec=external_spec,
+    script:
+        "../scripts/external_synthetic.py"
+
+
+rule external_audit:
+    input:
+        unpack(external_audit_inputs),
+    output:
+        images=f"{EXTERNAL_DIR}/images.tsv",
+        quarantine=f"{EXTERNAL_DIR}/quarantine.tsv",
+        duplicates=f"{EXTERNAL_DIR}/duplicates.tsv",
+        summary=f"{EXTERNAL_DIR}/audit.json",
+    log:
+        "logs/external_audit/{external}.log",
+    conda:
+        "../../envs/data.yaml"
+    params:
+        classes=external_classes,
+        fixed_dir=f"{EXTERNAL_DIR}/fixed",
+        image_size=config["audit"]["image_size"],
+        near_threshold=config["audit"]["near_duplicate_threshold"],
+    script:
+        "../scripts/external_audit.py"
+
+
+rule external_validation:
+    input:
+        unpack(external_models),
+    output:
+        predictions=f"{EXTERNAL_MODEL_DIR}/predictions.tsv",
+        metrics=f"{EXTERNAL_MODEL_DIR}/metrics.json",
+        fold_metrics=expand(
+            f"{EXTERNAL_MODEL_DIR}/fold{{fold}}.json", fold=FOLDS, allow_missing=True
+        ),
+    log:
+        "logs/external_validation/{external}/{task}/{backbone}.log",
+    wildcard_constraints:
+        backbone="|".join(COMPARED_MODELS),
+    conda:
+        "../../envs/evaluate.yaml"
+    params:
+        classes=task_classes,
+        image_size=track_image_size,
+        seed=config["seed"],
+    script:
+        "../scripts/external_validation.py"
+
+
+rule external_summary:
+    input:
+        scored=external_scored,
+        in_domain=comparison_predictions,
+    output:
+        table=EXTERNAL_TABLE,
+    log:
+        "logs/external_summary/{external}/{task}.log",
+    conda:
+        "../../envs/evaluate.yaml"
+    params:
+        scored=external_scored_table,
+        in_domain=comparison_prediction_table,
+        bootstrap=config["evaluate"]["bootstrap_samples"],
+        seed=config["seed"],
+    script:
+        "../scripts/external_summary.py"

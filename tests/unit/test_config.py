@@ -47,7 +47,14 @@ def test_empty_config_gets_every_default(defaults, schema_path):
         "shortcut": 0.0,
         "colour_shortcut": 0.0,
     }
-    assert defaults["split"] == {"folds": 5, "group_blocks": "auto", "val_fraction": 0.15, "test_fraction": 0.15}
+    assert defaults["split"] == {
+        "folds": 5,
+        "grouping": "auto",
+        "appearance_clusters": "auto",
+        "group_blocks": "auto",
+        "val_fraction": 0.15,
+        "test_fraction": 0.15,
+    }
     assert defaults["data"]["verify"] == "strict"
     assert defaults["audit"] == {"image_size": 224, "near_duplicate_threshold": 0.97, "mask_min_fraction": 0.02}
     assert defaults["backbones"] == ["Xception", "VGG16", "VGG19", "MobileNet"]

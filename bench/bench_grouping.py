@@ -39,7 +39,7 @@ def main() -> None:
         start = time.perf_counter()
         generate_dataset(Path(tmp) / "ALL", counts, args.seed, fields_per_patient=(10, 60))
         data = scan_dataset(Path(tmp) / "ALL")
-        print(f"generated {len(data)} images in {time.perf_counter() - start:.0f} s")
+        print(f"generated {len(data)} images in {time.perf_counter() - start:.0f} s", flush=True)
         number = data["image_id"].str.extract(r"(\d+)\.\w+$")[0].astype(int)
         patients = pd.Series(
             [patient_of(c, n, args.seed, (10, 60)) for c, n in zip(data["label"], number)], index=data["image_id"]

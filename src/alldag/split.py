@@ -28,7 +28,7 @@ log = logging.getLogger(__name__)
 
 
 GROUPINGS = ("appearance", "blocks", "none")  # split.grouping: what stands in for patients
-PATIENT_SIZE = 37  # real images per patient (3,256 / 89): appearance clusters per class default to n / this
+APPEARANCE_FLOOR = 2.5  # the linking threshold: this many times the median nearest-neighbour stain distance
 
 
 @dataclass(frozen=True)
@@ -41,12 +41,12 @@ class SplitSettings:
     seed: int
     block_size: int | None = None  # file-number block size (block_size_for); None: duplicate clusters only
     grouping: str = "blocks"  # one of GROUPINGS; blocks without a block_size = none
-    appearance_clusters: int | None = None  # clusters per class of the appearance grouping; None: n / PATIENT_SIZE
+    appearance_threshold: float | None = None  # stain distance linking neighbouring files; None: from the data
 
     @classmethod
     def from_params(cls, params) -> SplitSettings:
         """From the split rule's params (folds, val_fraction, test_fraction, seed, group_blocks, grouping,
-        appearance_clusters)."""
+        appearance_threshold)."""
         return cls(
             params.folds,
             params.val_fraction,
@@ -54,7 +54,7 @@ class SplitSettings:
             params.seed,
             params.group_blocks,
             params.grouping,
-            params.appearance_clusters,
+            params.appearance_threshold,
         )
 
 
@@ -123,24 +123,54 @@ def block_key(label: str, image_id: str, block_size: int) -> str:
     return f"{label}#{(n - 1) // block_size}" if n is not None else f"{label}#{image_id}"
 
 
-def appearance_groups(subset: pd.DataFrame, clusters: int | None, seed: int, threads: int = 1) -> np.ndarray:
-    """Group label per row: within each class, k-means clusters of the images' standardised colour statistics
-    (alldag.colour_stats), a proxy for staining session and patient ('Pro~3'). clusters per class: None =
-    n / PATIENT_SIZE, at least 2 (never more than the class's images)."""
-    from sklearn.cluster import KMeans
+APPEARANCE_LAGS = 3  # a file is compared with the next 3 files of its class (Pre-B alternates between two looks)
 
-    from alldag.colour_stats import features_of
 
-    features = features_of(subset["path"], threads=threads, label="split: colour statistics")
+def appearance_threshold(distances: np.ndarray, nearest: np.ndarray) -> float:
+    """The stain distance below which two neighbouring files count as one patient or session: APPEARANCE_FLOOR
+    times the median of each file's nearest-neighbour distance (mostly a within-patient distance: patient
+    boundaries are jumps), at most the largest distance (a class without jumps stays whole)."""
+    return float(min(APPEARANCE_FLOOR * np.median(nearest), distances.max()))
+
+
+def appearance_groups(subset: pd.DataFrame, threshold: float | None = None, threads: int = 1) -> np.ndarray:
+    """Group label per row: within each class, runs of files that look alike: each file is linked to the next
+    APPEARANCE_LAGS files (by file number) whose stain statistics (alldag.colour_stats.stain_statistics) lie
+    within `threshold` (None: appearance_threshold of the class's neighbour distances); groups are the connected
+    pieces ('Pro~3'). A proxy for staining session and patient that follows real file order: patients own runs of
+    files, sessions may alternate."""
+    from scipy.sparse import coo_matrix
+    from scipy.sparse.csgraph import connected_components
+
+    from alldag.colour_stats import STAIN_VIEWS, stain_statistics_of_file
+    from alldag.progress import parallel_map
+
+    stats = np.stack(
+        parallel_map(stain_statistics_of_file, subset["path"], threads=threads, label="split: stain", unit="image")
+    )
+    numbers = np.array([file_number(i) or 0 for i in subset["image_id"]])
     labels = subset["label"].to_numpy(str)
     out = np.empty(len(subset), dtype=object)
     for cls in np.unique(labels):
-        mine = labels == cls
-        x = features[mine]
-        x = (x - x.mean(axis=0)) / np.where(x.std(axis=0) > 0, x.std(axis=0), 1.0)
-        k = min(int(mine.sum()), clusters or max(2, round(mine.sum() / PATIENT_SIZE)))
-        found = KMeans(n_clusters=k, n_init=4, random_state=seed).fit_predict(x) if k > 1 else np.zeros(len(x), int)
-        out[mine] = [f"{cls}~{c}" for c in found]
+        rows = np.flatnonzero(labels == cls)
+        rows = rows[np.argsort(numbers[rows], kind="stable")]
+        pairs = [(a, a + lag) for lag in range(1, APPEARANCE_LAGS + 1) for a in range(len(rows) - lag)]
+        if not pairs:
+            out[rows] = f"{cls}~0"
+            continue
+        a, b = np.array(pairs).T
+        scaled = []  # each view's distance in units of its own threshold
+        for view in STAIN_VIEWS:
+            distance = np.linalg.norm(stats[rows[a], view] - stats[rows[b], view], axis=1)
+            nearest = np.full(len(rows), np.inf)
+            np.minimum.at(nearest, a, distance)
+            np.minimum.at(nearest, b, distance)
+            scaled.append(distance / (threshold or appearance_threshold(distance, nearest)))
+        scaled = np.stack(scaled)
+        linked = scaled.min(axis=0) <= 1  # alike in either view: content moves one view at a time
+        graph = coo_matrix((np.ones(linked.sum()), (a[linked], b[linked])), shape=(len(rows), len(rows)))
+        _, piece = connected_components(graph, directed=False)
+        out[rows] = [f"{cls}~{p}" for p in piece]
     return out.astype(str)
 
 
@@ -164,7 +194,7 @@ def split_groups(subset: pd.DataFrame, block_size: int | None, settings: SplitSe
     clusters = subset["cluster"].to_numpy(str) if "cluster" in subset else subset["image_id"].to_numpy(str)
     grouping = settings.grouping if settings else "blocks"
     if grouping == "appearance":
-        return _merged(clusters, list(appearance_groups(subset, settings.appearance_clusters, settings.seed)))
+        return _merged(clusters, list(appearance_groups(subset, settings.appearance_threshold)))
     if grouping == "none" or not block_size:
         return clusters
     return _merged(clusters, [block_key(lbl, i, block_size) for lbl, i in zip(subset["label"], subset["image_id"])])

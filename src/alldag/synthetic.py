@@ -187,7 +187,7 @@ def patient_traits(seed: int, cls: str, patient: str) -> PatientTraits:
     look = np.random.default_rng([seed, CLASSES.index(cls), int(session), 3]).uniform(0.88, 1.12, 3)
     rng = np.random.default_rng([seed, CLASSES.index(cls), int(session), int(number), 1])
     return PatientTraits(
-        stain=tuple(float(v) for v in look * rng.uniform(0.94, 1.06, 3)),
+        stain=tuple(float(v) for v in look * rng.uniform(0.82, 1.18, 3)),
         brightness=float(rng.uniform(0.98, 1.02)),
         size_scale=float(rng.normal(1.0, 0.06)),
     )

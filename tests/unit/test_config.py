@@ -50,7 +50,7 @@ def test_empty_config_gets_every_default(defaults, schema_path):
     assert defaults["split"] == {
         "folds": 5,
         "grouping": "auto",
-        "appearance_clusters": "auto",
+        "appearance_threshold": "auto",
         "group_blocks": "auto",
         "val_fraction": 0.15,
         "test_fraction": 0.15,

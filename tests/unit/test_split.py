@@ -199,3 +199,47 @@ def test_equal_fractions_give_val_and_test_within_one_image():
     assert ((counts["val"] - counts["test"]).abs() <= 1).all()
     assert counts.loc["Pro"].to_dict() == {"train": 28, "val": 6, "test": 6}
     assert abs(counts.loc["Benign", "val"] - 7.5) <= 0.5 and counts.loc["Benign", "train"] == 35
+
+
+def test_grouping_for_resolves_auto_per_data_source():
+    from alldag.split import grouping_for
+
+    assert grouping_for("auto", synthetic=False, fields_per_patient=4) == "appearance"
+    assert grouping_for("auto", synthetic=True, fields_per_patient=4) == "blocks"  # blocks are its patients
+    assert grouping_for("auto", synthetic=True, fields_per_patient=[10, 60]) == "appearance"
+    assert grouping_for("none", synthetic=False, fields_per_patient=4) == "none"
+
+
+@pytest.fixture(scope="module")
+def real_like_patients(tmp_path_factory):
+    """Benign and Pre-B files with real-like patients (10-60 fields, Pre-B's two sessions alternating), their
+    patient ids by image_id."""
+    from PIL import Image
+
+    from alldag.classes import file_prefix
+    from alldag.synthetic import generated_field, patient_of
+
+    folder, rows = tmp_path_factory.mktemp("patients"), []
+    for cls, n in (("Benign", 130), ("Pre", 150)):
+        for i in range(1, n + 1):
+            name = f"{cls}/{file_prefix(cls)}-{i:03d}.jpg"
+            path = folder / name.replace("/", "-")
+            Image.fromarray(generated_field(cls, i, 7, fields_per_patient=(10, 60))[0]).save(path, quality=92)
+            rows.append((name, cls, str(path), patient_of(cls, i, 7, (10, 60))))
+    table = pd.DataFrame(rows, columns=["image_id", "label", "path", "patient"])
+    return table.drop(columns="patient"), table.set_index("image_id")["patient"]
+
+
+def test_appearance_grouping_keeps_patients_whole_where_blocks_cut_them(real_like_patients):
+    from alldag.split import appearance_groups, patient_leakage
+
+    subset, patients = real_like_patients
+    groups = pd.Series(appearance_groups(subset), index=subset["image_id"])
+    pieces = groups.groupby(patients).nunique()
+    assert (pieces == 1).mean() >= 0.8, pieces[pieces > 1]  # (almost) no patient in two groups
+    assert (groups.groupby(subset.set_index("image_id")["label"]).nunique() >= 3).all()  # still groups to split
+    settings = {"folds": 1, "val_fraction": 0.2, "test_fraction": 0.3, "seed": 0}
+    by_appearance = make_folds(subset, SplitSettings(**settings, grouping="appearance"))
+    by_blocks = make_folds(subset, SplitSettings(**settings, block_size=40, grouping="blocks"))
+    assert max(patient_leakage(m, patients) for m in by_appearance) <= 0.05
+    assert max(patient_leakage(m, patients) for m in by_blocks) > 0.2  # patients cross blocks; Pre-B alternates

@@ -239,3 +239,37 @@ def test_compare_models_refuses_models_tested_on_different_images(tmp_path):
             outputs=comparison_outputs(tmp_path),
         )
     assert "\n" not in str(exc.value)
+
+
+def test_grouping_sensitivity_reports_the_baseline_under_every_grouping(tmp_path):
+    from alldag.compare import grouping_sensitivity
+    from alldag.tables import write_tsv_atomic
+
+    rng = np.random.default_rng(0)
+    paths = []
+    for fold in range(2):
+        frames = []
+        for name, accuracy in (("appearance", 0.8), ("blocks of 4", 0.9), ("none", 1.0)):
+            y = np.repeat([0, 1], 20)
+            right = rng.uniform(size=40) < accuracy if accuracy < 1 else np.ones(40, bool)
+            p1 = np.where(right == (y == 1), 0.9, 0.1)
+            frames.append(
+                pd.DataFrame(
+                    {
+                        "image_id": [f"{fold}-{i}" for i in range(40)],
+                        "y": y,
+                        "group": np.arange(40) // 4,
+                        "p_A": 1 - p1,
+                        "p_B": p1,
+                        "grouping": name,
+                    }
+                )
+            )
+        paths.append(tmp_path / f"fold{fold}.tsv")
+        write_tsv_atomic(pd.concat(frames), paths[-1])
+    table = grouping_sensitivity([str(p) for p in paths], ["A", "B"], 200, 0, "appearance").set_index("grouping")
+    assert list(table.index) == ["appearance", "blocks of 4", "none"]
+    assert table.loc["none", "balanced_accuracy"] == 1.0 and table["n_test"].eq(80).all()
+    assert table.loc["appearance", "balanced_accuracy"] < table.loc["blocks of 4", "balanced_accuracy"] < 1.0
+    assert table["main"].tolist() == [True, False, False]
+    assert (table["balanced_accuracy_ci_low"] <= table["balanced_accuracy"]).all()

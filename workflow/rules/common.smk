@@ -133,16 +133,16 @@ SPLIT_GROUPING = grouping_for(
     synthetic=SOURCE.kind == "synthetic",
     fields_per_patient=config["data"]["synthetic"]["fields_per_patient"],
 )
-SPLIT_APPEARANCE_CLUSTERS = (  # None: the class's images / PATIENT_SIZE
+SPLIT_APPEARANCE_THRESHOLD = (  # None: from the data (alldag.split.appearance_threshold)
     None
-    if config["split"]["appearance_clusters"] == "auto"
-    else config["split"]["appearance_clusters"]
+    if config["split"]["appearance_threshold"] == "auto"
+    else config["split"]["appearance_threshold"]
 )
 BASELINE_GROUPINGS = {  # the colour baseline is also fitted under every grouping (split.grouping's choices)
     "appearance": {
         "grouping": "appearance",
         "block_size": None,
-        "appearance_clusters": SPLIT_APPEARANCE_CLUSTERS,
+        "appearance_threshold": SPLIT_APPEARANCE_THRESHOLD,
     },
     f"blocks of {SPLIT_BLOCK_SIZE or PATIENT_BLOCK}": {
         "grouping": "blocks",

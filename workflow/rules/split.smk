@@ -11,7 +11,7 @@ rule split:
         folds=config["split"]["folds"],
         group_blocks=SPLIT_BLOCK_SIZE,
         grouping=SPLIT_GROUPING,
-        appearance_clusters=SPLIT_APPEARANCE_CLUSTERS,
+        appearance_threshold=SPLIT_APPEARANCE_THRESHOLD,
         val_fraction=config["split"]["val_fraction"],
         test_fraction=config["split"]["test_fraction"],
         seed=config["seed"],

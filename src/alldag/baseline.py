@@ -15,6 +15,7 @@ import pandas as pd
 
 from alldag.colour_stats import FEATURE_NAMES, colour_features, features_of  # noqa: F401 (the baseline's features)
 from alldag.jobs import ModelKey
+from alldag.names import BASELINE_NAME
 from alldag.split import SplitSettings
 from alldag.tables import read_tsv, write_tsv_atomic
 
@@ -22,7 +23,6 @@ if TYPE_CHECKING:  # evaluate imports scikit-learn, which the train env (importi
     from alldag.evaluate import EvaluationOutputs
 
 log = logging.getLogger(__name__)
-BASELINE_NAME = "colour_baseline"  # the baseline's model name in every table, path and run; spelled only here
 
 
 @dataclass(frozen=True)

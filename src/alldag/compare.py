@@ -12,9 +12,9 @@ import numpy as np
 import pandas as pd
 
 from alldag import AlldagError
-from alldag.baseline import BASELINE_NAME
 from alldag.evaluate import classification_metrics
 from alldag.figures import comparison_figure, save
+from alldag.names import BASELINE_NAME, HEADLINE_METRIC, METRICS
 from alldag.progress import track
 from alldag.stats import (
     group_bootstrap_weights,
@@ -29,8 +29,6 @@ from alldag.tables import read_tsv, write_tsv_atomic
 from alldag.verdicts import MIN_GROUPS_PER_CLASS, REASON_COLUMN, VERDICT_COLUMN, decide
 
 log = logging.getLogger(__name__)
-METRICS = ["accuracy", "balanced_accuracy", "macro_f1", "roc_auc"]
-VERDICT_METRIC = "balanced_accuracy"  # the headline metric: verdicts and paired tests are on it
 VERDICT_COLUMNS = [
     VERDICT_COLUMN,
     REASON_COLUMN,
@@ -259,11 +257,11 @@ def image_level_columns(paths: list[str], classes: list[str], n_boot: int, seed:
     pooled = pd.concat([read_tsv(p) for p in paths], ignore_index=True)
     y, proba = pooled["y"].to_numpy(int), probabilities(pooled, classes)
     images = pooled["image_id"].to_numpy()
-    low, high = metric_intervals(group_bootstrap_weights(y, images, n_boot, seed), y, proba, images)[VERDICT_METRIC]
+    low, high = metric_intervals(group_bootstrap_weights(y, images, n_boot, seed), y, proba, images)[HEADLINE_METRIC]
     return {
-        f"image_level_{VERDICT_METRIC}": classification_metrics(y, proba)[VERDICT_METRIC],
-        f"image_level_{VERDICT_METRIC}_ci_low": low,
-        f"image_level_{VERDICT_METRIC}_ci_high": high,
+        f"image_level_{HEADLINE_METRIC}": classification_metrics(y, proba)[HEADLINE_METRIC],
+        f"image_level_{HEADLINE_METRIC}_ci_low": low,
+        f"image_level_{HEADLINE_METRIC}_ci_high": high,
         "image_level_n_test": len(pooled),
     }
 
@@ -278,13 +276,15 @@ def grouping_sensitivity(paths: list[str], classes: list[str], n_boot: int, seed
     rows = []
     for name, frame in pooled.groupby("grouping", sort=False):
         y, proba, groups = frame["y"].to_numpy(int), probabilities(frame, classes), frame["group"].to_numpy(str)
-        low, high = metric_intervals(group_bootstrap_weights(y, groups, n_boot, seed), y, proba, groups)[VERDICT_METRIC]
+        low, high = metric_intervals(group_bootstrap_weights(y, groups, n_boot, seed), y, proba, groups)[
+            HEADLINE_METRIC
+        ]
         rows.append(
             {
                 "grouping": name,
-                VERDICT_METRIC: classification_metrics(y, proba)[VERDICT_METRIC],
-                f"{VERDICT_METRIC}_ci_low": low,
-                f"{VERDICT_METRIC}_ci_high": high,
+                HEADLINE_METRIC: classification_metrics(y, proba)[HEADLINE_METRIC],
+                f"{HEADLINE_METRIC}_ci_low": low,
+                f"{HEADLINE_METRIC}_ci_high": high,
                 "n_test": len(frame),
                 "fewest_groups_in_a_class": groups_per_class(y, groups),
                 "main": name.split(" ")[0] == main,
@@ -334,16 +334,16 @@ def compare_models(
     write_tsv_atomic(comparison, outputs.comparison)
     write_tsv_atomic(paired, outputs.paired)
     save(
-        comparison_figure(comparison, VERDICT_METRIC, f"{task}: test balanced accuracy, 95% group-bootstrap CI"),
+        comparison_figure(comparison, HEADLINE_METRIC, f"{task}: test balanced accuracy, 95% group-bootstrap CI"),
         outputs.figure,
     )
     shown = [
         c
         for c in (
             "model",
-            VERDICT_METRIC,
-            f"{VERDICT_METRIC}_ci_low",
-            f"{VERDICT_METRIC}_ci_high",
+            HEADLINE_METRIC,
+            f"{HEADLINE_METRIC}_ci_low",
+            f"{HEADLINE_METRIC}_ci_high",
             "n_test",
             "n_groups",
             VERDICT_COLUMN,

@@ -115,7 +115,7 @@ def custom_rule_file(rule_file, workflow_dir) -> Path:
 def check_custom_models(custom_models: dict, workflow_dir) -> None:
     """Fail with one line if a custom model's name is taken or its rule file is missing."""
     from alldag.backbones import REGISTRY
-    from alldag.baseline import BASELINE_NAME
+    from alldag.names import BASELINE_NAME
 
     for name, rule_file in custom_models.items():
         if name in REGISTRY or name == BASELINE_NAME:

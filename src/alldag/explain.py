@@ -33,13 +33,13 @@ from alldag.attribution_metrics import (
 from alldag.figures import explanation_gallery, map_caption, save
 from alldag.jobs import ModelKey
 from alldag.masks import LeukocyteMask, load_leukocyte_mask, read_mask_file
+from alldag.names import METHODS
 from alldag.progress import track
 from alldag.tables import read_tsv, write_tsv_atomic
 
 log = logging.getLogger(__name__)
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-METHODS = ("gradcam", "gradcam_pp", "lime")
 UNIFORM = "uniform"  # reference map: the same attribution everywhere (a random deletion/insertion order)
 GRADCAM_BATCH = 16  # images per backward pass (the tape keeps every activation of the batch)
 GALLERY_PER_CLASS = 2  # explained images per class shown in the gallery: the best and the worst plausibility

@@ -10,7 +10,7 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
 from alldag.attribution_metrics import NO_POSITIVE  # noqa: E402
-from alldag.baseline import BASELINE_NAME  # noqa: E402
+from alldag.names import BASELINE_NAME, METHOD_TITLES  # noqa: E402
 
 
 def training_curves_figure(history: pd.DataFrame, title: str):
@@ -179,9 +179,6 @@ def image_grid_figure(images: np.ndarray, titles: list[str], title: str, ncols: 
     fig.suptitle(title)
     fig.tight_layout()
     return fig
-
-
-METHOD_TITLES = {"gradcam": "Grad-CAM", "gradcam_pp": "Grad-CAM++", "lime": "LIME"}
 
 
 def map_caption(metrics) -> str:

@@ -12,12 +12,10 @@ from pathlib import Path
 
 import pandas as pd
 
-from alldag.baseline import BASELINE_NAME
+from alldag.names import BASELINE_NAME, HEADLINE_METRIC, METHOD_TITLES
 from alldag.study import STUDY_SHORT, study_task_reference
 from alldag.tracking import read_run_file
 from alldag.verdicts import BEATS, EQUIVALENT, HEADLINE_WORDS, REASON_COLUMN, UNDETERMINED, VERDICT_COLUMN, verdict_of
-
-HEADLINE_METRIC = "balanced_accuracy"
 
 
 def _f(value) -> float | None:
@@ -187,7 +185,7 @@ def explanation_sentence(task: str, headline: dict) -> str | None:
     shares = [
         f"{name} puts {headline[f'{key}_mask_mass']:.0%} of its attribution on the leukocyte and "
         f"{headline[f'{key}_corner_mass']:.0%} in the scale-bar corner"
-        for key, name in (("gradcam", "Grad-CAM"), ("lime", "LIME"))
+        for key, name in ((k, METHOD_TITLES[k]) for k in ("gradcam", "lime"))
         if headline.get(f"{key}_mask_mass") is not None and headline.get(f"{key}_corner_mass") is not None
     ]
     if shares:

@@ -15,15 +15,14 @@ from pathlib import Path
 
 import pandas as pd
 
-from alldag.baseline import BASELINE_NAME
-from alldag.headline import task_headline
+from alldag.names import BASELINE_NAME, HEADLINE_METRIC
 from alldag.tracking import DATA_SOURCE_TAG, DATA_VERIFIED_TAG, DEMO_TAG, SYNTHETIC_TAG, read_run_file
-from alldag.verdicts import BEATS, REASON_COLUMN, UNDETERMINED, VERDICT_COLUMN, verdict_of
+from alldag.verdicts import BEATS, REASON_COLUMN, UNDETERMINED, VERDICT_COLUMN, best_model, verdict_of
 
 log = logging.getLogger(__name__)
 PREFIX = "alldag-"
 CHAMPION, CHALLENGER = "champion", "challenger"
-METRIC = "balanced_accuracy"
+METRIC = HEADLINE_METRIC  # the champion is picked, and its version tagged, by the headline metric
 SELECT_FOLD_BY = f"test_{METRIC}"  # the headline's model has one trained model per fold: register the best fold
 
 
@@ -100,7 +99,7 @@ def register_best(task: str, summary: pd.DataFrame, run_files: dict[str, dict[in
 
     from alldag.tracking import client_for, retry
 
-    best = task_headline(summary)["best"]
+    best = best_model(summary)
     if best is None:
         return None
     runs = {fold: read_run_file(path) for fold, path in run_files[best].items()}

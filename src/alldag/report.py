@@ -15,10 +15,8 @@ import yaml
 from jinja2 import Environment, PackageLoader, select_autoescape
 
 from alldag.attribution_metrics import AUC_COLUMNS, VS_RANDOM_COLUMNS
-from alldag.baseline import BASELINE_NAME
 from alldag.compare import VERDICT_COLUMNS
 from alldag.headline import (
-    HEADLINE_METRIC,
     grouping_headline,
     mlflow_runs,
     opening_paragraph,
@@ -26,6 +24,7 @@ from alldag.headline import (
     task_headline,
 )
 from alldag.jobs import MODEL_OUTPUT_KINDS, ModelResult
+from alldag.names import BASELINE_NAME, DUPLICATES_TSV, HEADLINE_METRIC, METRICS, QUARANTINE_TSV
 from alldag.split import split_counts
 from alldag.stats import EXACT_BELOW_GROUPS
 from alldag.study import STUDY_CITATION, STUDY_DOI, STUDY_SHORT, study_accuracy
@@ -34,7 +33,6 @@ from alldag.verdicts import DISPLAY, VERDICT_COLUMN, VERDICTS, legend, verdict_o
 from alldag.where_models_look import verdict_table, where_models_look
 
 MISSING = "—"  # a number this run does not have (yet): shown, never guessed
-METRIC_COLUMNS = ["accuracy", "balanced_accuracy", "macro_f1", "roc_auc"]
 # results-table column -> (method, metric) of explanation_summary.tsv (means over the explained images)
 EXPLANATION_COLUMNS = {
     "gradcam_lime_spearman": ("gradcam_vs_lime", "spearman"),
@@ -193,7 +191,7 @@ def results_table(models: list[ModelResult]) -> pd.DataFrame:
                 "backbone": m.backbone,
                 "fold": m.fold,
                 "status": status,
-                **{k: metrics.get(k, nan) for k in METRIC_COLUMNS},
+                **{k: metrics.get(k, nan) for k in METRICS},
                 "n_test": metrics.get("n_test", nan),
                 "chance_accuracy": metrics.get("chance_accuracy", nan),
                 "epochs": len(history) if len(history) else nan,
@@ -216,7 +214,7 @@ def _kept_epoch(history: pd.DataFrame) -> float:
 def fold_means(table: pd.DataFrame) -> pd.DataFrame:
     """Mean and standard deviation over folds of each test metric, per task and backbone."""
     grouped = table.groupby(["task", "backbone"], sort=False)
-    out = grouped[METRIC_COLUMNS].agg(["mean", "std"])
+    out = grouped[METRICS].agg(["mean", "std"])
     out.columns = [f"{metric}_{stat}" for metric, stat in out.columns]
     out.insert(0, "folds", grouped.size())
     out["study_accuracy"] = grouped["study_accuracy"].first()
@@ -340,7 +338,7 @@ def comparison_section(task: str, *, comparison, paired, figure, groupings=None)
         ["model", *VERDICT_COLUMNS, "n_test", "n_groups"]
         + [
             c
-            for m in ("balanced_accuracy", "accuracy", "macro_f1", "roc_auc")
+            for m in (HEADLINE_METRIC, *(m for m in METRICS if m != HEADLINE_METRIC))
             for c in (m, f"{m}_ci_low", f"{m}_ci_high", f"{m}_fold_sd")
         ]
         + [
@@ -652,8 +650,8 @@ def build_report(*, inputs: ReportInputs, config: dict, outputs: ReportOutputs, 
         paragraph=paragraph,
         checks=checks,
         missing=missing,
-        quarantine=_table_html(read_tsv(data_dir / "quarantine.tsv")) if audit else "",
-        duplicates=_table_html(read_tsv(data_dir / "duplicates.tsv").head(200)) if audit else "",
+        quarantine=_table_html(read_tsv(data_dir / QUARANTINE_TSV)) if audit else "",
+        duplicates=_table_html(read_tsv(data_dir / DUPLICATES_TSV).head(200)) if audit else "",
         leaks=leaks,
         folds=int(table["fold"].max()) + 1,
         results=_table_html(table),

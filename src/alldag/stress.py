@@ -18,8 +18,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from alldag.baseline import BASELINE_NAME, features_of, fit_colour_baseline
+from alldag.baseline import features_of, fit_colour_baseline
 from alldag.jobs import ModelKey
+from alldag.names import BASELINE_NAME
 from alldag.stain import AS_IS, PROBES
 from alldag.tables import read_tsv, write_tsv_atomic
 

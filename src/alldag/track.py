@@ -179,7 +179,7 @@ def track_comparison(
 
     tracked_runs: model -> fold -> the model's tracked.json (from its track job).
     """
-    from alldag.compare import METRICS
+    from alldag.names import METRICS
     from alldag.registry import log_provenance, register_best
 
     summary = pd.read_csv(comparison, sep="\t")

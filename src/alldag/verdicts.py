@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import math
 
+from alldag.names import BASELINE_NAME, HEADLINE_METRIC
+
 BEATS, EQUIVALENT, WORSE, UNDETERMINED = "beats", "equivalent", "worse", "undetermined"
 VERDICTS = (BEATS, EQUIVALENT, WORSE, UNDETERMINED)
 VERDICT_COLUMN = "verdict_vs_colour_baseline"  # comparison.tsv, summary.json, MLflow tags
@@ -45,6 +47,13 @@ HEADLINE_WORDS = {
     WORSE: "it is worse than",
     UNDETERMINED: "it is undetermined whether it beats",
 }
+
+
+def best_model(comparison) -> str | None:
+    """The task's best trained model: the highest headline metric among comparison.tsv's rows (a pandas table,
+    one row per model) other than the colour baseline's; None when it has no trained model."""
+    models = comparison[comparison["model"] != BASELINE_NAME].sort_values(HEADLINE_METRIC, ascending=False)
+    return None if models.empty else models.iloc[0]["model"]
 
 
 def verdict_of(value) -> str | None:

@@ -25,8 +25,8 @@ from alldag.attribution_metrics import (
     vs_random_column,
 )
 from alldag.masks import SOURCES
+from alldag.names import METHOD_TITLES
 
-METHOD_NAMES = {"gradcam": "Grad-CAM", "gradcam_pp": "Grad-CAM++", "lime": "LIME"}
 STUDY_METHODS = ("gradcam", "lime")  # the study's two methods: the verdict's conclusion rests on them
 HEADLINE = "median"  # the statistic of per-image ratios the verdict rests on (the mean is reported beside it)
 # every mask source but the cleaned twin and 'none' is a fallback, whatever the audit names it
@@ -192,7 +192,7 @@ def where_models_look(task: str, per_image: pd.DataFrame, agreement: pd.DataFram
         "not_scored_without_mask": int(pd.to_numeric(reference["mask_area"], errors="coerce").isna().sum()),
         "methods": {
             method: method_summary(per_image[per_image["method"] == method], seed)
-            for method in METHOD_NAMES
+            for method in METHOD_TITLES
             if method in set(per_image["method"])
         },
     }
@@ -222,7 +222,7 @@ def _looks_clause(verdict: dict) -> str:
         return (
             ": the methods disagree ("
             + ", ".join(
-                f"{METHOD_NAMES[m]}: {LOOKS_AT[methods[m]['verdict']].removeprefix('they ')}"
+                f"{METHOD_TITLES[m]}: {LOOKS_AT[methods[m]['verdict']].removeprefix('they ')}"
                 for m in STUDY_METHODS
                 if m in methods
             )
@@ -235,7 +235,7 @@ def _random_clause(methods: dict) -> str:
     """'against a random pixel order Grad-CAM beats it on 4 of 4 deletion and insertion curves, ...'; '' when
     no faithfulness difference was measured."""
     counts = [
-        f"{METHOD_NAMES[m]} on {v['beats_random']} of {len(v['faithfulness_vs_random'])}"
+        f"{METHOD_TITLES[m]} on {v['beats_random']} of {len(v['faithfulness_vs_random'])}"
         for m, v in methods.items()
         if v.get("faithfulness_vs_random")
     ]
@@ -262,12 +262,12 @@ def verdict_sentence(task: str, verdict: dict) -> str:
     ci = _interval(*cells[f"{HEADLINE}_ci"])
     mean = "–" if np.isnan(cells["mean"]) else f"{cells['mean']:.1f}×"
     text = (
-        f"{task}: by {METHOD_NAMES[lead]} the models put a {HEADLINE} {_times(cells)} chance on the leukocytes "
+        f"{task}: by {METHOD_TITLES[lead]} the models put a {HEADLINE} {_times(cells)} chance on the leukocytes "
         f"per image ({f'{ci}; ' if ci else ''}mean {mean}), {_times(first['background'])} on the background and "
         f"{_times(first['corner'])} in the scale-bar corner"
     )
     others = [
-        f"{METHOD_NAMES[m]}: {_times(v['leukocytes'])}, {_times(v['background'])}, {_times(v['corner'])}"
+        f"{METHOD_TITLES[m]}: {_times(v['leukocytes'])}, {_times(v['background'])}, {_times(v['corner'])}"
         for m, v in methods.items()
         if m != lead
     ]
@@ -285,7 +285,7 @@ def verdict_sentence(task: str, verdict: dict) -> str:
             f"; the {label} masks come mostly from the fallback ({counts['fallback']} of {counts['masked']} images), "
             "not the dataset's segmentations"
         )
-    blank = [f"{METHOD_NAMES[m]} {v[NO_POSITIVE]}" for m, v in methods.items() if v.get(NO_POSITIVE)]
+    blank = [f"{METHOD_TITLES[m]} {v[NO_POSITIVE]}" for m, v in methods.items() if v.get(NO_POSITIVE)]
     if blank:
         text += f"; maps with no positive attribution (not scored): {', '.join(blank)}"
     if verdict["not_scored_without_mask"]:
@@ -307,7 +307,7 @@ def verdict_table(verdict: dict) -> pd.DataFrame:
     game, each faithfulness AUC minus a random order's, the counts and the verdict."""
     rows = []
     for method, v in verdict["methods"].items():
-        row = {"method": METHOD_NAMES[method]}
+        row = {"method": METHOD_TITLES[method]}
         for region in REGIONS:
             row[f"{region} (× chance, {HEADLINE})"] = _cell(v[region])
         row["leukocytes (× chance, mean)"] = _cell(v["leukocytes"], "mean")

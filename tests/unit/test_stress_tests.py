@@ -10,11 +10,11 @@ import pandas as pd
 import pytest
 
 from alldag import AlldagError
-from alldag.baseline import BASELINE_NAME
 from alldag.config import external_with_defaults
 from alldag.data import scan_dataset
 from alldag.external import check_external, list_external
 from alldag.jobs import ModelKey
+from alldag.names import BASELINE_NAME
 from alldag.stain import GREYSCALE, MACENKO, ProbeImageOutputs, ProbeImageSettings, write_probed_images
 from alldag.stress import (
     ProbeScoreOutputs,

@@ -3,8 +3,8 @@ rule audit:
         dataset=rules.download.output.dataset,
     output:
         images=f"{DATA}/images.tsv",
-        quarantine=f"{DATA}/quarantine.tsv",
-        duplicates=f"{DATA}/duplicates.tsv",
+        quarantine=f"{DATA}/{QUARANTINE_TSV}",
+        duplicates=f"{DATA}/{DUPLICATES_TSV}",
         summary=f"{DATA}/audit.json",
         masks=directory(f"{DATA}/masks"),
     log:

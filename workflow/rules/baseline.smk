@@ -3,8 +3,8 @@ rule colour_baseline:
         manifest=SPLIT_MANIFEST,
         leakage=rules.check_leakage.output.report,
     output:
-        metrics=f"{BASELINE_EVALUATION_DIR}/metrics.json",
-        predictions=f"{BASELINE_EVALUATION_DIR}/predictions.tsv",
+        metrics=f"{BASELINE_EVALUATION_DIR}/{METRICS_JSON}",
+        predictions=f"{BASELINE_EVALUATION_DIR}/{PREDICTIONS_TSV}",
         confusion=model_figure(
             f"{BASELINE_EVALUATION_DIR}/confusion_matrix.png",
             "confusion_matrix.rst",

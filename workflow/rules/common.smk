@@ -11,7 +11,17 @@ os.environ.update(ALLDAG_REPO=str(Path(workflow.basedir)))
 
 from alldag import AlldagError
 from alldag.backbones import check_backbones
-from alldag.baseline import BASELINE_NAME
+from alldag.names import (
+    BASELINE_NAME,
+    COMPARISON_TSV,
+    DUPLICATES_TSV,
+    EXPLANATION_SUMMARY_TSV,
+    METRICS_JSON,
+    PREDICTIONS_TSV,
+    QUARANTINE_TSV,
+    RUN_JSON,
+    SUMMARY_JSON,
+)
 from alldag.classes import CLASSES
 from alldag.config import (
     apply_demo,
@@ -188,7 +198,7 @@ def fill(pattern, **wildcards):
 
 
 BASELINE_EVALUATION_DIR = fill(EVALUATION_DIR, backbone=BASELINE_NAME)
-BASELINE_RUN = fill(f"{MODEL_DIR}/mlflow_run.json", backbone=BASELINE_NAME)
+BASELINE_RUN = fill(f"{MODEL_DIR}/{RUN_JSON}", backbone=BASELINE_NAME)
 
 
 def workflow_script(name):
@@ -232,7 +242,7 @@ def get_final_output():
     return [
         "results/report.html",
         "results/results_table.tsv",
-        "results/summary.json",
+        f"results/{SUMMARY_JSON}",
         *expand(
             f"{TRACKED_DIR}/tracked.json",
             task=TASKS,
@@ -273,7 +283,7 @@ def comparison_prediction_table(wildcards):
     """Test predictions of every compared model and fold of a task, keyed: model -> fold -> path."""
     return {
         model: {
-            fold: f"{EVALUATION_DIR}/predictions.tsv".format(
+            fold: f"{EVALUATION_DIR}/{PREDICTIONS_TSV}".format(
                 task=wildcards.task, backbone=model, fold=fold
             )
             for fold in FOLDS
@@ -361,7 +371,7 @@ def external_models(wildcards):
 def external_scored_table(wildcards):
     """Every compared model's external predictions of a set and task, keyed model -> path."""
     return {
-        model: f"{EXTERNAL_MODEL_DIR}/predictions.tsv".format(
+        model: f"{EXTERNAL_MODEL_DIR}/{PREDICTIONS_TSV}".format(
             external=wildcards.external, task=wildcards.task, backbone=model
         )
         for model in COMPARED_MODELS
@@ -503,15 +513,15 @@ def backbone_image_size(wildcards):
 
 
 MODEL_OUTPUT_PATTERNS = {
-    "metrics": f"{EVALUATION_DIR}/metrics.json",
+    "metrics": f"{EVALUATION_DIR}/{METRICS_JSON}",
     "history": f"{MODEL_DIR}/history.tsv",
     "curves": f"{MODEL_DIR}/training_curves.png",
     "confusion": f"{EVALUATION_DIR}/confusion_matrix.png",
     "roc": f"{EVALUATION_DIR}/roc_curve.png",
     "reliability": f"{EVALUATION_DIR}/reliability.png",
     "explanation": f"{EXPLANATION_DIR}/explanation_gallery.png",
-    "explanation_means": f"{EXPLANATION_DIR}/explanation_summary.tsv",
-    "run": f"{MODEL_DIR}/mlflow_run.json",
+    "explanation_means": f"{EXPLANATION_DIR}/{EXPLANATION_SUMMARY_TSV}",
+    "run": f"{MODEL_DIR}/{RUN_JSON}",
     "explanations": f"{EXPLANATION_DIR}/explanations.tsv",
     "agreement": f"{EXPLANATION_DIR}/agreement.tsv",
 }
@@ -627,7 +637,7 @@ REPORT_OUTPUTS = {
     "page": "results/report.html",
     "table": "results/results_table.tsv",
     "fold_means": "results/results_summary.tsv",
-    "headline": "results/summary.json",
+    "headline": f"results/{SUMMARY_JSON}",
 }
 
 

@@ -4,7 +4,7 @@ rule compare:
         image_level=image_level_baseline_predictions,
         by_grouping=grouping_baseline_predictions,
     output:
-        comparison="results/comparison/{task}/comparison.tsv",
+        comparison=f"results/comparison/{{task}}/{COMPARISON_TSV}",
         paired="results/comparison/{task}/paired_tests.tsv",
         groupings="results/comparison/{task}/grouping_sensitivity.tsv",
         figure=figure(

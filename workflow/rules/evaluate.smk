@@ -3,8 +3,8 @@ rule evaluate:
         model=rules.train.output.model,
         manifest=SPLIT_MANIFEST,
     output:
-        metrics=f"{EVALUATION_DIR}/metrics.json",
-        predictions=f"{EVALUATION_DIR}/predictions.tsv",
+        metrics=f"{EVALUATION_DIR}/{METRICS_JSON}",
+        predictions=f"{EVALUATION_DIR}/{PREDICTIONS_TSV}",
         confusion=model_figure(
             f"{EVALUATION_DIR}/confusion_matrix.png",
             "confusion_matrix.rst",

@@ -88,8 +88,8 @@ rule external_audit:
         unpack(external_audit_inputs),
     output:
         images=f"{EXTERNAL_DIR}/images.tsv",
-        quarantine=f"{EXTERNAL_DIR}/quarantine.tsv",
-        duplicates=f"{EXTERNAL_DIR}/duplicates.tsv",
+        quarantine=f"{EXTERNAL_DIR}/{QUARANTINE_TSV}",
+        duplicates=f"{EXTERNAL_DIR}/{DUPLICATES_TSV}",
         summary=f"{EXTERNAL_DIR}/audit.json",
     log:
         "logs/external_audit/{external}.log",
@@ -108,8 +108,8 @@ rule external_validation:
     input:
         unpack(external_models),
     output:
-        predictions=f"{EXTERNAL_MODEL_DIR}/predictions.tsv",
-        metrics=f"{EXTERNAL_MODEL_DIR}/metrics.json",
+        predictions=f"{EXTERNAL_MODEL_DIR}/{PREDICTIONS_TSV}",
+        metrics=f"{EXTERNAL_MODEL_DIR}/{METRICS_JSON}",
         fold_metrics=expand(
             f"{EXTERNAL_MODEL_DIR}/fold{{fold}}.json", fold=FOLDS, allow_missing=True
         ),

@@ -16,7 +16,7 @@ rule train:
             "Training",
             "curves",
         ),
-        run=f"{MODEL_DIR}/mlflow_run.json",
+        run=f"{MODEL_DIR}/{RUN_JSON}",
     log:
         f"logs/train/{MODEL_FOLD}.log",
     wildcard_constraints:

@@ -24,7 +24,7 @@ from alldag.headline import (
     task_headline,
 )
 from alldag.jobs import MODEL_OUTPUT_KINDS, ModelResult
-from alldag.names import BASELINE_NAME, DUPLICATES_TSV, HEADLINE_METRIC, METRICS, QUARANTINE_TSV
+from alldag.names import BASELINE_NAME, HEADLINE_METRIC, METRICS
 from alldag.split import split_counts
 from alldag.stats import EXACT_BELOW_GROUPS
 from alldag.study import STUDY_CITATION, STUDY_DOI, STUDY_SHORT, study_accuracy
@@ -76,6 +76,8 @@ class ReportInputs:
 
     provenance: str  # dataset.json
     audit: str  # audit.json
+    quarantine: str  # quarantine.tsv: the images the audit set aside, with why
+    duplicates: str  # duplicates.tsv: clusters of (near-)identical images
     tasks: tuple[str, ...]
     split_manifests: dict[str, list[str]]  # task -> split_manifest.tsv of each fold, in fold order
     leakage: dict[str, str]  # task -> leakage_check.tsv
@@ -116,6 +118,8 @@ class ReportInputs:
         return cls(
             provenance=by_key[(None, None, None, "provenance")],
             audit=by_key[(None, None, None, "audit")],
+            quarantine=by_key[(None, None, None, "quarantine")],
+            duplicates=by_key[(None, None, None, "duplicates")],
             tasks=tasks,
             split_manifests=per_fold("manifest"),
             leakage=per_task("leakage"),
@@ -545,7 +549,6 @@ def build_report(*, inputs: ReportInputs, config: dict, outputs: ReportOutputs, 
         "counts": {},
     }
     audit = _json(audit_json)
-    data_dir = Path(audit_json).parent
     table = results_table(models)
     means = fold_means(table)
     write_tsv_atomic(table, outputs.table)
@@ -650,8 +653,8 @@ def build_report(*, inputs: ReportInputs, config: dict, outputs: ReportOutputs, 
         paragraph=paragraph,
         checks=checks,
         missing=missing,
-        quarantine=_table_html(read_tsv(data_dir / QUARANTINE_TSV)) if audit else "",
-        duplicates=_table_html(read_tsv(data_dir / DUPLICATES_TSV).head(200)) if audit else "",
+        quarantine=_table_html(read_tsv(inputs.quarantine)) if audit else "",
+        duplicates=_table_html(read_tsv(inputs.duplicates).head(200)) if audit else "",
         leaks=leaks,
         folds=int(table["fold"].max()) + 1,
         results=_table_html(table),

@@ -171,6 +171,15 @@ def track_model(
     return run_id
 
 
+def tracked_runs_from_table(rows) -> dict[str, dict[int, str]]:
+    """model -> fold -> tracked.json, from the keyed rows of the track_comparison rule (model, fold, path
+    each; workflow/rules/common.smk's comparison_tracked_table), whatever their order."""
+    runs: dict[str, dict[int, str]] = {}
+    for row in rows:
+        runs.setdefault(str(row["model"]), {})[int(row["fold"])] = str(row["path"])
+    return {model: dict(sorted(folds.items())) for model, folds in runs.items()}
+
+
 def track_comparison(
     *, task: str, tracking, comparison, paired, figure, provenance, tracked_runs: dict, tracked_out
 ) -> dict | None:

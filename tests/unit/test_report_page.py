@@ -78,6 +78,7 @@ def per_class(recalls: dict[str, float]) -> dict:
     return {c: {"precision": r, "recall": r, "f1": r, "support": 10} for c, r in recalls.items()}
 
 
+GLOBAL_KINDS = ("provenance", "audit", "quarantine", "duplicates")  # files of the whole run: no task
 PER_TASK_KINDS = ("leakage", "augmentation", "preview", "comparison", "paired", "comparison_figure")
 
 
@@ -92,7 +93,7 @@ class FakeResults:
 
     def path(self, kind: str, model: str | None = None, task: str | None = TASK) -> str:
         """The file of one kind (of one model, for per-model kinds) in the first fold."""
-        task = None if kind in ("provenance", "audit") else task
+        task = None if kind in GLOBAL_KINDS else task
         return next(r["path"] for r in self.rows if (r["task"], r["model"], r["kind"]) == (task, model, kind))
 
     def render(self, rows: list[dict] | None = None) -> str:
@@ -111,8 +112,7 @@ def keyed_rows(inputs: dict, per_model: dict[str, dict[str, str]]) -> list[dict]
         return {"task": task, "model": model, "fold": fold, "kind": kind, "path": path}
 
     return [
-        row("provenance", inputs["provenance"], None),
-        row("audit", inputs["audit"], None),
+        *(row(kind, inputs[kind], None) for kind in GLOBAL_KINDS),
         *(row(kind, inputs[kind]) for kind in PER_TASK_KINDS),
         row("manifest", inputs["manifest"], fold=0),
         row("metrics", inputs["baseline_metrics"], model="colour_baseline", fold=0),
@@ -157,8 +157,8 @@ def fake_results(tmp_path) -> FakeResults:
                 "cross_class_clusters": 0,
             },
         ),
-        "_quarantine": tsv(r / "data/quarantine.tsv", pd.DataFrame(columns=["path", "reason"])),
-        "_duplicates": tsv(r / "data/duplicates.tsv", pd.DataFrame({"cluster": [0, 0], "path": ["a", "b"]})),
+        "quarantine": tsv(r / "data/quarantine.tsv", pd.DataFrame(columns=["path", "reason"])),
+        "duplicates": tsv(r / "data/duplicates.tsv", pd.DataFrame({"cluster": [0, 0], "path": ["a", "b"]})),
         "manifest": tsv(
             r / f"split/{TASK}/fold0/split_manifest.tsv",
             pd.DataFrame({"label": ["Benign", "Pro"] * 10, "split": ["train"] * 12 + ["val"] * 4 + ["test"] * 4}),
@@ -309,7 +309,6 @@ def fake_results(tmp_path) -> FakeResults:
                 }
             ),
         )
-    del inputs["_quarantine"], inputs["_duplicates"]  # read beside audit.json, not rule inputs
     jsonfile(r / "mlflow/parent.json", {"run_id": "parent-1", "tracking_uri": "sqlite:///x.db"})
     return FakeResults(
         rows=keyed_rows(inputs, per_model),
@@ -695,7 +694,7 @@ def test_the_report_finds_each_input_by_its_key_not_by_its_place_in_the_table():
     per_model = {
         (model, fold): [row(k, TASK, model, fold) for k in MODEL_OUTPUT_KINDS] for model in MODELS for fold in (0, 1)
     }
-    common = [row("provenance"), row("audit"), *(row(k, TASK) for k in PER_TASK_KINDS)]
+    common = [*(row(k) for k in GLOBAL_KINDS), *(row(k, TASK) for k in PER_TASK_KINDS)]
     per_fold = [
         r for fold in (1, 0) for r in (row("manifest", TASK, fold=fold), row("metrics", TASK, "colour_baseline", fold))
     ]
@@ -708,3 +707,16 @@ def test_the_report_finds_each_input_by_its_key_not_by_its_place_in_the_table():
     assert inputs.split_manifests[TASK] == [f"{TASK}/None/0/manifest", f"{TASK}/None/1/manifest"]
     assert inputs.baseline_metrics[TASK] == [f"{TASK}/colour_baseline/{f}/metrics" for f in (0, 1)]
     assert inputs.comparisons[TASK]["figure"] == f"{TASK}/None/None/comparison_figure"
+
+
+def test_the_report_reads_the_audit_tables_it_declares(fake_results, tmp_path):
+    """quarantine.tsv and duplicates.tsv are keyed inputs: the page shows the declared files, wherever they lie."""
+    elsewhere = tmp_path / "elsewhere"
+    declared = {
+        "duplicates": tsv(elsewhere / "dups.tsv", pd.DataFrame({"cluster": [0, 0], "path": ["declared_a.png", "b"]})),
+        "quarantine": tsv(elsewhere / "q.tsv", pd.DataFrame(columns=["path", "reason"])),
+    }
+    rows = [r | {"path": declared.get(r["kind"], r["path"])} for r in fake_results.rows]
+    assert "declared_a.png" in fake_results.render(rows)
+    with pytest.raises(KeyError):  # a table without them is not a report's input table
+        ReportInputs.from_table([r for r in rows if r["kind"] != "duplicates"])

@@ -14,7 +14,7 @@ import pandas as pd
 import pytest
 from PIL import Image
 
-from alldag.track import track_model
+from alldag.track import track_model, tracked_runs_from_table
 from alldag.tracking import LiveTracking, Tracking, log_metrics_to
 
 EPOCHS = 4
@@ -264,3 +264,13 @@ def test_explanation_metrics_log_the_means_and_the_maps_without_positive_attribu
         0.3
     )
     assert "explain_gradcam_vs_lime_no_positive_attribution" not in metrics
+
+
+def test_track_comparison_finds_each_run_by_its_key_not_by_its_place():
+    """Rows in model-major or fold-major (or any) order give the same model -> fold -> tracked.json."""
+    models = ("A", "colour_baseline")
+    rows = [{"model": m, "fold": f, "path": f"{m}/{f}/tracked.json"} for m in models for f in (0, 1, 2)]
+    expected = {m: {f: f"{m}/{f}/tracked.json" for f in (0, 1, 2)} for m in models}
+    fold_major = sorted(rows, key=lambda r: (-r["fold"], r["model"]))
+    assert tracked_runs_from_table(rows) == tracked_runs_from_table(fold_major) == expected
+    assert list(tracked_runs_from_table(fold_major)["A"]) == [0, 1, 2]  # the registry's ties go to the lowest fold

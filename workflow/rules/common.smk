@@ -407,14 +407,26 @@ def grouping_baseline_predictions(wildcards):
     )
 
 
+def comparison_tracked_table(wildcards):
+    """The track jobs' run files of every compared model and fold of a task, keyed: rows of model, fold
+    and path (alldag.track.tracked_runs_from_table reads them by key, never by place).
+    """
+    return [
+        {
+            "model": model,
+            "fold": fold,
+            "path": rules.track.output.tracked.format(
+                task=wildcards.task, backbone=model, fold=fold
+            ),
+        }
+        for model in COMPARED_MODELS
+        for fold in FOLDS
+    ]
+
+
 def comparison_tracked_runs(wildcards):
-    """The track jobs' run files of every compared model and fold of a task, in (model, fold) order."""
-    return expand(
-        rules.track.output.tracked,
-        task=wildcards.task,
-        backbone=COMPARED_MODELS,
-        fold=FOLDS,
-    )
+    """The paths of comparison_tracked_table (the track_comparison rule's input)."""
+    return [row["path"] for row in comparison_tracked_table(wildcards)]
 
 
 def track_inputs(wildcards):
@@ -580,6 +592,8 @@ def report_table():
     rows = [
         row("provenance", rules.download.output.provenance),
         row("audit", rules.audit.output.summary),
+        row("quarantine", rules.audit.output.quarantine),
+        row("duplicates", rules.audit.output.duplicates),
     ]
     for task in TASKS:
         per_task = {

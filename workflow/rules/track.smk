@@ -39,8 +39,7 @@ rule track_comparison:
     conda:
         "../../envs/train.yaml"
     params:
-        models=COMPARED_MODELS,
-        folds=len(FOLDS),
+        runs=comparison_tracked_table,
         tracking=tracking_params(),
     script:
         "../scripts/track_comparison.py"

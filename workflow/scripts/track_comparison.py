@@ -1,9 +1,8 @@
 from alldag.rulelog import run_rule
-from alldag.track import track_comparison
+from alldag.track import track_comparison, tracked_runs_from_table
 from alldag.tracking import Tracking
 
 inp, p = snakemake.input, snakemake.params
-runs = list(inp.runs)  # in expand(model, fold) order
 run_rule(
     snakemake.log[0],
     snakemake.threads,
@@ -14,7 +13,7 @@ run_rule(
         paired=inp.paired,
         figure=inp.figure,
         provenance=inp.provenance,
-        tracked_runs={m: {f: runs[i * p.folds + f] for f in range(p.folds)} for i, m in enumerate(p.models)},
+        tracked_runs=tracked_runs_from_table(p.runs),
         tracked_out=snakemake.output.tracked,
     ),
 )

@@ -35,6 +35,11 @@ KIND_TAG, EXPERIMENT_KIND = "mlflow.experimentKind", "custom_model_development"
 RUN_PARAMS = ("task", "backbone", "fold", "image_size", "epochs", "weights", "seed", "data_source", "git_commit")
 SPLITS = ("train", "val", "test")
 PREVIOUS_PARENTS_TAG = "alldag.previous_parent_run_ids"  # comma-separated, oldest first
+ENDED_BY_TAG = "alldag.ended_by"  # why a run was ended by someone other than its own invocation
+STALE_PARENT = (
+    "the next invocation: this run was still RUNNING when it started (its own invocation was killed, or ended "
+    "while the tracking server was down)"
+)
 _LOCK_WORDS = ("database is locked", "locked", "busy")
 PROBE_TIMEOUT_S = 5
 # MLflow's REST defaults (7 retries, exponential backoff, 120 s timeout) take minutes to give up on a
@@ -178,6 +183,33 @@ def end_parent_run(uri: str, run_file, status: str) -> None:
     check_server.cache_clear()
     run_id = json.loads(Path(run_file).read_text())["run_id"]
     retry(client_for(uri).set_terminated, run_id, status=status)
+
+
+def close_stale_parent_run(uri: str, run_file) -> str | None:
+    """Mark KILLED, tagged ENDED_BY_TAG = STALE_PARENT, the parent run that run_file records if it is still
+    RUNNING in this store: called at an invocation's start (Snakemake's directory lock means no other
+    invocation is using it). Returns the closed run's id; None when there is nothing to close (no run file,
+    one of another store, a run this store does not have, or one already ended)."""
+    try:
+        info = json.loads(Path(run_file).read_text())
+        run_id = info["run_id"]
+    except (OSError, ValueError, KeyError):  # no (readable) run file: nothing was left open here
+        return None
+    if info.get("tracking_uri", uri) != uri:
+        return None
+    client = client_for(uri)
+    from mlflow.exceptions import MlflowException
+
+    try:
+        run = retry(client.get_run, run_id)
+    except MlflowException:  # "run not found": a fresh or reset store
+        return None
+    if run.info.status != "RUNNING":
+        return None
+    retry(client.set_tag, run_id, ENDED_BY_TAG, STALE_PARENT)
+    retry(client.set_terminated, run_id, status="KILLED")
+    log.warning("parent run %s of an earlier invocation was still RUNNING: marked KILLED", run_id)
+    return run_id
 
 
 def parent_run_id(uri: str, experiment: str, artifact_root, run_file, tags: dict) -> str:

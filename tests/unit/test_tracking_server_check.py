@@ -105,3 +105,25 @@ def test_a_restarted_child_run_moves_to_the_current_parent_and_keeps_the_earlier
     tags = client.get_run(child).data.tags
     assert tags[PARENT_TAG] == third
     assert tags[PREVIOUS_PARENTS_TAG] == f"{first},{second}"
+
+
+def test_a_parent_run_left_running_by_an_earlier_invocation_is_marked_killed_at_the_next_start(tmp_path):
+    import mlflow
+
+    from alldag.tracking import ENDED_BY_TAG, close_stale_parent_run, end_parent_run, start_parent_run
+
+    uri = f"sqlite:///{tmp_path}/mlflow.db"
+    run_file = tmp_path / "parent_run.json"
+    assert close_stale_parent_run(uri, run_file) is None  # no earlier invocation
+    stale = start_parent_run(uri, "study", tmp_path / "art", run_file, {})  # then killed: never ended
+    assert close_stale_parent_run(uri, run_file) == stale
+    run = mlflow.MlflowClient(uri).get_run(stale)
+    assert run.info.status == "KILLED"
+    assert "still RUNNING" in run.data.tags[ENDED_BY_TAG]
+    ended = start_parent_run(uri, "study", tmp_path / "art", run_file, {})
+    end_parent_run(uri, run_file, "FINISHED")
+    assert close_stale_parent_run(uri, run_file) is None  # an invocation that ended keeps its status
+    run = mlflow.MlflowClient(uri).get_run(ended)
+    assert run.info.status == "FINISHED" and ENDED_BY_TAG not in run.data.tags
+    run_file.write_text(json.dumps({"run_id": "0" * 32, "tracking_uri": uri}))
+    assert close_stale_parent_run(uri, run_file) is None  # a run this store does not have (a reset store)

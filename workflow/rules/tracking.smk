@@ -4,12 +4,18 @@
 # Snakemake keeps one onstart handler: it also checks, first, that the pretrained weights can be had.
 onstart:
     check_weights_before_jobs()
-    from alldag.tracking import check_server, resolve_tracking_uri, start_parent_run
+    from alldag.tracking import (
+        check_server,
+        close_stale_parent_run,
+        resolve_tracking_uri,
+        start_parent_run,
+    )
 
     t = tracking_params()
     uri = resolve_tracking_uri(t["uri"], ".")
     try:  # an unreachable tracking server stops the run here, before any job or file changes
         check_server(uri)
+        stale = close_stale_parent_run(uri, PARENT_RUN_FILE)
         Path(PARENT_RUN_FILE).unlink(missing_ok=True)
         run_id = start_parent_run(
             uri,
@@ -20,6 +26,11 @@ onstart:
         )
     except AlldagError as exc:
         fail(exc)
+    if stale:
+        print(
+            f"MLflow parent run {stale} of an earlier invocation was still RUNNING: marked KILLED",
+            file=sys.stderr,
+        )
     print(
         f"MLflow parent run {run_id} in experiment '{t['experiment']}'",
         file=sys.stderr,

@@ -102,6 +102,29 @@ def resolve_source(source: str, local_dir: str | None, online=kaggle_reachable) 
     )
 
 
+def decide_source(*, data: dict, provenance: str | os.PathLike, online=kaggle_reachable) -> SourceDecision:
+    """The run's dataset source, decided once before any job runs (resolve_source); an earlier 'auto' decision
+    for Kaggle or synthetic data is reused from provenance, so later invocations and jobs never re-probe the
+    network. data: the config's `data` section; provenance: the download job's dataset.json."""
+    if data["source"] == "auto" and not has_layout(data["local_dir"]) and Path(provenance).is_file():
+        earlier = json.loads(Path(provenance).read_text())
+        if earlier.get("requested") == "auto" and earlier["source"] in ("kaggle", "synthetic"):
+            return SourceDecision(kind=earlier["source"], root=None, reason=earlier["reason"], demo=earlier["demo"])
+    return resolve_source(data["source"], data["local_dir"], online=online)
+
+
+def expected_class_counts(source: SourceDecision, data: dict) -> dict[str, int] | None:
+    """Images per class the run will have, known before any job (for the task checks): counted in a local
+    copy, the configured number for synthetic data; None for Kaggle (known after the download)."""
+    from alldag.data import class_counts
+
+    if source.kind == "local":
+        return class_counts(source.root, data["folder"])
+    if source.kind == "synthetic":
+        return {c: data["synthetic"]["images_per_class"] for c in CLASSES}
+    return None
+
+
 def find_dataset_root(top: str | os.PathLike, max_depth: int = 3) -> Path:
     """The folder holding Original/ inside an unpacked download (it may be nested)."""
     top = Path(top)

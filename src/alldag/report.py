@@ -6,6 +6,7 @@ import base64
 import html
 import json
 import os
+import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -681,3 +682,23 @@ def build_report(*, inputs: ReportInputs, config: dict, outputs: ReportOutputs, 
     )
     write_text_atomic(page, outputs.page)
     return page
+
+
+def write_partial_report(*, rows: list[dict], config: dict, outputs: dict, parent_run_file: str) -> bool:
+    """The report of a run that failed with --keep-going: every missing result is marked in place.
+
+    rows: the report's keyed input table (ReportInputs.from_table); outputs: ReportOutputs' fields by name.
+    Never raises (the run already failed): says on stderr what it wrote, or why there is no report.
+    Returns whether the report was written."""
+    try:
+        build_report(
+            inputs=ReportInputs.from_table(rows),
+            config=config,
+            outputs=ReportOutputs(**outputs),
+            parent_run_file=parent_run_file,
+        )
+    except Exception as exc:  # the run already failed; say why the report is absent too
+        print(f"alldag: error: no partial report ({exc})", file=sys.stderr)
+        return False
+    print(f"alldag: wrote a partial report marking the missing results: {outputs['page']}", file=sys.stderr)
+    return True

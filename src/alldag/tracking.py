@@ -12,6 +12,7 @@ import json
 import logging
 import os
 import random
+import sys
 import time
 import urllib.error
 import urllib.parse
@@ -210,6 +211,18 @@ def close_stale_parent_run(uri: str, run_file) -> str | None:
     retry(client.set_terminated, run_id, status="KILLED")
     log.warning("parent run %s of an earlier invocation was still RUNNING: marked KILLED", run_id)
     return run_id
+
+
+def close_parent_run(uri: str, run_file, status: str) -> bool:
+    """end_parent_run at an invocation's end; a tracking server gone by now only costs a one-line warning
+    on stderr (the jobs' results stand). Returns whether the run was marked."""
+    try:
+        end_parent_run(uri, run_file, status)
+    except Exception as exc:  # AlldagError, or MLflow's own error once the server has gone away
+        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:300]
+        print(f"WARNING: parent run not marked {status}: {first}", file=sys.stderr)
+        return False
+    return True
 
 
 def parent_run_id(uri: str, experiment: str, artifact_root, run_file, tags: dict) -> str:

@@ -13,7 +13,15 @@ import pytest
 from alldag import AlldagError
 from alldag.classes import CLASSES, file_prefix
 from alldag.data import DATASET_COLUMNS, check_tasks, class_counts, scan_dataset, select_subset
-from alldag.download import SourceDecision, find_dataset_root, has_layout, materialise_dataset, resolve_source
+from alldag.download import (
+    SourceDecision,
+    decide_source,
+    expected_class_counts,
+    find_dataset_root,
+    has_layout,
+    materialise_dataset,
+    resolve_source,
+)
 from alldag.tables import read_tsv, write_tsv_atomic
 from conftest import SYNTHETIC_PER_CLASS
 
@@ -183,6 +191,27 @@ def test_resolve_auto_falls_back_to_synthetic_demo(tmp_path):
         "reason": decision.reason,
         "demo": True,
     }
+
+
+def test_an_earlier_auto_decision_is_reused_without_probing_the_network(tmp_path):
+    data = {"source": "auto", "local_dir": str(tmp_path / "missing")}
+    provenance = tmp_path / "dataset.json"
+    assert decide_source(data=data, provenance=provenance, online=lambda: True).kind == "kaggle"  # none yet: probe
+    provenance.write_text(json.dumps({"requested": "auto", "source": "kaggle", "reason": "earlier", "demo": False}))
+    assert decide_source(data=data, provenance=provenance, online=_never_online) == SourceDecision(
+        "kaggle", None, "earlier", demo=False
+    )
+    explicit = data | {"source": "synthetic"}  # a changed choice is decided afresh
+    assert decide_source(data=explicit, provenance=provenance, online=_never_online).kind == "synthetic"
+
+
+def test_expected_class_counts_per_source(synthetic_root):
+    data = {"folder": "Original", "synthetic": {"images_per_class": 7}}
+    synthetic = SourceDecision("synthetic", None, "", demo=False)
+    assert expected_class_counts(synthetic, data) == dict.fromkeys(CLASSES, 7)
+    assert expected_class_counts(SourceDecision("kaggle", None, "", demo=False), data) is None
+    local = SourceDecision("local", str(synthetic_root), "", demo=False)
+    assert expected_class_counts(local, data) == class_counts(synthetic_root, "Original")
 
 
 def test_resolve_unknown_source():

@@ -720,3 +720,19 @@ def test_the_report_reads_the_audit_tables_it_declares(fake_results, tmp_path):
     assert "declared_a.png" in fake_results.render(rows)
     with pytest.raises(KeyError):  # a table without them is not a report's input table
         ReportInputs.from_table([r for r in rows if r["kind"] != "duplicates"])
+
+
+def test_a_partial_report_marks_what_is_missing_and_never_raises(fake_results, capsys):
+    """--keep-going after a failed job: the page is written with the missing results marked; a table it
+    cannot use gives one line on stderr instead of an exception over the run's own error."""
+    from alldag.report import write_partial_report
+
+    outputs = {k: getattr(fake_results.outputs, k) for k in ("page", "table", "fold_means", "headline")}
+    Path(fake_results.path("comparison")).unlink()  # the compare job failed
+    rows = fake_results.rows
+    assert write_partial_report(rows=rows, config=fake_results.config, outputs=outputs, parent_run_file="x")
+    assert Path(outputs["page"]).is_file() and "partial report" in capsys.readouterr().err
+    assert json.loads(Path(outputs["headline"]).read_text())["missing"]  # the comparison, marked missing
+    broken = [r for r in rows if r["kind"] != "audit"]
+    assert not write_partial_report(rows=broken, config=fake_results.config, outputs=outputs, parent_run_file="x")
+    assert "no partial report" in capsys.readouterr().err

@@ -127,3 +127,14 @@ def test_a_parent_run_left_running_by_an_earlier_invocation_is_marked_killed_at_
     assert run.info.status == "FINISHED" and ENDED_BY_TAG not in run.data.tags
     run_file.write_text(json.dumps({"run_id": "0" * 32, "tracking_uri": uri}))
     assert close_stale_parent_run(uri, run_file) is None  # a run this store does not have (a reset store)
+
+
+def test_closing_the_parent_run_with_the_server_gone_only_warns(tmp_path, capsys):
+    from alldag.tracking import close_parent_run
+
+    uri = f"sqlite:///{tmp_path}/mlflow.db"
+    run_file = tmp_path / "parent_run.json"
+    assert close_parent_run("http://127.0.0.1:9", run_file, "FAILED")  # no run file: nothing to mark
+    run_file.write_text(json.dumps({"run_id": "0" * 32, "tracking_uri": uri}))
+    assert not close_parent_run("http://127.0.0.1:9", run_file, "FAILED")  # port 9: nothing listens
+    assert "WARNING: parent run not marked FAILED" in capsys.readouterr().err

@@ -1,4 +1,3 @@
-import json
 import os
 import re
 import sys
@@ -22,7 +21,6 @@ from alldag.names import (
     RUN_JSON,
     SUMMARY_JSON,
 )
-from alldag.classes import CLASSES
 from alldag.config import (
     apply_demo,
     booleans_from_cli,
@@ -36,8 +34,8 @@ from alldag.config import (
 from alldag.external import check_external, set_folder, synthetic_folder
 from alldag.jobs import MODEL_OUTPUT_KINDS
 from alldag.split import PATIENT_BLOCK, block_size_for, grouping_for
-from alldag.data import check_tasks, class_counts
-from alldag.download import SourceDecision, has_layout, resolve_source
+from alldag.data import check_tasks
+from alldag.download import decide_source, expected_class_counts
 from alldag.weights import (
     check_fetchable,
     pretrained_files,
@@ -56,25 +54,6 @@ def fail(message):
     """Stop before any job runs, with one line that says what to fix."""
     print(f"alldag: error: {message}", file=sys.stderr)
     sys.exit(1)
-
-
-def decide_source(cfg):
-    """The dataset source; a previous 'auto' decision is reused so jobs never re-probe the network."""
-    data = cfg["data"]
-    if (
-        data["source"] == "auto"
-        and not has_layout(data["local_dir"])
-        and Path(PROVENANCE).is_file()
-    ):
-        prov = json.loads(Path(PROVENANCE).read_text())
-        if prov.get("requested") == "auto" and prov["source"] in (
-            "kaggle",
-            "synthetic",
-        ):
-            return SourceDecision(
-                kind=prov["source"], root=None, reason=prov["reason"], demo=prov["demo"]
-            )
-    return resolve_source(data["source"], data["local_dir"])
 
 
 def source_params():
@@ -98,17 +77,11 @@ try:
     booleans_from_cli(config, SCHEMA)
     validate_config(config, SCHEMA)
     check_config(config, None)
-    SOURCE = decide_source(config)
+    SOURCE = decide_source(data=config["data"], provenance=PROVENANCE)
     if SOURCE.demo:
         config = apply_demo(config, SCHEMA)
         print(f"WARNING: {SOURCE.reason}.", file=sys.stderr)
-    if SOURCE.kind == "local":
-        counts = class_counts(SOURCE.root, config["data"]["folder"])
-    elif SOURCE.kind == "synthetic":
-        counts = {c: config["data"]["synthetic"]["images_per_class"] for c in CLASSES}
-    else:
-        counts = None  # known after the download
-    check_config(config, counts)
+    check_config(config, expected_class_counts(SOURCE, config["data"]))
 except AlldagError as exc:
     fail(exc)
 
@@ -656,38 +629,24 @@ REPORT_OUTPUTS = {
 
 
 def write_partial_report():
-    """With --keep-going, a failed job still gets a report: every missing result is marked in place."""
-    if not workflow.execution_settings.keep_going:
-        return
-    from alldag.report import ReportInputs, ReportOutputs, build_report
+    """With --keep-going, a failed job still gets a report (alldag.report.write_partial_report)."""
+    if workflow.execution_settings.keep_going:
+        from alldag.report import write_partial_report as write
 
-    try:
-        build_report(
-            inputs=ReportInputs.from_table(report_table()),
+        write(
+            rows=report_table(),
             config=config,
-            outputs=ReportOutputs(**REPORT_OUTPUTS),
+            outputs=REPORT_OUTPUTS,
             parent_run_file=PARENT_RUN_FILE,
         )
-        print(
-            f"alldag: wrote a partial report marking the missing results: {REPORT_OUTPUTS['page']}",
-            file=sys.stderr,
-        )
-    except Exception as exc:  # the run already failed; say why the report is absent too
-        print(f"alldag: error: no partial report ({exc})", file=sys.stderr)
 
 
 def close_parent_run(status):
-    """Mark this invocation's parent run; a tracking server gone by now only costs a warning."""
-    from alldag.tracking import end_parent_run, resolve_tracking_uri
+    """Mark this invocation's parent run (alldag.tracking.close_parent_run)."""
+    from alldag.tracking import close_parent_run as close, resolve_tracking_uri
 
-    try:
-        end_parent_run(
-            resolve_tracking_uri(config["mlflow"]["tracking_uri"], "."),
-            PARENT_RUN_FILE,
-            status,
-        )
-    except (
-        Exception
-    ) as exc:  # AlldagError, or MLflow's own error once the server has gone away
-        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:300]
-        print(f"WARNING: parent run not marked {status}: {first}", file=sys.stderr)
+    close(
+        resolve_tracking_uri(config["mlflow"]["tracking_uri"], "."),
+        PARENT_RUN_FILE,
+        status,
+    )

@@ -161,6 +161,48 @@ def data_uri(path: str | os.PathLike) -> str | None:
     return "data:image/png;base64," + base64.b64encode(Path(path).read_bytes()).decode("ascii")
 
 
+def outlined_mask_uri(image_path, mask_path, size: int = 160) -> str | None:
+    """A field with its leukocyte mask outlined in yellow, as an inline PNG data: URI; None without both files."""
+    import io
+
+    from PIL import Image
+    from scipy import ndimage
+
+    from alldag.masks import read_mask_file, read_rgb
+
+    image, mask = read_rgb(image_path), read_mask_file(mask_path)
+    if image is None or mask is None:
+        return None
+    outline = mask & ~ndimage.binary_erosion(mask, iterations=2)
+    image = image.copy()
+    image[outline] = (255, 220, 0)
+    buffer = io.BytesIO()
+    Image.fromarray(image).resize((size, size), Image.LANCZOS).save(buffer, format="PNG")
+    return "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode("ascii")
+
+
+def mask_section(images_tsv) -> dict | None:
+    """The report's leukocyte-mask quality: per class and mask source the images, median share of the field and
+    median pieces (alldag.masks.mask_quality), and one field per class with its mask outlined (the first with a
+    mask); None without the audit's image table or its mask columns."""
+    from alldag.masks import mask_quality
+
+    if not _exists(images_tsv):
+        return None
+    images = read_tsv(images_tsv)
+    if "mask_file" not in images:
+        return None
+    images["leukocyte_fraction"] = pd.to_numeric(images["leukocyte_fraction"], errors="coerce")
+    images["mask_pieces"] = pd.to_numeric(images["mask_pieces"], errors="coerce")
+    examples = []
+    for label, rows in images[images["mask_file"].astype(str) != ""].groupby("label", sort=False):
+        row = rows.iloc[0]
+        examples.append(
+            {"label": label, "source": row["mask_source"], "uri": outlined_mask_uri(row["path"], row["mask_file"])}
+        )
+    return {"table": _table_html(mask_quality(images).round(3)), "examples": examples}
+
+
 def _exists(*paths) -> bool:
     return all(Path(p).is_file() for p in paths)
 
@@ -654,6 +696,7 @@ def build_report(*, inputs: ReportInputs, config: dict, outputs: ReportOutputs, 
         missing=missing,
         quarantine=_table_html(read_tsv(data_dir / "quarantine.tsv")) if audit else "",
         duplicates=_table_html(read_tsv(data_dir / "duplicates.tsv").head(200)) if audit else "",
+        masks=mask_section(data_dir / "images.tsv") if audit else None,
         leaks=leaks,
         folds=int(table["fold"].max()) + 1,
         results=_table_html(table),

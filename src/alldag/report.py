@@ -89,6 +89,8 @@ class ReportInputs:
     baseline_metrics: dict[str, list[str]]  # task -> the colour baseline's metrics.json of each fold
     stain_probes: dict[str, str] = field(default_factory=dict)  # task -> stain_probes.tsv (alldag.stress)
     external: dict[str, dict[str, str]] = field(default_factory=dict)  # set -> task -> external_validation.tsv
+    images: str = ""  # images.tsv: every image's mask columns and mask file (the mask section; "" = none)
+    masks: str = ""  # the folder of the audit's mask files (read through images.tsv's mask_file)
 
     @classmethod
     def from_table(cls, rows: list[dict]) -> ReportInputs:
@@ -121,6 +123,8 @@ class ReportInputs:
             audit=by_key[(None, None, None, "audit")],
             quarantine=by_key[(None, None, None, "quarantine")],
             duplicates=by_key[(None, None, None, "duplicates")],
+            images=by_key.get((None, None, None, "images"), ""),
+            masks=by_key.get((None, None, None, "masks"), ""),
             tasks=tasks,
             split_manifests=per_fold("manifest"),
             leakage=per_task("leakage"),
@@ -162,6 +166,48 @@ def data_uri(path: str | os.PathLike) -> str | None:
     if not Path(path).is_file():
         return None
     return "data:image/png;base64," + base64.b64encode(Path(path).read_bytes()).decode("ascii")
+
+
+def outlined_mask_uri(image_path, mask_path, size: int = 160) -> str | None:
+    """A field with its leukocyte mask outlined in yellow, as an inline PNG data: URI; None without both files."""
+    import io
+
+    from PIL import Image
+    from scipy import ndimage
+
+    from alldag.masks import read_mask_file, read_rgb
+
+    image, mask = read_rgb(image_path), read_mask_file(mask_path)
+    if image is None or mask is None:
+        return None
+    outline = mask & ~ndimage.binary_erosion(mask, iterations=2)
+    image = image.copy()
+    image[outline] = (255, 220, 0)
+    buffer = io.BytesIO()
+    Image.fromarray(image).resize((size, size), Image.LANCZOS).save(buffer, format="PNG")
+    return "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode("ascii")
+
+
+def mask_section(images_tsv) -> dict | None:
+    """The report's leukocyte-mask quality: per class and mask source the images, median share of the field and
+    median pieces (alldag.masks.mask_quality), and one field per class with its mask outlined (the first with a
+    mask); None without the audit's image table or its mask columns."""
+    from alldag.masks import mask_quality
+
+    if not _exists(images_tsv):
+        return None
+    images = read_tsv(images_tsv)
+    if "mask_file" not in images:
+        return None
+    images["leukocyte_fraction"] = pd.to_numeric(images["leukocyte_fraction"], errors="coerce")
+    images["mask_pieces"] = pd.to_numeric(images["mask_pieces"], errors="coerce")
+    examples = []
+    for label, rows in images[images["mask_file"].astype(str) != ""].groupby("label", sort=False):
+        row = rows.iloc[0]
+        examples.append(
+            {"label": label, "source": row["mask_source"], "uri": outlined_mask_uri(row["path"], row["mask_file"])}
+        )
+    return {"table": _table_html(mask_quality(images).round(3)), "examples": examples}
 
 
 def _exists(*paths) -> bool:
@@ -656,6 +702,7 @@ def build_report(*, inputs: ReportInputs, config: dict, outputs: ReportOutputs, 
         missing=missing,
         quarantine=_table_html(read_tsv(inputs.quarantine)) if audit else "",
         duplicates=_table_html(read_tsv(inputs.duplicates).head(200)) if audit else "",
+        masks=mask_section(inputs.images) if audit and inputs.images else None,
         leaks=leaks,
         folds=int(table["fold"].max()) + 1,
         results=_table_html(table),

@@ -736,3 +736,28 @@ def test_a_partial_report_marks_what_is_missing_and_never_raises(fake_results, c
     broken = [r for r in rows if r["kind"] != "audit"]
     assert not write_partial_report(rows=broken, config=fake_results.config, outputs=outputs, parent_run_file="x")
     assert "no partial report" in capsys.readouterr().err
+
+
+def test_the_mask_section_tabulates_sources_and_outlines_one_field_per_class(tmp_path):
+    from PIL import Image
+
+    from alldag.masks import write_mask_file
+    from alldag.report import mask_section
+    from alldag.synthetic import generated_field
+
+    rows = []
+    for cls, source in (("Benign", "segmented"), ("Pro", "stain")):
+        image, mask = generated_field(cls, 1, 3)
+        path, mask_path = tmp_path / f"{cls}.png", tmp_path / "masks" / f"{cls}.png"
+        Image.fromarray(image).save(path)
+        write_mask_file(mask, mask_path)
+        rows.append((f"{cls}/1.jpg", cls, str(path), source, float(mask.mean()), 3, str(mask_path)))
+    rows.append(("Pro/2.jpg", "Pro", str(tmp_path / "Pro.png"), "none", float("nan"), 0, ""))
+    columns = ["image_id", "label", "path", "mask_source", "leukocyte_fraction", "mask_pieces", "mask_file"]
+    pd.DataFrame(rows, columns=columns).to_csv(tmp_path / "images.tsv", sep="\t", index=False)
+    section = mask_section(tmp_path / "images.tsv")
+    assert [(e["label"], e["source"]) for e in section["examples"]] == [("Benign", "segmented"), ("Pro", "stain")]
+    assert all(e["uri"].startswith("data:image/png;base64,") for e in section["examples"])
+    for text in ("segmented", "stain", "none", "median_share", "median_pieces"):
+        assert text in section["table"]
+    assert mask_section(tmp_path / "missing.tsv") is None

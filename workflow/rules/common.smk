@@ -567,6 +567,8 @@ def report_table():
         row("audit", rules.audit.output.summary),
         row("quarantine", rules.audit.output.quarantine),
         row("duplicates", rules.audit.output.duplicates),
+        row("images", rules.audit.output.images),
+        row("masks", rules.audit.output.masks),
     ]
     for task in TASKS:
         per_task = {

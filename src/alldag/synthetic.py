@@ -350,7 +350,7 @@ def render_smear(
         ys, xs, cell = _paint_leukocyte(img, *centre, radius, cls, colours, rng)
         mask[ys, xs] |= cell
 
-    gains = rng.uniform(0.8, 1.2, 3) if patient is None else np.asarray(patient.stain) * rng.uniform(0.97, 1.03, 3)
+    gains = rng.uniform(0.9, 1.1, 3) if patient is None else np.asarray(patient.stain) * rng.uniform(0.97, 1.03, 3)
     if colour_shortcut > 0 and rng.uniform() < colour_shortcut:
         gains = gains * np.asarray(_SHORTCUT_TINTS[cls])
     img = _stain(img, gains) * (patient.brightness if patient else rng.uniform(0.98, 1.02))

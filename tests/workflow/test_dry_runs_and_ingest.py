@@ -119,7 +119,7 @@ def _local_fake(tmp_path, counts, seed=2):
 def test_local_dataset_runs_download_audit_and_kfold_split(tmp_path):
     """The real ingest path on a local fake of the dataset: verification, audit, 3-fold split, leakage check."""
     data = _local_fake(tmp_path, {"Benign": 10, "Early": 6, "Pre": 6, "Pro": 12})
-    cfg = {"data": data, "seed": 5, "split": {"folds": 3, "group_blocks": 2}}
+    cfg = {"data": data, "seed": 5, "split": {"folds": 3, "grouping": "blocks", "group_blocks": 2}}
     target = "results/split/benign_vs_pro/leakage_check.tsv"
     proc = snakemake(tmp_path, "--cores", "1", target, config=write_config(tmp_path, cfg))
     assert proc.returncode == 0, proc.stderr

@@ -12,7 +12,31 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 KAGGLE_TEST_PORT = 7777  # kagglesdk's KAGGLE_API_ENVIRONMENT=TEST endpoint is http://localhost:7777
 
 
-class KaggleStub:
+PROXY_VARS = (
+    "HTTPS_PROXY",
+    "https_proxy",
+    "HTTP_PROXY",
+    "http_proxy",
+    "ALL_PROXY",
+    "all_proxy",
+    "NO_PROXY",
+    "no_proxy",
+)
+
+
+class _ServedInBackground:
+    """A `self.server` (ThreadingHTTPServer) served on a daemon thread for the length of a `with` block."""
+
+    def __enter__(self):
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+        return self
+
+    def __exit__(self, *exc):
+        self.server.shutdown()
+        self.server.server_close()
+
+
+class KaggleStub(_ServedInBackground):
     """The two calls kagglehub.dataset_download makes, as kagglesdk (TEST env) sends them.
 
     POST /api/v1/datasets.DatasetApiService/GetDataset answers the current version; .../DownloadDataset
@@ -66,16 +90,8 @@ class KaggleStub:
     def names(self) -> list[str]:
         return [name for name, _ in self.calls]
 
-    def __enter__(self):
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-        return self
 
-    def __exit__(self, *exc):
-        self.server.shutdown()
-        self.server.server_close()
-
-
-class FileServer:
+class FileServer(_ServedInBackground):
     """Serves `files` (URL path -> bytes) over HTTP on a free port; any other path is a 404. `requests` lists
     (method, path) of every request, in order; `url(path)` is a file's address."""
 
@@ -103,14 +119,6 @@ class FileServer:
 
     def url(self, path: str) -> str:
         return f"http://127.0.0.1:{self.address[1]}{path}"
-
-    def __enter__(self):
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-        return self
-
-    def __exit__(self, *exc):
-        self.server.shutdown()
-        self.server.server_close()
 
 
 class ConnectProxy:

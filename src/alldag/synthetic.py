@@ -28,6 +28,7 @@ from __future__ import annotations
 import os
 import shutil
 import tempfile
+from contextlib import contextmanager
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -468,6 +469,23 @@ def magnified_field(
     return image[y0 : y0 + IMAGE_SIZE, x0 : x0 + IMAGE_SIZE]
 
 
+@contextmanager
+def _written_in_place(folder: str | os.PathLike):
+    """Yield a temporary sibling of folder to write into; on success it replaces folder, on failure it is removed,
+    so an interrupted run never leaves a half-written dataset."""
+    folder = Path(folder)
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{folder.name}.", dir=folder.parent))
+    try:
+        yield tmp
+        if folder.exists():
+            shutil.rmtree(folder)
+        tmp.rename(folder)
+    finally:
+        if tmp.exists():
+            shutil.rmtree(tmp)
+
+
 def generate_external_set(
     folder: str | os.PathLike,
     images_per_class: dict[str, int],
@@ -480,24 +498,15 @@ def generate_external_set(
     """Write a synthetic second lab's images as <folder>/<Class>/*.jpg (no Segmented/ twins): its palette, its
     magnification (magnified_field, above 1) and its camera's JPEG quality. Written in a temporary sibling and
     renamed into place. Returns the number of images."""
-    folder = Path(folder)
-    folder.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{folder.name}.", dir=folder.parent))
-    try:
+    with _written_in_place(folder) as tmp:
         for cls, count in images_per_class.items():
             (tmp / cls).mkdir()
-            for i in range(1, count + 1):
+            for k in range(1, count + 1):
                 if magnification > 1:
-                    image = magnified_field(cls, i, seed, magnification=magnification, palette=palette)
+                    image = magnified_field(cls, k, seed, magnification=magnification, palette=palette)
                 else:
-                    image = generated_field(cls, i, seed, palette=palette)[0]
-                Image.fromarray(image).save(tmp / cls / f"{file_prefix(cls)}-{i:03d}.jpg", quality=jpeg_quality)
-        if folder.exists():
-            shutil.rmtree(folder)
-        tmp.rename(folder)
-    finally:
-        if tmp.exists():
-            shutil.rmtree(tmp)
+                    image = generated_field(cls, k, seed, palette=palette)[0]
+                Image.fromarray(image).save(tmp / cls / f"{file_prefix(cls)}-{k:03d}.jpg", quality=jpeg_quality)
     return sum(images_per_class.values())
 
 
@@ -518,11 +527,8 @@ def generate_dataset(
     renamed into place, so an interrupted run never leaves a half-written dataset. Returns the number of images
     written per folder.
     """
-    root = Path(root)
-    root.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{root.name}.", dir=root.parent))
     total = 0
-    try:
+    with _written_in_place(root) as tmp:
         for cls, count in images_per_class.items():
             orig_dir, seg_dir = tmp / "Original" / cls, tmp / "Segmented" / cls
             orig_dir.mkdir(parents=True)
@@ -543,10 +549,4 @@ def generate_dataset(
                 twin = segmented_twin(image, mask, twin_rng(seed, cls, i), twin_outcome(seed, cls, i))
                 Image.fromarray(twin).save(seg_dir / name, quality=JPEG_QUALITY)
                 total += 1
-        if root.exists():
-            shutil.rmtree(root)
-        tmp.rename(root)
-    finally:
-        if tmp.exists():
-            shutil.rmtree(tmp)
     return total

@@ -26,20 +26,10 @@ from alldag.weights import (
     read_weights_table,
     weights_lineage,
 )
-from net_stubs import ConnectProxy, FileServer
+from net_stubs import PROXY_VARS, ConnectProxy, FileServer
 from workflow_helpers import REPO
 
 FAKE = b"a stand-in for an HDF5 weights file; only its hash matters here\n" * 64
-PROXY_VARS = (
-    "HTTPS_PROXY",
-    "https_proxy",
-    "HTTP_PROXY",
-    "http_proxy",
-    "ALL_PROXY",
-    "all_proxy",
-    "NO_PROXY",
-    "no_proxy",
-)
 TABLE_ROWS = read_weights_table(REPO / TABLE)
 
 

@@ -21,20 +21,10 @@ from alldag import AlldagError
 from alldag.download import KAGGLE_HANDLE, kaggle_download, kaggle_reachable, resolve_source
 from alldag.synthetic import generate_dataset
 from conftest import checksum_manifest
-from net_stubs import ConnectProxy, KaggleStub
+from net_stubs import PROXY_VARS, ConnectProxy, KaggleStub
 from workflow_helpers import snakemake, write_config
 
 COUNTS = {"Benign": 4, "Early": 2, "Pre": 2, "Pro": 4}
-PROXY_VARS = (
-    "HTTPS_PROXY",
-    "https_proxy",
-    "HTTP_PROXY",
-    "http_proxy",
-    "ALL_PROXY",
-    "all_proxy",
-    "NO_PROXY",
-    "no_proxy",
-)
 
 
 @pytest.fixture(scope="module")

@@ -230,8 +230,8 @@ def stain_headline(table: pd.DataFrame) -> dict:
 
 
 def stain_sentence(task: str, headline: dict) -> str | None:
-    """'Under stain normalisation the colour baseline falls from x to y; the best CNN from a to b.' (y, b: per
-    normalisation, Macenko / Reinhard), or None without both rows."""
+    """'Under stain normalisation the colour baseline falls from x to y; the best CNN falls from a to b.' (y, b:
+    per normalisation, Macenko / Reinhard; the verb from the lower of them), or None without both rows."""
     from alldag.stain import NORMALISATIONS
 
     base, best = headline.get("colour_baseline"), headline.get("best_cnn_scores")
@@ -243,10 +243,12 @@ def stain_sentence(task: str, headline: dict) -> str | None:
         after = " / ".join(f"{scores[p]:.3f}" for p in NORMALISATIONS)
         return f"{scores[AS_IS]:.3f} to {after}"
 
-    verb = _verb(base[AS_IS], min(base[p] for p in NORMALISATIONS))
+    def verb(scores: dict) -> str:
+        return _verb(scores[AS_IS], min(scores[p] for p in NORMALISATIONS))
+
     return (
-        f"{task}: under stain normalisation ({names}) the colour baseline {verb} from {moves(base)}; "
-        f"the best CNN ({headline['best_cnn']}) from {moves(best)}."
+        f"{task}: under stain normalisation ({names}) the colour baseline {verb(base)} from {moves(base)}; "
+        f"the best CNN ({headline['best_cnn']}) {verb(best)} from {moves(best)}."
     )
 
 
@@ -271,5 +273,6 @@ def external_sentence(name: str, task: str, headline: dict) -> str | None:
     return (
         f"{task} on another lab's images ({name}, {int(base['n_images'])} images, {metric}): the colour baseline "
         f"{_verb(base['in_domain'], base['external'])} from {base['in_domain']:.3f} in-domain to "
-        f"{base['external']:.3f}; the best CNN ({best}) from {cnn['in_domain']:.3f} to {cnn['external']:.3f}."
+        f"{base['external']:.3f}; the best CNN ({best}) {_verb(cnn['in_domain'], cnn['external'])} from "
+        f"{cnn['in_domain']:.3f} to {cnn['external']:.3f}."
     )

@@ -64,6 +64,29 @@ def log_datasets_once(client, run_id: str, split_manifest, dataset: str, data_so
         log_split_datasets(split_manifest, read_tsv(split_manifest), dataset, data_source)
 
 
+def log_external_datasets_once(client, run_id: str, external_sets: dict, task: str, classes: list[str]) -> int:
+    """Each external set's images of the task's classes (external_sets: set name -> its audited images.tsv) as a
+    dataset input '<task>/external/<name>' in context EXTERNAL_CONTEXT, unless the run has that dataset with
+    that image list already (re-audited images are logged anew) or the set has none of the task's classes.
+    Returns how many were logged now."""
+    from alldag.external import task_images
+    from alldag.tables import read_tsv
+    from alldag.tracking import EXTERNAL_CONTEXT, image_list_digest, log_image_dataset
+
+    inputs = retry(client.get_run, run_id).inputs.dataset_inputs
+    have = {(i.dataset.name, i.dataset.digest) for i in inputs}
+    logged = 0
+    for name, images in external_sets.items():
+        rows, dataset = task_images(read_tsv(images), list(classes)), f"{task}/external/{name}"
+        if rows.empty or (dataset, image_list_digest(rows)) in have:
+            continue
+        context, tags = EXTERNAL_CONTEXT.format(name=name), {"external_set": name}
+        with _reopened(run_id):
+            log_image_dataset(images, rows, name=dataset, context=context, tags=tags)
+        logged += 1
+    return logged
+
+
 def log_model_once(client, run_id: str, model_path, split_manifest, image_size: int, classes: list[str]) -> bool:
     """Log the trained model from its .keras file unless the run has a ready logged model; True if logged now.
 
@@ -122,13 +145,15 @@ def track_model(
     image_size: int | None = None,
     classes: list[str] | None = None,
     stress_metrics: tuple = (),
+    external_sets: dict | None = None,
 ) -> str:
     """Complete the model's MLflow run from its jobs' files; returns its run id.
 
     run_json: the record train (or the colour baseline) wrote; artefacts: MLflow folder ('' for the top) ->
     files; history: train's per-epoch TSV (each epoch once, step = epoch - 1); metrics_json: evaluate's
     test metrics; explanation_summary: explain's summary table; model: the .keras file, logged unless the run
-    has it; stress_metrics: JSON files of flat {metric: value} (the stain probes', another lab's).
+    has it; stress_metrics: JSON files of flat {metric: value} (the stain probes', another lab's);
+    external_sets: another lab's audited images.tsv by set name, each logged as a dataset input for lineage.
     tracked_out: JSON with the run id (what the comparison's track job reads).
     """
     from alldag.run_metrics import best_epoch_metrics, explanation_metrics, log_missing_epochs, test_metrics
@@ -151,6 +176,10 @@ def track_model(
     if stress_metrics:
         flat = {k: v for path in stress_metrics for k, v in json.loads(Path(path).read_text()).items()}
         counts["stress metrics"] = log_metrics_once(client, run_id, flat)
+    if external_sets:
+        counts["external datasets"] = log_external_datasets_once(
+            client, run_id, external_sets, record["tags"]["task"], classes
+        )
     if explanation_summary is not None:
         summary = pd.read_csv(explanation_summary, sep="\t")
         counts["explanation metrics"] = log_metrics_once(client, run_id, explanation_metrics(summary))

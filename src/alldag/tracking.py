@@ -35,6 +35,7 @@ KIND_TAG, EXPERIMENT_KIND = "mlflow.experimentKind", "custom_model_development"
 # Every child run (CNNs, custom models, the colour baseline) logs these, so compare views have no holes.
 RUN_PARAMS = ("task", "backbone", "fold", "image_size", "epochs", "weights", "seed", "data_source", "git_commit")
 SPLITS = ("train", "val", "test")
+EXTERNAL_CONTEXT = "external:{name}"  # the dataset-input context of another lab's images (config external:<name>)
 PREVIOUS_PARENTS_TAG = "alldag.previous_parent_run_ids"  # comma-separated, oldest first
 ENDED_BY_TAG = "alldag.ended_by"  # why a run was ended by someone other than its own invocation
 STALE_PARENT = (
@@ -360,6 +361,26 @@ def digest(lines) -> str:
     return hashlib.sha256("\n".join(sorted(lines)).encode()).hexdigest()[:16]
 
 
+def image_list_digest(rows) -> str:
+    """The digest of an image list (rows with image_id and label): what names a dataset's images."""
+    return digest(f"{r.image_id}\t{r.label}" for r in rows.itertuples())
+
+
+def log_image_dataset(table_path, rows, *, name: str, context: str, tags: dict) -> None:
+    """Log image rows (image_id, label, y) read from the table file `table_path` as MLflow dataset `name` of the
+    active run, in `context`: its digest is image_list_digest, its tags `tags`, that digest and the number of
+    images."""
+    import mlflow
+
+    rows = rows[["image_id", "label", "y"]].reset_index(drop=True)
+    image_list = image_list_digest(rows)
+    dataset = mlflow.data.from_pandas(
+        rows, source=str(Path(table_path).resolve()), targets="y", name=name, digest=image_list
+    )
+    tags = {**tags, "image_list_digest": image_list, "n_images": str(len(rows))}
+    retry(mlflow.log_input, dataset, context=context, tags=tags)
+
+
 def log_split_datasets(manifest_path, manifest, name: str, data_source: str) -> None:
     """Log the split manifest's train/val/test parts as MLflow datasets of the active run.
 
@@ -368,26 +389,11 @@ def log_split_datasets(manifest_path, manifest, name: str, data_source: str) -> 
     """
     import hashlib
 
-    import mlflow
-
     checksum = hashlib.sha256(Path(manifest_path).read_bytes()).hexdigest()
     for split in SPLITS:
-        rows = manifest[manifest["split"] == split][["image_id", "label", "y"]].reset_index(drop=True)
-        image_list = digest(f"{r.image_id}\t{r.label}" for r in rows.itertuples())
-        dataset = mlflow.data.from_pandas(
-            rows, source=str(Path(manifest_path).resolve()), targets="y", name=f"{name}/{split}", digest=image_list
-        )
-        retry(
-            mlflow.log_input,
-            dataset,
-            context=split,
-            tags={
-                "manifest_sha256": checksum,
-                "image_list_digest": image_list,
-                "data_source": data_source,
-                "n_images": str(len(rows)),
-            },
-        )
+        tags = {"manifest_sha256": checksum, "data_source": data_source}
+        rows = manifest[manifest["split"] == split]
+        log_image_dataset(manifest_path, rows, name=f"{name}/{split}", context=split, tags=tags)
 
 
 class LiveTracking:

@@ -37,6 +37,7 @@ COMPARED = [
     f"results/evaluation/{TASK}/{m}/fold0/{name}" for m in MODELS for name in ("predictions.tsv", "metrics.json")
 ]
 COMPARED += [f"results/comparison/{TASK}/comparison.tsv", f"results/comparison/{TASK}/paired_tests.tsv"]
+EXTERNAL_FOLD0 = f"results/external/{next(iter(CFG['external']))}/{TASK}/{{model}}/fold0.json"  # its MLflow metrics
 
 
 def _started(workdir: Path, pattern: str, since: float) -> bool:
@@ -129,7 +130,8 @@ def _train_log(workdir: Path, model: str) -> str:
 
 
 def _check_mlflow_once(workdir: Path) -> None:
-    """One child run per model, finished, with each epoch step of val_loss once."""
+    """One child run per model, finished, with each epoch step of val_loss once and each score on another lab's
+    images once, wherever the kills fell among the external_validation and track jobs."""
     client = mlflow.MlflowClient(f"sqlite:///{workdir / 'results/mlflow.db'}")
     experiment = client.get_experiment_by_name(CFG["study"])
     children = [r for r in client.search_runs([experiment.experiment_id]) if "mlflow.parentRunId" in r.data.tags]
@@ -137,6 +139,8 @@ def _check_mlflow_once(workdir: Path) -> None:
     for child in children:
         assert child.info.status == "FINISHED", child.data.tags["backbone"]
         assert "test_balanced_accuracy" in child.data.metrics
+        external = json.loads((workdir / EXTERNAL_FOLD0.format(model=child.data.tags["backbone"])).read_text())
+        assert external and all(len(client.get_metric_history(child.info.run_id, k)) == 1 for k in external)
         if child.data.tags["backbone"] != "colour_baseline":
             steps = [m.step for m in client.get_metric_history(child.info.run_id, "val_loss")]
             assert sorted(steps) == list(range(EPOCHS[child.data.tags["backbone"]])), child.data.tags["backbone"]

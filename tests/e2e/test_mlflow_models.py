@@ -24,6 +24,7 @@ import yaml
 
 import fresh_env
 from alldag.config import train_settings_for
+from alldag.tracking import EXTERNAL_CONTEXT
 from alldag.verdicts import BEATS, VERDICT_COLUMN
 from slurm_cluster import free_port
 from workflow_helpers import REPO
@@ -255,7 +256,8 @@ def test_every_child_run_logs_its_split_as_datasets_and_the_parent_its_provenanc
         inputs = {
             next(t.value for t in i.tags if t.key == "mlflow.data.context"): i for i in child.inputs.dataset_inputs
         }
-        assert set(inputs) == {"train", "val", "test"}, child.info.run_name
+        external = {EXTERNAL_CONTEXT.format(name=name) for name in CFG.get("external", {})}  # test_tiny_study
+        assert set(inputs) == {"train", "val", "test"} | external, child.info.run_name
         digests.add(tuple(inputs[s].dataset.digest for s in ("train", "val", "test")))
         assert inputs["test"].dataset.name == f"{TASK}/fold0/test"
     assert len(digests) == 1  # every model of the fold saw the same images

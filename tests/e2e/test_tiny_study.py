@@ -17,6 +17,7 @@ import pytest
 import yaml
 
 from alldag.config import train_settings_for, trained_models
+from alldag.tracking import EXTERNAL_CONTEXT
 from alldag.verdicts import BEATS, HEADLINE_WORDS, UNDETERMINED, VERDICT_COLUMN, VERDICTS, WORSE
 from workflow_helpers import REPO, snakemake
 
@@ -24,6 +25,7 @@ pytestmark = pytest.mark.e2e
 CONFIG = REPO / "tests/configs/tiny.yaml"
 CFG = yaml.safe_load(CONFIG.read_text())
 TASK = "benign_vs_pro"
+EXTERNAL = "lab_b"  # the config's second lab
 BACKBONES = trained_models(CFG)  # every trained model: keras.applications and custom
 EPOCHS = {m: train_settings_for(CFG, m)["epochs"] for m in BACKBONES}
 
@@ -234,6 +236,57 @@ def test_report_page_references_every_figure_and_says_synthetic(run):
     assert table["uniform_mask_mass"].between(0, 1).all() and table["lime_mask_mass"].between(0, 1).all()
     summary = pd.read_csv(run / "results/results_summary.tsv", sep="\t")
     assert len(summary) == len(BACKBONES) and (summary["folds"] == 1).all()
+
+
+def test_another_labs_images_are_audited_scored_tracked_and_reported(run):
+    spec = CFG["external"][EXTERNAL]
+    n = spec["synthetic"]["images_per_class"] * len(spec["classes"])
+    audit = json.loads((run / f"results/external/{EXTERNAL}/audit.json").read_text())
+    assert audit["checked"] == audit["usable"] == n and audit["quarantined"] == 0
+    table = pd.read_csv(run / f"results/external/{EXTERNAL}/{TASK}/external_validation.tsv", sep="\t")
+    assert sorted(table["model"]) == sorted(BACKBONES + ["colour_baseline"])
+    assert (table["n_images"] == n).all() and set(table["metric"]) == {"balanced_accuracy"}
+    assert table["external"].between(0, 1).all() and np.allclose(table["drop"], table["in_domain"] - table["external"])
+    client = mlflow.MlflowClient(f"sqlite:///{run / 'results/mlflow.db'}")
+    experiment = client.get_experiment_by_name(CFG["study"])
+    children = [r for r in client.search_runs([experiment.experiment_id]) if "mlflow.parentRunId" in r.data.tags]
+    assert len(children) == len(BACKBONES) + 1
+    context = EXTERNAL_CONTEXT.format(name=EXTERNAL)
+    for child in children:  # the fold's score on the set (each metric once) and the set's images, on its own run
+        model = child.data.tags["backbone"]
+        fold = json.loads((run / f"results/external/{EXTERNAL}/{TASK}/{model}/fold0.json").read_text())
+        assert fold and {k: child.data.metrics[k] for k in fold} == pytest.approx(fold), model
+        assert {k: len(client.get_metric_history(child.info.run_id, k)) for k in fold} == dict.fromkeys(fold, 1)
+        external = [
+            (i.dataset.name, tags["external_set"], tags["n_images"])
+            for i in child.inputs.dataset_inputs
+            if (tags := {t.key: t.value for t in i.tags})["mlflow.data.context"] == context
+        ]
+        assert external == [(f"{TASK}/external/{EXTERNAL}", EXTERNAL, str(n))], model
+    summary = json.loads((run / "results/summary.json").read_text())
+    assert summary["external"][EXTERNAL][TASK]["best_cnn"] in BACKBONES
+    assert f"{TASK} on another lab's images ({EXTERNAL}, {n} images, balanced accuracy)" in summary["summary"]
+
+
+def test_a_rerun_after_another_labs_scores_are_deleted_redoes_only_those_and_their_tracking(run):
+    outputs, away = run / f"results/external/{EXTERNAL}/{TASK}", run / "external_scores_moved_away"
+    outputs.rename(away)  # the external_validation and external_summary outputs of the task (a dry run: no job)
+    try:
+        proc = snakemake(run, "-n", "--quiet", "rules", config=CONFIG)
+    finally:
+        away.rename(outputs)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    stats = (proc.stdout + proc.stderr).split("Job stats:", 1)[1].split("total", 1)[0]
+    jobs = dict(re.findall(r"^(\w+)\s+(\d+)$", stats, flags=re.M))
+    compared = str(len(BACKBONES) + 1)
+    assert jobs == {
+        "external_validation": compared,
+        "external_summary": "1",
+        "track": compared,  # the runs take the set's metrics from these jobs (once: test above, test_track_stage)
+        "track_comparison": "1",
+        "report": "1",
+        "all": "1",
+    }, stats
 
 
 def test_second_invocation_runs_nothing(run):

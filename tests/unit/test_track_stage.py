@@ -135,6 +135,39 @@ def test_track_completes_a_run_that_training_left_half_logged(job_files):
     assert _logged(tracking)[1:3] == (list(range(EPOCHS)), 1)
 
 
+def test_another_labs_metrics_and_images_reach_the_run_once(tmp_path, job_files):
+    tracking, files = job_files
+    metrics = tmp_path / "fold0.json"  # what external_validation writes for the fold's run
+    metrics.write_text(json.dumps({"external_lab_b_balanced_accuracy": 0.625}))
+    images, other = tmp_path / "images.tsv", tmp_path / "other.tsv"  # external audits' tables
+    # a class outside the task is not the run's input; a set with none of the task's classes is no input at all
+    pd.DataFrame({"image_id": ["A/1.jpg", "B/2.jpg", "C/3.jpg"], "label": ["A", "B", "C"]}).to_csv(
+        images, sep="\t", index=False
+    )
+    pd.DataFrame({"image_id": ["C/4.jpg"], "label": ["C"]}).to_csv(other, sep="\t", index=False)
+    external = dict(stress_metrics=[metrics], external_sets={"lab_b": images, "lab_c": other}, classes=["A", "B"])
+
+    def external_inputs(run_id):
+        run = mlflow.MlflowClient(tracking.uri).get_run(run_id)
+        tags = [{t.key: t.value for t in i.tags} for i in run.inputs.dataset_inputs]
+        found = [(i.dataset.name, t) for i, t in zip(run.inputs.dataset_inputs, tags) if "external_set" in t]
+        history = mlflow.MlflowClient(tracking.uri).get_metric_history(run_id, "external_lab_b_balanced_accuracy")
+        return [m.value for m in history], found
+
+    run_id = track_model(tracking=tracking, **files, **external)
+    history, inputs = external_inputs(run_id)
+    assert history == [0.625]
+    assert [(name, t["mlflow.data.context"], t["external_set"], t["n_images"]) for name, t in inputs] == [
+        ("t/external/lab_b", "external:lab_b", "lab_b", "2")
+    ]
+    track_model(tracking=tracking, **files, **external)  # a rerun adds nothing
+    assert external_inputs(run_id) == ([0.625], inputs)
+    assert json.loads(files["tracked_out"].read_text())["logged_now"]["external datasets"] == 0
+    pd.DataFrame({"image_id": ["A/1.jpg", "B/9.jpg"], "label": ["A", "B"]}).to_csv(images, sep="\t", index=False)
+    track_model(tracking=tracking, **files, **external)  # other images under the set's name: logged anew
+    assert len(external_inputs(run_id)[1]) == 2
+
+
 def test_live_tracking_warns_once_and_stops_logging(caplog):
     live = LiveTracking("t/m/fold0")
     calls = []

@@ -351,17 +351,20 @@ def external_scored_table(wildcards):
     }
 
 
-def external_fold_metrics(wildcards):
-    """The MLflow metrics files of every external set for one model's fold (the track rule's input)."""
-    return [
-        f"{EXTERNAL_MODEL_DIR}/fold{{fold}}.json".format(
-            external=name,
-            task=wildcards.task,
-            backbone=wildcards.backbone,
-            fold=wildcards.fold,
-        )
+def external_track_table(wildcards):
+    """Every external set's files for one model's fold, keyed: set name -> its MLflow metrics (metrics) and its
+    audited images (images, the run's dataset input); the track job reads them by key.
+    """
+    where = dict(task=wildcards.task, backbone=wildcards.backbone, fold=wildcards.fold)
+    return {
+        name: {
+            "metrics": f"{EXTERNAL_MODEL_DIR}/fold{{fold}}.json".format(
+                external=name, **where
+            ),
+            "images": f"{EXTERNAL_DIR}/images.tsv".format(external=name),
+        }
         for name in EXTERNAL
-    ]
+    }
 
 
 def image_level_baseline_predictions(wildcards):
@@ -418,7 +421,11 @@ def track_inputs(wildcards):
             for name in ("metrics", "predictions", "confusion", "roc", "reliability")
         },
     }
-    paths["external"] = external_fold_metrics(wildcards)
+    paths["external"] = [
+        path
+        for files in external_track_table(wildcards).values()
+        for path in files.values()
+    ]
     if not baseline:
         paths.update(
             {

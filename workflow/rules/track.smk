@@ -21,6 +21,7 @@ rule track:
         tracking=tracking_params(),
         classes=task_classes,
         image_size=track_image_size,
+        external=external_track_table,
     script:
         "../scripts/track.py"
 

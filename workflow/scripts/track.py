@@ -26,6 +26,7 @@ run_rule(
         model=inp.model if trained else None,
         image_size=p.image_size,
         classes=list(p.classes),
-        stress_metrics=[inp.stain_probes, *inp.get("external", [])],
+        stress_metrics=[inp.stain_probes, *(files["metrics"] for files in p.external.values())],
+        external_sets={name: files["images"] for name, files in p.external.items()},
     ),
 )

@@ -95,7 +95,7 @@ class ReportInputs:
     @classmethod
     def from_table(cls, rows: list[dict]) -> ReportInputs:
         """From the keyed table of the report's inputs: rows with task, model, fold, kind and path (task,
-        model or fold None where a file is not one task's, model's or fold's; workflow/rules/common.smk's
+        model or fold None where a file is not one task's, model's or fold's; alldag.plan.StudyPlan's
         report_table). Model rows of BASELINE_NAME are the colour baseline's metrics."""
         by_key = {(r["task"], r["model"], r["fold"], r["kind"]): str(r["path"]) for r in rows}
         tasks = tuple(dict.fromkeys(r["task"] for r in rows if r["task"] is not None))

@@ -173,7 +173,7 @@ def track_model(
 
 def tracked_runs_from_table(rows) -> dict[str, dict[int, str]]:
     """model -> fold -> tracked.json, from the keyed rows of the track_comparison rule (model, fold, path
-    each; workflow/rules/common.smk's comparison_tracked_table), whatever their order."""
+    each; alldag.plan.StudyPlan.tracked_runs), whatever their order."""
     runs: dict[str, dict[int, str]] = {}
     for row in rows:
         runs.setdefault(str(row["model"]), {})[int(row["fold"])] = str(row["path"])

@@ -237,7 +237,7 @@ def test_a_resumed_fit_is_bit_identical_to_an_uninterrupted_one(tmp_path, small_
     for got, expected in zip(resumed_model.get_weights(), whole_model.get_weights(), strict=True):
         np.testing.assert_array_equal(got, expected)
     test = small_manifest[small_manifest["split"] == "test"]
-    np.testing.assert_array_equal(predict_split(resumed_model, test, 32, 4), predict_split(whole_model, test, 32, 4))
+    np.testing.assert_array_equal(predict_split(resumed_model, test, 4), predict_split(whole_model, test, 4))
     other_seed, _ = fit(
         dataclasses.replace(settings, seed=8), small_manifest, augmentation, tmp_path / "other", build_model=_tiny_cnn
     )

@@ -57,19 +57,6 @@ def train_settings(**changes) -> TrainSettings:
 NO_AUGMENTATION = {"rotation_degrees": 0, "brightness": 0, "horizontal_flip": False, "vertical_flip": False, "seed": 0}
 
 
-@pytest.fixture(scope="module")
-def small_manifest(tmp_path_factory):
-    from alldag.data import scan_dataset
-    from alldag.split import SplitSettings, make_folds
-    from alldag.synthetic import generate_dataset
-
-    root = tmp_path_factory.mktemp("train") / "ALL"
-    generate_dataset(root, {"Benign": 8, "Pro": 8}, seed=1, size=64)
-    data = scan_dataset(root)
-    data["y"] = (data["label"] == "Pro").astype(int)
-    return make_folds(data, SplitSettings(1, 0.25, 0.25, 0))[0]
-
-
 def test_two_phase_fine_tuning_from_a_weights_file(tmp_path, small_manifest):
     import keras
 

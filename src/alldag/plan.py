@@ -18,12 +18,13 @@ from .config import (
     check_backbone_overrides,
     check_custom_models,
     external_with_defaults,
+    found_from,
     train_settings_for,
     validate_config,
 )
 from .data import check_tasks
 from .download import SourceDecision, decide_source, expected_class_counts
-from .external import check_external
+from .external import check_external, set_folder
 from .names import BASELINE_NAME, METRICS_JSON, PREDICTIONS_TSV
 from .split import PATIENT_BLOCK, block_size_for, grouping_for
 from .weights import WeightsPlan, weights_plan
@@ -57,6 +58,7 @@ class StudyPlan:
     tracking: dict = field(default_factory=dict)  # MLflow settings for jobs (alldag.tracking)
     train: dict[str, dict] = field(default_factory=dict)  # model -> `train` with its backbone_overrides merged in
     weights: WeightsPlan | None = None  # the ImageNet weights files the backbones start from
+    data_manifest: str = ""  # the real dataset's checksum manifest (download verifies against it)
 
     @property
     def models(self) -> list[str]:
@@ -115,6 +117,13 @@ class StudyPlan:
             L.EXTERNAL_FOLD_METRICS.format(external=name, task=task, backbone=backbone, fold=fold)
             for name in self.external
         ]
+
+    def external_audit_inputs(self, name: str) -> dict[str, str]:
+        """The external_audit job's named inputs: the set's folder (the generator's output for a synthetic set)
+        and its checksum manifest, where it has one."""
+        spec = self.external[name]
+        manifest = {"manifest": spec["manifest"]} if spec.get("manifest") else {}
+        return {"folder": set_folder(name, spec)} | manifest
 
     def check_trainers(self, trainers: dict[str, list[str]], rule_files: dict[str, str]) -> None:
         """Raise AlldagError (one line) unless every model has exactly one training rule. `trainers`: model ->
@@ -181,6 +190,17 @@ _AUDIT_KINDS = {
 }
 
 
+def flat_paths(table) -> list[str]:
+    """The paths of a keyed table (nested dicts, lists, rows with a 'path'), as a rule's input."""
+    if isinstance(table, dict) and "path" in table:
+        return [table["path"]]
+    if isinstance(table, dict):
+        return [p for value in table.values() for p in flat_paths(value)]
+    if isinstance(table, list):
+        return [p for value in table for p in flat_paths(value)]
+    return [table]
+
+
 def study_plan(config: dict, *, synthetic: bool, demo: bool, source_kind: str, basedir=".") -> StudyPlan:
     """The plan of a validated config (defaults filled, demo merged) for a data source of `source_kind`;
     `basedir`: the workflow folder (the shipped weights checksum table)."""
@@ -213,6 +233,7 @@ def study_plan(config: dict, *, synthetic: bool, demo: bool, source_kind: str, b
         },
         train=train,
         weights=weights_plan(backbones, cache=config["weights_cache"], workflow_dir=basedir),
+        data_manifest=str(found_from(config["data"]["manifest"], basedir)),
     )
 
 

@@ -11,12 +11,12 @@ sys.path.insert(0, str(Path(workflow.basedir) / "src"))
 os.environ.update(ALLDAG_REPO=str(Path(workflow.basedir)))
 
 from alldag import AlldagError
-from alldag.config import custom_rule_file
-from alldag.external import set_folder, synthetic_folder
+from alldag.config import found_from
+from alldag.external import synthetic_folder
 from alldag.jobs import MODEL_OUTPUT_KINDS
 from alldag.layout import *
 from alldag.names import *
-from alldag.plan import load_study
+from alldag.plan import flat_paths, load_study
 
 SCHEMA = Path(workflow.basedir) / "workflow/schemas/config.schema.yaml"
 
@@ -67,27 +67,9 @@ def model_figure(path, caption, category, name, model="{backbone}"):
     return figure(path, caption, category, model, **where, figure=name)
 
 
-def flat(table):
-    """The paths of a keyed table (nested dicts, lists, rows with a 'path'), as a rule's input."""
-    if isinstance(table, dict) and "path" in table:
-        return [table["path"]]
-    if isinstance(table, dict):
-        return [p for value in table.values() for p in flat(value)]
-    if isinstance(table, list):
-        return [p for value in table for p in flat(value)]
-    return [table]
-
-
 def source_params():
     """The data-source decision, whole (alldag.download.SourceDecision's fields), for the download job."""
     return asdict(SOURCE)
-
-
-def manifest_path():
-    """The checksum manifest: as given if it exists from the working directory, else from the workflow folder."""
-    path = Path(config["data"]["manifest"])
-    is_here = path.is_absolute() or path.exists()
-    return str(path if is_here else Path(workflow.basedir) / path)
 
 
 def task_classes(wildcards):
@@ -120,7 +102,7 @@ def external_scored_table(wildcards):
 
 def flat_of(table):
     """An input function: the paths of the keyed table an input function `table` returns."""
-    return lambda wildcards: flat(table(wildcards))
+    return lambda wildcards: flat_paths(table(wildcards))
 
 
 def baseline_fold_outputs(kind):
@@ -140,11 +122,7 @@ def external_classes(wildcards):
 
 
 def external_audit_inputs(wildcards):
-    """The external_audit job's named inputs: the set's folder (the generator's output for a synthetic set)
-    and its checksum manifest, where it has one."""
-    spec = PLAN.external[wildcards.external]
-    manifest = {"manifest": spec["manifest"]} if spec.get("manifest") else {}
-    return {"folder": set_folder(wildcards.external, spec)} | manifest
+    return PLAN.external_audit_inputs(wildcards.external)
 
 
 def external_models(wildcards):
@@ -255,9 +233,9 @@ def check_model_rules():
 
 
 def custom_rule_files():
-    """The rule files of config custom_models, as absolute paths (alldag.config.custom_rule_file)."""
+    """The rule files of config custom_models, as absolute paths (alldag.config.found_from)."""
     files = config["custom_models"].values()
-    return [str(custom_rule_file(path, workflow.basedir).resolve()) for path in files]
+    return [str(found_from(path, workflow.basedir).resolve()) for path in files]
 
 
 def report_table():

@@ -220,7 +220,7 @@ def augmentation_preview(manifest_rows, spec: dict, image_size: int, out_png, n_
     import numpy as np
 
     from alldag.figures import image_grid_figure, save
-    from alldag.inputs import load_images
+    from alldag.images import load_images
 
     rows = manifest_rows.sort_values("image_id").groupby("label").head(max(1, n_images // 2)).head(n_images)
     raw = load_images(rows["path"], image_size)

@@ -9,49 +9,15 @@ import numpy as np
 import pandas as pd
 import tensorflow as tf
 
+from alldag.images import all_at_size, decode_image, decode_uint8, load_images  # noqa: F401 (load_images: callers)
+
 AUTOTUNE = tf.data.AUTOTUNE
-
-
-def _read_rgb(path: tf.Tensor) -> tf.Tensor:
-    return tf.io.decode_image(tf.io.read_file(path), channels=3, expand_animations=False)
-
-
-def decode_image(path: tf.Tensor, image_size: int) -> tf.Tensor:
-    """Read an image file as float32 RGB in [0, 255], resized to (image_size, image_size)."""
-    image = tf.cast(_read_rgb(path), tf.float32)
-    same_size = tf.reduce_all(tf.shape(image)[:2] == image_size)
-    image = tf.cond(
-        same_size,
-        lambda: image,  # the dataset's own 224 px: no resampling
-        lambda: tf.image.resize(image, (image_size, image_size), antialias=True),
-    )
-    image.set_shape((image_size, image_size, 3))
-    return image
-
-
-def _decode_uint8(path: tf.Tensor, image_size: int) -> tf.Tensor:
-    """decode_image's pixels before the cast, for files known to be image_size already."""
-    return tf.ensure_shape(_read_rgb(path), (image_size, image_size, 3))
-
-
-def _all_at_size(paths, image_size: int) -> bool:
-    """Whether every image file is image_size x image_size pixels (from the headers, 0.07 ms a file)."""
-    from PIL import Image
-
-    try:
-        for path in paths:
-            with Image.open(path) as img:
-                if img.size != (image_size, image_size):
-                    return False
-    except OSError:
-        return False  # an unreadable file: decode_image meets it and says what is wrong
-    return True
 
 
 def _cached_images(rows: pd.DataFrame, image_size: int) -> tf.data.Dataset:
     """(image, y) pairs, decoded once on every core and cached: uint8 when every file already has the
     training size (a quarter of the memory; cast later, with the same values), else decode_image's float32."""
-    read = _decode_uint8 if _all_at_size(rows["path"], image_size) else decode_image
+    read = decode_uint8 if all_at_size(rows["path"], image_size) else decode_image
     ds = tf.data.Dataset.from_tensor_slices((rows["path"].to_numpy(str), rows["y"].to_numpy(np.int32)))
     return ds.map(lambda p, y: (read(p, image_size), y), num_parallel_calls=AUTOTUNE, deterministic=True).cache()
 
@@ -114,8 +80,3 @@ def _augmented(batches: tf.data.Dataset, augmenter, batch_size: int) -> tf.data.
         num_parallel_calls=AUTOTUNE,
         deterministic=True,
     )
-
-
-def load_images(paths, image_size: int) -> np.ndarray:
-    """Decode paths into one float32 array (n, size, size, 3) in [0, 255]."""
-    return np.stack([decode_image(tf.constant(p), image_size).numpy() for p in paths])

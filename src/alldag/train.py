@@ -306,7 +306,7 @@ def _finish_live_run(
 
 def _log_model(model, manifest: pd.DataFrame, settings: TrainSettings, model_out) -> None:
     """Log the model to the active run (MLflow's Keras 3 flavour) and write model_out as its one stored copy."""
-    from alldag.inputs import load_images
+    from alldag.images import load_images
     from alldag.logged_model import log_keras_model, store_model
 
     example = load_images(manifest["path"].head(1), settings.image_size)

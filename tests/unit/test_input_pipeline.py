@@ -68,7 +68,7 @@ def test_rotation_refuses_images_too_narrow_for_its_reflection():
 
 def _decoded(manifest, image_size: int):
     """decode_image over the manifest, cached: the float32 images the pipeline has always started from."""
-    from alldag.inputs import decode_image
+    from alldag.images import decode_image
 
     pairs = tf.data.Dataset.from_tensor_slices((manifest["path"].to_numpy(str), manifest["y"].to_numpy(np.int32)))
     return pairs.map(lambda p, y: (decode_image(p, image_size), y)).cache()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
 
@@ -231,13 +232,36 @@ def augmentation_preview(manifest_rows, spec: dict, image_size: int, out_png, n_
     save(image_grid_figure(images, titles, "Training augmentation", ncols=len(rows)), out_png)
 
 
-def write_augmentation(*, manifest, augment: dict, seed: int, image_size: int, spec_out, preview_out) -> dict:
-    """The `augment` stage: write the spec the trainer applies (augment: the `augment` config) and a preview
-    of it on the training images of the split `manifest`, at image_size pixels. Returns the spec."""
+@dataclass(frozen=True)
+class AugmentSettings:
+    """The `augment` config (rotation_degrees, brightness, flips, hue, saturation), the seed of its draws and
+    the size the preview shows the training images at."""
+
+    augment: dict
+    seed: int
+    image_size: int
+
+    @classmethod
+    def from_params(cls, params) -> AugmentSettings:
+        """From the augment rule's params (augment, seed, image_size)."""
+        return cls(dict(params.augment), params.seed, params.image_size)
+
+
+@dataclass(frozen=True)
+class AugmentOutputs:
+    """The files the augment stage writes (paths)."""
+
+    spec: str  # augmentation.json: what the trainer applies
+    preview: str  # augmentation_preview.png
+
+
+def write_augmentation(*, manifest, settings: AugmentSettings, outputs: AugmentOutputs) -> dict:
+    """The `augment` stage: write the spec the trainer applies and a preview of it on the training images of
+    the split `manifest`. Returns the spec."""
     from alldag.tables import read_tsv
 
-    spec = augmentation_spec(seed=seed, **augment)
-    write_spec(spec, spec_out)
+    spec = augmentation_spec(seed=settings.seed, **settings.augment)
+    write_spec(spec, outputs.spec)
     rows = read_tsv(manifest)
-    augmentation_preview(rows[rows["split"] == "train"], spec, image_size, preview_out)
+    augmentation_preview(rows[rows["split"] == "train"], spec, settings.image_size, outputs.preview)
     return spec

@@ -46,6 +46,7 @@ GRADCAM_BATCH = 100  # images per traced forward and backward pass: about the me
 GALLERY_PER_CLASS = 2  # explained images per class shown in the gallery: the best and the worst plausibility
 RANDOM_ORDERS = 5  # seeded random pixel orders per image: the reference each map's AUCs are compared with
 ORDERS_PER_CALL = 4  # pixel orders whose perturbed images go through the model in one call (memory bound)
+RESIZE_BLOCK = 65536  # output pixels resized at a time (0.5 MiB of float64 sums): 2-3x faster than all at once
 BLUR_SIGMA = 0.04  # the blurred fill's Gaussian sigma, as a share of the image side (9 px at 224 px)
 
 
@@ -135,7 +136,13 @@ def resize_heatmap(heat: np.ndarray, size: int) -> np.ndarray:
     The same numbers as Pillow's `Image.resize(BILINEAR)` of each map as a float32 ("F") image: its
     coefficients, its horizontal then vertical pass, double sums stored as float32 after each pass.
     """
-    return _resample_axis(_resample_axis(np.asarray(heat, np.float32), size, -1), size, -2)
+    heat = np.asarray(heat, np.float32)
+    maps = heat.reshape(-1, *heat.shape[-2:])
+    out = np.empty((len(maps), size, size), np.float32)
+    step = max(1, RESIZE_BLOCK // (size * size))  # maps per block: its float64 sums stay in cache
+    for start in range(0, len(maps), step):
+        out[start : start + step] = _resample_axis(_resample_axis(maps[start : start + step], size, -1), size, -2)
+    return out.reshape(*heat.shape[:-2], size, size)
 
 
 def batched_predict(model, batch_size: int):

@@ -39,4 +39,4 @@ check_model_rules()
 rule all:
     default_target: True
     input:
-        get_final_output(),
+        PLAN.final_output(),

@@ -2,9 +2,10 @@
 
 Usage: .venv/bin/python bench/bench_explain.py [--backbone MobileNet] [--sizes 72 224] [--samples 1000]
        [--batch-size 100] [--images 3]
-Targets: LIME per image <= 1.25 x the time of `samples` forward passes at the same batch size (LIME's
-own overhead < 25 %); Grad-CAM (with Grad-CAM++, one pass) per image <= 3 x one forward pass, at
-batch size 1 and batched. Random-weight model, synthetic smears; times are medians over the images.
+Targets: LIME per image <= 1.10 x the time of `samples` forward passes at the same batch size (LIME's
+own overhead < 10 %); Grad-CAM with Grad-CAM++ (one traced pass) per image <= 1.5 x one forward pass
+batched (`batch-size` images), <= 3 x at batch size 1. Random-weight model, synthetic smears; LIME times
+are medians over the images, Grad-CAM and forward times medians of interleaved calls.
 """
 
 from __future__ import annotations
@@ -29,7 +30,7 @@ from alldag.explain import (  # noqa: E402
 from alldag.models import build_classifier, last_conv_layer_name  # noqa: E402
 from alldag.synthetic import image_rng, render_smear  # noqa: E402
 
-LIME_TARGET, GRADCAM_TARGET = 1.25, 3.0
+LIME_TARGET, GRADCAM_TARGET, GRADCAM_ONE_TARGET = 1.10, 1.5, 3.0
 
 
 def timed(fn, repeat: int = 1) -> float:
@@ -40,6 +41,12 @@ def timed(fn, repeat: int = 1) -> float:
         fn()
         times.append(time.perf_counter() - start)
     return float(np.median(times))
+
+
+def interleaved(first, second, repeat: int = 5) -> tuple[float, float]:
+    """Median seconds of first() and of second(), called in turn: load from other processes hits both alike."""
+    pairs = [(timed(first), timed(second)) for _ in range(repeat)]
+    return tuple(float(np.median(times)) for times in zip(*pairs))
 
 
 def lime_parts(image, samples: int, batch: int, kernel: float) -> dict:
@@ -89,18 +96,19 @@ def bench_size(backbone: str, size: int, samples: int, batch: int, n_images: int
         forwards.append((before + timed(lambda: predict(probe))) / 2)
     forward, lime, overhead = (float(np.median(v)) for v in (forwards, limes, overheads))
     parts = lime_parts(images[0], samples, batch, kernel)
-    cams = gradient_cam_fn(model, last_conv_layer_name(model))
+    cams = gradient_cam_fn(model, last_conv_layer_name(model), batch_size=batch)
     rows, met = [], lime / forward <= LIME_TARGET
-    for n in (1, batch):
-        x = np.repeat(images[:1], n, axis=0)
-        cams(x, np.zeros(n, int))
+    for n, target in ((1, GRADCAM_ONE_TARGET), (batch, GRADCAM_TARGET)):
+        x, classes = np.repeat(images[:1], n, axis=0), np.zeros(n, int)
+        cams(x, classes)
         model.predict_on_batch(x)
-        one = timed(lambda x=x: model.predict_on_batch(x), 5) / n
-        cam = timed(lambda x=x, n=n: cams(x, np.zeros(n, int)), 5) / n
-        met &= cam / one <= GRADCAM_TARGET
+        one, cam = (
+            t / n for t in interleaved(lambda x=x: model.predict_on_batch(x), lambda x=x, c=classes: cams(x, c))
+        )
+        met &= cam / one <= target
         rows.append(
             f"{backbone} {size:>3} px | Grad-CAM+Grad-CAM++ batch {n:>3}: {cam * 1e3:8.2f} ms/image, forward "
-            f"{one * 1e3:7.2f} ms/image, ratio {cam / one:4.2f} (target <= {GRADCAM_TARGET})"
+            f"{one * 1e3:7.2f} ms/image, ratio {cam / one:4.2f} (target <= {target})"
         )
     return [
         f"{backbone} {size:>3} px | LIME {samples} samples, batch {batch}: {lime:6.2f} s/image, {samples} forward "

@@ -3,9 +3,10 @@
 Both read the same JPEG files (the synthetic generator's, 224 px) and apply the study's train-time
 augmentation: random rotation up to 20 degrees and brightness +-20 %, then batch. ImageDataGenerator
 is the study's tool (Keras 3 keeps it as keras.src.legacy.preprocessing.image). Each pipeline runs
-`--epochs` passes over the files; the first pass of tf.data also decodes and compiles the rotation
-(later passes use its cache). 1,000 images is about the size of the study's binary task (1,308).
-Target (issue 4): tf.data >= 5x the images/s of ImageDataGenerator, mean over the epochs.
+`--epochs` passes over the files; the first pass of tf.data also decodes (into its uint8 cache) and
+compiles the rotation (later passes read the cache). 1,000 images is about the size of the study's
+binary task (1,308). Targets (issue 29): tf.data >= 10x the images/s of ImageDataGenerator on the
+mean over the epochs, and >= 4x in the first epoch.
 
 Usage: python bench/bench_input_pipeline.py [--images 1000] [--epochs 3] [--size 224] [--batch 32]
 """
@@ -90,9 +91,9 @@ def main() -> int:
     for name, rates in (("tf.data (alldag.inputs)", ours), ("ImageDataGenerator", theirs)):
         print(f"| {name} | " + " | ".join(f"{r:.0f}" for r in rates) + f" | {sum(rates) / len(rates):.0f} |")
     speedup = (sum(ours) / len(ours)) / (sum(theirs) / len(theirs))
-    steady = (sum(ours[1:]) / len(ours[1:])) / (sum(theirs[1:]) / len(theirs[1:])) if args.epochs > 1 else speedup
-    print(f"speed-up: {speedup:.1f}x mean over epochs (target >= 5x); {steady:.1f}x after the first epoch")
-    return 0 if speedup >= 5 else 1
+    first = ours[0] / theirs[0]
+    print(f"speed-up: {speedup:.1f}x mean over epochs (target >= 10x); {first:.1f}x in the first epoch (target >= 4x)")
+    return 0 if speedup >= 10 and first >= 4 else 1
 
 
 if __name__ == "__main__":

@@ -125,6 +125,20 @@ def synthetic_root(tmp_path_factory) -> Path:
     return root
 
 
+@pytest.fixture(scope="session")
+def small_manifest(tmp_path_factory) -> pd.DataFrame:
+    """16 synthetic 64 px images (Benign and Pro, y = 1 for Pro) split into train/val/test, shared read-only."""
+    from alldag.data import scan_dataset
+    from alldag.split import SplitSettings, make_folds
+    from alldag.synthetic import generate_dataset
+
+    root = tmp_path_factory.mktemp("train") / "ALL"
+    generate_dataset(root, {"Benign": 8, "Pro": 8}, seed=1, size=64)
+    data = scan_dataset(root)
+    data["y"] = (data["label"] == "Pro").astype(int)
+    return make_folds(data, SplitSettings(1, 0.25, 0.25, 0))[0]
+
+
 @pytest.fixture
 def synthetic_copy(synthetic_root, tmp_path) -> Path:
     """A private, writable copy of the session's synthetic dataset."""

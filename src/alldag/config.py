@@ -105,9 +105,9 @@ def check_backbone_overrides(config: dict, schema_path: str | os.PathLike) -> No
             raise AlldagError(f"in backbone_overrides.{backbone}: {message}")
 
 
-def custom_rule_file(rule_file, workflow_dir) -> Path:
-    """A custom model's rule file: as given when absolute or found from the working directory, else from the
-    workflow folder (where the shipped examples live)."""
+def found_from(rule_file, workflow_dir) -> Path:
+    """A file the config names (a custom model's rule file, the checksum manifest): as given when absolute or
+    found from the working directory, else from the workflow folder (where the shipped ones live)."""
     path = Path(rule_file)
     return path if path.is_absolute() or path.is_file() else Path(workflow_dir) / path
 
@@ -122,7 +122,7 @@ def check_custom_models(custom_models: dict, workflow_dir) -> None:
             raise AlldagError(
                 f"custom_models names '{name}', which is a built-in model: give your architecture another name"
             )
-        if not custom_rule_file(rule_file, workflow_dir).is_file():
+        if not found_from(rule_file, workflow_dir).is_file():
             raise AlldagError(
                 f"custom_models.{name}: rule file {rule_file} not found (relative paths are looked up from the "
                 f"working directory, then from the workflow folder {workflow_dir})"

@@ -8,6 +8,7 @@ Where the images come from (the source decision, the Kaggle probe) is alldag.dow
 from __future__ import annotations
 
 import os
+from dataclasses import dataclass
 from pathlib import Path
 
 import pandas as pd
@@ -70,6 +71,31 @@ def check_tasks(tasks: dict[str, list[str]], counts: dict[str, int] | None = Non
                     f"task '{task}' needs class(es) {', '.join(empty)} but the dataset "
                     f"has no images for them: add the images or remove the class from the task"
                 )
+
+
+@dataclass(frozen=True)
+class SubsetSettings:
+    """A task's subset: its classes (in label-index order), the cap per class (None: every image) and the
+    seed of the capped draw."""
+
+    classes: tuple[str, ...]
+    max_per_class: int | None
+    seed: int
+
+    @classmethod
+    def from_params(cls, params) -> SubsetSettings:
+        """From the subset rule's params (classes, max_per_class, seed)."""
+        return cls(tuple(params.classes), params.max_per_class, params.seed)
+
+
+def write_subset(*, images, settings: SubsetSettings, out) -> pd.DataFrame:
+    """The `subset` stage: the task's rows of the audited image list `images`, written to `out`."""
+    from alldag.tables import read_tsv, write_tsv_atomic
+
+    s = settings
+    subset = select_subset(read_tsv(images), list(s.classes), max_per_class=s.max_per_class, seed=s.seed)
+    write_tsv_atomic(subset, out)
+    return subset
 
 
 def select_subset(dataset: pd.DataFrame, classes: list[str], max_per_class: int | None, seed: int) -> pd.DataFrame:

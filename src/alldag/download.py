@@ -7,7 +7,7 @@ from __future__ import annotations
 import json
 import logging
 import os
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import pandas as pd
@@ -206,49 +206,80 @@ def verify_dataset(root: Path, manifest_path: str | os.PathLike | None, policy: 
     return counts
 
 
-def materialise_dataset(
-    decision: SourceDecision,
-    *,
-    synthetic_dir: str | os.PathLike,
-    images_per_class: dict[str, int],
-    synthetic_seed: int,
-    planted: dict[str, float],
-    folder: str,
-    dataset_tsv: str | os.PathLike,
-    provenance_json: str | os.PathLike,
-    verification_tsv: str | os.PathLike,
-    manifest_path: str | None = None,
-    verify: str = "strict",
-    requested: str = "",
-) -> int:
-    """Make the dataset of `decision` available and write its image list and provenance.
+@dataclass(frozen=True)
+class DownloadSettings:
+    """What the download stage does: the source `decision`, which image folder to list (Original or
+    Segmented), the synthetic generator's options (used when the decision is synthetic: images per class,
+    seed, `planted`: generate_dataset's shortcut, colour_shortcut and fields_per_patient), and how real data
+    are verified (against `manifest_path`, `verify`: strict | warn | off). `requested`: data.source as
+    configured (the provenance records it)."""
 
-    Synthetic data is generated into synthetic_dir (planted: generate_dataset's options, e.g.
-    {'shortcut': 0.0, 'colour_shortcut': 0.0, 'fields_per_patient': 4}); local and Kaggle data are read in place.
-    Writes dataset_tsv (image_id, label, path, mask_path) and provenance_json (source, root,
-    reason, demo flag, counts; `requested` is the configured data.source). Real data (local or
-    Kaggle) are verified against manifest_path first (see verify_dataset). Returns the number of images listed.
+    decision: SourceDecision
+    folder: str = "Original"
+    synthetic_dir: str = ""
+    images_per_class: dict[str, int] = field(default_factory=dict)
+    synthetic_seed: int = 0
+    planted: dict[str, float] = field(default_factory=dict)
+    manifest_path: str | None = None
+    verify: str = "strict"
+    requested: str = ""
+
+    @classmethod
+    def from_params(cls, params) -> DownloadSettings:
+        """From the download rule's params (source, requested, folder, synthetic, synthetic_dir, manifest,
+        verify)."""
+        synthetic = params.synthetic
+        return cls(
+            decision=SourceDecision(**params.source),
+            folder=params.folder,
+            synthetic_dir=params.synthetic_dir,
+            images_per_class={c: synthetic["images_per_class"] for c in CLASSES},
+            synthetic_seed=synthetic["seed"],
+            planted={k: synthetic[k] for k in ("shortcut", "colour_shortcut", "fields_per_patient")},
+            manifest_path=params.manifest,
+            verify=params.verify,
+            requested=params.requested,
+        )
+
+
+@dataclass(frozen=True)
+class DownloadOutputs:
+    """The files the download stage writes (paths)."""
+
+    dataset: str  # dataset.tsv: image_id, label, path, mask_path
+    provenance: str  # dataset.json: source, root, reason, demo flag, counts, verification
+    verification: str  # verification.tsv: every file's check against the manifest
+
+
+def materialise_dataset(*, settings: DownloadSettings, outputs: DownloadOutputs) -> int:
+    """Make the dataset of settings.decision available and write its image list and provenance.
+
+    Synthetic data is generated into settings.synthetic_dir; local and Kaggle data are read in place. Real data
+    (local or Kaggle) are verified against settings.manifest_path first (see verify_dataset). Returns the
+    number of images listed.
     """
+    s, decision = settings, settings.decision
+    folder, manifest_path = s.folder, s.manifest_path
     if decision.kind == "synthetic":
         log.warning("USING BUILT-IN SYNTHETIC DATA: %s", decision.reason)
-        generate_dataset(synthetic_dir, images_per_class, synthetic_seed, **planted)
-        root = Path(synthetic_dir)
+        generate_dataset(s.synthetic_dir, s.images_per_class, s.synthetic_seed, **s.planted)
+        root = Path(s.synthetic_dir)
     elif decision.kind == "kaggle":
         root = kaggle_download()
     else:
         root = Path(decision.root)
     # Synthetic data have no published manifest: they are deterministic from their seed.
     verification = verify_dataset(
-        root, None if decision.kind == "synthetic" else manifest_path, verify, verification_tsv
+        root, None if decision.kind == "synthetic" else manifest_path, s.verify, outputs.verification
     )
     dataset = scan_dataset(root, folder)
     if dataset.empty:
         raise AlldagError(f"no images found under '{root / folder}': check data.local_dir and data.folder")
     counts = dataset["label"].value_counts().to_dict()
     log.info("dataset at %s: %s", root, counts)
-    write_tsv_atomic(dataset, dataset_tsv)
+    write_tsv_atomic(dataset, outputs.dataset)
     prov = {
-        "requested": requested or decision.kind,
+        "requested": s.requested or decision.kind,
         "source": decision.kind,
         "root": str(root.resolve()),
         "reason": decision.reason,
@@ -259,5 +290,5 @@ def materialise_dataset(
         "verification": verification,
         "manifest": str(manifest_path) if manifest_path and decision.kind != "synthetic" else None,
     }
-    Path(provenance_json).write_text(json.dumps(prov, indent=2))
+    Path(outputs.provenance).write_text(json.dumps(prov, indent=2))
     return len(dataset)

@@ -23,16 +23,16 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 @dataclass(frozen=True)
 class EvaluationSettings:
-    """What an evaluation needs besides its files: the model, the task's classes and the model's input size."""
+    """What an evaluation needs besides its files: the model and the task's classes (the input size is the
+    trained model's own)."""
 
     key: ModelKey
     classes: tuple[str, ...]
-    image_size: int | None = None  # pixels per side; None for the colour baseline, which reads native images
 
     @classmethod
     def from_params(cls, params, wildcards) -> EvaluationSettings:
-        """From the evaluate rule's params (classes, image_size) and wildcards."""
-        return cls(ModelKey.from_wildcards(wildcards), tuple(params.classes), params.image_size)
+        """From the evaluate rule's params (classes) and wildcards."""
+        return cls(ModelKey.from_wildcards(wildcards), tuple(params.classes))
 
 
 @dataclass(frozen=True)
@@ -85,11 +85,12 @@ def roc_curves(y_true: np.ndarray, proba: np.ndarray, class_names: list[str]) ->
     return curves
 
 
-def predict_split(model, rows: pd.DataFrame, image_size: int, batch_size: int = 32) -> np.ndarray:
-    """Class probabilities (n, k) for manifest rows, in row order."""
+def predict_split(model, rows: pd.DataFrame, batch_size: int = 32) -> np.ndarray:
+    """Class probabilities (n, k) for manifest rows, in row order, at the model's own input size."""
     from alldag.inputs import make_dataset
+    from alldag.models import input_size
 
-    return model.predict(make_dataset(rows, image_size, batch_size), verbose=0)
+    return model.predict(make_dataset(rows, input_size(model), batch_size), verbose=0)
 
 
 def per_class_metrics(y_true: np.ndarray, y_pred: np.ndarray, classes: list[str]) -> dict:
@@ -145,5 +146,5 @@ def evaluate_model(*, model, manifest, settings: EvaluationSettings, outputs: Ev
 
     rows = read_tsv(manifest)
     test = rows[rows["split"] == "test"].reset_index(drop=True)
-    proba = predict_split(load_classifier(model), test, settings.image_size)
+    proba = predict_split(load_classifier(model), test)
     return write_evaluation(test, proba, settings=settings, outputs=outputs)

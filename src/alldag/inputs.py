@@ -9,21 +9,17 @@ import numpy as np
 import pandas as pd
 import tensorflow as tf
 
+from alldag.images import all_at_size, decode_image, decode_uint8
+
 AUTOTUNE = tf.data.AUTOTUNE
 
 
-def decode_image(path: tf.Tensor, image_size: int) -> tf.Tensor:
-    """Read an image file as float32 RGB in [0, 255], resized to (image_size, image_size)."""
-    image = tf.io.decode_image(tf.io.read_file(path), channels=3, expand_animations=False)
-    image = tf.cast(image, tf.float32)
-    same_size = tf.reduce_all(tf.shape(image)[:2] == image_size)
-    image = tf.cond(
-        same_size,
-        lambda: image,  # the dataset's own 224 px: no resampling
-        lambda: tf.image.resize(image, (image_size, image_size), antialias=True),
-    )
-    image.set_shape((image_size, image_size, 3))
-    return image
+def _cached_images(rows: pd.DataFrame, image_size: int) -> tf.data.Dataset:
+    """(image, y) pairs, decoded once on every core and cached: uint8 when every file already has the
+    training size (a quarter of the memory; cast later, with the same values), else decode_image's float32."""
+    read = decode_uint8 if all_at_size(rows["path"], image_size) else decode_image
+    ds = tf.data.Dataset.from_tensor_slices((rows["path"].to_numpy(str), rows["y"].to_numpy(np.int32)))
+    return ds.map(lambda p, y: (read(p, image_size), y), num_parallel_calls=AUTOTUNE, deterministic=True).cache()
 
 
 def epoch_seed(seed: int, *parts) -> int:
@@ -44,7 +40,7 @@ def make_dataset(
     epochs: range | None = None,
     epoch_augmenter=None,
 ) -> tf.data.Dataset:
-    """Batches of (image, y) from manifest rows with columns `path` and `y`.
+    """Batches of (image, y) from manifest rows with columns `path` and `y`; images float32 RGB in [0, 255].
 
     Evaluation data keep the manifest order. Training data are shuffled and passed through
     `augmenter`: with `epochs` (a range of 0-based epoch numbers), the batches of all those epochs
@@ -52,8 +48,7 @@ def make_dataset(
     epoch_augmenter(that seed); fit it with steps_per_epoch = ceil(len(rows) / batch_size).
     Without `epochs`, one epoch per iteration, reshuffled each time from a seed that advances.
     """
-    ds = tf.data.Dataset.from_tensor_slices((rows["path"].to_numpy(str), rows["y"].to_numpy(np.int32)))
-    ds = ds.map(lambda p, y: (decode_image(p, image_size), y), num_parallel_calls=AUTOTUNE, deterministic=True).cache()
+    ds = _cached_images(rows, image_size)
     if training and epochs is not None:
         if not epochs:
             raise ValueError(f"make_dataset: no epochs to make ({epochs})")
@@ -64,19 +59,24 @@ def make_dataset(
     if training:
         ds = ds.shuffle(len(rows), seed=seed, reshuffle_each_iteration=True)
     ds = ds.batch(batch_size)
-    if training and augmenter is not None:
-        ds = ds.map(lambda x, y: (augmenter(x, training=True), y), num_parallel_calls=AUTOTUNE)
-    return ds.prefetch(AUTOTUNE)
+    return _augmented(ds, augmenter if training else None, batch_size).prefetch(AUTOTUNE)
 
 
 def _one_epoch(cached: tf.data.Dataset, n: int, batch_size: int, seed: int, epoch_augmenter) -> tf.data.Dataset:
     ds = cached.shuffle(n, seed=seed, reshuffle_each_iteration=False).batch(batch_size)
-    augmenter = epoch_augmenter(seed) if epoch_augmenter is not None else None
-    if augmenter is not None:
-        ds = ds.map(lambda x, y: (augmenter(x, training=True), y), num_parallel_calls=AUTOTUNE, deterministic=True)
-    return ds
+    return _augmented(ds, epoch_augmenter(seed) if epoch_augmenter is not None else None, batch_size)
 
 
-def load_images(paths, image_size: int) -> np.ndarray:
-    """Decode paths into one float32 array (n, size, size, 3) in [0, 255]."""
-    return np.stack([decode_image(tf.constant(p), image_size).numpy() for p in paths])
+def _augmented(batches: tf.data.Dataset, augmenter, batch_size: int) -> tf.data.Dataset:
+    """Float32 batches, augmented: the random draws one batch after the other (what op determinism
+    asks of the layers' seed generators), the heavy part on every core, in order."""
+    from alldag.augment import apply_augmentation, draw_augmentation
+
+    if augmenter is None:
+        return batches.map(lambda x, y: (tf.cast(x, tf.float32), y), num_parallel_calls=AUTOTUNE, deterministic=True)
+    drawn = batches.map(lambda x, y: (x, y, draw_augmentation(augmenter, x)))
+    return drawn.map(
+        lambda x, y, draws: (apply_augmentation(augmenter, x, draws, pad_to=batch_size), y),
+        num_parallel_calls=AUTOTUNE,
+        deterministic=True,
+    )

@@ -50,5 +50,5 @@ class ModelResult:
     agreement: str = ""  # per image and method pair (agreement.tsv)
 
 
-# The report's per-model output kinds: ModelResult's path fields (workflow/rules/common.smk gives each a path)
+# The report's per-model output kinds: ModelResult's path fields (alldag.layout.MODEL_OUTPUTS gives each a path)
 MODEL_OUTPUT_KINDS = tuple(f.name for f in fields(ModelResult) if f.name not in ("task", "backbone", "fold"))

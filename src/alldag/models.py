@@ -146,6 +146,11 @@ def last_conv_layer_name(model: keras.Model) -> str:
     raise AlldagError(f"model {model.name} has no spatial layer for Grad-CAM: set explain.gradcam_layer")
 
 
+def input_size(model: keras.Model) -> int:
+    """The side in pixels of the square images a model takes (what it was trained at)."""
+    return int(model.input_shape[1])
+
+
 def load_classifier(path) -> keras.Model:
     """Load a model saved by the train stage."""
     return keras.saving.load_model(path, compile=False)

@@ -95,7 +95,7 @@ class ReportInputs:
     @classmethod
     def from_table(cls, rows: list[dict]) -> ReportInputs:
         """From the keyed table of the report's inputs: rows with task, model, fold, kind and path (task,
-        model or fold None where a file is not one task's, model's or fold's; workflow/rules/common.smk's
+        model or fold None where a file is not one task's, model's or fold's; alldag.plan.StudyPlan's
         report_table). Model rows of BASELINE_NAME are the colour baseline's metrics."""
         by_key = {(r["task"], r["model"], r["fold"], r["kind"]): str(r["path"]) for r in rows}
         tasks = tuple(dict.fromkeys(r["task"] for r in rows if r["task"] is not None))
@@ -578,79 +578,58 @@ def _median(frame: pd.DataFrame, method: str, metric: str) -> float | None:
     return float(rows[metric].median()) if len(rows) and metric in rows else None
 
 
-def build_report(*, inputs: ReportInputs, config: dict, outputs: ReportOutputs, parent_run_file=None) -> str:
-    """Render the report page, the per-fold results table, the across-fold means TSV and summary.json.
-
-    Missing inputs (a job failed under --keep-going) are marked in place, listed at the top and in
-    summary.json's `missing`. config: the run's configuration, shown on the page. Returns the HTML.
-    """
-    from alldag.provenance import git_commit, package_versions
-
-    provenance_json, audit_json, models = inputs.provenance, inputs.audit, list(inputs.models)
-    comparisons = [comparison_section(t, **inputs.comparisons[t]) for t in inputs.tasks]
-    provenance = _json(provenance_json) or {
+def _provenance(path) -> dict:
+    """The dataset's provenance, or what the report says of it when the file is missing."""
+    return _json(path) or {
         "synthetic": False,
         "demo": False,
         "source": "unknown",
-        "reason": _missing(provenance_json),
+        "reason": _missing(path),
         "counts": {},
     }
-    audit = _json(audit_json)
-    table = results_table(models)
-    means = fold_means(table)
-    write_tsv_atomic(table, outputs.table)
-    write_tsv_atomic(means, outputs.fold_means)
-    missing = sorted(
+
+
+def _missing_files(models: list[ModelResult], comparisons: list[dict]) -> list[str]:
+    """Every per-model file and comparison the report reads that is not there (a failed job)."""
+    kinds = ("metrics", "history", "explanation_means", "curves", "confusion", "roc", "reliability", "explanation")
+    absent = {str(p) for m in models for p in [*(getattr(m, k) for k in kinds), m.run] if not _exists(p)}
+    return sorted(absent | {c["missing"] for c in comparisons if c.get("missing")})
+
+
+def _model_figures(models: list[ModelResult]) -> list[dict]:
+    """The figures of each model's first fold (every fold is in the tables), with its run id."""
+    shown = [
+        ("Training curves", "curves"),
+        ("Confusion matrix", "confusion"),
+        ("ROC", "roc"),
+        ("Calibration", "reliability"),
+        ("Explanation gallery", "explanation"),
+    ]
+    return [
         {
-            str(p)
-            for m in models
-            for p in (
-                m.metrics,
-                m.history,
-                m.explanation_means,
-                m.curves,
-                m.confusion,
-                m.roc,
-                m.reliability,
-                m.explanation,
-                m.run,
-            )
-            if not _exists(p)
+            "title": f"{m.task} / {m.backbone}",
+            "images": [(name, data_uri(getattr(m, k)), _missing(getattr(m, k))) for name, k in shown],
+            "run_id": (_json(m.run) or {}).get("run_id", "missing"),
+            "explanation_means": _table_html(read_tsv(m.explanation_means)) if _exists(m.explanation_means) else None,
+            "explanation_missing": _missing(m.explanation_means),
         }
-        | {c["missing"] for c in comparisons if c.get("missing")}
-    )
-    splits = {
-        task: _table_html(split_counts(read_tsv(paths[0])).reset_index()) if _exists(paths[0]) else None
-        for task, paths in inputs.split_manifests.items()
-    }
+        for m in models
+        if m.fold == 0
+    ]
+
+
+def _study_facts(inputs: ReportInputs, parent_run_file) -> dict:
+    """What the page and summary.json both say: tables, comparisons, headlines, checks, runs, the opening
+    paragraph (with the stress tests' sentences)."""
+    from alldag.provenance import git_commit, package_versions
+
+    models = list(inputs.models)
+    comparisons = [comparison_section(t, **inputs.comparisons[t]) for t in inputs.tasks]
+    provenance, audit = _provenance(inputs.provenance), _json(inputs.audit)
+    table = results_table(models)
+    missing = _missing_files(models, comparisons)
     leaks = {task: len(read_tsv(path)) if _exists(path) else None for task, path in inputs.leakage.items()}
-    figures = []
-    for m in (m for m in models if m.fold == 0):  # figures of the first fold; every fold is in the tables
-        figures.append(
-            {
-                "title": f"{m.task} / {m.backbone}",
-                "images": [
-                    (name, data_uri(p), _missing(p))
-                    for name, p in (
-                        ("Training curves", m.curves),
-                        ("Confusion matrix", m.confusion),
-                        ("ROC", m.roc),
-                        ("Calibration", m.reliability),
-                        ("Explanation gallery", m.explanation),
-                    )
-                ],
-                "run_id": (_json(m.run) or {}).get("run_id", "missing"),
-                "explanation_means": (
-                    _table_html(read_tsv(m.explanation_means)) if _exists(m.explanation_means) else None
-                ),
-                "explanation_missing": _missing(m.explanation_means),
-            }
-        )
     headlines = {c["task"]: c["headline"] for c in comparisons}
-    checks = skipped_checks(provenance, audit)
-    runs = mlflow_runs({f"{m.task}/{m.backbone}/fold{m.fold}": m.run for m in models}, parent_run_file)
-    commit = git_commit()
-    versions = package_versions()
     explanations = [explanation_tables(t, models) for t in inputs.tasks]
     for e in explanations:
         if e["where"]:
@@ -664,69 +643,112 @@ def build_report(*, inputs: ReportInputs, config: dict, outputs: ReportOutputs, 
         missing=missing,
         explanations={e["task"]: e["headline"] for e in explanations},
     )
-    paragraph = " ".join([paragraph, *stress["sentences"]])
-    headline_doc = {
+    return {
+        "models": models,
+        "comparisons": comparisons,
+        "provenance": provenance,
+        "audit": audit,
+        "table": table,
+        "means": fold_means(table),
+        "missing": missing,
+        "leaks": leaks,
+        "headlines": headlines,
+        "explanations": explanations,
+        "stress": stress,
+        "paragraph": " ".join([paragraph, *stress["sentences"]]),
+        "checks": skipped_checks(provenance, audit),
+        "runs": mlflow_runs({f"{m.task}/{m.backbone}/fold{m.fold}": m.run for m in models}, parent_run_file),
+        "commit": git_commit(),
+        "versions": package_versions(),
+    }
+
+
+def _summary_doc(f: dict) -> dict:
+    """summary.json: the headline numbers and sentences of the study, and where they came from."""
+    provenance, audit = f["provenance"], f["audit"]
+    return {
         "synthetic": bool(provenance.get("synthetic")),
         "demo": bool(provenance.get("demo")),
         "data_source": provenance.get("source"),
-        "summary": paragraph,
+        "summary": f["paragraph"],
         "study": {"citation": STUDY_CITATION, "doi": STUDY_DOI},
-        "tasks": headlines,
-        "explanations": {e["task"]: e["headline"] for e in explanations},
-        "stain_probes": stress["stain_headlines"],
-        "external": stress["external_headlines"],
-        "skipped_checks": checks,
-        "missing": missing,
-        "leakage_crossing_clusters": leaks,
+        "tasks": f["headlines"],
+        "explanations": {e["task"]: e["headline"] for e in f["explanations"]},
+        "stain_probes": f["stress"]["stain_headlines"],
+        "external": f["stress"]["external_headlines"],
+        "skipped_checks": f["checks"],
+        "missing": f["missing"],
+        "leakage_crossing_clusters": f["leaks"],
         "audit": {k: audit[k] for k in ("checked", "usable", "quarantined", "duplicate_clusters")} if audit else None,
-        "git_commit": commit,
-        "versions": versions,
-        "mlflow": runs,
+        "git_commit": f["commit"],
+        "versions": f["versions"],
+        "mlflow": f["runs"],
     }
-    if outputs.headline:
-        write_text_atomic(json.dumps(headline_doc, indent=2, default=str), outputs.headline)
+
+
+def _render_page(f: dict, tasks_headline: dict, inputs: ReportInputs, config: dict) -> str:
+    """The report page (templates/report.html.j2) of the study's facts `f`."""
+    provenance, audit, table, comparisons = f["provenance"], f["audit"], f["table"], f["comparisons"]
     verdicts = first_screen(
         {c["task"]: read_tsv(c["comparison_tsv"]) if c.get("comparison_tsv") else None for c in comparisons},
-        headline_doc["tasks"],
+        tasks_headline,
     )
-    per_task_figures = [task_figures(t, models, inputs.baseline_metrics.get(t, [])) for t in inputs.tasks]
+    splits = {
+        task: _table_html(split_counts(read_tsv(paths[0])).reset_index()) if _exists(paths[0]) else None
+        for task, paths in inputs.split_manifests.items()
+    }
     env = Environment(loader=PackageLoader("alldag", "templates"), autoescape=select_autoescape(["html"]))
-    page = env.get_template("report.html.j2").render(
+    return env.get_template("report.html.j2").render(
         synthetic=provenance.get("synthetic"),
         demo=provenance.get("demo"),
         provenance=provenance,
         audit=audit,
-        audit_missing=_missing(audit_json),
-        paragraph=paragraph,
-        checks=checks,
-        missing=missing,
+        audit_missing=_missing(inputs.audit),
+        paragraph=f["paragraph"],
+        checks=f["checks"],
+        missing=f["missing"],
         quarantine=_table_html(read_tsv(inputs.quarantine)) if audit else "",
         duplicates=_table_html(read_tsv(inputs.duplicates).head(200)) if audit else "",
         masks=mask_section(inputs.images) if audit and inputs.images else None,
-        leaks=leaks,
+        leaks=f["leaks"],
         folds=int(table["fold"].max()) + 1,
         results=_table_html(table),
-        fold_means=_table_html(means),
+        fold_means=_table_html(f["means"]),
         splits=splits,
         augmentation=_json(inputs.augmentation) or {},
         previews={t: data_uri(p) for t, p in inputs.previews.items()},
-        figures=figures,
+        figures=_model_figures(f["models"]),
         config=config,
         config_yaml=yaml.safe_dump(config, sort_keys=False),
         comparisons=comparisons,
-        explanations=explanations,
-        commit=commit,
-        versions=versions,
-        runs=runs,
+        explanations=f["explanations"],
+        commit=f["commit"],
+        versions=f["versions"],
+        runs=f["runs"],
         citations=CITATIONS,
         verdicts=verdicts,
         verdict_legend=legend((config.get("evaluate") or {}).get("equivalence_margin")),
         verdict_marks={word: DISPLAY[word][0] for word in VERDICTS},
         exact_below_groups=EXACT_BELOW_GROUPS,
-        task_figures=per_task_figures,
+        task_figures=[task_figures(t, f["models"], inputs.baseline_metrics.get(t, [])) for t in inputs.tasks],
         study_short=STUDY_SHORT,
-        stress=stress,
+        stress=f["stress"],
     )
+
+
+def build_report(*, inputs: ReportInputs, config: dict, outputs: ReportOutputs, parent_run_file=None) -> str:
+    """Render the report page, the per-fold results table, the across-fold means TSV and summary.json.
+
+    Missing inputs (a job failed under --keep-going) are marked in place, listed at the top and in
+    summary.json's `missing`. config: the run's configuration, shown on the page. Returns the HTML.
+    """
+    facts = _study_facts(inputs, parent_run_file)
+    write_tsv_atomic(facts["table"], outputs.table)
+    write_tsv_atomic(facts["means"], outputs.fold_means)
+    summary = _summary_doc(facts)
+    if outputs.headline:
+        write_text_atomic(json.dumps(summary, indent=2, default=str), outputs.headline)
+    page = _render_page(facts, summary["tasks"], inputs, config)
     write_text_atomic(page, outputs.page)
     return page
 

@@ -44,20 +44,19 @@ PROBE_SUMMARY_COLUMNS = [
 
 @dataclass(frozen=True)
 class ScoringSettings:
-    """What scoring one model on other images needs: which model, the task's classes, its input size (None
-    for the colour baseline, which reads native images) and the seed the baseline is fitted with."""
+    """What scoring one model on other images needs: which model, the task's classes and the seed the colour
+    baseline is fitted with (a trained model reads images at its own input size)."""
 
     key: ModelKey
     classes: tuple[str, ...]
-    image_size: int | None
     seed: int
 
     @classmethod
     def from_params(cls, params, wildcards, fold: int | None = None) -> ScoringSettings:
-        """From a rule's params (classes, image_size, seed) and wildcards ({backbone}, else the colour baseline;
+        """From a rule's params (classes, seed) and wildcards ({backbone}, else the colour baseline;
         {fold}, else `fold`)."""
         key = ModelKey(wildcards.task, wildcards.get("backbone", BASELINE_NAME), int(wildcards.get("fold", fold or 0)))
-        return cls(key, tuple(params.classes), params.image_size, params.seed)
+        return cls(key, tuple(params.classes), params.seed)
 
 
 @dataclass(frozen=True)
@@ -76,7 +75,7 @@ def predictor(*, model: str | None, manifest: pd.DataFrame, settings: ScoringSet
         from alldag.models import load_classifier
 
         network = load_classifier(model)
-        return lambda rows: predict_split(network, rows, settings.image_size)
+        return lambda rows: predict_split(network, rows)
     train = manifest[manifest["split"] == "train"]
     fitted = fit_colour_baseline(features_of(train["path"], threads), train["y"].to_numpy(), settings.seed)
 

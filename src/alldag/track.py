@@ -87,7 +87,7 @@ def log_external_datasets_once(client, run_id: str, external_sets: dict, task: s
     return logged
 
 
-def log_model_once(client, run_id: str, model_path, split_manifest, image_size: int, classes: list[str]) -> bool:
+def log_model_once(client, run_id: str, model_path, split_manifest, classes: list[str]) -> bool:
     """Log the trained model from its .keras file unless the run has a ready logged model; True if logged now.
 
     TensorFlow is imported only to log it: a track job that finds the model logged (training logs it while
@@ -103,14 +103,15 @@ def log_model_once(client, run_id: str, model_path, split_manifest, image_size: 
     )
     if any(str(m.status).endswith("READY") for m in models):
         return False
-    from alldag.inputs import load_images
+    from alldag.images import load_images
     from alldag.logged_model import log_keras_model
-    from alldag.models import load_classifier
+    from alldag.models import input_size, load_classifier
     from alldag.tables import read_tsv
 
-    example = load_images(read_tsv(split_manifest)["path"].head(1), image_size)
+    classifier = load_classifier(model_path)
+    example = load_images(read_tsv(split_manifest)["path"].head(1), input_size(classifier))
     with _reopened(run_id):
-        log_keras_model(load_classifier(model_path), example, list(classes))
+        log_keras_model(classifier, example, list(classes))
     return True
 
 
@@ -142,7 +143,6 @@ def track_model(
     history=None,
     explanation_summary=None,
     model=None,
-    image_size: int | None = None,
     classes: list[str] | None = None,
     stress_metrics: tuple = (),
     external_sets: dict | None = None,
@@ -187,7 +187,7 @@ def track_model(
         log_artifacts_once(client, run_id, paths, folder or None) for folder, paths in artefacts.items()
     )
     if model is not None:
-        counts["model"] = int(log_model_once(client, run_id, model, split_manifest, image_size, classes))
+        counts["model"] = int(log_model_once(client, run_id, model, split_manifest, classes))
     if retry(client.get_run, run_id).info.status != "FINISHED":
         retry(client.set_terminated, run_id, "FINISHED")
     log.info("%s: logged now (the rest was there): %s", record["name"], counts)
@@ -202,7 +202,7 @@ def track_model(
 
 def tracked_runs_from_table(rows) -> dict[str, dict[int, str]]:
     """model -> fold -> tracked.json, from the keyed rows of the track_comparison rule (model, fold, path
-    each; workflow/rules/common.smk's comparison_tracked_table), whatever their order."""
+    each; alldag.plan.StudyPlan.tracked_runs), whatever their order."""
     runs: dict[str, dict[int, str]] = {}
     for row in rows:
         runs.setdefault(str(row["model"]), {})[int(row["fold"])] = str(row["path"])

@@ -46,6 +46,15 @@ class TrainSettings:
     fine_tune_layers: int = 0
     fine_tune_learning_rate: float = 1e-5
     weights_file: str | None = None  # the file the backbone's weights are loaded from (None: weights itself)
+    mixed_precision: str = "auto"  # auto | on | off (alldag.devices.configure_tensorflow)
+    checkpoint_minutes: float = 0.0  # how often a checkpoint is written (0: after every epoch)
+    require_gpu: bool = False  # fail with one line instead of training on the CPU
+
+
+# how a run is carried out, not what it computes: a checkpoint written under other values still resumes
+_RUNTIME_ONLY = ("checkpoint_minutes", "require_gpu")
+# logged otherwise: the weights file as lineage, the precision used among the hardware params
+_NOT_PARAMS = ("weights_file", "mixed_precision", *_RUNTIME_ONLY)
 
 
 def balanced_class_weights(y: np.ndarray, n_classes: int) -> dict[int, float]:
@@ -74,7 +83,8 @@ def run_fingerprint(settings: TrainSettings, manifest: pd.DataFrame, augmentatio
     """What a checkpoint must match to be resumed: the settings, the split and the augmentation."""
     from alldag.checkpoint import fingerprint
 
-    return fingerprint(asdict(settings), augmentation, manifest[["path", "y", "split"]].values.tolist())
+    computed = {k: v for k, v in asdict(settings).items() if k not in _RUNTIME_ONLY}
+    return fingerprint(computed, augmentation, manifest[["path", "y", "split"]].values.tolist())
 
 
 def fit(
@@ -238,7 +248,7 @@ def run_record(
     versions, training-set size and hardware as params; the weights file's name and sha256 as params and tags."""
     lineage = weights_lineage(settings.weights_file)
     params = {
-        **{k: v for k, v in asdict(settings).items() if k != "weights_file"},
+        **{k: v for k, v in asdict(settings).items() if k not in _NOT_PARAMS},
         "classes": ",".join(settings.classes),
         "weights": str(settings.weights),
         **lineage,
@@ -306,7 +316,7 @@ def _finish_live_run(
 
 def _log_model(model, manifest: pd.DataFrame, settings: TrainSettings, model_out) -> None:
     """Log the model to the active run (MLflow's Keras 3 flavour) and write model_out as its one stored copy."""
-    from alldag.inputs import load_images
+    from alldag.images import load_images
     from alldag.logged_model import log_keras_model, store_model
 
     example = load_images(manifest["path"].head(1), settings.image_size)
@@ -337,10 +347,7 @@ def train_model(
     augmentation,
     tracking: Tracking,
     outputs: TrainOutputs,
-    checkpoint_every_s: float = 0.0,
-    mixed_precision: str = "auto",
     build_model=None,
-    require_gpu: bool = False,
     pretrained: dict | None = None,
 ) -> None:
     """Train one (task, backbone) model and write its outputs.
@@ -351,7 +358,7 @@ def train_model(
     curves), run (JSON: the MLflow child run id, or null, and the run's record for the `track` rule). A
     checkpoint folder beside the model lets a killed job resume; it is removed once the outputs are written.
     Epochs are logged live while MLflow answers; a tracking failure is a warning.
-    require_gpu: raise AlldagError (one line) instead of training on the CPU when no GPU is visible.
+    settings.require_gpu: raise AlldagError (one line) instead of training on the CPU when no GPU is visible.
     pretrained: the checksum-table row (alldag.weights.WeightsFile's fields) settings.weights_file must match.
     """
     import mlflow
@@ -366,7 +373,7 @@ def train_model(
     if pretrained:
         check_cached(settings.weights_file, WeightsFile(**pretrained))
     with training_device() as device:
-        hardware = configure_tensorflow(mixed_precision, require_gpu)
+        hardware = configure_tensorflow(settings.mixed_precision, settings.require_gpu)
         log.info(
             "training %s on %s; GPU %s (TensorFlow sees: %s), %s",
             settings.backbone,
@@ -397,7 +404,7 @@ def train_model(
                 augmentation,
                 checkpoint_dir,
                 lambda rows: live.call(report, rows),
-                checkpoint_every_s,
+                60 * settings.checkpoint_minutes,
                 build_model,
                 report_metrics=lambda m: run_id and live.call(log_metrics, m),
             )
@@ -457,5 +464,8 @@ def settings_from_params(params: dict) -> tuple[TrainSettings, Tracking]:
         fine_tune_layers=t["fine_tune_layers"],
         fine_tune_learning_rate=t["fine_tune_learning_rate"],
         weights_file=weights_file,
+        mixed_precision=t["mixed_precision"],
+        checkpoint_minutes=t["checkpoint_minutes"],
+        require_gpu=t["require_gpu"],
     )
     return settings, Tracking.from_params(params["tracking"])

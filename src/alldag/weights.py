@@ -9,7 +9,7 @@ import csv
 import io
 import logging
 import os
-from dataclasses import astuple, dataclass, fields
+from dataclasses import asdict, astuple, dataclass, fields
 from pathlib import Path
 
 from alldag import AlldagError
@@ -162,6 +162,42 @@ def check_fetchable(entries: list[WeightsFile], cache: str | os.PathLike) -> Non
             f"ImageNet weights are not in {cache}/ and {', '.join(unreachable)} cannot be reached ({PROXY_HINT}): "
             + by_hand(stuck, cache)
         )
+
+
+@dataclass(frozen=True)
+class WeightsPlan:
+    """The ImageNet weights files a study's backbones start from (by backbone) and the cache they go to: what
+    the train and fetch_weights rules' input functions hand out."""
+
+    cache: str
+    by_backbone: dict[str, WeightsFile]
+
+    @property
+    def by_file(self) -> dict[str, WeightsFile]:
+        return {entry.file: entry for entry in self.by_backbone.values()}
+
+    def train_input(self, backbone: str) -> dict[str, str]:
+        """The cached file a backbone starts from, as the train rule's named input ({} for none)."""
+        entry = self.by_backbone.get(backbone)
+        return {"weights": f"{self.cache}/{entry.file}"} if entry else {}
+
+    def entry_of(self, backbone: str) -> dict | None:
+        """The checksum-table row of that file (training verifies the file against it), or None."""
+        entry = self.by_backbone.get(backbone)
+        return asdict(entry) if entry else None
+
+    def fetch_entry(self, file: str) -> dict:
+        """The checksum-table row of the file a fetch_weights job writes."""
+        return asdict(self.by_file[file])
+
+    def check_fetchable(self, files: list[str]) -> None:
+        """check_fetchable for these cached file names (the fetch_weights jobs that must run)."""
+        check_fetchable([self.by_file[f] for f in files], self.cache)
+
+
+def weights_plan(settings: dict[str, dict], *, cache: str, workflow_dir: str | os.PathLike) -> WeightsPlan:
+    """The WeightsPlan of these backbones' `train` settings (by backbone), from the shipped checksum table."""
+    return WeightsPlan(cache, pretrained_files(read_weights_table(table_path(workflow_dir)), settings))
 
 
 def weights_lineage(path: str | os.PathLike | None) -> dict[str, str]:

@@ -54,7 +54,7 @@ def first_test_images(
     (lossless: the same pixels) and the PNGs are decoded."""
     import tensorflow as tf
 
-    from alldag.inputs import load_images
+    from alldag.images import load_images
 
     manifest = pd.read_csv(run / f"results/split/{TASK}/fold0/split_manifest.tsv", sep="\t")
     test = manifest[manifest["split"] == "test"].head(n)

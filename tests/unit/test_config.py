@@ -248,7 +248,7 @@ def test_invalid_override_value(schema_path, override, where):
 
 def test_custom_model_names_and_rule_files_are_checked(tmp_path, monkeypatch):
     from alldag import AlldagError
-    from alldag.config import check_custom_models, custom_rule_file
+    from alldag.config import check_custom_models, found_from
 
     rule = tmp_path / "mine.smk"
     rule.write_text("")
@@ -259,9 +259,9 @@ def test_custom_model_names_and_rule_files_are_checked(tmp_path, monkeypatch):
         check_custom_models({"MyNet": str(tmp_path / "missing.smk")}, REPO)
     # A relative path: from the working directory first, else the workflow folder's shipped example.
     monkeypatch.chdir(tmp_path)
-    assert custom_rule_file("mine.smk", REPO) == rule.relative_to(tmp_path)
+    assert found_from("mine.smk", REPO) == rule.relative_to(tmp_path)
     shipped = "workflow/rules/custom/small_cnn.smk"
-    assert custom_rule_file(shipped, REPO) == REPO / shipped
+    assert found_from(shipped, REPO) == REPO / shipped
     check_custom_models({"SmallCNN": shipped}, REPO)
     with pytest.raises(AlldagError, match="not found"):
         check_custom_models({"MyNet": "workflow/rules/custom/missing.smk"}, REPO)

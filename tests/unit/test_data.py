@@ -12,8 +12,18 @@ import pytest
 
 from alldag import AlldagError
 from alldag.classes import CLASSES, file_prefix
-from alldag.data import DATASET_COLUMNS, check_tasks, class_counts, scan_dataset, select_subset
+from alldag.data import (
+    DATASET_COLUMNS,
+    SubsetSettings,
+    check_tasks,
+    class_counts,
+    scan_dataset,
+    select_subset,
+    write_subset,
+)
 from alldag.download import (
+    DownloadOutputs,
+    DownloadSettings,
     SourceDecision,
     decide_source,
     expected_class_counts,
@@ -301,6 +311,17 @@ def test_select_subset_no_cap_keeps_all():
     assert list(sub["y"]) == [0, 0, 1, 1, 1, 1]
 
 
+def test_the_subset_stage_writes_what_its_settings_select(tmp_path):
+    from types import SimpleNamespace
+
+    write_tsv_atomic(_dataset({"Benign": 5, "Pro": 3}), tmp_path / "images.tsv")
+    settings = SubsetSettings.from_params(SimpleNamespace(classes=["Pro", "Benign"], max_per_class=4, seed=0))
+    written = write_subset(images=tmp_path / "images.tsv", settings=settings, out=tmp_path / "subset.tsv")
+    back = read_tsv(tmp_path / "subset.tsv")
+    assert back["label"].value_counts().to_dict() == {"Pro": 3, "Benign": 4}
+    assert back["y"].tolist() == written["y"].tolist() == [0, 0, 0, 1, 1, 1, 1]
+
+
 def test_select_subset_empty_class_raises():
     with pytest.raises(AlldagError) as exc:
         select_subset(_dataset({"Benign": 4}), ["Benign", "Pro"], None, seed=0)
@@ -336,34 +357,23 @@ def test_tsv_roundtrip_keeps_empty_strings(tmp_path):
 # --- download -----------------------------------------------------------------------------------
 
 
-def local_outputs(tmp_path, folder: str) -> dict:
-    """materialise_dataset's arguments for local data read from `folder`, unverified, written under tmp_path."""
-    return {
-        "images_per_class": {},
-        "synthetic_seed": 0,
-        "planted": {},
-        "folder": folder,
-        "dataset_tsv": tmp_path / "d.tsv",
-        "provenance_json": tmp_path / "d.json",
-        "verification_tsv": tmp_path / "v.tsv",
-        "verify": "off",
-    }
+def local_outputs(tmp_path) -> DownloadOutputs:
+    """materialise_dataset's outputs, written under tmp_path."""
+    return DownloadOutputs(str(tmp_path / "d.tsv"), str(tmp_path / "d.json"), str(tmp_path / "v.tsv"))
 
 
 def test_materialise_synthetic(tmp_path):
     decision = SourceDecision("synthetic", None, "test run", demo=True)
     tsv, prov = tmp_path / "out" / "dataset.tsv", tmp_path / "dataset.json"
     n = materialise_dataset(
-        decision,
-        synthetic_dir=tmp_path / "synthetic",
-        images_per_class={"Benign": 3, "Pro": 4},
-        synthetic_seed=11,
-        planted={},
-        folder="Original",
-        dataset_tsv=tsv,
-        provenance_json=prov,
-        verification_tsv=tmp_path / "verification.tsv",
-        requested="auto",
+        settings=DownloadSettings(
+            decision,
+            synthetic_dir=str(tmp_path / "synthetic"),
+            images_per_class={"Benign": 3, "Pro": 4},
+            synthetic_seed=11,
+            requested="auto",
+        ),
+        outputs=DownloadOutputs(str(tsv), str(prov), str(tmp_path / "verification.tsv")),
     )
     assert n == 7
     table = read_tsv(tsv)
@@ -383,9 +393,8 @@ def test_materialise_synthetic(tmp_path):
 def test_materialise_local_requested_defaults_to_kind(tmp_path, synthetic_root):
     decision = resolve_source("local", str(synthetic_root), online=_never_online)
     n = materialise_dataset(
-        decision,
-        **local_outputs(tmp_path, "Segmented"),
-        synthetic_dir=tmp_path / "unused",
+        settings=DownloadSettings(decision, "Segmented", str(tmp_path / "unused"), verify="off"),
+        outputs=local_outputs(tmp_path),
     )
     assert n == SYNTHETIC_PER_CLASS * len(CLASSES)
     info = json.loads((tmp_path / "d.json").read_text())
@@ -399,7 +408,7 @@ def test_materialise_empty_local_raises(tmp_path):
     (root / "Original" / "Pro").mkdir(parents=True)
     decision = SourceDecision("local", str(root), "test", demo=False)
     with pytest.raises(AlldagError) as exc:
-        materialise_dataset(decision, **local_outputs(tmp_path, "Original"), synthetic_dir=tmp_path / "s")
+        materialise_dataset(settings=DownloadSettings(decision, verify="off"), outputs=local_outputs(tmp_path))
     _one_line(exc)
     assert not (tmp_path / "d.tsv").exists()
 

@@ -14,7 +14,7 @@ from alldag import AlldagError
 from alldag.audit import AuditOutputs, AuditSettings, audit_dataset
 from alldag.classes import file_prefix
 from alldag.data import scan_dataset
-from alldag.download import SourceDecision, materialise_dataset
+from alldag.download import DownloadOutputs, DownloadSettings, SourceDecision, materialise_dataset
 from alldag.split import SplitSettings, check_leakage, leakage, make_folds, split_counts
 from alldag.synthetic import generate_dataset, image_rng, render_smear, twin_outcome
 from alldag.tables import write_tsv_atomic
@@ -258,18 +258,10 @@ def test_manifest_verification_lists_missing_extra_changed(tmp_path):
 
 
 def _materialise(root, tmp_path, manifest, verify):
+    decision = SourceDecision("local", str(root), "test", False)
     return materialise_dataset(
-        SourceDecision("local", str(root), "test", False),
-        synthetic_dir=tmp_path / "syn",
-        images_per_class={},
-        synthetic_seed=0,
-        planted={},
-        folder="Original",
-        dataset_tsv=tmp_path / "dataset.tsv",
-        provenance_json=tmp_path / "dataset.json",
-        verification_tsv=tmp_path / "verification.tsv",
-        manifest_path=manifest,
-        verify=verify,
+        settings=DownloadSettings(decision, manifest_path=manifest and str(manifest), verify=verify),
+        outputs=DownloadOutputs(*(str(tmp_path / n) for n in ("dataset.tsv", "dataset.json", "verification.tsv"))),
     )
 
 

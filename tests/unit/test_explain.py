@@ -8,6 +8,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from alldag import AlldagError
 from alldag.attribution_metrics import VS_RANDOM_COLUMNS
 from alldag.explain import (
     FILLS,
@@ -24,6 +25,7 @@ from alldag.explain import (
     lime_segments_to_heatmap,
     load_masks,
     normalise_heatmap,
+    perturbed_batches,
     quickshift_kernel,
     resize_heatmap,
 )
@@ -57,6 +59,24 @@ def test_resize_heatmap():
     np.testing.assert_allclose(resize_heatmap(np.full((2, 2), 0.5), 7), np.full((7, 7), 0.5), atol=1e-6)
 
 
+@pytest.mark.parametrize(
+    ("grid", "size"), [(1, 8), (2, 72), (3, 96), (7, 224), (9, 64), (10, 7), (8, 3), (7, 2), (5, 5)]
+)
+def test_resize_heatmap_gives_pillows_numbers_for_a_batch(grid, size):
+    """The maps' numbers do not change with the batched resize: bit for bit Pillow's bilinear "F" resize."""
+    from PIL import Image
+
+    heats = np.random.default_rng(grid * size).normal(size=(2, 3, grid, grid)).astype(np.float32)
+    pillow = [np.asarray(Image.fromarray(h).resize((size, size), Image.BILINEAR)) for h in heats.reshape(6, grid, grid)]
+    np.testing.assert_array_equal(resize_heatmap(heats, size), np.reshape(pillow, (2, 3, size, size)))
+
+
+def test_normalise_heatmap_scales_each_map_of_a_batch():
+    heats = np.stack([np.full((2, 2), 4.0), -np.ones((2, 2)), np.array([[1.0, 2.0], [-1.0, 0.5]])])
+    np.testing.assert_array_equal(normalise_heatmap(heats), [normalise_heatmap(h) for h in heats])
+    np.testing.assert_allclose(normalise_heatmap(heats)[2], [[0.5, 1.0], [0.0, 0.25]])
+
+
 def test_lime_segments_to_heatmap():
     segments = np.array([[0, 0, 1, 1], [0, 0, 1, 1], [2, 2, 3, 3], [2, 2, 3, 3]])
     heat = lime_segments_to_heatmap(segments, [(0, 0.5), (1, -0.2), (2, 0.25)])
@@ -74,7 +94,7 @@ def test_vectorised_lime_perturbation_matches_lime():
     rng = np.random.default_rng(0)
     image = rng.integers(0, 255, (12, 12, 3)).astype(np.uint8)
     segments = np.repeat(np.repeat(np.arange(9).reshape(3, 3), 4, axis=0), 4, axis=1)
-    fudged = np.full_like(image, 7)
+    fudged = rng.integers(0, 255, (12, 12, 3)).astype(np.uint8)  # per pixel, above and below the image's bytes
     seen = {}
 
     def classifier(tag):
@@ -89,9 +109,20 @@ def test_vectorised_lime_perturbation_matches_lime():
         image, fudged, segments, classifier("lime"), 25, batch_size=10
     )
     np.testing.assert_array_equal(ours[0], theirs[0])
-    np.testing.assert_allclose(ours[1], theirs[1])
+    np.testing.assert_array_equal(ours[1], theirs[1])
     np.testing.assert_array_equal(np.concatenate(seen["ours"]), np.concatenate(seen["lime"]))
-    assert [len(b) for b in seen["ours"]] == [10, 10, 5]
+    assert [len(b) for b in seen["ours"]] == [10, 10, 5] and seen["ours"][0].dtype == seen["lime"][0].dtype
+
+
+def test_perturbed_batches_reuse_one_buffer_and_need_uint8():
+    image, fill = np.full((2, 2, 3), 200, np.uint8), np.full((2, 2, 3), 9, np.uint8)
+    segments = np.array([[0, 0], [1, 1]])
+    batches = [b.copy() for b in perturbed_batches(image, fill, segments, np.array([[1, 0], [0, 1], [0, 0]]), 2)]
+    np.testing.assert_array_equal(batches[0][0, :, :, 0], [[200, 200], [9, 9]])
+    np.testing.assert_array_equal(batches[0][1, :, :, 0], [[9, 9], [200, 200]])
+    assert batches[1].shape == (1, 2, 2, 3) and (batches[1] == 9).all()
+    with pytest.raises(AlldagError, match="uint8"):
+        next(perturbed_batches(image.astype(np.float32), fill, segments, np.ones((1, 2), int), 2))
 
 
 def test_quickshift_kernel_scales_with_size():
@@ -338,6 +369,19 @@ def test_gradient_cams_weigh_the_channel_the_model_reads():
         heat = maps[name]
         assert heat.shape == (3, size, size) and heat.min() >= 0 and heat.max() == pytest.approx(1.0)
         assert heat[:, 10:14, 10:14].sum() / heat.sum() > 0.95  # the red patch, not the green one
+
+
+def test_gradient_cams_do_not_depend_on_the_batch_size():
+    from alldag.explain import gradient_cam_fn
+
+    size = 16
+    images, classes = _red_and_green(5, size, (10, 10), (2, 2)), np.array([0, 1, 0, 1, 0])
+    whole = gradient_cam_fn(_red_model(size), "conv", batch_size=16)(images, classes)
+    chunked = gradient_cam_fn(_red_model(size), "conv", batch_size=2)(images, classes)
+    for name in ("gradcam", "gradcam_pp"):
+        np.testing.assert_array_equal(chunked[name], whole[name])
+        alone = gradient_cam_fn(_red_model(size), "conv")(images[3:], classes[3:])
+        np.testing.assert_array_equal(chunked[name][3:], alone[name])
 
 
 def test_explain_images_rows_and_maps():

@@ -84,7 +84,7 @@ def test_a_colour_shortcut_falls_to_chance_under_macenko_and_greyscale(shortcut_
     probed = ProbeImageOutputs(str(root / "probed.tsv"), str(root / "probed"))
     write_probed_images(manifest=manifest, settings=ProbeImageSettings(seed=1), outputs=probed)
     outputs = ProbeScoreOutputs(str(root / "probes.tsv"), str(root / "probes.json"))
-    settings = ScoringSettings(ModelKey("t", BASELINE_NAME, 0), CLASSES, None, 1)
+    settings = ScoringSettings(ModelKey("t", BASELINE_NAME, 0), CLASSES, 1)
     metrics = score_stain_probes(model=None, manifest=manifest, probed=probed.table, settings=settings, outputs=outputs)
     assert metrics["stain_as_is_balanced_accuracy"] >= 0.95
     assert metrics[f"stain_{MACENKO}_balanced_accuracy"] <= 0.65
@@ -107,7 +107,7 @@ def test_a_colour_shortcut_falls_to_chance_on_a_second_lab(shortcut_fold, tmp_pa
     generate_external_set(tmp_path / "lab_b", {c: 12 for c in CLASSES}, 11, magnification=2.0, jpeg_quality=60)
     images = list_external(tmp_path / "lab_b", {c: c for c in CLASSES})
     images = images.assign(y=images["label"].map({c: i for i, c in enumerate(CLASSES)}), group=images["image_id"])
-    settings = ScoringSettings(ModelKey("t", BASELINE_NAME, 0), CLASSES, None, 1)
+    settings = ScoringSettings(ModelKey("t", BASELINE_NAME, 0), CLASSES, 1)
     proba = predictor(model=None, manifest=pd.read_csv(manifest, sep="\t"), settings=settings)(images)
     scored = prediction_rows(images, proba, list(CLASSES), ["image_id", "label", "y", "group"])
     assert balanced_accuracy(scored) <= 0.65

@@ -202,15 +202,15 @@ def test_the_model_is_logged_once(tmp_path, job_files):
     images.assign(path=[str(tmp_path / f"{k}.png") for k in range(len(images))]).to_csv(
         files["split_manifest"], sep="\t", index=False
     )
-    assert log_model_once(client, run_id, path, files["split_manifest"], 8, ["A", "B"])
-    assert not log_model_once(client, run_id, path, files["split_manifest"], 8, ["A", "B"])
+    assert log_model_once(client, run_id, path, files["split_manifest"], ["A", "B"])
+    assert not log_model_once(client, run_id, path, files["split_manifest"], ["A", "B"])
     assert len(client.get_run(run_id).outputs.model_outputs) == 1
     # A track job finding the model logged imports neither TensorFlow (4 CPU-seconds per job) nor scikit-learn
     # or matplotlib (1.4 s): what it logs is named by alldag.run_metrics.
     check = (
         "import sys; import alldag.run_metrics; from alldag.track import log_model_once; "
         "from alldag.tracking import client_for; "
-        f"assert not log_model_once(client_for({tracking.uri!r}), {run_id!r}, None, None, 8, ['A', 'B']); "
+        f"assert not log_model_once(client_for({tracking.uri!r}), {run_id!r}, None, None, ['A', 'B']); "
         "print(sorted(m for m in ('tensorflow', 'keras', 'sklearn', 'matplotlib') if m in sys.modules))"
     )
     out = subprocess.run([sys.executable, "-c", check], capture_output=True, text=True, timeout=120)

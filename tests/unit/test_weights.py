@@ -240,3 +240,22 @@ def test_training_loads_the_rules_weights_input_or_the_local_file(schema_path, w
     params = {"train": train, "classes": ["A", "B"], "seed": 1, "tracking": tracking, "task": "t", "backbone": "VGG16"}
     settings, _ = settings_from_params({**params, **extra})
     assert settings.weights == weights and settings.weights_file == expected
+
+
+def test_train_settings_carry_how_the_job_runs_and_a_checkpoint_survives_changing_it(schema_path):
+    import dataclasses
+
+    import pandas as pd
+
+    from alldag.config import validate_config
+    from alldag.train import run_fingerprint, settings_from_params
+
+    train = {**validate_config({}, schema_path)["train"], "checkpoint_minutes": 5, "mixed_precision": "off"}
+    tracking = {"uri": "sqlite:///x.db", "experiment": "s", "artifact_root": "a", "parent_run_file": "p", "tags": {}}
+    params = {"train": train, "classes": ["A", "B"], "seed": 1, "tracking": tracking, "task": "t", "backbone": "VGG16"}
+    settings, _ = settings_from_params(params)
+    assert (settings.checkpoint_minutes, settings.mixed_precision, settings.require_gpu) == (5, "off", False)
+    rows = pd.DataFrame({"path": ["a.jpg"], "y": [0], "split": ["train"]})
+    key = run_fingerprint(settings, rows, {})
+    assert run_fingerprint(dataclasses.replace(settings, checkpoint_minutes=0, require_gpu=True), rows, {}) == key
+    assert run_fingerprint(dataclasses.replace(settings, mixed_precision="on"), rows, {}) != key

@@ -57,19 +57,6 @@ def train_settings(**changes) -> TrainSettings:
 NO_AUGMENTATION = {"rotation_degrees": 0, "brightness": 0, "horizontal_flip": False, "vertical_flip": False, "seed": 0}
 
 
-@pytest.fixture(scope="module")
-def small_manifest(tmp_path_factory):
-    from alldag.data import scan_dataset
-    from alldag.split import SplitSettings, make_folds
-    from alldag.synthetic import generate_dataset
-
-    root = tmp_path_factory.mktemp("train") / "ALL"
-    generate_dataset(root, {"Benign": 8, "Pro": 8}, seed=1, size=64)
-    data = scan_dataset(root)
-    data["y"] = (data["label"] == "Pro").astype(int)
-    return make_folds(data, SplitSettings(1, 0.25, 0.25, 0))[0]
-
-
 def test_two_phase_fine_tuning_from_a_weights_file(tmp_path, small_manifest):
     import keras
 
@@ -237,7 +224,7 @@ def test_a_resumed_fit_is_bit_identical_to_an_uninterrupted_one(tmp_path, small_
     for got, expected in zip(resumed_model.get_weights(), whole_model.get_weights(), strict=True):
         np.testing.assert_array_equal(got, expected)
     test = small_manifest[small_manifest["split"] == "test"]
-    np.testing.assert_array_equal(predict_split(resumed_model, test, 32, 4), predict_split(whole_model, test, 32, 4))
+    np.testing.assert_array_equal(predict_split(resumed_model, test, 4), predict_split(whole_model, test, 4))
     other_seed, _ = fit(
         dataclasses.replace(settings, seed=8), small_manifest, augmentation, tmp_path / "other", build_model=_tiny_cnn
     )

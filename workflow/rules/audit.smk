@@ -2,11 +2,11 @@ rule audit:
     input:
         dataset=rules.download.output.dataset,
     output:
-        images=f"{DATA}/images.tsv",
-        quarantine=f"{DATA}/{QUARANTINE_TSV}",
-        duplicates=f"{DATA}/{DUPLICATES_TSV}",
-        summary=f"{DATA}/audit.json",
-        masks=directory(f"{DATA}/masks"),
+        images=AUDIT["images"],
+        quarantine=AUDIT["quarantine"],
+        duplicates=AUDIT["duplicates"],
+        summary=AUDIT["summary"],
+        masks=directory(AUDIT["masks"]),
     log:
         "logs/audit.log",
     conda:

@@ -2,9 +2,9 @@ rule augment:
     input:
         manifest=fill(SPLIT_MANIFEST, fold=0),
     output:
-        spec="results/augment/{task}/augmentation.json",
+        spec=f"{AUGMENT_DIR}/augmentation.json",
         preview=figure(
-            "results/augment/{task}/augmentation_preview.png",
+            f"{AUGMENT_DIR}/augmentation_preview.png",
             "augmentation.rst",
             "Data",
             "{task}",

@@ -4,7 +4,7 @@ rule colour_baseline:
         leakage=rules.check_leakage.output.report,
     output:
         metrics=f"{BASELINE_EVALUATION_DIR}/{METRICS_JSON}",
-        predictions=f"{BASELINE_EVALUATION_DIR}/{PREDICTIONS_TSV}",
+        predictions=fill(PREDICTIONS, backbone=BASELINE_NAME),
         confusion=model_figure(
             f"{BASELINE_EVALUATION_DIR}/confusion_matrix.png",
             "confusion_matrix.rst",
@@ -36,10 +36,10 @@ rule colour_baseline:
     params:
         classes=task_classes,
         seed=config["seed"],
-        tracking=tracking_params(),
+        tracking=PLAN.tracking,
         split={
             k: config["split"][k] for k in ("folds", "val_fraction", "test_fraction")
         },
-        groupings=BASELINE_GROUPINGS,
+        groupings=PLAN.baseline_groupings(),
     script:
         "../scripts/colour_baseline.py"

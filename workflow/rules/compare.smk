@@ -1,14 +1,14 @@
 rule compare:
     input:
-        predictions=comparison_predictions,
-        image_level=image_level_baseline_predictions,
-        by_grouping=grouping_baseline_predictions,
+        predictions=flat_of(comparison_prediction_table),
+        image_level=baseline_fold_outputs("image_level"),
+        by_grouping=baseline_fold_outputs("by_grouping"),
     output:
-        comparison=f"results/comparison/{{task}}/{COMPARISON_TSV}",
-        paired="results/comparison/{task}/paired_tests.tsv",
-        groupings="results/comparison/{task}/grouping_sensitivity.tsv",
+        comparison=COMPARISON,
+        paired=f"{COMPARISON_DIR}/paired_tests.tsv",
+        groupings=f"{COMPARISON_DIR}/grouping_sensitivity.tsv",
         figure=figure(
-            "results/comparison/{task}/comparison.png",
+            f"{COMPARISON_DIR}/comparison.png",
             "comparison.rst",
             "Comparison",
             "{task}",
@@ -24,7 +24,7 @@ rule compare:
         classes=task_classes,
         bootstrap=config["evaluate"]["bootstrap_samples"],
         equivalence_margin=config["evaluate"]["equivalence_margin"],
-        grouping=SPLIT_GROUPING,
+        grouping=PLAN.grouping,
         seed=config["seed"],
     script:
         "../scripts/compare.py"

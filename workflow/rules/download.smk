@@ -18,7 +18,7 @@ rule download:
         folder=config["data"]["folder"],
         synthetic=config["data"]["synthetic"],
         synthetic_dir=f"{DATA}/synthetic",
-        manifest=manifest_path(),
+        manifest=PLAN.data_manifest,
         verify=config["data"]["verify"],
     script:
         "../scripts/download.py"

@@ -4,7 +4,7 @@ rule evaluate:
         manifest=SPLIT_MANIFEST,
     output:
         metrics=f"{EVALUATION_DIR}/{METRICS_JSON}",
-        predictions=f"{EVALUATION_DIR}/{PREDICTIONS_TSV}",
+        predictions=PREDICTIONS,
         confusion=model_figure(
             f"{EVALUATION_DIR}/confusion_matrix.png",
             "confusion_matrix.rst",
@@ -26,6 +26,5 @@ rule evaluate:
         "../../envs/evaluate.yaml"
     params:
         classes=task_classes,
-        image_size=backbone_image_size,
     script:
         "../scripts/evaluate.py"

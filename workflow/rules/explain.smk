@@ -24,7 +24,6 @@ rule explain:
         "../../envs/explain.yaml"
     params:
         classes=task_classes,
-        image_size=backbone_image_size,
         explain=config["explain"],
         seed=config["seed"],
     script:

@@ -2,16 +2,16 @@ rule split:
     input:
         subset=rules.subset.output.subset,
     output:
-        manifests=expand(SPLIT_MANIFEST, fold=FOLDS, allow_missing=True),
+        manifests=PLAN.fold_paths(SPLIT_MANIFEST, task="{task}"),
     log:
         "logs/split/{task}.log",
     conda:
         "../../envs/data.yaml"
     params:
         folds=config["split"]["folds"],
-        group_blocks=SPLIT_BLOCK_SIZE,
-        grouping=SPLIT_GROUPING,
-        appearance_threshold=SPLIT_APPEARANCE_THRESHOLD,
+        group_blocks=PLAN.split_block_size,
+        grouping=PLAN.grouping,
+        appearance_threshold=PLAN.appearance_threshold,
         val_fraction=config["split"]["val_fraction"],
         test_fraction=config["split"]["test_fraction"],
         seed=config["seed"],
@@ -23,7 +23,7 @@ rule check_leakage:
     input:
         manifests=fold_manifests,
     output:
-        report="results/split/{task}/leakage_check.tsv",
+        report=LEAKAGE_CHECK,
     log:
         "logs/check_leakage/{task}.log",
     conda:

@@ -24,7 +24,7 @@ rule stain_probe:
         manifest=SPLIT_MANIFEST,
         probed=rules.stain_probe_images.output.table,
     output:
-        predictions=f"{EVALUATION_DIR}/stain_probes.tsv",
+        predictions=STAIN_PROBE_PREDICTIONS,
         metrics=f"{EVALUATION_DIR}/stain_probes.json",
     log:
         f"logs/stain_probe/{MODEL_FOLD}.log",
@@ -32,7 +32,6 @@ rule stain_probe:
         "../../envs/evaluate.yaml"
     params:
         classes=task_classes,
-        image_size=backbone_image_size,
         seed=config["seed"],
     script:
         "../scripts/stain_probe.py"
@@ -43,19 +42,18 @@ use rule stain_probe as stain_probe_colour_baseline with:
         manifest=SPLIT_MANIFEST,
         probed=rules.stain_probe_images.output.table,
     output:
-        predictions=f"{BASELINE_EVALUATION_DIR}/stain_probes.tsv",
+        predictions=fill(STAIN_PROBE_PREDICTIONS, backbone=BASELINE_NAME),
         metrics=f"{BASELINE_EVALUATION_DIR}/stain_probes.json",
     log:
         "logs/stain_probe/{task}/colour_baseline/fold{fold}.log",
     params:
         classes=task_classes,
-        image_size=None,
         seed=config["seed"],
 
 
 rule stain_probe_summary:
     input:
-        predictions=stain_probe_predictions,
+        predictions=flat_of(stain_probe_prediction_table),
     output:
         table=STAIN_PROBE_TABLE,
     log:
@@ -87,7 +85,7 @@ rule external_audit:
     input:
         unpack(external_audit_inputs),
     output:
-        images=f"{EXTERNAL_DIR}/images.tsv",
+        images=EXTERNAL_IMAGES,
         quarantine=f"{EXTERNAL_DIR}/{QUARANTINE_TSV}",
         duplicates=f"{EXTERNAL_DIR}/{DUPLICATES_TSV}",
         summary=f"{EXTERNAL_DIR}/audit.json",
@@ -110,18 +108,20 @@ rule external_validation:
     output:
         predictions=f"{EXTERNAL_MODEL_DIR}/{PREDICTIONS_TSV}",
         metrics=f"{EXTERNAL_MODEL_DIR}/{METRICS_JSON}",
-        fold_metrics=expand(
-            f"{EXTERNAL_MODEL_DIR}/fold{{fold}}.json", fold=FOLDS, allow_missing=True
+        fold_metrics=PLAN.fold_paths(
+            EXTERNAL_FOLD_METRICS,
+            external="{external}",
+            task="{task}",
+            backbone="{backbone}",
         ),
     log:
         "logs/external_validation/{external}/{task}/{backbone}.log",
     wildcard_constraints:
-        backbone="|".join(COMPARED_MODELS),
+        backbone="|".join(PLAN.compared_models),
     conda:
         "../../envs/evaluate.yaml"
     params:
         classes=task_classes,
-        image_size=track_image_size,
         seed=config["seed"],
     script:
         "../scripts/external_validation.py"
@@ -129,8 +129,8 @@ rule external_validation:
 
 rule external_summary:
     input:
-        scored=external_scored,
-        in_domain=comparison_predictions,
+        scored=flat_of(external_scored_table),
+        in_domain=flat_of(comparison_prediction_table),
     output:
         table=EXTERNAL_TABLE,
     log:

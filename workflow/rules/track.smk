@@ -10,17 +10,16 @@ rule track:
     input:
         unpack(track_inputs),
     output:
-        tracked=f"{TRACKED_DIR}/tracked.json",
+        tracked=TRACKED_JSON,
     log:
         f"logs/track/{MODEL_FOLD}.log",
     wildcard_constraints:
-        backbone="|".join(COMPARED_MODELS),
+        backbone="|".join(PLAN.compared_models),
     conda:
         "../../envs/train.yaml"
     params:
-        tracking=tracking_params(),
+        tracking=PLAN.tracking,
         classes=task_classes,
-        image_size=track_image_size,
         external=external_track_table,
     script:
         "../scripts/track.py"
@@ -32,15 +31,15 @@ rule track_comparison:
         paired=rules.compare.output.paired,
         figure=rules.compare.output.figure,
         provenance=PROVENANCE,
-        runs=comparison_tracked_runs,
+        runs=flat_of(comparison_tracked_table),
     output:
-        tracked="results/mlflow/{task}/comparison_tracked.json",
+        tracked=COMPARISON_TRACKED_JSON,
     log:
         "logs/track/{task}/comparison.log",
     conda:
         "../../envs/train.yaml"
     params:
         runs=comparison_tracked_table,
-        tracking=tracking_params(),
+        tracking=PLAN.tracking,
     script:
         "../scripts/track_comparison.py"

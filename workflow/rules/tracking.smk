@@ -11,7 +11,7 @@ onstart:
         start_parent_run,
     )
 
-    t = tracking_params()
+    t = PLAN.tracking
     uri = resolve_tracking_uri(t["uri"], ".")
     try:  # an unreachable tracking server stops the run here, before any job or file changes
         check_server(uri)
@@ -35,6 +35,24 @@ onstart:
         f"MLflow parent run {run_id} in experiment '{t['experiment']}'",
         file=sys.stderr,
     )
+
+
+def write_partial_report():
+    """With --keep-going, a failed job still gets a report (alldag.report.write_partial_report)."""
+    if workflow.execution_settings.keep_going:
+        from alldag.report import write_partial_report as write
+
+        outputs, parent = REPORT_OUTPUTS, PARENT_RUN_FILE
+        write(
+            rows=report_table(), config=config, outputs=outputs, parent_run_file=parent
+        )
+
+
+def close_parent_run(status):
+    """Mark this invocation's parent run (alldag.tracking.close_parent_run)."""
+    from alldag.tracking import close_parent_run as close, resolve_tracking_uri
+
+    close(resolve_tracking_uri(PLAN.tracking["uri"], "."), PARENT_RUN_FILE, status)
 
 
 onsuccess:

@@ -20,7 +20,7 @@ rule train:
     log:
         f"logs/train/{MODEL_FOLD}.log",
     wildcard_constraints:
-        backbone="|".join(BACKBONES),
+        backbone="|".join(PLAN.backbones),
     # Training is the long pole: once its inputs are ready, it goes before lighter jobs.
     priority: 1
     conda:
@@ -32,6 +32,6 @@ rule train:
         train=backbone_train_settings,
         pretrained=pretrained_entry,
         seed=config["seed"],
-        tracking=tracking_params(),
+        tracking=PLAN.tracking,
     script:
         workflow_script("train.py")

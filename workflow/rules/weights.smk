@@ -6,7 +6,7 @@ localrules:
 
 rule fetch_weights:
     output:
-        weights=f"{WEIGHTS_CACHE}/{{weights_file}}",
+        weights=f"{PLAN.weights.cache}/{{weights_file}}",
     log:
         "logs/fetch_weights/{weights_file}.log",
     conda:

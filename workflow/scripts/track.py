@@ -24,7 +24,6 @@ run_rule(
         history=inp.history if trained else None,
         explanation_summary=inp.explanation_summary if trained else None,
         model=inp.model if trained else None,
-        image_size=p.image_size,
         classes=list(p.classes),
         stress_metrics=[inp.stain_probes, *(files["metrics"] for files in p.external.values())],
         external_sets={name: files["images"] for name, files in p.external.items()},

@@ -235,7 +235,8 @@ def augmentation_preview(manifest_rows, spec: dict, image_size: int, out_png, n_
 @dataclass(frozen=True)
 class AugmentSettings:
     """The `augment` config (rotation_degrees, brightness, flips, hue, saturation), the seed of its draws and
-    the size the preview shows the training images at."""
+    the size the preview shows the training images at (the largest any model trains at). The spec is the
+    same for every model of a task: backbone_overrides change `train` settings, not augmentation."""
 
     augment: dict
     seed: int

@@ -66,6 +66,12 @@ class StudyPlan:
         return self.backbones + self.custom_models
 
     @property
+    def preview_image_size(self) -> int:
+        """The augmentation preview's image size: the largest any model trains at (backbone_overrides included),
+        so the preview shows the augmented images as sharp as a model sees them."""
+        return max(settings["image_size"] for settings in self.train.values())
+
+    @property
     def compared_models(self) -> list[str]:
         return self.models + [BASELINE_NAME]
 

@@ -46,6 +46,7 @@ def test_each_model_gets_its_own_overrides_and_no_weights_file_without_imagenet(
     assert plan.weights.train_input("VGG16") == {}
     assert plan.weights.entry_of("VGG16") is None
     assert plan.weights.by_file == {}
+    assert plan.preview_image_size == 64  # the augmentation preview: as sharp as the sharpest model sees it
 
 
 def test_imagenet_backbones_get_their_weights_file_from_the_checksum_table(schema_path):

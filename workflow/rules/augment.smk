@@ -17,7 +17,7 @@ rule augment:
         "../../envs/train.yaml"
     params:
         augment=config["augment"],
-        image_size=config["train"]["image_size"],
+        image_size=PLAN.preview_image_size,
         seed=config["seed"],
     script:
         "../scripts/augment.py"

@@ -1,7 +1,7 @@
-"""The `explain` stage: Grad-CAM, Grad-CAM++ and LIME maps on a stratified sample of test images,
-measured (not eyeballed) with the metrics of `alldag.attribution_metrics`.
+"""The `explain` stage: the maps of every registered method (alldag.methods: Grad-CAM, Grad-CAM++ and LIME) on
+a stratified sample of test images, measured (not eyeballed) with the metrics of `alldag.attribution_metrics`.
 
-This module holds the model-calling code: the three attribution methods, the deletion/insertion
+This module holds the model-calling code: the registry's compute functions, the deletion/insertion
 curves and the stage's driver (`explain_model`). Every map is (H, W) in [0, 1] at image size:
 positive evidence for the predicted class, peak 1.
 """
@@ -34,7 +34,7 @@ from alldag.attribution_metrics import (
 from alldag.figures import explanation_gallery, map_caption, save
 from alldag.jobs import ModelKey
 from alldag.masks import LeukocyteMask, load_leukocyte_mask, read_mask_file
-from alldag.names import METHODS
+from alldag.methods import METHODS, Attributions, MethodInput, method_pairs, pair_name
 from alldag.progress import track
 from alldag.tables import read_tsv, write_tsv_atomic
 
@@ -431,55 +431,82 @@ def load_masks(chosen: pd.DataFrame, size: int) -> list[LeukocyteMask]:
     return [load_leukocyte_mask(path, twin, size) for path, twin in zip(chosen["path"], chosen["mask_path"])]
 
 
+def gradient_cams(job: MethodInput) -> Attributions:
+    """The registry's Grad-CAM and Grad-CAM++ maps (gradient_cam_fn) of every image, from one traced pass per
+    batch to the configured layer (explain.gradcam_layer; default the last spatial layer)."""
+    from alldag.models import last_conv_layer_name
+
+    layer = job.options.gradcam_layer or last_conv_layer_name(job.model)
+    return Attributions(
+        gradient_cam_fn(job.model, layer, batch_size=job.options.lime_batch_size)(job.images, job.predicted)
+    )
+
+
+def lime_maps(job: MethodInput) -> Attributions:
+    """The registry's LIME maps (lime_explanation) of every image, with their quickshift superpixels."""
+    options, size = job.options, job.images.shape[1]
+    found = [
+        lime_explanation(
+            img,
+            job.predict,
+            int(c),
+            options.lime_num_samples,
+            options.lime_batch_size,
+            job.seed,
+            quickshift_kernel(options.lime_kernel_size, size),
+        )
+        for img, c in track(zip(job.images, job.predicted), f"{job.label}: LIME", total=len(job.images), unit="image")
+    ]
+    return Attributions({"lime": np.stack([heat for heat, _ in found])}, np.stack([seg for _, seg in found]))
+
+
+def compute_maps(job: MethodInput) -> tuple[dict[str, np.ndarray], np.ndarray]:
+    """Every registered method's maps {method: (n, H, W)}, in registry order, each compute function called
+    once for all the methods it computes; and the superpixels (n, H, W) of the first method that has them
+    (the agreement's per-superpixel Spearman; one superpixel when no method has any)."""
+    computed, segments = {}, None
+    for method in METHODS.values():
+        if method.name not in computed:
+            found = method.compute_function()(job)
+            computed |= found.maps
+            segments = found.segments if segments is None else segments
+    if segments is None:
+        segments = np.zeros(job.images.shape[:3], np.int32)
+    return {name: computed[name] for name in METHODS}, segments
+
+
 def explain_images(
     model, images: np.ndarray, masks: list, options: ExplainOptions, seed: int, *, label: str = "explain"
 ):
-    """Attribution maps and their metrics for a batch of images (n, H, W, 3) in [0, 255].
+    """Attribution maps of every registered method (alldag.methods) and their metrics for a batch of images
+    (n, H, W, 3) in [0, 255].
 
     masks: per image a bool (H, W) leukocyte mask or None; options: the config's `explain:` keys.
     label: the job's name in progress lines.
     Returns (maps {method: (n, H, W)}, segments (n, H, W), predicted (n,), probabilities (n, k),
     per-image-and-method rows, per-image-and-pair rows); row dicts carry an `index` into images.
     """
-    from alldag.models import last_conv_layer_name
-
     size = images.shape[1]
     predict = batched_predict(model, options.lime_batch_size)
     proba = predict(images)
     predicted = proba.argmax(axis=1)
-    layer = options.gradcam_layer or last_conv_layer_name(model)
-    maps = gradient_cam_fn(model, layer, batch_size=options.lime_batch_size)(images, predicted)
-    lime_out = [
-        lime_explanation(
-            img,
-            predict,
-            int(c),
-            options.lime_num_samples,
-            options.lime_batch_size,
-            seed,
-            quickshift_kernel(options.lime_kernel_size, size),
-        )
-        for img, c in track(zip(images, predicted), f"{label}: LIME", total=len(images), unit="image")
-    ]
-    maps["lime"] = np.stack([heat for heat, _ in lime_out])
-    segments = np.stack([seg for _, seg in lime_out])
+    maps, segments = compute_maps(MethodInput(model, images, predicted, predict, options, seed, label))
     corner = corner_region(size, options.corner_fraction)
     rng = np.random.default_rng(seed)
     method_rows, pair_rows = [], []
     for i in track(range(len(images)), f"{label}: deletion and insertion curves", unit="image"):
-        per_image = {m: maps[m][i] for m in METHODS} | {UNIFORM: np.ones((size, size), np.float32)}
+        per_image = {m: maps[m][i] for m in maps} | {UNIFORM: np.ones((size, size), np.float32)}
         aucs = faithfulness(predict, images[i], int(predicted[i]), per_image, options.faithfulness_steps, rng)
         for method, heat in per_image.items():
             method_rows.append({"index": i, "method": method, **map_metrics(heat, masks[i], corner), **aucs[method]})
-        for a_pos, a in enumerate(METHODS):
-            for b in METHODS[a_pos + 1 :]:
-                pair_rows.append(
-                    {
-                        "index": i,
-                        "pair": f"{a}_vs_{b}",
-                        **agreement_metrics(maps[a][i], maps[b][i], segments[i], options.top_percent, rng),
-                    }
-                )
+        for a, b in method_pairs():
+            pair_rows.append(
+                {
+                    "index": i,
+                    "pair": pair_name(a, b),
+                    **agreement_metrics(maps[a][i], maps[b][i], segments[i], options.top_percent, rng),
+                }
+            )
     return maps, segments, predicted, proba, method_rows, pair_rows
 
 
@@ -500,7 +527,7 @@ def gallery_choice(per_image: pd.DataFrame, chosen: pd.DataFrame) -> np.ndarray:
     """Positions in `chosen` of the gallery's images: per class the best and the worst plausibility (mean
     mask_ratio over METHODS), GALLERY_PER_CLASS in all; images without a mask only when a class has too few."""
     plausibility = (
-        per_image[per_image["method"].isin(METHODS)]
+        per_image[per_image["method"].isin(list(METHODS))]
         .groupby("image_id")["mask_ratio"]
         .mean()
         .reindex(chosen["image_id"])

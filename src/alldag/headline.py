@@ -12,7 +12,8 @@ from pathlib import Path
 
 import pandas as pd
 
-from alldag.names import BASELINE_NAME, HEADLINE_METRIC, METHOD_TITLES
+from alldag.methods import method_title, pair_name, study_methods, study_pair
+from alldag.names import BASELINE_NAME, HEADLINE_METRIC
 from alldag.study import STUDY_SHORT, study_task_reference
 from alldag.tracking import read_run_file
 from alldag.verdicts import BEATS, EQUIVALENT, HEADLINE_WORDS, REASON_COLUMN, UNDETERMINED, VERDICT_COLUMN, verdict_of
@@ -173,19 +174,21 @@ def explanation_sentence(task: str, headline: dict) -> str | None:
     else medians over models; None without numbers."""
     if headline.get("where_models_look"):
         return headline["where_models_look"]
-    rho, iou = headline.get("gradcam_vs_lime_spearman"), headline.get("gradcam_vs_lime_top_iou")
+    a, b = study_pair()
+    pair = pair_name(a, b)
+    rho, iou = headline.get(f"{pair}_spearman"), headline.get(f"{pair}_top_iou")
     if rho is None and iou is None:
         return None
     strength = (
         "barely" if rho is None or rho < 0.2 else "weakly" if rho < 0.5 else "moderately" if rho < 0.8 else "strongly"
     )
-    text = f"{task} explanations: Grad-CAM and LIME agree {strength}"
+    text = f"{task} explanations: {method_title(a)} and {method_title(b)} agree {strength}"
     text += f" (median per-superpixel Spearman {rho:.2f}" if rho is not None else " ("
     text += f", top-region IoU {iou:.2f})" if iou is not None else ")"
     shares = [
         f"{name} puts {headline[f'{key}_mask_mass']:.0%} of its attribution on the leukocyte and "
         f"{headline[f'{key}_corner_mass']:.0%} in the scale-bar corner"
-        for key, name in ((k, METHOD_TITLES[k]) for k in ("gradcam", "lime"))
+        for key, name in ((k, method_title(k)) for k in study_methods())
         if headline.get(f"{key}_mask_mass") is not None and headline.get(f"{key}_corner_mass") is not None
     ]
     if shares:

@@ -17,10 +17,6 @@ METRIC_TITLES = {
 }
 METRICS = list(METRIC_TITLES)
 
-# explanation method -> display title; the order is explain's computing order
-METHOD_TITLES = {"gradcam": "Grad-CAM", "gradcam_pp": "Grad-CAM++", "lime": "LIME"}
-METHODS = tuple(METHOD_TITLES)
-
 # output file names spelled by more than one rule, stage or reader
 METRICS_JSON = "metrics.json"
 PREDICTIONS_TSV = "predictions.tsv"

@@ -8,10 +8,11 @@ imported only when explain runs it, so importing the registry loads nothing else
 
 from __future__ import annotations
 
-import importlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
+
+from alldag.lazy import function_of
 
 
 @dataclass(frozen=True)
@@ -54,10 +55,7 @@ class Method:
 
     def compute_function(self) -> Callable[[MethodInput], Attributions]:
         """The compute function itself (imported on first use when named by a string)."""
-        if callable(self.compute):
-            return self.compute
-        module, name = self.compute.split(":")
-        return getattr(importlib.import_module(module), name)
+        return function_of(self.compute)
 
 
 # name -> method; the order is explain's computing order and every table's row order

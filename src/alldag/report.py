@@ -26,7 +26,8 @@ from alldag.headline import (
 )
 from alldag.jobs import MODEL_OUTPUT_KINDS, ModelResult
 from alldag.methods import pair_name, study_methods, study_pair
-from alldag.names import BASELINE_NAME, HEADLINE_METRIC, METRICS
+from alldag.metrics import METRICS
+from alldag.names import BASELINE_NAME, HEADLINE_METRIC
 from alldag.split import split_counts
 from alldag.stats import EXACT_BELOW_GROUPS
 from alldag.study import STUDY_CITATION, STUDY_DOI, STUDY_SHORT, study_accuracy
@@ -268,9 +269,9 @@ def _kept_epoch(history: pd.DataFrame) -> float:
 
 
 def fold_means(table: pd.DataFrame) -> pd.DataFrame:
-    """Mean and standard deviation over folds of each test metric, per task and backbone."""
+    """Mean and standard deviation over folds of each registered test metric, per task and backbone."""
     grouped = table.groupby(["task", "backbone"], sort=False)
-    out = grouped[METRICS].agg(["mean", "std"])
+    out = grouped[list(METRICS)].agg(["mean", "std"])
     out.columns = [f"{metric}_{stat}" for metric, stat in out.columns]
     out.insert(0, "folds", grouped.size())
     out["study_accuracy"] = grouped["study_accuracy"].first()
@@ -399,9 +400,9 @@ def comparison_section(task: str, *, comparison, paired, figure, groupings=None)
         ]
         + [
             "study_accuracy",
-            "image_level_balanced_accuracy",
-            "image_level_balanced_accuracy_ci_low",
-            "image_level_balanced_accuracy_ci_high",
+            f"image_level_{HEADLINE_METRIC}",
+            f"image_level_{HEADLINE_METRIC}_ci_low",
+            f"image_level_{HEADLINE_METRIC}_ci_high",
             "image_level_n_test",
         ]
     )

@@ -117,9 +117,9 @@ def task_headline(comparison: pd.DataFrame, paired: pd.DataFrame | None = None, 
 def _metric_columns() -> list[str]:
     """The comparison columns a model's headline keeps: every registered metric, the headline metric first,
     with its 95% interval where the registry says summary.json gives it (Metric.summary_interval)."""
-    first = [HEADLINE_METRIC, *(m for m in METRICS if m != HEADLINE_METRIC)]
+    ordered = [HEADLINE_METRIC, *(m for m in METRICS if m != HEADLINE_METRIC)]
     intervals = ("", "_ci_low", "_ci_high")
-    return [f"{m}{end}" for m in first for end in (intervals if METRICS[m].summary_interval else ("",))]
+    return [f"{m}{end}" for m in ordered for end in (intervals if METRICS[m].summary_interval else ("",))]
 
 
 def _text(value) -> str | None:

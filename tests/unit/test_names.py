@@ -50,4 +50,4 @@ def test_names_metrics_is_the_metric_registry_for_callers_that_still_read_it_the
     import alldag.names
     from alldag.metrics import METRICS
 
-    assert alldag.names.METRICS == list(METRICS)
+    assert list(METRICS) == alldag.names.METRICS

@@ -14,7 +14,8 @@ import pandas as pd
 from alldag import AlldagError
 from alldag.evaluate import classification_metrics
 from alldag.figures import comparison_figure, save
-from alldag.names import BASELINE_NAME, HEADLINE_METRIC, METRICS
+from alldag.metrics import METRICS
+from alldag.names import BASELINE_NAME, HEADLINE_METRIC
 from alldag.progress import track
 from alldag.stats import (
     group_bootstrap_weights,
@@ -109,8 +110,8 @@ def pooled_predictions(task: str, folds: dict[str, dict[int, pd.DataFrame]]) -> 
 
 
 def model_row(name: str, task: str, pooled: pd.DataFrame, classes: list[str], weights: np.ndarray) -> dict:
-    """Estimates on the pooled test predictions with group-bootstrap (or exact) 95% intervals, their n
-    (images and groups), and the mean and SD over folds."""
+    """Every registered metric (alldag.metrics) on the pooled test predictions with group-bootstrap (or exact)
+    95% intervals, their n (images and groups), and the mean and SD over folds."""
     folds = [f for _, f in pooled.groupby("fold", sort=True)]
     per_fold = pd.DataFrame([classification_metrics(f["y"].to_numpy(int), probabilities(f, classes)) for f in folds])
     y, proba = pooled["y"].to_numpy(int), probabilities(pooled, classes)
@@ -334,7 +335,9 @@ def compare_models(
     write_tsv_atomic(comparison, outputs.comparison)
     write_tsv_atomic(paired, outputs.paired)
     save(
-        comparison_figure(comparison, HEADLINE_METRIC, f"{task}: test balanced accuracy, 95% group-bootstrap CI"),
+        comparison_figure(
+            comparison, HEADLINE_METRIC, f"{task}: test {METRICS[HEADLINE_METRIC].title}, 95% group-bootstrap CI"
+        ),
         outputs.figure,
     )
     shown = [

@@ -14,6 +14,7 @@ from sklearn import metrics as skm
 
 from alldag.figures import confusion_matrix_figure, reliability_figure, roc_figure, save
 from alldag.jobs import ModelKey
+from alldag.metrics import METRICS
 from alldag.stats import expected_calibration_error, reliability
 from alldag.tables import read_tsv, write_tsv_atomic
 
@@ -46,26 +47,40 @@ class EvaluationOutputs:
     reliability: str  # reliability.png
 
 
-def classification_metrics(y_true: np.ndarray, proba: np.ndarray) -> dict:
-    """Accuracy, balanced accuracy, macro-F1 and ROC-AUC of class probabilities.
+def accuracy(y_true: np.ndarray, proba: np.ndarray) -> float:
+    """Share of images whose top class is the true one (the registry's accuracy)."""
+    return skm.accuracy_score(y_true, proba.argmax(axis=1))
 
-    y_true: int labels (n,); proba: (n, k) probabilities. ROC-AUC is the positive class's AUC for
-    k == 2 and the macro one-vs-rest AUC otherwise; NaN when the test set lacks a class.
-    """
-    y_pred = proba.argmax(axis=1)
+
+def balanced_accuracy(y_true: np.ndarray, proba: np.ndarray) -> float:
+    """Mean per-class recall of the top class (the registry's balanced accuracy)."""
+    return skm.balanced_accuracy_score(y_true, proba.argmax(axis=1))
+
+
+def macro_f1(y_true: np.ndarray, proba: np.ndarray) -> float:
+    """Mean F1 over the k classes of proba (0 for a class never predicted nor present)."""
     k = proba.shape[1]
-    out = {
-        "accuracy": skm.accuracy_score(y_true, y_pred),
-        "balanced_accuracy": skm.balanced_accuracy_score(y_true, y_pred),
-        "macro_f1": skm.f1_score(y_true, y_pred, average="macro", labels=list(range(k)), zero_division=0),
-    }
+    return skm.f1_score(y_true, proba.argmax(axis=1), average="macro", labels=list(range(k)), zero_division=0)
+
+
+def roc_auc(y_true: np.ndarray, proba: np.ndarray) -> float:
+    """The positive class's ROC-AUC for k == 2, the macro one-vs-rest AUC otherwise; NaN when the test set
+    lacks a class."""
+    k = proba.shape[1]
     if len(np.unique(y_true)) < k:
-        out["roc_auc"] = float("nan")
-    elif k == 2:
-        out["roc_auc"] = skm.roc_auc_score(y_true, proba[:, 1])
-    else:
-        out["roc_auc"] = skm.roc_auc_score(y_true, proba, multi_class="ovr", average="macro", labels=list(range(k)))
-    return {name: float(v) for name, v in out.items()}
+        return float("nan")
+    if k == 2:
+        return skm.roc_auc_score(y_true, proba[:, 1])
+    return skm.roc_auc_score(y_true, proba, multi_class="ovr", average="macro", labels=list(range(k)))
+
+
+def classification_metrics(y_true: np.ndarray, proba: np.ndarray) -> dict:
+    """Every registered metric (alldag.metrics: accuracy, balanced accuracy, macro-F1, ROC-AUC, ...) of class
+    probabilities, in registry order.
+
+    y_true: int labels (n,); proba: (n, k) probabilities.
+    """
+    return {name: metric.value(y_true, proba) for name, metric in METRICS.items()}
 
 
 def confusion(y_true: np.ndarray, y_pred: np.ndarray, k: int) -> np.ndarray:

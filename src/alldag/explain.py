@@ -1,7 +1,7 @@
-"""The `explain` stage: Grad-CAM, Grad-CAM++ and LIME maps on a stratified sample of test images,
-measured (not eyeballed) with the metrics of `alldag.attribution_metrics`.
+"""The `explain` stage: the maps of every registered method (alldag.methods: Grad-CAM, Grad-CAM++ and LIME) on
+a stratified sample of test images, measured (not eyeballed) with the metrics of `alldag.attribution_metrics`.
 
-This module holds the model-calling code: the three attribution methods, the deletion/insertion
+This module holds the model-calling code: the registry's compute functions, the deletion/insertion
 curves and the stage's driver (`explain_model`). Every map is (H, W) in [0, 1] at image size:
 positive evidence for the predicted class, peak 1.
 """
@@ -34,7 +34,7 @@ from alldag.attribution_metrics import (
 from alldag.figures import explanation_gallery, map_caption, save
 from alldag.jobs import ModelKey
 from alldag.masks import LeukocyteMask, load_leukocyte_mask, read_mask_file
-from alldag.names import METHODS
+from alldag.methods import METHODS, Attributions, MethodInput, method_pairs, pair_name
 from alldag.progress import track
 from alldag.tables import read_tsv, write_tsv_atomic
 
@@ -50,6 +50,20 @@ RESIZE_BLOCK = 65536  # output pixels resized at a time (0.5 MiB of float64 sums
 BLUR_SIGMA = 0.04  # the blurred fill's Gaussian sigma, as a share of the image side (9 px at 224 px)
 
 
+@dataclass(frozen=True, kw_only=True)
+class ExplainOptions:
+    """The config's `explain:` keys (workflow/schemas/config.schema.yaml describes each and fills its default)."""
+
+    images_per_class: int  # test images explained per class
+    lime_num_samples: int  # LIME perturbation samples per image
+    lime_batch_size: int  # images per model call (LIME, Grad-CAM, deletion/insertion curves)
+    lime_kernel_size: float  # quickshift kernel size (pixels) at 224 px, scaled with the image size
+    top_percent: float  # agreement between methods: IoU of their top-k % pixels; this is k
+    faithfulness_steps: int  # steps of the deletion and insertion curves
+    corner_fraction: float  # the scale-bar corner's side as a fraction of the image side
+    gradcam_layer: str | None  # Grad-CAM's layer; None: the last spatial layer
+
+
 @dataclass(frozen=True)
 class ExplainSettings:
     """What an explain job needs besides its files: the model, the task's classes, the `explain` config
@@ -57,16 +71,16 @@ class ExplainSettings:
 
     key: ModelKey
     classes: tuple[str, ...]
-    options: dict  # config["explain"]: images_per_class, lime_num_samples, corner_fraction, ...
+    options: ExplainOptions
     seed: int
 
     @classmethod
     def from_params(cls, params, wildcards) -> ExplainSettings:
-        """From the explain rule's params (classes, explain, seed) and wildcards."""
+        """From the explain rule's params (classes, explain: the validated config's `explain:`, seed) and wildcards."""
         return cls(
             ModelKey.from_wildcards(wildcards),
             tuple(params.classes),
-            dict(params.explain),
+            ExplainOptions(**params.explain),
             params.seed,
         )
 
@@ -417,53 +431,82 @@ def load_masks(chosen: pd.DataFrame, size: int) -> list[LeukocyteMask]:
     return [load_leukocyte_mask(path, twin, size) for path, twin in zip(chosen["path"], chosen["mask_path"])]
 
 
-def explain_images(model, images: np.ndarray, masks: list, settings: dict, seed: int, *, label: str = "explain"):
-    """Attribution maps and their metrics for a batch of images (n, H, W, 3) in [0, 255].
+def gradient_cams(job: MethodInput) -> Attributions:
+    """The registry's Grad-CAM and Grad-CAM++ maps (gradient_cam_fn) of every image, from one traced pass per
+    batch to the configured layer (explain.gradcam_layer; default the last spatial layer)."""
+    from alldag.models import last_conv_layer_name
 
-    masks: per image a bool (H, W) leukocyte mask or None. settings: the config's `explain:` keys.
+    layer = job.options.gradcam_layer or last_conv_layer_name(job.model)
+    return Attributions(
+        gradient_cam_fn(job.model, layer, batch_size=job.options.lime_batch_size)(job.images, job.predicted)
+    )
+
+
+def lime_maps(job: MethodInput) -> Attributions:
+    """The registry's LIME maps (lime_explanation) of every image, with their quickshift superpixels."""
+    options, size = job.options, job.images.shape[1]
+    found = [
+        lime_explanation(
+            img,
+            job.predict,
+            int(c),
+            options.lime_num_samples,
+            options.lime_batch_size,
+            job.seed,
+            quickshift_kernel(options.lime_kernel_size, size),
+        )
+        for img, c in track(zip(job.images, job.predicted), f"{job.label}: LIME", total=len(job.images), unit="image")
+    ]
+    return Attributions({"lime": np.stack([heat for heat, _ in found])}, np.stack([seg for _, seg in found]))
+
+
+def compute_maps(job: MethodInput) -> tuple[dict[str, np.ndarray], np.ndarray]:
+    """Every registered method's maps {method: (n, H, W)}, in registry order, each compute function called
+    once for all the methods it computes; and the superpixels (n, H, W) of the first method that has them
+    (the agreement's per-superpixel Spearman; one superpixel when no method has any)."""
+    computed, segments = {}, None
+    for method in METHODS.values():
+        if method.name not in computed:
+            found = method.compute_function()(job)
+            computed |= found.maps
+            segments = found.segments if segments is None else segments
+    if segments is None:
+        segments = np.zeros(job.images.shape[:3], np.int32)
+    return {name: computed[name] for name in METHODS}, segments
+
+
+def explain_images(
+    model, images: np.ndarray, masks: list, options: ExplainOptions, seed: int, *, label: str = "explain"
+):
+    """Attribution maps of every registered method (alldag.methods) and their metrics for a batch of images
+    (n, H, W, 3) in [0, 255].
+
+    masks: per image a bool (H, W) leukocyte mask or None; options: the config's `explain:` keys.
     label: the job's name in progress lines.
     Returns (maps {method: (n, H, W)}, segments (n, H, W), predicted (n,), probabilities (n, k),
     per-image-and-method rows, per-image-and-pair rows); row dicts carry an `index` into images.
     """
-    from alldag.models import last_conv_layer_name
-
     size = images.shape[1]
-    predict = batched_predict(model, settings["lime_batch_size"])
+    predict = batched_predict(model, options.lime_batch_size)
     proba = predict(images)
     predicted = proba.argmax(axis=1)
-    layer = settings["gradcam_layer"] or last_conv_layer_name(model)
-    maps = gradient_cam_fn(model, layer, batch_size=settings["lime_batch_size"])(images, predicted)
-    lime_out = [
-        lime_explanation(
-            img,
-            predict,
-            int(c),
-            settings["lime_num_samples"],
-            settings["lime_batch_size"],
-            seed,
-            quickshift_kernel(settings["lime_kernel_size"], size),
-        )
-        for img, c in track(zip(images, predicted), f"{label}: LIME", total=len(images), unit="image")
-    ]
-    maps["lime"] = np.stack([heat for heat, _ in lime_out])
-    segments = np.stack([seg for _, seg in lime_out])
-    corner = corner_region(size, settings["corner_fraction"])
+    maps, segments = compute_maps(MethodInput(model, images, predicted, predict, options, seed, label))
+    corner = corner_region(size, options.corner_fraction)
     rng = np.random.default_rng(seed)
     method_rows, pair_rows = [], []
     for i in track(range(len(images)), f"{label}: deletion and insertion curves", unit="image"):
-        per_image = {m: maps[m][i] for m in METHODS} | {UNIFORM: np.ones((size, size), np.float32)}
-        aucs = faithfulness(predict, images[i], int(predicted[i]), per_image, settings["faithfulness_steps"], rng)
+        per_image = {m: maps[m][i] for m in maps} | {UNIFORM: np.ones((size, size), np.float32)}
+        aucs = faithfulness(predict, images[i], int(predicted[i]), per_image, options.faithfulness_steps, rng)
         for method, heat in per_image.items():
             method_rows.append({"index": i, "method": method, **map_metrics(heat, masks[i], corner), **aucs[method]})
-        for a_pos, a in enumerate(METHODS):
-            for b in METHODS[a_pos + 1 :]:
-                pair_rows.append(
-                    {
-                        "index": i,
-                        "pair": f"{a}_vs_{b}",
-                        **agreement_metrics(maps[a][i], maps[b][i], segments[i], settings["top_percent"], rng),
-                    }
-                )
+        for a, b in method_pairs():
+            pair_rows.append(
+                {
+                    "index": i,
+                    "pair": pair_name(a, b),
+                    **agreement_metrics(maps[a][i], maps[b][i], segments[i], options.top_percent, rng),
+                }
+            )
     return maps, segments, predicted, proba, method_rows, pair_rows
 
 
@@ -484,7 +527,7 @@ def gallery_choice(per_image: pd.DataFrame, chosen: pd.DataFrame) -> np.ndarray:
     """Positions in `chosen` of the gallery's images: per class the best and the worst plausibility (mean
     mask_ratio over METHODS), GALLERY_PER_CLASS in all; images without a mask only when a class has too few."""
     plausibility = (
-        per_image[per_image["method"].isin(METHODS)]
+        per_image[per_image["method"].isin(list(METHODS))]
         .groupby("image_id")["mask_ratio"]
         .mean()
         .reindex(chosen["image_id"])
@@ -514,7 +557,7 @@ def explain_model(*, model, manifest, settings: ExplainSettings, outputs: Explai
     classifier = load_classifier(model)
     image_size = input_size(classifier)
     rows = read_tsv(manifest)
-    chosen = choose_images(rows[rows["split"] == "test"], options["images_per_class"], seed)
+    chosen = choose_images(rows[rows["split"] == "test"], options.images_per_class, seed)
     images = load_images(chosen["path"], image_size)
     found = load_masks(chosen, image_size)
     masks, sources = [f.mask for f in found], [f.source for f in found]
@@ -549,7 +592,7 @@ def explain_model(*, model, manifest, settings: ExplainSettings, outputs: Explai
             segments[shown],
             [masks[i] for i in shown],
             [sources[i] for i in shown],
-            corner_region(image_size, options["corner_fraction"]),
+            corner_region(image_size, options.corner_fraction),
             titles,
             f"{label}: explanations ({len(chosen)} test images measured; per class the best "
             f"and the worst on the leukocytes)",

@@ -10,7 +10,8 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
 from alldag.attribution_metrics import NO_POSITIVE  # noqa: E402
-from alldag.names import BASELINE_NAME, METHOD_TITLES  # noqa: E402
+from alldag.methods import METHODS, method_title  # noqa: E402
+from alldag.names import BASELINE_NAME  # noqa: E402
 
 
 def training_curves_figure(history: pd.DataFrame, title: str):
@@ -204,8 +205,8 @@ def explanation_gallery(
     title: str,
 ):
     """One row per image: the image with the leukocyte mask outlined (green) and the scale-bar corner
-    (orange), its mask's source in the caption, then each method's map over it (LIME with its superpixel
-    boundaries).
+    (orange), its mask's source in the caption, then each method's map over it (a method painted on
+    superpixels, alldag.methods' LIME, with their boundaries).
 
     maps: method -> (n, H, W) in [0, 1]; notes: method -> one caption line per image; masks: bool (H, W)
     or None per image; sources: 'segmented', 'stain' or 'none' per image.
@@ -238,10 +239,10 @@ def explanation_gallery(
         for ax, (method, heat) in zip(axes[i, 1:], maps.items()):
             ax.imshow(img)
             ax.imshow(heat[i], cmap="jet", alpha=0.45, vmin=0, vmax=1)
-            if method == "lime":
+            if method in METHODS and METHODS[method].superpixels:
                 edges = np.ma.masked_where(~find_boundaries(segments[i], mode="inner"), np.ones((size, size)))
                 ax.imshow(edges, cmap="Greys", vmin=0, vmax=1, alpha=0.6)
-            ax.set_title(f"{METHOD_TITLES.get(method, method)}\n{notes[method][i]}", fontsize=7)
+            ax.set_title(f"{method_title(method)}\n{notes[method][i]}", fontsize=7)
         for ax in axes[i]:
             ax.axis("off")
     fig.suptitle(title, fontsize=9)

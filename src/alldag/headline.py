@@ -12,7 +12,9 @@ from pathlib import Path
 
 import pandas as pd
 
-from alldag.names import BASELINE_NAME, HEADLINE_METRIC, METHOD_TITLES
+from alldag.methods import method_title, pair_name, study_methods, study_pair
+from alldag.metrics import METRICS
+from alldag.names import BASELINE_NAME, HEADLINE_METRIC
 from alldag.study import STUDY_SHORT, study_task_reference
 from alldag.tracking import read_run_file
 from alldag.verdicts import BEATS, EQUIVALENT, HEADLINE_WORDS, REASON_COLUMN, UNDETERMINED, VERDICT_COLUMN, verdict_of
@@ -63,17 +65,12 @@ def task_headline(comparison: pd.DataFrame, paired: pd.DataFrame | None = None, 
     task: names the study's reported figure for the task (`study`), with its citation.
     """
     metric = HEADLINE_METRIC
-    cnns = comparison[comparison["model"] != BASELINE_NAME].sort_values(metric, ascending=False)
+    cnns = comparison[comparison["model"] != BASELINE_NAME].sort_values(
+        metric, ascending=not METRICS[metric].higher_is_better
+    )
     baseline = comparison[comparison["model"] == BASELINE_NAME]
     numbers = (
-        metric,
-        f"{metric}_ci_low",
-        f"{metric}_ci_high",
-        "accuracy",
-        "accuracy_ci_low",
-        "accuracy_ci_high",
-        "macro_f1",
-        "roc_auc",
+        *_metric_columns(),
         "study_accuracy",
         "n_test",
         "n_groups",
@@ -115,6 +112,14 @@ def task_headline(comparison: pd.DataFrame, paired: pd.DataFrame | None = None, 
             m for m, v in models.items() if m != BASELINE_NAME and v[VERDICT_COLUMN] != BEATS
         ]
     return out
+
+
+def _metric_columns() -> list[str]:
+    """The comparison columns a model's headline keeps: every registered metric, the headline metric first,
+    with its 95% interval where the registry says summary.json gives it (Metric.summary_interval)."""
+    ordered = [HEADLINE_METRIC, *(m for m in METRICS if m != HEADLINE_METRIC)]
+    intervals = ("", "_ci_low", "_ci_high")
+    return [f"{m}{end}" for m in ordered for end in (intervals if METRICS[m].summary_interval else ("",))]
 
 
 def _text(value) -> str | None:
@@ -173,19 +178,21 @@ def explanation_sentence(task: str, headline: dict) -> str | None:
     else medians over models; None without numbers."""
     if headline.get("where_models_look"):
         return headline["where_models_look"]
-    rho, iou = headline.get("gradcam_vs_lime_spearman"), headline.get("gradcam_vs_lime_top_iou")
+    a, b = study_pair()
+    pair = pair_name(a, b)
+    rho, iou = headline.get(f"{pair}_spearman"), headline.get(f"{pair}_top_iou")
     if rho is None and iou is None:
         return None
     strength = (
         "barely" if rho is None or rho < 0.2 else "weakly" if rho < 0.5 else "moderately" if rho < 0.8 else "strongly"
     )
-    text = f"{task} explanations: Grad-CAM and LIME agree {strength}"
+    text = f"{task} explanations: {method_title(a)} and {method_title(b)} agree {strength}"
     text += f" (median per-superpixel Spearman {rho:.2f}" if rho is not None else " ("
     text += f", top-region IoU {iou:.2f})" if iou is not None else ")"
     shares = [
         f"{name} puts {headline[f'{key}_mask_mass']:.0%} of its attribution on the leukocyte and "
         f"{headline[f'{key}_corner_mass']:.0%} in the scale-bar corner"
-        for key, name in ((k, METHOD_TITLES[k]) for k in ("gradcam", "lime"))
+        for key, name in ((k, method_title(k)) for k in study_methods())
         if headline.get(f"{key}_mask_mass") is not None and headline.get(f"{key}_corner_mass") is not None
     ]
     if shares:
@@ -212,6 +219,7 @@ def opening_paragraph(
     did not make; explanations: per task the explanation headline.
     """
     leaks = leaks or {}
+    title = METRICS[HEADLINE_METRIC].title
     parts = []
     if synthetic:
         parts.append(
@@ -228,7 +236,7 @@ def opening_paragraph(
             if h.get("n_test") is not None and h.get("n_groups") is not None
             else ""
         )
-        text = f"{task}: {h['best']} is best with balanced accuracy {h['best_value']:.3f} (95% CI {lo:.3f}–{hi:.3f}{n})"
+        text = f"{task}: {h['best']} is best with {title} {h['best_value']:.3f} (95% CI {lo:.3f}–{hi:.3f}{n})"
         if h.get("runner_up") and abs(h["margin_over_runner_up"]) < 1e-9:
             text = text.replace(f"{h['best']} is best", f"{h['best']} and {h['runner_up']} tie for best")
         elif h.get("runner_up"):
@@ -246,7 +254,7 @@ def opening_paragraph(
             parts.append(
                 f"Leakage check on {task}: splitting by patient proxy instead of by image "
                 f"{'lowers' if h['colour_baseline_image_level'] > h['colour_baseline'] else 'changes'} "
-                f"the colour shortcut's balanced accuracy from {h['colour_baseline_image_level']:.3f} to "
+                f"the colour shortcut's {title} from {h['colour_baseline_image_level']:.3f} to "
                 f"{h['colour_baseline']:.3f}."
             )
         study = h.get("study") or {}

@@ -1,25 +1,14 @@
 """The pipeline's vocabulary: names only, no logic, no imports.
 
-The baseline's model name, the headline metric, the metrics and explanation methods with their display
-titles, and the file names that several stages, rules or the report spell. Every module and rule imports
-them from here, so a name is spelled once; being import-free, it cannot close an import circle.
+The baseline's model name, the headline metric and the file names that several stages, rules or the report
+spell. Every module and rule imports them from here, so a name is spelled once; being import-free, it cannot
+close an import circle. The metrics and the explanation methods, with their titles and what computes them,
+are registries of their own: alldag.metrics and alldag.methods.
 """
 
 BASELINE_NAME = "colour_baseline"  # the baseline's model name in every table, path and run
 
 HEADLINE_METRIC = "balanced_accuracy"  # verdicts, paired tests, the headline and the registry's champion
-# metric -> display title; the order is the tables' column order
-METRIC_TITLES = {
-    "accuracy": "accuracy",
-    "balanced_accuracy": "balanced accuracy",
-    "macro_f1": "macro F1",
-    "roc_auc": "ROC AUC",
-}
-METRICS = list(METRIC_TITLES)
-
-# explanation method -> display title; the order is explain's computing order
-METHOD_TITLES = {"gradcam": "Grad-CAM", "gradcam_pp": "Grad-CAM++", "lime": "LIME"}
-METHODS = tuple(METHOD_TITLES)
 
 # output file names spelled by more than one rule, stage or reader
 METRICS_JSON = "metrics.json"
@@ -30,3 +19,13 @@ COMPARISON_TSV = "comparison.tsv"
 SUMMARY_JSON = "summary.json"
 QUARANTINE_TSV = "quarantine.tsv"
 DUPLICATES_TSV = "duplicates.tsv"
+
+
+def __getattr__(name: str):
+    """names.METRICS, the registered metric names, for callers that still read it here (alldag.track):
+    looked up in alldag.metrics at access, so importing this module still imports nothing."""
+    if name == "METRICS":
+        from alldag.metrics import METRICS
+
+        return list(METRICS)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -25,7 +25,9 @@ from alldag.headline import (
     task_headline,
 )
 from alldag.jobs import MODEL_OUTPUT_KINDS, ModelResult
-from alldag.names import BASELINE_NAME, HEADLINE_METRIC, METRICS
+from alldag.methods import pair_name, study_methods, study_pair
+from alldag.metrics import METRICS
+from alldag.names import BASELINE_NAME, HEADLINE_METRIC
 from alldag.split import split_counts
 from alldag.stats import EXACT_BELOW_GROUPS
 from alldag.study import STUDY_CITATION, STUDY_DOI, STUDY_SHORT, study_accuracy
@@ -34,16 +36,6 @@ from alldag.verdicts import DISPLAY, VERDICT_COLUMN, VERDICTS, legend, verdict_o
 from alldag.where_models_look import verdict_table, where_models_look
 
 MISSING = "—"  # a number this run does not have (yet): shown, never guessed
-# results-table column -> (method, metric) of explanation_summary.tsv (means over the explained images)
-EXPLANATION_COLUMNS = {
-    "gradcam_lime_spearman": ("gradcam_vs_lime", "spearman"),
-    "gradcam_lime_top_iou": ("gradcam_vs_lime", "top_iou"),
-    "gradcam_mask_mass": ("gradcam", "mask_mass"),
-    "lime_mask_mass": ("lime", "mask_mass"),
-    "uniform_mask_mass": ("uniform", "mask_mass"),
-    "gradcam_mask_ratio": ("gradcam", "mask_ratio"),
-    "lime_mask_ratio": ("lime", "mask_ratio"),
-}
 MAP_METRICS = [
     "mask_ratio",
     "pointing",
@@ -218,6 +210,20 @@ def _json(path) -> dict | None:
     return json.loads(Path(path).read_text()) if _exists(path) else None
 
 
+def explanation_columns() -> dict[str, tuple[str, str]]:
+    """Results-table column -> (method, metric) of explanation_summary.tsv (means over the explained images):
+    the agreement of the study's two methods (alldag.methods.study_pair), the leukocyte share of each study
+    method and of the uniform map, and each study method's leukocyte ratio to chance."""
+    a, b = study_pair()
+    study = study_methods()
+    return {
+        f"{a}_{b}_spearman": (pair_name(a, b), "spearman"),
+        f"{a}_{b}_top_iou": (pair_name(a, b), "top_iou"),
+        **{f"{m}_mask_mass": (m, "mask_mass") for m in (*study, "uniform")},
+        **{f"{m}_mask_ratio": (m, "mask_ratio") for m in study},
+    }
+
+
 def results_table(models: list[ModelResult]) -> pd.DataFrame:
     """One row per model: test metrics, chance level, best epoch, explanation agreement, study's number."""
     rows = []
@@ -247,7 +253,7 @@ def results_table(models: list[ModelResult]) -> pd.DataFrame:
                 "chance_accuracy": metrics.get("chance_accuracy", nan),
                 "epochs": len(history) if len(history) else nan,
                 "best_epoch": _kept_epoch(history),
-                **{column: explained.get(key, nan) for column, key in EXPLANATION_COLUMNS.items()},
+                **{column: explained.get(key, nan) for column, key in explanation_columns().items()},
                 "study_accuracy": study_accuracy(m.task, m.backbone),
             }
         )
@@ -263,9 +269,9 @@ def _kept_epoch(history: pd.DataFrame) -> float:
 
 
 def fold_means(table: pd.DataFrame) -> pd.DataFrame:
-    """Mean and standard deviation over folds of each test metric, per task and backbone."""
+    """Mean and standard deviation over folds of each registered test metric, per task and backbone."""
     grouped = table.groupby(["task", "backbone"], sort=False)
-    out = grouped[METRICS].agg(["mean", "std"])
+    out = grouped[list(METRICS)].agg(["mean", "std"])
     out.columns = [f"{metric}_{stat}" for metric, stat in out.columns]
     out.insert(0, "folds", grouped.size())
     out["study_accuracy"] = grouped["study_accuracy"].first()
@@ -394,9 +400,9 @@ def comparison_section(task: str, *, comparison, paired, figure, groupings=None)
         ]
         + [
             "study_accuracy",
-            "image_level_balanced_accuracy",
-            "image_level_balanced_accuracy_ci_low",
-            "image_level_balanced_accuracy_ci_high",
+            f"image_level_{HEADLINE_METRIC}",
+            f"image_level_{HEADLINE_METRIC}_ci_low",
+            f"image_level_{HEADLINE_METRIC}_ci_high",
             "image_level_n_test",
         ]
     )
@@ -507,7 +513,7 @@ def where_section(task: str, models: list[ModelResult]) -> dict | None:
 def explanation_tables(task: str, models: list[ModelResult]) -> dict:
     """One task's explanation tables across its models: per backbone and method the mean of each
     metric (averaged over folds), per backbone and method pair the agreement, a headline (medians
-    over models of Grad-CAM-vs-LIME agreement and of each method's corner and mask shares) and the
+    over models of the study pair's agreement and of each method's corner and mask shares) and the
     "where do the models look" verdict (`where`, see where_section)."""
     frames = [
         _overall_rows(read_tsv(m.explanation_means)).assign(backbone=m.backbone)
@@ -524,9 +530,10 @@ def explanation_tables(task: str, models: list[ModelResult]) -> dict:
     is_pair = means.index.get_level_values("method").str.contains("_vs_")
     methods, pairs = means[~is_pair], means[is_pair]
     by_method = methods.groupby(level="method")
+    pair = pair_name(*study_pair())
     headline = {
-        "gradcam_vs_lime_spearman": _median(pairs, "gradcam_vs_lime", "spearman"),
-        "gradcam_vs_lime_top_iou": _median(pairs, "gradcam_vs_lime", "top_iou"),
+        f"{pair}_spearman": _median(pairs, pair, "spearman"),
+        f"{pair}_top_iou": _median(pairs, pair, "top_iou"),
         **{
             f"{method}_{metric}": float(values[metric].median())
             for method, values in by_method

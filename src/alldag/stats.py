@@ -9,6 +9,8 @@ import pandas as pd
 from scipy.stats import beta, binomtest
 from scipy.stats import t as student_t
 
+from alldag.metrics import METRICS
+
 CI_LEVEL = 0.95
 EXACT_BELOW_GROUPS = 5  # errors (or hits) in fewer groups than this: accuracy also gets the exact interval on groups
 EXACT_FLIPS_UP_TO = 14  # non-zero groups up to which the sign-flip test enumerates every sign pattern
@@ -135,28 +137,39 @@ def _weighted_auc(weights: np.ndarray, positive: np.ndarray, score: np.ndarray) 
         return np.where(denominator > 0, (pos * (below + 0.5 * neg)).sum(axis=1) / denominator, np.nan)
 
 
-def weighted_metrics(weights: np.ndarray, y_true: np.ndarray, proba: np.ndarray) -> dict[str, np.ndarray]:
-    """Accuracy, balanced accuracy, macro-F1 and ROC-AUC (as in evaluate.classification_metrics) for every
-    weight row of a bootstrap: (n_boot, n) weights -> (n_boot,) values per metric."""
+def resampled_accuracy(weights: np.ndarray, y_true: np.ndarray, proba: np.ndarray) -> np.ndarray:
+    """Accuracy of each weight row (n_boot, n) -> (n_boot,)."""
+    return weights @ (proba.argmax(axis=1) == y_true) / weights.sum(axis=1)
+
+
+def resampled_balanced_accuracy(weights: np.ndarray, y_true: np.ndarray, proba: np.ndarray) -> np.ndarray:
+    """Balanced accuracy of each weight row (n_boot, n) -> (n_boot,) (weighted_balanced_accuracy)."""
+    return weighted_balanced_accuracy(weights, y_true, proba.argmax(axis=1) == y_true, proba.shape[1])
+
+
+def resampled_macro_f1(weights: np.ndarray, y_true: np.ndarray, proba: np.ndarray) -> np.ndarray:
+    """Macro-F1 over the k classes of proba of each weight row (n_boot, n) -> (n_boot,)."""
     k = proba.shape[1]
-    y_pred = proba.argmax(axis=1)
-    correct = y_pred == y_true
-    onehot, predicted = np.eye(k)[y_true], np.eye(k)[y_pred]
-    total = weights.sum(axis=1)
+    onehot, predicted = np.eye(k)[y_true], np.eye(k)[proba.argmax(axis=1)]
     support, n_pred = _per_class(weights, onehot), _per_class(weights, predicted)
     tp = _per_class(weights, onehot * predicted)
     with np.errstate(invalid="ignore", divide="ignore"):
         f1 = np.where(support + n_pred > 0, 2 * tp / (support + n_pred), 0.0)
+    return f1.mean(axis=1)
+
+
+def resampled_roc_auc(weights: np.ndarray, y_true: np.ndarray, proba: np.ndarray) -> np.ndarray:
+    """ROC-AUC (positive class for k == 2, else the mean one-vs-rest AUC) of each weight row (n_boot, n)."""
+    k = proba.shape[1]
     if k == 2:
-        auc = _weighted_auc(weights, y_true == 1, proba[:, 1])
-    else:
-        auc = np.mean([_weighted_auc(weights, y_true == c, proba[:, c]) for c in range(k)], axis=0)
-    return {
-        "accuracy": weights @ correct / total,
-        "balanced_accuracy": weighted_balanced_accuracy(weights, y_true, correct, k),
-        "macro_f1": f1.mean(axis=1),
-        "roc_auc": auc,
-    }
+        return _weighted_auc(weights, y_true == 1, proba[:, 1])
+    return np.mean([_weighted_auc(weights, y_true == c, proba[:, c]) for c in range(k)], axis=0)
+
+
+def weighted_metrics(weights: np.ndarray, y_true: np.ndarray, proba: np.ndarray) -> dict[str, np.ndarray]:
+    """Every registered metric (alldag.metrics, as evaluate.classification_metrics computes it) for every
+    weight row of a bootstrap: (n_boot, n) weights -> (n_boot,) values per metric."""
+    return {name: metric.on_resamples(weights, y_true, proba) for name, metric in METRICS.items()}
 
 
 def percentile_interval(draws: np.ndarray, level: float = CI_LEVEL) -> tuple[float, float]:
@@ -205,12 +218,27 @@ def _hull(a: tuple[float, float], b: tuple[float, float]) -> tuple[float, float]
     return min(a[0], b[0]), max(a[1], b[1])
 
 
+def accuracy_exact_interval(y_true: np.ndarray, correct: np.ndarray, groups: np.ndarray, level: float = CI_LEVEL):
+    """Accuracy's exact interval on groups (exact_on_groups) where its errors or hits lie in few groups; else None."""
+    return exact_on_groups(correct, groups, level) if seen_in_few_groups(correct, groups) else None
+
+
+def balanced_accuracy_exact_interval(
+    y_true: np.ndarray, correct: np.ndarray, groups: np.ndarray, level: float = CI_LEVEL
+):
+    """Balanced accuracy's exact interval (balanced_accuracy_exact) where any class's errors or hits lie in few
+    groups; else None."""
+    if any(seen_in_few_groups(correct[y_true == c], groups[y_true == c]) for c in np.unique(y_true)):
+        return balanced_accuracy_exact(y_true, correct, groups, level)
+    return None
+
+
 def metric_intervals(
     weights: np.ndarray, y_true: np.ndarray, proba: np.ndarray, groups: np.ndarray, level: float = CI_LEVEL
 ) -> dict[str, tuple[float, float]]:
-    """95 % intervals of every metric: group-bootstrap percentiles; for accuracy and balanced accuracy also
-    the exact interval on the effective number of groups where errors or hits are seen in few groups (in
-    any class, for balanced accuracy), the two joined, so one error never gives a narrower interval than none.
+    """95 % intervals of every registered metric: group-bootstrap percentiles, joined with the metric's exact
+    interval where it has one (accuracy and balanced accuracy: on the effective number of groups where errors
+    or hits are seen in few groups), so one error never gives a narrower interval than none.
 
     weights: group_bootstrap_weights of the same groups; groups: one label per image.
     """
@@ -218,11 +246,10 @@ def metric_intervals(
     out = {name: percentile_interval(values, level) for name, values in draws.items()}
     correct = proba.argmax(axis=1) == y_true
     groups = np.asarray(groups).astype(str)
-    if seen_in_few_groups(correct, groups):
-        out["accuracy"] = _hull(out["accuracy"], exact_on_groups(correct, groups, level))
-    if any(seen_in_few_groups(correct[y_true == c], groups[y_true == c]) for c in np.unique(y_true)):
-        exact = balanced_accuracy_exact(y_true, correct, groups, level)
-        out["balanced_accuracy"] = _hull(out["balanced_accuracy"], exact)
+    for name, metric in METRICS.items():
+        exact = metric.exact_interval(y_true, correct, groups, level)
+        if exact is not None:
+            out[name] = _hull(out[name], exact)
     return out
 
 

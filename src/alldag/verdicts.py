@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 
+from alldag.metrics import METRICS
 from alldag.names import BASELINE_NAME, HEADLINE_METRIC
 
 BEATS, EQUIVALENT, WORSE, UNDETERMINED = "beats", "equivalent", "worse", "undetermined"
@@ -50,9 +51,12 @@ HEADLINE_WORDS = {
 
 
 def best_model(comparison) -> str | None:
-    """The task's best trained model: the highest headline metric among comparison.tsv's rows (a pandas table,
-    one row per model) other than the colour baseline's; None when it has no trained model."""
-    models = comparison[comparison["model"] != BASELINE_NAME].sort_values(HEADLINE_METRIC, ascending=False)
+    """The task's best trained model: the best headline metric (its registry entry says which end is best)
+    among comparison.tsv's rows (a pandas table, one row per model) other than the colour baseline's; None when
+    it has no trained model."""
+    models = comparison[comparison["model"] != BASELINE_NAME].sort_values(
+        HEADLINE_METRIC, ascending=not METRICS[HEADLINE_METRIC].higher_is_better
+    )
     return None if models.empty else models.iloc[0]["model"]
 
 

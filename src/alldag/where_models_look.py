@@ -25,9 +25,8 @@ from alldag.attribution_metrics import (
     vs_random_column,
 )
 from alldag.masks import SOURCES
-from alldag.names import METHOD_TITLES
+from alldag.methods import METHODS, method_title, pair_name, study_methods, study_pair
 
-STUDY_METHODS = ("gradcam", "lime")  # the study's two methods: the verdict's conclusion rests on them
 HEADLINE = "median"  # the statistic of per-image ratios the verdict rests on (the mean is reported beside it)
 # every mask source but the cleaned twin and 'none' is a fallback, whatever the audit names it
 FALLBACK_SOURCES = tuple(s for s in SOURCES if s not in ("segmented", "none"))
@@ -192,7 +191,7 @@ def where_models_look(task: str, per_image: pd.DataFrame, agreement: pd.DataFram
         "not_scored_without_mask": int(pd.to_numeric(reference["mask_area"], errors="coerce").isna().sum()),
         "methods": {
             method: method_summary(per_image[per_image["method"] == method], seed)
-            for method in METHOD_TITLES
+            for method in METHODS
             if method in set(per_image["method"])
         },
     }
@@ -203,8 +202,8 @@ def where_models_look(task: str, per_image: pd.DataFrame, agreement: pd.DataFram
 
 
 def _overall(methods: dict) -> str:
-    """The study methods' common verdict; 'disagree' when they differ."""
-    verdicts = {methods[m]["verdict"] for m in STUDY_METHODS if m in methods}
+    """The study methods' (alldag.methods: Method.study) common verdict; 'disagree' when they differ."""
+    verdicts = {methods[m]["verdict"] for m in study_methods() if m in methods}
     return verdicts.pop() if len(verdicts) == 1 else "disagree" if verdicts else "unmeasured"
 
 
@@ -222,8 +221,8 @@ def _looks_clause(verdict: dict) -> str:
         return (
             ": the methods disagree ("
             + ", ".join(
-                f"{METHOD_TITLES[m]}: {LOOKS_AT[methods[m]['verdict']].removeprefix('they ')}"
-                for m in STUDY_METHODS
+                f"{method_title(m)}: {LOOKS_AT[methods[m]['verdict']].removeprefix('they ')}"
+                for m in study_methods()
                 if m in methods
             )
             + ")"
@@ -231,11 +230,24 @@ def _looks_clause(verdict: dict) -> str:
     return f": {LOOKS_AT[overall]}" if overall in LOOKS_AT else ""
 
 
+def _agreement_clause(agreement: dict) -> str:
+    """'; Grad-CAM and LIME agree weakly (their top regions overlap 0.31 by IoU)': the study's two methods
+    (alldag.methods.study_pair); '' when their agreement was not measured."""
+    a, b = study_pair()
+    pair = agreement.get(pair_name(a, b), {}).get("top_iou")
+    if not (pair and pair["n"]):
+        return ""
+    return (
+        f"; {method_title(a)} and {method_title(b)} agree {_strength(pair['mean'])} "
+        f"(their top regions overlap {pair['mean']:.2f} by IoU)"
+    )
+
+
 def _random_clause(methods: dict) -> str:
     """'against a random pixel order Grad-CAM beats it on 4 of 4 deletion and insertion curves, ...'; '' when
     no faithfulness difference was measured."""
     counts = [
-        f"{METHOD_TITLES[m]} on {v['beats_random']} of {len(v['faithfulness_vs_random'])}"
+        f"{method_title(m)} on {v['beats_random']} of {len(v['faithfulness_vs_random'])}"
         for m, v in methods.items()
         if v.get("faithfulness_vs_random")
     ]
@@ -256,36 +268,32 @@ def verdict_sentence(task: str, verdict: dict) -> str:
     methods = verdict["methods"]
     if not methods:
         return f"{task}: where the models look was not measured (no explanation results)."
-    lead = "gradcam" if "gradcam" in methods else next(iter(methods))
+    lead = next((m for m in METHODS if m in methods), next(iter(methods)))  # the first registered method
     first = methods[lead]
     cells = first["leukocytes"]
     ci = _interval(*cells[f"{HEADLINE}_ci"])
     mean = "–" if np.isnan(cells["mean"]) else f"{cells['mean']:.1f}×"
     text = (
-        f"{task}: by {METHOD_TITLES[lead]} the models put a {HEADLINE} {_times(cells)} chance on the leukocytes "
+        f"{task}: by {method_title(lead)} the models put a {HEADLINE} {_times(cells)} chance on the leukocytes "
         f"per image ({f'{ci}; ' if ci else ''}mean {mean}), {_times(first['background'])} on the background and "
         f"{_times(first['corner'])} in the scale-bar corner"
     )
     others = [
-        f"{METHOD_TITLES[m]}: {_times(v['leukocytes'])}, {_times(v['background'])}, {_times(v['corner'])}"
+        f"{method_title(m)}: {_times(v['leukocytes'])}, {_times(v['background'])}, {_times(v['corner'])}"
         for m, v in methods.items()
         if m != lead
     ]
     if others:
         text += f" ({'; '.join(others)})"
     text += _looks_clause(verdict)
-    pair = verdict["agreement"].get("gradcam_vs_lime", {}).get("top_iou")
-    if pair and pair["n"]:
-        text += (
-            f"; Grad-CAM and LIME agree {_strength(pair['mean'])} (their top regions overlap {pair['mean']:.2f} by IoU)"
-        )
+    text += _agreement_clause(verdict["agreement"])
     text += _random_clause(methods)
     for label, counts in verdict.get("fallback_classes", {}).items():
         text += (
             f"; the {label} masks come mostly from the fallback ({counts['fallback']} of {counts['masked']} images), "
             "not the dataset's segmentations"
         )
-    blank = [f"{METHOD_TITLES[m]} {v[NO_POSITIVE]}" for m, v in methods.items() if v.get(NO_POSITIVE)]
+    blank = [f"{method_title(m)} {v[NO_POSITIVE]}" for m, v in methods.items() if v.get(NO_POSITIVE)]
     if blank:
         text += f"; maps with no positive attribution (not scored): {', '.join(blank)}"
     if verdict["not_scored_without_mask"]:
@@ -307,7 +315,7 @@ def verdict_table(verdict: dict) -> pd.DataFrame:
     game, each faithfulness AUC minus a random order's, the counts and the verdict."""
     rows = []
     for method, v in verdict["methods"].items():
-        row = {"method": METHOD_TITLES[method]}
+        row = {"method": method_title(method)}
         for region in REGIONS:
             row[f"{region} (× chance, {HEADLINE})"] = _cell(v[region])
         row["leukocytes (× chance, mean)"] = _cell(v["leukocytes"], "mean")

@@ -14,6 +14,7 @@ from alldag.explain import (
     FILLS,
     METHODS,
     UNIFORM,
+    ExplainOptions,
     _lime_explainer,
     background_fill,
     batched_predict,
@@ -30,15 +31,16 @@ from alldag.explain import (
     resize_heatmap,
 )
 
-SETTINGS = {
-    "lime_num_samples": 40,
-    "lime_batch_size": 16,
-    "lime_kernel_size": 4.0,
-    "top_percent": 20,
-    "faithfulness_steps": 5,
-    "corner_fraction": 0.3,
-    "gradcam_layer": None,
-}
+SETTINGS = ExplainOptions(
+    images_per_class=2,
+    lime_num_samples=40,
+    lime_batch_size=16,
+    lime_kernel_size=4.0,
+    top_percent=20,
+    faithfulness_steps=5,
+    corner_fraction=0.3,
+    gradcam_layer=None,
+)
 
 
 def test_normalise_heatmap():
@@ -412,3 +414,19 @@ def test_explain_images_rows_and_maps():
         "gradcam_pp_vs_lime",
     }
     assert pairs["top_iou"].between(0, 1).all()
+
+
+def test_explain_settings_type_every_explain_key_of_the_schema(schema_path):
+    from types import SimpleNamespace
+
+    from alldag.config import validate_config
+    from alldag.explain import ExplainSettings
+
+    explain = validate_config({}, schema_path)["explain"]
+    params = SimpleNamespace(classes=["a", "b"], explain=explain, seed=3)
+    wildcards = SimpleNamespace(task="t", backbone="m", fold="0")
+    settings = ExplainSettings.from_params(params, wildcards)
+    assert settings.options == ExplainOptions(**explain) and settings.options.lime_num_samples == 1000
+    assert settings.classes == ("a", "b") and settings.seed == 3
+    with pytest.raises(TypeError):
+        ExplainOptions(**explain, unknown_key=1)  # a key the schema gains must be typed here too

@@ -13,21 +13,22 @@ import pytest
 
 keras = pytest.importorskip("keras")
 
-from alldag.explain import FILLS, UNIFORM, explain_images  # noqa: E402
+from alldag.explain import FILLS, UNIFORM, ExplainOptions, explain_images  # noqa: E402
 from alldag.synthetic import image_rng, render_smear  # noqa: E402
 
 SIZE = 64
 TRAIN_PER_CLASS, TEST_PER_CLASS, EPOCHS = 80, 6, 10
 CELL_EPOCHS = 20  # benign vs Pro-B without the bar: small cells in the real colours need more (10 gave 0.875)
-SETTINGS = {
-    "lime_num_samples": 200,
-    "lime_batch_size": 200,
-    "lime_kernel_size": 4.0,
-    "top_percent": 20,
-    "faithfulness_steps": 10,
-    "corner_fraction": 0.3,
-    "gradcam_layer": "last_conv",
-}
+SETTINGS = ExplainOptions(
+    images_per_class=6,
+    lime_num_samples=200,
+    lime_batch_size=200,
+    lime_kernel_size=4.0,
+    top_percent=20,
+    faithfulness_steps=10,
+    corner_fraction=0.3,
+    gradcam_layer="last_conv",
+)
 STUDY_METHODS = ("gradcam", "lime")
 
 

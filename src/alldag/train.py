@@ -40,6 +40,7 @@ class TrainSettings:
     bn_momentum: float | None
     recalibrate_bn: bool
     seed: int
+    kernel_initializer: str | None = None  # random init only: re-draw the convolution kernels with this
     class_weights: bool = True
     early_stopping_patience: int | None = None
     head_epochs: int = 0
@@ -127,6 +128,8 @@ def fit(
             settings.weights_file or settings.weights,
             settings.dropout,
             settings.bn_momentum,
+            settings.kernel_initializer,
+            settings.seed,
         )
     )
     class_weight = balanced_class_weights(train_rows["y"], len(settings.classes)) if settings.class_weights else None
@@ -458,6 +461,7 @@ def settings_from_params(params: dict) -> tuple[TrainSettings, Tracking]:
         bn_momentum=t["bn_momentum"],
         recalibrate_bn=t["recalibrate_bn"],
         seed=params["seed"],
+        kernel_initializer=t["kernel_initializer"],
         class_weights=t["class_weights"],
         early_stopping_patience=t["early_stopping_patience"],
         head_epochs=t["head_epochs"],

@@ -20,7 +20,6 @@ from alldag.tables import write_text_atomic
 
 log = logging.getLogger(__name__)
 STATE = "state.json"
-RUN = "run.json"
 
 
 def fingerprint(*parts) -> str:
@@ -59,7 +58,7 @@ def save_state(directory: str | os.PathLike, model, state: dict, best_weights=No
             np.savez(directory / f".{state['best_weights']}", *best_weights)
             (directory / f".{state['best_weights']}").replace(directory / state["best_weights"])
     write_text_atomic(json.dumps(state, indent=1, default=float), directory / STATE)
-    keep = {STATE, RUN, weights, state["best_weights"]}
+    keep = {STATE, weights, state["best_weights"]}
     for old in directory.iterdir():
         if old.name not in keep and not old.name.startswith("."):
             old.unlink()
@@ -75,25 +74,6 @@ def load_weights(directory: str | os.PathLike, model, state: dict) -> list | Non
         return None
     with np.load(Path(directory) / state["best_weights"]) as saved:
         return [saved[f"arr_{i}"] for i in range(len(saved.files))]
-
-
-def save_run(directory: str | os.PathLike, fingerprint_: str, run_id: str) -> None:
-    """Remember the MLflow run of this training, so a restarted job logs into the same run."""
-    Path(directory).mkdir(parents=True, exist_ok=True)
-    (Path(directory) / RUN).write_text(json.dumps({"fingerprint": fingerprint_, "run_id": run_id}))
-
-
-def load_run(directory: str | os.PathLike, fingerprint_: str) -> str | None:
-    """The MLflow run id of an interrupted training with the same fingerprint, else None."""
-    path = Path(directory) / RUN
-    if not path.is_file():
-        return None
-    saved = json.loads(path.read_text())
-    if saved.get("fingerprint") != fingerprint_:
-        log.warning("ignoring the checkpoint in %s: it was made with other settings", directory)
-        clear(directory)
-        return None
-    return saved["run_id"]
 
 
 def clear(directory: str | os.PathLike) -> None:

@@ -2,8 +2,8 @@
 
 The saved model reads raw RGB in [0, 255] (its preprocessing is a built-in layer), so
 `mlflow.pyfunc.load_model("runs:/<id>/model").predict(images)` needs only the packages in its
-requirements.txt. The DAG's `model.keras` output is a hard link to the logged file where the artifact
-store is local: one stored copy per model.
+requirements.txt. Where the artifact store is local, the logged file is a hard link to the DAG's `model.keras`
+output (share_file): one stored copy per model.
 """
 
 from __future__ import annotations
@@ -109,23 +109,28 @@ def local_keras_file(model_info) -> Path | None:
     return path if path.is_file() else None
 
 
-def store_model(model, model_info, model_out) -> str:
-    """Write the DAG's model_out once: a hard link to the logged artifact if it is local, else a lean save.
-
-    Returns 'linked' or 'saved'. The replace is atomic, so an interrupted job never leaves half a file.
-    """
+def save_lean(model, model_out) -> None:
+    """Write model_out without the optimizer's state (lean_copy); atomic, so a killed job never leaves half a file."""
     Path(model_out).parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(model_out).with_name(f".{Path(model_out).name}.tmp.keras")
     tmp.unlink(missing_ok=True)
-    logged = local_keras_file(model_info) if model_info is not None else None
-    how = "saved"
-    if logged is not None:
-        try:
-            os.link(logged, tmp)
-            how = "linked"
-        except OSError as exc:  # another file system: keep a copy rather than fail the job
-            log.warning("could not hard-link %s (%s): saving a separate copy", logged, exc)
-    if how == "saved":
-        lean_copy(model).save(tmp)
+    lean_copy(model).save(tmp)
     tmp.replace(model_out)
-    return how
+
+
+def share_file(model_info, model_file) -> bool:
+    """Make the logged model's .keras file a hard link to model_file (the DAG's copy of the same model) where the
+    artifact store is local: one stored copy. Returns whether it is linked (False: a remote store, or another
+    file system, where the logged copy stays)."""
+    logged = local_keras_file(model_info)
+    if logged is None:
+        return False
+    tmp = logged.with_name(f".{logged.name}.tmp")
+    tmp.unlink(missing_ok=True)
+    try:
+        os.link(model_file, tmp)
+    except OSError as exc:  # another file system: keep the logged copy rather than fail the job
+        log.warning("could not hard-link %s to %s (%s): the logged copy stays", logged, model_file, exc)
+        return False
+    tmp.replace(logged)
+    return True

@@ -19,13 +19,3 @@ COMPARISON_TSV = "comparison.tsv"
 SUMMARY_JSON = "summary.json"
 QUARANTINE_TSV = "quarantine.tsv"
 DUPLICATES_TSV = "duplicates.tsv"
-
-
-def __getattr__(name: str):
-    """names.METRICS, the registered metric names, for callers that still read it here (alldag.track):
-    looked up in alldag.metrics at access, so importing this module still imports nothing."""
-    if name == "METRICS":
-        from alldag.metrics import METRICS
-
-        return list(METRICS)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -1,8 +1,10 @@
 """The `track` stage: log the files a model's jobs (train, evaluate, explain) and a task's comparison wrote
 into MLflow, idempotently.
 
-Computing jobs write files only (training also logs epochs live while MLflow answers), so a tracking outage
-costs no computed output: the track jobs fail, and once the store answers a plain re-run completes the
+A model's track job is the one writer of its MLflow child run: it creates the run (or finds the one an earlier,
+interrupted attempt made, by the record id in train's run file) and logs params, datasets, each epoch, the
+evaluation, the explanations, the artefacts and the model. Computing jobs write files only, so a tracking
+outage costs no computed output: the track jobs fail, and once the store answers a plain re-run completes the
 record. Every step first looks at what the run already holds (params, metric steps, artefacts by name and
 size, the logged model), so re-running a track job after a partial upload leaves one copy of each.
 """
@@ -11,18 +13,21 @@ from __future__ import annotations
 
 import json
 import logging
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 
 import pandas as pd
 
 from alldag.tracking import (
     RECORD_TAG,
+    Tracking,
     client_for,
     create_child_run,
     ensure_experiment,
     log_artifacts_once,
     log_metrics_once,
     read_run_file,
+    reparent_run,
     retry,
 )
 from alldag.verdicts import VERDICT_COLUMN, verdict_of
@@ -31,15 +36,16 @@ log = logging.getLogger(__name__)
 
 
 def find_or_create_run(client, tracking, record: dict) -> tuple[str, bool]:
-    """The run of a job's record: its own run id, else the run tagged with its record id (an earlier track
-    attempt made it), else a new child of this invocation's parent run. Returns (run id, created)."""
-    if record.get("run_id"):
-        return record["run_id"], False
+    """The run of a job's record: the run tagged with its record id (an earlier track attempt made it), moved
+    under this invocation's parent run (reparent_run), else a new child of that parent. Returns (run id, created)."""
     exp_id = ensure_experiment(tracking.uri, tracking.experiment, tracking.artifact_root)
     found = retry(client.search_runs, [exp_id], f"tags.`{RECORD_TAG}` = '{record['record']}'")
-    if found:
-        return found[0].info.run_id, False
-    return create_child_run(tracking, record)[0], True
+    if not found:
+        return create_child_run(tracking, record)[0], True
+    run_id, parent = found[0].info.run_id, tracking.parent_run_id()
+    if (earlier := reparent_run(run_id, parent)) is not None:
+        log.info("moved run %s from parent run %s to this invocation's parent run %s", run_id, earlier, parent)
+    return run_id, False
 
 
 def log_params_once(client, run_id: str, params: dict) -> int:
@@ -89,9 +95,10 @@ def log_external_datasets_once(client, run_id: str, external_sets: dict, task: s
 
 def log_model_once(client, run_id: str, model_path, split_manifest, classes: list[str]) -> bool:
     """Log the trained model from its .keras file unless the run has a ready logged model; True if logged now.
+    Where the artifact store is local, the logged model's file becomes a hard link to model_path: one copy.
 
-    TensorFlow is imported only to log it: a track job that finds the model logged (training logs it while
-    MLflow answers) stays light."""
+    TensorFlow is imported only to log it: a track job that finds the model logged (a forced re-run) stays
+    light."""
     import mlflow
 
     experiment = retry(client.get_run, run_id).info.experiment_id  # without it, MLflow searches only the default
@@ -104,14 +111,21 @@ def log_model_once(client, run_id: str, model_path, split_manifest, classes: lis
     if any(str(m.status).endswith("READY") for m in models):
         return False
     from alldag.images import load_images
-    from alldag.logged_model import log_keras_model
+    from alldag.logged_model import log_keras_model, share_file
     from alldag.models import input_size, load_classifier
     from alldag.tables import read_tsv
 
     classifier = load_classifier(model_path)
     example = load_images(read_tsv(split_manifest)["path"].head(1), input_size(classifier))
     with _reopened(run_id):
-        log_keras_model(classifier, example, list(classes))
+        info = log_keras_model(classifier, example, list(classes))
+    log.info(
+        "model %s: %s",
+        model_path,
+        "one stored copy, linked into its MLflow artifact"
+        if share_file(info, model_path)
+        else "logged as a separate copy (the MLflow artifact store is not local)",
+    )
     return True
 
 
@@ -132,64 +146,87 @@ class _reopened:
         mlflow.end_run(status=retry(mlflow.MlflowClient().get_run, self.run_id).info.status)
 
 
-def track_model(
-    *,
-    tracking,
-    run_json,
-    split_manifest,
-    artefacts: dict,
-    tracked_out,
-    metrics_json=None,
-    history=None,
-    explanation_summary=None,
-    model=None,
-    classes: list[str] | None = None,
-    stress_metrics: tuple = (),
-    external_sets: dict | None = None,
-) -> str:
-    """Complete the model's MLflow run from its jobs' files; returns its run id.
+@dataclass(frozen=True)
+class TrackSettings:
+    """Where a model's track job logs and the task's classes (in label-index order), from its rule's params."""
 
-    run_json: the record train (or the colour baseline) wrote; artefacts: MLflow folder ('' for the top) ->
-    files; history: train's per-epoch TSV (each epoch once, step = epoch - 1); metrics_json: evaluate's
-    test metrics; explanation_summary: explain's summary table; model: the .keras file, logged unless the run
-    has it; stress_metrics: JSON files of flat {metric: value} (the stain probes', another lab's);
-    external_sets: another lab's audited images.tsv by set name, each logged as a dataset input for lineage.
-    tracked_out: JSON with the run id (what the comparison's track job reads).
+    tracking: Tracking
+    classes: tuple[str, ...]
+
+    @classmethod
+    def from_params(cls, params) -> TrackSettings:
+        """From the track rule's params (tracking, classes)."""
+        return cls(Tracking.from_params(dict(params["tracking"])), tuple(params["classes"]))
+
+
+@dataclass(frozen=True)
+class TrackInputs:
+    """The files a model's track job logs, by name: train's (or the colour baseline's) run record and the
+    fold's split manifest, then whatever its jobs wrote (None: that job is not the model's, e.g. training
+    and explanations for the colour baseline)."""
+
+    run: str  # mlflow_run.json: the run's record (alldag.tracking.child_run_record)
+    manifest: str  # split_manifest.tsv
+    metrics: str | None = None  # evaluate's metrics.json
+    predictions: str | None = None
+    confusion: str | None = None
+    roc: str | None = None
+    reliability: str | None = None
+    stain_probes: str | None = None  # the stain probes' flat {metric: value} JSON
+    model: str | None = None  # model.keras, logged with its signature unless the run has it
+    history: str | None = None  # history.tsv: each epoch once, step = epoch - 1
+    curves: str | None = None
+    augmentation: str | None = None
+    gallery: str | None = None
+    explanations: str | None = None
+    agreement: str | None = None
+    explanation_summary: str | None = None
+    external: dict = field(default_factory=dict)  # set name -> {"metrics": its scores' JSON, "images": images.tsv}
+
+    @classmethod
+    def from_job(cls, named, external: dict) -> TrackInputs:
+        """From the track rule's named inputs (those it has) and its external params (alldag.plan's table)."""
+        have = set(named.keys())
+        return cls(
+            **{f.name: str(named[f.name]) for f in fields(cls) if f.name in have and f.name != "external"},
+            external={name: dict(files) for name, files in dict(external).items()},
+        )
+
+    def artefacts(self) -> dict[str, list[str]]:
+        """MLflow folder ('' for the top) -> the files logged there."""
+        folders = {
+            "figures": (self.confusion, self.roc, self.reliability, self.curves, self.gallery),
+            "evaluation": (self.predictions, self.metrics),
+            "": (self.history, self.augmentation, self.manifest if self.model else None),
+            "explanation": (self.explanations, self.agreement, self.explanation_summary),
+        }
+        return {folder: [p for p in paths if p is not None] for folder, paths in folders.items()}
+
+
+def track_model(*, settings: TrackSettings, inputs: TrackInputs, tracked_out) -> str:
+    """Make or complete the model's MLflow run from its jobs' files (see TrackInputs); returns its run id.
+
+    tracked_out: JSON with the run id (what the comparison's track job and the registry read).
     """
-    from alldag.run_metrics import best_epoch_metrics, explanation_metrics, log_missing_epochs, test_metrics
-
-    record = read_run_file(run_json)
+    record, tracking = read_run_file(inputs.run), settings.tracking
     client = client_for(tracking.uri)
     run_id, created = find_or_create_run(client, tracking, record)
     log.info("%s MLflow run %s for %s", "created" if created else "completing", run_id, record["name"])
     log_params_once(client, run_id, record["params"])
-    log_datasets_once(client, run_id, split_manifest, record["dataset"], tracking.data_source)
-    counts = {}
-    if history is not None:
-        frame = pd.read_csv(history, sep="\t")
-        counts["epochs"] = log_missing_epochs(run_id, frame)  # client_for pointed mlflow at tracking.uri
-        counts["best epoch"] = log_metrics_once(client, run_id, best_epoch_metrics(frame))
-    if metrics_json is not None:
-        counts["test metrics"] = log_metrics_once(
-            client, run_id, test_metrics(json.loads(Path(metrics_json).read_text()))
-        )
-    if stress_metrics:
-        flat = {k: v for path in stress_metrics for k, v in json.loads(Path(path).read_text()).items()}
-        counts["stress metrics"] = log_metrics_once(client, run_id, flat)
-    if external_sets:
+    log_datasets_once(client, run_id, inputs.manifest, record["dataset"], tracking.data_source)
+    counts = _log_run_metrics(client, run_id, record, inputs)
+    if inputs.external:
+        images = {name: files["images"] for name, files in inputs.external.items()}
         counts["external datasets"] = log_external_datasets_once(
-            client, run_id, external_sets, record["tags"]["task"], classes
+            client, run_id, images, record["tags"]["task"], list(settings.classes)
         )
-    if explanation_summary is not None:
-        summary = pd.read_csv(explanation_summary, sep="\t")
-        counts["explanation metrics"] = log_metrics_once(client, run_id, explanation_metrics(summary))
     counts["artefacts"] = sum(
-        log_artifacts_once(client, run_id, paths, folder or None) for folder, paths in artefacts.items()
+        log_artifacts_once(client, run_id, paths, folder or None) for folder, paths in inputs.artefacts().items()
     )
-    if model is not None:
-        counts["model"] = int(log_model_once(client, run_id, model, split_manifest, classes))
+    if inputs.model is not None:
+        counts["model"] = int(log_model_once(client, run_id, inputs.model, inputs.manifest, list(settings.classes)))
     if retry(client.get_run, run_id).info.status != "FINISHED":
-        retry(client.set_terminated, run_id, "FINISHED")
+        retry(client.set_terminated, run_id, "FINISHED", end_time=record.get("ended"))
     log.info("%s: logged now (the rest was there): %s", record["name"], counts)
     Path(tracked_out).parent.mkdir(parents=True, exist_ok=True)
     Path(tracked_out).write_text(
@@ -198,6 +235,35 @@ def track_model(
         )
     )
     return run_id
+
+
+def _log_run_metrics(client, run_id: str, record: dict, inputs: TrackInputs) -> dict[str, int]:
+    """Log the metrics the run lacks: each epoch, the best epoch, what training measured after it (the record's
+    metrics and system metrics), the test, stress and explanation metrics. Returns how many, by kind."""
+    from alldag.run_metrics import best_epoch_metrics, explanation_metrics, log_missing_epochs, test_metrics
+    from alldag.system_metrics import log_samples_once
+
+    counts = {}
+    if inputs.history is not None:
+        frame = pd.read_csv(inputs.history, sep="\t")
+        counts["epochs"] = log_missing_epochs(run_id, frame)  # client_for pointed mlflow at tracking.uri
+        counts["best epoch"] = log_metrics_once(client, run_id, best_epoch_metrics(frame))
+    if record.get("metrics"):
+        counts["training metrics"] = log_metrics_once(client, run_id, record["metrics"])
+    if record.get("system_metrics"):
+        counts["system metrics"] = log_samples_once(client, run_id, record["system_metrics"])
+    if inputs.metrics is not None:
+        counts["test metrics"] = log_metrics_once(
+            client, run_id, test_metrics(json.loads(Path(inputs.metrics).read_text()))
+        )
+    stress = [p for p in (inputs.stain_probes, *(f["metrics"] for f in inputs.external.values())) if p]
+    if stress:
+        flat = {k: v for path in stress for k, v in json.loads(Path(path).read_text()).items()}
+        counts["stress metrics"] = log_metrics_once(client, run_id, flat)
+    if inputs.explanation_summary is not None:
+        summary = pd.read_csv(inputs.explanation_summary, sep="\t")
+        counts["explanation metrics"] = log_metrics_once(client, run_id, explanation_metrics(summary))
+    return counts
 
 
 def tracked_runs_from_table(rows) -> dict[str, dict[int, str]]:
@@ -209,25 +275,52 @@ def tracked_runs_from_table(rows) -> dict[str, dict[int, str]]:
     return {model: dict(sorted(folds.items())) for model, folds in runs.items()}
 
 
-def track_comparison(
-    *, task: str, tracking, comparison, paired, figure, provenance, tracked_runs: dict, tracked_out
-) -> dict | None:
-    """Put a task's comparison on this invocation's parent run (artefacts, metrics, verdict tags, provenance),
-    each once, then register the task's best model (the registry step is idempotent too).
+@dataclass(frozen=True)
+class ComparisonTrackSettings:
+    """Which task's comparison a track_comparison job logs, and where: from its wildcards and params."""
 
-    tracked_runs: model -> fold -> the model's tracked.json (from its track job).
-    """
-    from alldag.names import METRICS
+    task: str
+    tracking: Tracking
+
+    @classmethod
+    def from_params(cls, params, task: str) -> ComparisonTrackSettings:
+        """From the track_comparison rule's params (tracking) and its {task} wildcard."""
+        return cls(task, Tracking.from_params(dict(params["tracking"])))
+
+
+@dataclass(frozen=True)
+class ComparisonTrackInputs:
+    """The files a track_comparison job logs, by name, and every model's run keyed model -> fold -> its
+    tracked.json (never by position in a list)."""
+
+    comparison: str
+    paired: str
+    figure: str
+    provenance: str
+    runs: dict[str, dict[int, str]]
+
+    @classmethod
+    def from_job(cls, named, runs_table) -> ComparisonTrackInputs:
+        """From the rule's named inputs and its keyed runs table (rows of model, fold and path)."""
+        files = {f.name: str(named[f.name]) for f in fields(cls) if f.name != "runs"}
+        return cls(**files, runs=tracked_runs_from_table(runs_table))
+
+
+def track_comparison(*, settings: ComparisonTrackSettings, inputs: ComparisonTrackInputs, tracked_out) -> dict | None:
+    """Put a task's comparison on this invocation's parent run (artefacts, metrics, verdict tags, provenance),
+    each once, then register the task's best model (the registry step is idempotent too)."""
+    from alldag.metrics import METRICS
     from alldag.registry import log_provenance, register_best
 
-    summary = pd.read_csv(comparison, sep="\t")
+    task, tracking = settings.task, settings.tracking
+    summary = pd.read_csv(inputs.comparison, sep="\t")
     client = client_for(tracking.uri)
     run_id = tracking.parent_run_id()
-    log_artifacts_once(client, run_id, [comparison, paired, figure], f"comparison/{task}")
+    log_artifacts_once(client, run_id, [inputs.comparison, inputs.paired, inputs.figure], f"comparison/{task}")
     metrics = {
         f"{task}.{row['model']}.{m}": float(row[m])
         for row in summary.to_dict("records")
-        for m in METRICS + ["diff_vs_colour_baseline", "p_vs_colour_baseline", "p_vs_colour_baseline_holm"]
+        for m in [*METRICS, "diff_vs_colour_baseline", "p_vs_colour_baseline", "p_vs_colour_baseline_holm"]
         if m in row and not pd.isna(row[m])
     }
     log_metrics_once(client, run_id, metrics)
@@ -235,8 +328,8 @@ def track_comparison(
         word = verdict_of(row.get(VERDICT_COLUMN))
         if word:  # the baseline's own row has none
             retry(client.set_tag, run_id, f"{task}.{row['model']}.{VERDICT_COLUMN}", word)
-    log_provenance(tracking.parent_run_file, provenance)
-    registered = register_best(task, summary, tracked_runs)
+    log_provenance(tracking.parent_run_file, inputs.provenance)
+    registered = register_best(task, summary, inputs.runs)
     Path(tracked_out).parent.mkdir(parents=True, exist_ok=True)
     Path(tracked_out).write_text(
         json.dumps(

@@ -265,39 +265,22 @@ def child_run_record(
 
 def create_child_run(tracking: Tracking, record: dict) -> tuple[str, str]:
     """Create the child run of a job's record (child_run_record) under this invocation's parent run, tagged with
-    its record id and, as MLflow's fluent API would, the user and source. Returns (run id, parent run id)."""
+    its record id and, as MLflow's fluent API would, the user and source; it starts when the job did (the
+    record's `started`, epoch ms, if any). Returns (run id, parent run id)."""
     from mlflow.tracking.context.registry import resolve_tags
 
     client = client_for(tracking.uri)
     exp_id = ensure_experiment(tracking.uri, tracking.experiment, tracking.artifact_root)
     parent = tracking.parent_run_id()
     tags = resolve_tags({**record["tags"], PARENT_TAG: parent, RECORD_TAG: record["record"]})
-    run = retry(client.create_run, exp_id, run_name=record["name"], tags=tags)
+    run = retry(client.create_run, exp_id, start_time=record.get("started"), run_name=record["name"], tags=tags)
     return run.info.run_id, parent
 
 
-def open_child_run(tracking: Tracking, record: dict, previous: str | None = None) -> tuple[str, str]:
-    """Make the record's child run mlflow's active run (with system metrics when tracking asks): a new one
-    (create_child_run), or `previous` reopened after a restart and moved under this invocation's parent run
-    (reparent_run). Returns (run id, parent run id)."""
-    mlflow = _use(tracking.uri)
-    if previous is None:
-        run_id, parent = create_child_run(tracking, record)
-    else:
-        run_id, parent = previous, tracking.parent_run_id()
-        if (earlier := reparent_run(previous, parent)) is not None:
-            log.info("moved run %s from parent run %s to this invocation's parent run %s", previous, earlier, parent)
-    retry(mlflow.start_run, run_id=run_id, log_system_metrics=tracking.system_metrics)
-    return run_id, parent
-
-
-def write_run_file(
-    path, tracking: Tracking, record: dict, *, run_id: str | None = None, parent: str | None = None, error=None
-) -> None:
-    """A model's run file (mlflow_run.json): its child run id (None until the `track` rule makes the run), the
-    parent run, the tracking URI, the record (child_run_record) and the tracking error that stopped live logging."""
-    run = {"run_id": run_id, "parent_run_id": parent, "tracking_uri": tracking.uri, **record, "tracking_error": error}
-    Path(path).write_text(json.dumps(run, indent=2))
+def write_run_file(path, tracking: Tracking, record: dict) -> None:
+    """A model's run file (mlflow_run.json), what its computing job hands the `track` rule: the record
+    (child_run_record) and the tracking URI. run_id stays None: the track job makes the run (tracked.json)."""
+    Path(path).write_text(json.dumps({"run_id": None, "tracking_uri": tracking.uri, **record}, indent=2))
 
 
 def read_run_file(path) -> dict:
@@ -325,12 +308,6 @@ def reparent_run(run_id: str, parent_id: str) -> str | None:
     return old
 
 
-def log_metrics(metrics: dict, step: int | None = None) -> None:
-    import mlflow
-
-    retry(mlflow.log_metrics, {k: float(v) for k, v in metrics.items()}, step=step)
-
-
 def log_metrics_to(run_id: str, metrics: dict, step: int) -> None:
     """Log metrics of one step to a given run in one batch (the run need not be active)."""
     import mlflow
@@ -339,12 +316,6 @@ def log_metrics_to(run_id: str, metrics: dict, step: int) -> None:
     stamp = int(time.time() * 1000)
     batch = [Metric(k, float(v), stamp, step) for k, v in metrics.items()]
     retry(mlflow.MlflowClient().log_batch, run_id, metrics=batch)
-
-
-def log_artifact(path, artifact_path: str | None = None) -> None:
-    import mlflow
-
-    retry(mlflow.log_artifact, str(path), artifact_path)
 
 
 def run_params(**values) -> dict:
@@ -394,32 +365,6 @@ def log_split_datasets(manifest_path, manifest, name: str, data_source: str) -> 
         tags = {"manifest_sha256": checksum, "data_source": data_source}
         rows = manifest[manifest["split"] == split]
         log_image_dataset(manifest_path, rows, name=f"{name}/{split}", context=split, tags=tags)
-
-
-class LiveTracking:
-    """Best-effort MLflow logging inside a computing job: the first failure (server down, store locked for
-    good) is one warning and turns logging off, so the job still writes its files; the job's `track` rule
-    completes the record later."""
-
-    def __init__(self, label: str):
-        self.label = label
-        self.error: str | None = None
-
-    def call(self, fn, *args, **kwargs):
-        """fn(*args, **kwargs), or None once tracking has failed (the first failure is logged as a warning)."""
-        if self.error is not None:
-            return None
-        try:
-            return fn(*args, **kwargs)
-        except Exception as exc:  # AlldagError (unreachable), MlflowException, requests' errors, sqlite errors
-            self.error = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:300]
-            log.warning(
-                "MLflow tracking of %s failed (%s): the job goes on and writes its files; once the tracking store "
-                "answers, `snakemake --cores 1` (or --forcerun track) logs them",
-                self.label,
-                self.error,
-            )
-            return None
 
 
 def logged_steps(client, run_id: str, key: str) -> set[int]:

@@ -1,4 +1,5 @@
-"""The `train` stage: fit one backbone on one task's split, save the model, track it in MLflow."""
+"""The `train` stage: fit one backbone on one task's split and write the model, its history and its run record
+(the `track` stage logs them to MLflow: it alone writes the model's run)."""
 
 from __future__ import annotations
 
@@ -14,9 +15,8 @@ import pandas as pd
 from alldag.figures import save, training_curves_figure
 from alldag.progress import Progress
 from alldag.provenance import TRAINING_PACKAGES, package_versions
-from alldag.run_metrics import best_epoch_metrics, epoch_reporter, log_missing_epochs
 from alldag.tables import read_tsv, write_tsv_atomic
-from alldag.tracking import Tracking, child_run_record, retry, write_run_file
+from alldag.tracking import Tracking, child_run_record, write_run_file
 from alldag.weights import weights_lineage
 
 log = logging.getLogger(__name__)
@@ -109,19 +109,38 @@ def fit(
     import tensorflow as tf
 
     from alldag import checkpoint
-    from alldag.augment import build_augmenter
     from alldag.inputs import make_dataset
-    from alldag.models import build_classifier, recalibrate_batchnorm, set_backbone_trainable
 
     keras.utils.set_random_seed(settings.seed)
     tf.config.experimental.enable_op_determinism()  # same seed, same CPU -> same metrics
     train_rows = manifest[manifest["split"] == "train"]
-    val_rows = manifest[manifest["split"] == "val"]
-    val_ds = make_dataset(val_rows, settings.image_size, settings.batch_size)
-    model = (
-        build_model()
-        if build_model
-        else build_classifier(
+    val_ds = make_dataset(manifest[manifest["split"] == "val"], settings.image_size, settings.batch_size)
+    model = _build_model(settings, build_model)
+    phases = training_phases(settings, pretrained=build_model is None)
+    key = run_fingerprint(settings, manifest, augmentation)
+    state = checkpoint.load_state(checkpoint_dir, key)
+    rows = list(state["history"]) if state else []
+    done = state["epoch"] if state else 0
+    if state:
+        log.info("resuming from the checkpoint after epoch %d (phase %s)", done, state["phase"])
+    fitting = _Fitting(settings, train_rows, val_ds, augmentation, Path(checkpoint_dir), key, rows, report)
+    names = [name for name, *_ in phases]
+    for phase in phases:
+        if state and names.index(phase[0]) < names.index(state["phase"]):
+            continue  # finished before the checkpoint
+        done, state = _fit_phase(fitting, model, phase, done, state, checkpoint_every_s), None
+    frame = mark_kept_epoch(pd.DataFrame(rows), bool(settings.early_stopping_patience))
+    if settings.recalibrate_bn and (recalibrated := _recalibrated(model, train_rows, val_ds, settings)):
+        report_metrics(recalibrated)
+    return model, frame
+
+
+def _build_model(settings: TrainSettings, build_model):
+    """The classifier: build_model() for a custom architecture, else the keras.applications backbone's."""
+    from alldag.models import build_classifier
+
+    if build_model is None:
+        return build_classifier(
             settings.backbone,
             len(settings.classes),
             settings.image_size,
@@ -131,86 +150,107 @@ def fit(
             settings.kernel_initializer,
             settings.seed,
         )
-    )
-    class_weight = balanced_class_weights(train_rows["y"], len(settings.classes)) if settings.class_weights else None
-    phases = training_phases(settings, pretrained=build_model is None)
-    if build_model is not None and settings.weights is not None:
+    if settings.weights is not None:
         log.info(
             "%s is a custom architecture (random init): one training phase, train.weights (%s) and "
             "head_epochs do not apply",
             settings.backbone,
             settings.weights,
         )
-    key = run_fingerprint(settings, manifest, augmentation)
-    state = checkpoint.load_state(checkpoint_dir, key)
-    rows = list(state["history"]) if state else []
-    done = state["epoch"] if state else 0
+    return build_model()
+
+
+@dataclass
+class _Fitting:
+    """What every phase of one fit() shares: its data, checkpoint and the epoch rows so far (appended to)."""
+
+    settings: TrainSettings
+    train_rows: pd.DataFrame
+    val_ds: object
+    augmentation: dict
+    checkpoint_dir: Path
+    key: str  # run_fingerprint
+    rows: list
+    report: object  # report(rows) of fit()
+
+
+def _fit_phase(fitting: _Fitting, model, phase: tuple, done: int, state: dict | None, checkpoint_every_s) -> int:
+    """Train one phase (name, last epoch, rate, trainable top layers) from epoch `done`, or from the
+    checkpoint `state` when it was saved in this phase; returns the last epoch trained."""
+    import keras
+
+    from alldag import checkpoint
+    from alldag.models import set_backbone_trainable
+
+    name, until, rate, trainable_top = phase
+    s, directory = fitting.settings, fitting.checkpoint_dir
+    if name != "full":
+        n_trainable = set_backbone_trainable(model, trainable_top)
+        log.info("phase %s: %d backbone layers trainable, learning rate %g", name, n_trainable, rate)
+    model.compile(optimizer=keras.optimizers.Adam(rate), loss="sparse_categorical_crossentropy", metrics=["accuracy"])
+    resumed, best = None, None
     if state:
-        log.info("resuming from the checkpoint after epoch %d (phase %s)", done, state["phase"])
-    names = [name for name, *_ in phases]
-    for phase, until, rate, trainable_top in phases:
-        if state and names.index(phase) < names.index(state["phase"]):
-            continue  # finished before the checkpoint
-        if phase != "full":
-            n_trainable = set_backbone_trainable(model, trainable_top)
-            log.info("phase %s: %d backbone layers trainable, learning rate %g", phase, n_trainable, rate)
-        model.compile(
-            optimizer=keras.optimizers.Adam(rate), loss="sparse_categorical_crossentropy", metrics=["accuracy"]
+        best = checkpoint.load_weights(directory, model, state)
+        resumed = state["early_stopping"]
+        if state["phase_finished"]:
+            if best is not None:
+                model.set_weights(best)  # what EarlyStopping's restore did before the kill
+            return done
+    callbacks = []
+    if s.early_stopping_patience:
+        callbacks.append(checkpoint.resumable_early_stopping(s.early_stopping_patience, resumed, best))
+    stopper = callbacks[0] if callbacks else None
+    callbacks.append(
+        checkpoint.checkpoint_callback(
+            directory, fitting.key, fitting.rows, name, fitting.report, checkpoint_every_s, stopper
         )
-        resumed, best = None, None
-        if state:
-            best = checkpoint.load_weights(checkpoint_dir, model, state)
-            resumed, finished, state = state["early_stopping"], state["phase_finished"], None
-            if finished:
-                if best is not None:
-                    model.set_weights(best)  # what EarlyStopping's restore did before the kill
-                continue
-        callbacks = []
-        if settings.early_stopping_patience:
-            callbacks.append(checkpoint.resumable_early_stopping(settings.early_stopping_patience, resumed, best))
-        callbacks.append(
-            checkpoint.checkpoint_callback(
-                checkpoint_dir, key, rows, phase, report, checkpoint_every_s, callbacks[0] if callbacks else None
-            )
+    )
+    callbacks.append(checkpoint.reseed_each_epoch(s.seed))
+    with epoch_progress(f"train {s.task}/{s.backbone}/fold{s.fold} ({name})", done, until) as progress:
+        model.fit(
+            _training_dataset(fitting, done, until),
+            validation_data=fitting.val_ds,
+            initial_epoch=done,
+            epochs=until,
+            verbose=2,
+            class_weight=balanced_class_weights(fitting.train_rows["y"], len(s.classes)) if s.class_weights else None,
+            callbacks=[*callbacks, progress],
+            steps_per_epoch=-(-len(fitting.train_rows) // s.batch_size),
         )
-        callbacks.append(checkpoint.reseed_each_epoch(settings.seed))
-        # shuffle and augmentation seeded per epoch from (seed, epoch): a resumed fit draws as an uninterrupted one
-        train_ds = make_dataset(
-            train_rows,
-            settings.image_size,
-            settings.batch_size,
-            training=True,
-            seed=settings.seed,
-            epochs=range(done, until),
-            epoch_augmenter=lambda s: build_augmenter({**augmentation, "seed": s}),
-        )
-        label = f"train {settings.task}/{settings.backbone}/fold{settings.fold} ({phase})"
-        with epoch_progress(label, done, until) as progress:
-            model.fit(
-                train_ds,
-                validation_data=val_ds,
-                initial_epoch=done,
-                epochs=until,
-                verbose=2,
-                class_weight=class_weight,
-                callbacks=[*callbacks, progress],
-                steps_per_epoch=-(-len(train_rows) // settings.batch_size),
-            )
-        done = rows[-1]["epoch"] if rows else done
-    frame = mark_kept_epoch(pd.DataFrame(rows), bool(settings.early_stopping_patience))
-    if settings.recalibrate_bn:
-        changed, frozen = recalibrate_batchnorm(
-            model, make_dataset(train_rows, settings.image_size, settings.batch_size)
-        )
-        if frozen:
-            log.info("precise BN: %d frozen BatchNormalization layers keep their statistics (skipped)", frozen)
-        if changed:
-            loss, accuracy = model.evaluate(val_ds, verbose=0)
-            log.info(
-                "recalibrated %d BatchNormalization layers: val_loss %.4f, val_accuracy %.4f", changed, loss, accuracy
-            )
-            report_metrics({"val_loss_recalibrated": loss, "val_accuracy_recalibrated": accuracy})
-    return model, frame
+    return fitting.rows[-1]["epoch"] if fitting.rows else done
+
+
+def _training_dataset(fitting: _Fitting, first: int, until: int):
+    """Epochs first + 1 .. until of the training set; shuffle and augmentation seeded per epoch from (seed,
+    epoch), so a resumed fit draws as an uninterrupted one."""
+    from alldag.augment import build_augmenter
+    from alldag.inputs import make_dataset
+
+    s = fitting.settings
+    return make_dataset(
+        fitting.train_rows,
+        s.image_size,
+        s.batch_size,
+        training=True,
+        seed=s.seed,
+        epochs=range(first, until),
+        epoch_augmenter=lambda seed: build_augmenter({**fitting.augmentation, "seed": seed}),
+    )
+
+
+def _recalibrated(model, train_rows: pd.DataFrame, val_ds, settings: TrainSettings) -> dict:
+    """Recompute the BatchNorm statistics on the training images (precise BN); the validation scores after it."""
+    from alldag.inputs import make_dataset
+    from alldag.models import recalibrate_batchnorm
+
+    changed, frozen = recalibrate_batchnorm(model, make_dataset(train_rows, settings.image_size, settings.batch_size))
+    if frozen:
+        log.info("precise BN: %d frozen BatchNormalization layers keep their statistics (skipped)", frozen)
+    if not changed:
+        return {}
+    loss, accuracy = model.evaluate(val_ds, verbose=0)
+    log.info("recalibrated %d BatchNormalization layers: val_loss %.4f, val_accuracy %.4f", changed, loss, accuracy)
+    return {"val_loss_recalibrated": loss, "val_accuracy_recalibrated": accuracy}
 
 
 @contextmanager
@@ -277,62 +317,6 @@ def run_record(
     return record
 
 
-def _open_live_run(
-    tracking: Tracking, record: dict, split_manifest, manifest: pd.DataFrame, previous: str | None
-) -> tuple[str, str]:
-    """Start (or, after a restart, reopen) the model's child run and log its params and datasets: (run, parent)."""
-    import mlflow
-
-    from alldag.tracking import log_split_datasets, open_child_run
-
-    if previous is not None:
-        log.info("continuing MLflow run %s", previous)
-    run_id, parent = open_child_run(tracking, record, previous)
-    if previous is None:
-        retry(mlflow.log_params, record["params"])
-        log_split_datasets(split_manifest, manifest, record["dataset"], tracking.data_source)
-    return run_id, parent
-
-
-def _finish_live_run(
-    run_id: str,
-    history: pd.DataFrame,
-    files: list[tuple],
-    model,
-    manifest: pd.DataFrame,
-    settings: TrainSettings,
-    model_out,
-) -> bool:
-    """Log what the active run lacks once training is done (epochs, best epoch, files, the model); True when done."""
-    import mlflow
-
-    from alldag.tracking import log_artifact
-
-    if log_missing_epochs(run_id, history):
-        log.info("logged the epochs the interrupted job had checkpointed but not yet logged")
-    retry(mlflow.log_metrics, best_epoch_metrics(history))
-    for path, folder in files:
-        log_artifact(path, folder)
-    _log_model(model, manifest, settings, model_out)
-    return True
-
-
-def _log_model(model, manifest: pd.DataFrame, settings: TrainSettings, model_out) -> None:
-    """Log the model to the active run (MLflow's Keras 3 flavour) and write model_out as its one stored copy."""
-    from alldag.images import load_images
-    from alldag.logged_model import log_keras_model, store_model
-
-    example = load_images(manifest["path"].head(1), settings.image_size)
-    info = log_keras_model(model, example, list(settings.classes))
-    log.info(
-        "model %s: %s",
-        "linked to its MLflow artifact"
-        if store_model(model, info, model_out) == "linked"
-        else "saved (the MLflow artifact store is not local)",
-        model_out,
-    )
-
-
 @dataclass(frozen=True)
 class TrainOutputs:
     """The files a training job writes (see train_model)."""
@@ -353,24 +337,20 @@ def train_model(
     build_model=None,
     pretrained: dict | None = None,
 ) -> None:
-    """Train one (task, backbone) model and write its outputs.
+    """Train one (task, backbone) model and write its outputs; files only: the `track` job makes its MLflow run.
 
     manifest: the fold's split manifest (TSV); augmentation: the augment stage's spec (JSON).
-    outputs: model (.keras, without optimizer state; a hard link to the logged MLflow model's file when
-    the artifact store is local), history (TSV, one row per epoch), curves (PNG of the accuracy and loss
-    curves), run (JSON: the MLflow child run id, or null, and the run's record for the `track` rule). A
+    outputs: model (.keras, without optimizer state), history (TSV, one row per epoch), curves (PNG of the
+    accuracy and loss curves), run (JSON: the run's record for the `track` rule, see record_training). A
     checkpoint folder beside the model lets a killed job resume; it is removed once the outputs are written.
-    Epochs are logged live while MLflow answers; a tracking failure is a warning.
     settings.require_gpu: raise AlldagError (one line) instead of training on the CPU when no GPU is visible.
     pretrained: the checksum-table row (alldag.weights.WeightsFile's fields) settings.weights_file must match.
     """
-    import mlflow
-
     from alldag import checkpoint
     from alldag.augment import read_spec
     from alldag.devices import configure_tensorflow, training_device
-    from alldag.logged_model import store_model
-    from alldag.tracking import LiveTracking, log_metrics
+    from alldag.logged_model import save_lean
+    from alldag.system_metrics import sampled
     from alldag.weights import WeightsFile, check_cached
 
     if pretrained:
@@ -385,56 +365,37 @@ def train_model(
             hardware["devices"],
             hardware["precision"],
         )
-        split_manifest, augmentation_json = manifest, augmentation  # the files; below, the names hold their contents
-        manifest = read_tsv(split_manifest)
-        augmentation = read_spec(augmentation_json)
+        rows, spec = read_tsv(manifest), read_spec(augmentation)
         checkpoint_dir = Path(outputs.model).parent / "checkpoint"
-        key = run_fingerprint(settings, manifest, augmentation)
-        previous = checkpoint.load_run(checkpoint_dir, key)
-        record = run_record(settings, tracking, manifest, augmentation, hardware)
-        live = LiveTracking(record["name"])
-        run_id, parent = live.call(_open_live_run, tracking, record, split_manifest, manifest, previous) or (
-            previous,
-            None,
-        )
-        if run_id is not None and previous is None:
-            checkpoint.save_run(checkpoint_dir, key, run_id)
-        report = epoch_reporter(run_id) if run_id else (lambda rows: None)
-        try:
+        started, recalibrated = _now_ms(), {}
+        with sampled(tracking.system_metrics) as samples:
             model, history = fit(
                 settings,
-                manifest,
-                augmentation,
+                rows,
+                spec,
                 checkpoint_dir,
-                lambda rows: live.call(report, rows),
-                60 * settings.checkpoint_minutes,
-                build_model,
-                report_metrics=lambda m: run_id and live.call(log_metrics, m),
+                checkpoint_every_s=60 * settings.checkpoint_minutes,
+                build_model=build_model,
+                report_metrics=recalibrated.update,
             )
-            write_training_outputs(history, settings, outputs.history, outputs.curves)
-            files = [
-                (outputs.curves, "figures"),
-                (outputs.history, None),
-                (augmentation_json, None),
-                (split_manifest, None),
-            ]
-            if not (
-                run_id and live.call(_finish_live_run, run_id, history, files, model, manifest, settings, outputs.model)
-            ):
-                store_model(model, None, outputs.model)
-        except BaseException:
-            if run_id:
-                live.call(retry, mlflow.end_run, status="FAILED")
-            raise
-        if run_id:
-            live.call(retry, mlflow.end_run)
-        write_run_file(outputs.run, tracking, record, run_id=run_id, parent=parent, error=live.error)
+        write_training_outputs(history, settings, outputs.history, outputs.curves)
+        save_lean(model, outputs.model)
+        record = run_record(settings, tracking, rows, spec, hardware)
+        record |= {"started": started, "ended": _now_ms(), "metrics": recalibrated, "system_metrics": samples}
+        write_run_file(outputs.run, tracking, record)
         checkpoint.clear(checkpoint_dir)
-    log.info("saved %s (MLflow run %s)", outputs.model, run_id or "not yet: the track rule makes it")
+    log.info("saved %s; the track rule logs it to MLflow", outputs.model)
+
+
+def _now_ms() -> int:
+    """Now, as MLflow stamps run times: epoch milliseconds."""
+    import time
+
+    return int(time.time() * 1000)
 
 
 def write_training_outputs(history: pd.DataFrame, settings: TrainSettings, history_out, curves_out) -> None:
-    """The per-epoch history TSV and the training-curves figure (the model is written by _log_model)."""
+    """The per-epoch history TSV and the training-curves figure."""
     Path(history_out).parent.mkdir(parents=True, exist_ok=True)
     write_tsv_atomic(history, history_out)
     save(training_curves_figure(history, f"{settings.backbone} on {settings.task}"), curves_out)

@@ -2,11 +2,14 @@
 `snakemake` (Snakemake and all its jobs) during the audit, during training, during an explanation and during
 the report; after each kill `--unlock` and restart with `--rerun-incomplete`. The final predictions, metrics,
 comparison tables and summary.json equal the uninterrupted session run's (conftest.e2e_run, same config), and
-MLflow holds one child run per model with each epoch step once.
+MLflow holds exactly one child run per model and fold with each epoch step once: the track jobs alone write
+those runs, so a job killed anywhere (even right after training, before Snakemake recorded it) leaves none
+behind to duplicate.
 
 The training kill comes once a training job has checkpointed an epoch before its last (tiny.yaml checkpoints
 every epoch), so the restarted job resumes from that checkpoint: its seeding per (seed, epoch) makes the
-resumed model bit-identical to one trained without a break.
+resumed model bit-identical to one trained without a break. The killed training job never made a run: the
+model's one run is made later, from the resumed job's record, under a later invocation's parent run.
 """
 
 from __future__ import annotations
@@ -16,6 +19,7 @@ import os
 import signal
 import subprocess
 import time
+from collections import Counter
 from pathlib import Path
 
 import mlflow
@@ -24,6 +28,7 @@ import pytest
 import yaml
 
 from alldag.config import train_settings_for, trained_models
+from alldag.layout import PARENT_RUN_FILE
 from workflow_helpers import REPO, _command, snakemake
 
 pytestmark = pytest.mark.e2e
@@ -87,10 +92,11 @@ def _run_until(workdir: Path, args: list[str], now, timeout: float = 900) -> boo
 
 def test_dag_killed_at_every_stage_ends_as_an_uninterrupted_run(request, tmp_path):
     start = time.monotonic()
-    killed = []
+    killed, parents = [], {}
     for name, now in KILL_POINTS.items():
         if _run_until(tmp_path, ["--rerun-incomplete"], now):
             killed.append(name)
+        parents[name] = json.loads((tmp_path / PARENT_RUN_FILE).read_text())["run_id"]  # this invocation's
         proc = snakemake(tmp_path, "--unlock", config=CONFIG)
         assert proc.returncode == 0, proc.stderr[-2000:]
     assert killed == list(KILL_POINTS), killed  # every kill point was met
@@ -108,21 +114,23 @@ def test_dag_killed_at_every_stage_ends_as_an_uninterrupted_run(request, tmp_pat
         summary.pop("mlflow")  # run ids differ between the two studies
     assert summaries[0] == summaries[1]
     _check_mlflow_once(tmp_path)
-    _check_a_resumed_training_job(tmp_path)
+    _check_a_resumed_training_job(tmp_path, parents["training"])
 
 
-def _check_a_resumed_training_job(workdir: Path) -> None:
-    """A training job killed after a checkpointed epoch resumed from it, in its own MLflow run, which moved to
-    the restart's parent run and remembers the earlier one."""
+def _check_a_resumed_training_job(workdir: Path, killed_parent: str) -> None:
+    """A training job killed after a checkpointed epoch resumed from it; its model's one MLflow run is the resumed
+    job's record's (its record id), made by a track job of a later invocation than the one killed in training."""
     resumed = [m for m in TRAINED if "resuming from the checkpoint after epoch" in _train_log(workdir, m)]
     assert resumed, "no training job resumed from a checkpoint"
     client = mlflow.MlflowClient(f"sqlite:///{workdir / 'results/mlflow.db'}")
     for model in resumed:
-        tags = client.get_run(
-            json.loads((workdir / f"results/models/{TASK}/{model}/fold0/mlflow_run.json").read_text())["run_id"]
-        ).data.tags
-        assert tags.get("alldag.previous_parent_run_ids"), model
-        assert tags["mlflow.parentRunId"] not in tags["alldag.previous_parent_run_ids"].split(","), model
+        record = json.loads((workdir / f"results/models/{TASK}/{model}/fold0/mlflow_run.json").read_text())
+        assert record["run_id"] is None, model  # training makes no run
+        run_id = json.loads((workdir / f"results/mlflow/{TASK}/{model}/fold0/tracked.json").read_text())["run_id"]
+        tags = client.get_run(run_id).data.tags
+        assert tags["alldag.record"] == record["record"], model
+        earlier = tags.get("alldag.previous_parent_run_ids", "").split(",")
+        assert killed_parent not in [tags["mlflow.parentRunId"], *earlier], model
 
 
 def _train_log(workdir: Path, model: str) -> str:
@@ -130,12 +138,13 @@ def _train_log(workdir: Path, model: str) -> str:
 
 
 def _check_mlflow_once(workdir: Path) -> None:
-    """One child run per model, finished, with each epoch step of val_loss once and each score on another lab's
-    images once, wherever the kills fell among the external_validation and track jobs."""
+    """Exactly one child run per model and fold, finished, with each epoch step of val_loss once and each score on
+    another lab's images once, wherever the kills fell among the external_validation and track jobs."""
     client = mlflow.MlflowClient(f"sqlite:///{workdir / 'results/mlflow.db'}")
     experiment = client.get_experiment_by_name(CFG["study"])
     children = [r for r in client.search_runs([experiment.experiment_id]) if "mlflow.parentRunId" in r.data.tags]
-    assert sorted(r.data.tags["backbone"] for r in children) == sorted(MODELS)
+    runs_per_model = Counter((r.data.tags["backbone"], r.data.tags["fold"]) for r in children)
+    assert runs_per_model == Counter((model, "0") for model in MODELS), runs_per_model  # exactly one each
     for child in children:
         assert child.info.status == "FINISHED", child.data.tags["backbone"]
         assert "test_balanced_accuracy" in child.data.metrics

@@ -43,7 +43,7 @@ def store(run: Path) -> str:
 
 
 def run_id(run: Path, backbone: str, fold: int = 0) -> str:
-    return json.loads((run / f"results/models/{TASK}/{backbone}/fold{fold}/mlflow_run.json").read_text())["run_id"]
+    return json.loads((run / f"results/mlflow/{TASK}/{backbone}/fold{fold}/tracked.json").read_text())["run_id"]
 
 
 def first_test_images(
@@ -222,7 +222,7 @@ def test_best_model_is_registered_with_its_verdict_and_not_twice(e2e_run):
     assert version.tags[VERDICT_COLUMN] == verdict(best)
     assert (alias == CHAMPION) != version.description.startswith("Not champion")
     # the compare stage again, same best model: no new version
-    runs = {m: {0: str(e2e_run / f"results/models/{TASK}/{m}/fold0/mlflow_run.json")} for m in comparison["model"]}
+    runs = {m: {0: str(e2e_run / f"results/mlflow/{TASK}/{m}/fold0/tracked.json")} for m in comparison["model"]}
     again = register_best(TASK, comparison, runs)
     assert not again["new"] and len(client.search_model_versions(f"name = 'alldag-{TASK}'")) == 1
 

@@ -102,17 +102,14 @@ def test_outage_mid_run_keeps_outputs_and_a_later_track_run_completes_mlflow(fai
 
 def check_tracked_once(url: str) -> None:
     """Assert one finished child run per tracked model, with its test metrics once, each epoch step once and
-    its predictions among its artefacts; the broken model's run, if it has one, is marked FAILED."""
+    its predictions among its artefacts; the broken model, never trained, has no run (training makes none)."""
     experiment = rest(url, "experiments/get-by-name?" + urllib.parse.urlencode({"experiment_name": CFG["study"]}))
     runs = rest(
         url, "runs/search", {"experiment_ids": [experiment["experiment"]["experiment_id"]], "max_results": 100}
     )["runs"]
     children = [r for r in runs if "mlflow.parentRunId" in tags(r)]
-    broken = [r for r in children if tags(r)["backbone"] == "BrokenNet"]
-    assert all(r["info"]["status"] == "FAILED" for r in broken), broken
-    tracked = [r for r in children if r not in broken]
-    assert sorted(tags(r)["backbone"] for r in tracked) == ["MobileNet", "colour_baseline"], children  # one each
-    for child in tracked:
+    assert sorted(tags(r)["backbone"] for r in children) == ["MobileNet", "colour_baseline"], children  # one each
+    for child in children:
         model = tags(child)["backbone"]
         assert child["info"]["status"] == "FINISHED"
         metrics = {m["key"] for m in child["data"]["metrics"]}

@@ -1,7 +1,8 @@
 """MLflow as a shared tracking server: the DAG logs to `mlflow server` (basic auth, 127.0.0.1), keeps secrets
 out of everything it writes, and fails in seconds with one line when the server is down.
 
-The run (conftest.server_run) is the one-model config with two folds, so two training jobs log at once.
+The run (conftest.server_run) is the one-model config with two folds, so two training jobs run at once and
+their track jobs log to the server.
 """
 
 from __future__ import annotations
@@ -39,7 +40,8 @@ def test_server_listens_on_loopback_only(mlflow_server):
 
 
 def test_training_jobs_ran_in_parallel(mlflow_server, server_run):
-    """The folds' training runs (child run start to end, the model logged) overlap: concurrent writers."""
+    """The folds' training jobs overlap: each child run spans its training job (the start and end its run
+    record holds; the track job, the run's one writer, logs the run later)."""
     _, children = study_runs(mlflow_server, CFG["study"])
     spans = [
         (int(c["info"]["start_time"]), int(c["info"]["end_time"]))

@@ -16,7 +16,7 @@ keras = pytest.importorskip("keras")
 mlflow = pytest.importorskip("mlflow")
 h5py = pytest.importorskip("h5py")
 
-from alldag.logged_model import EXAMPLE_FILE, log_keras_model, requirements, store_model  # noqa: E402
+from alldag.logged_model import EXAMPLE_FILE, log_keras_model, requirements, save_lean, share_file  # noqa: E402
 from alldag.registry import CHALLENGER, CHAMPION, register_best, verification_state  # noqa: E402
 from alldag.tracking import (  # noqa: E402
     KIND_TAG,
@@ -44,7 +44,7 @@ def store(tmp_path):
 
 
 def trained_run(store, name: str, balanced_accuracy: float, data_source: str = "synthetic") -> str:
-    """A run with a logged tiny model and its test metric; returns the path of its mlflow_run.json."""
+    """A run with a logged tiny model and its test metric; returns the path of its tracked.json."""
     tmp_path, uri, experiment = store
     mlflow.set_tracking_uri(uri)
     with mlflow.start_run(
@@ -150,14 +150,17 @@ def test_model_output_is_one_stored_copy_without_optimizer_state(store, tmp_path
     model = tiny_model()
     model.compile(optimizer="adam", loss="sparse_categorical_crossentropy")
     model.fit(np.zeros((2, SIZE, SIZE, 3)), np.array([0, 1]), verbose=0)
-    with mlflow.start_run(experiment_id=experiment):
-        info = log_keras_model(model, np.zeros((1, SIZE, SIZE, 3), np.float32), ["a", "b"])
-        assert store_model(model, info, tmp_path / "out/model.keras") == "linked"
     out = tmp_path / "out/model.keras"
+    save_lean(model, out)  # what training writes
+    with mlflow.start_run(experiment_id=experiment):  # what the track job logs
+        info = log_keras_model(keras.saving.load_model(out, compile=False), np.zeros((1, SIZE, SIZE, 3)), ["a", "b"])
+    assert share_file(info, out)
     assert out.stat().st_nlink == 2  # the DAG output and the MLflow artifact are one file
     with zipfile.ZipFile(out) as archive, h5py.File(io.BytesIO(archive.read("model.weights.h5"))) as weights:
         assert "optimizer" not in weights and "layers" in weights
-    assert store_model(model, None, tmp_path / "other/model.keras") == "saved"
+    x = np.full((2, SIZE, SIZE, 3), 200.0, np.float32)
+    logged = mlflow.pyfunc.load_model(info.model_uri)  # the linked file loads as the logged model
+    np.testing.assert_allclose(logged.predict(x), model.predict(x, verbose=0), rtol=1e-6)
 
 
 def test_split_datasets_are_logged_with_context_digest_and_checksum(store):
@@ -208,18 +211,17 @@ def test_verification_state(verification, state):
     assert verification_state({"verification": verification}) == state
 
 
-def test_system_metrics_are_sampled_into_a_training_run_when_asked(store, monkeypatch):
+def test_system_metrics_are_sampled_into_a_training_record_when_asked(monkeypatch):
+    """Training samples them into its run record (the track job logs them, see test_track_stage); off, none."""
     pytest.importorskip("psutil")
-    from alldag.tracking import Tracking, open_child_run
+    from alldag.system_metrics import sampled
 
-    tmp_path, uri, _ = store
     monkeypatch.setenv("MLFLOW_SYSTEM_METRICS_SAMPLING_INTERVAL", "0.5")
     monkeypatch.setenv("MLFLOW_SYSTEM_METRICS_SAMPLES_BEFORE_LOGGING", "1")
-    ids = {}
+    samples = {}
     for wanted in (True, False):
-        tracking = Tracking(uri, "study", str(tmp_path / "artifacts"), str(tmp_path / "parent.json"), {}, wanted)
-        ids[wanted], _ = open_child_run(tracking, {"name": f"t/m/fold{int(wanted)}", "record": str(wanted), "tags": {}})
-        time.sleep(2.5)
-        mlflow.end_run()
-    assert "system/cpu_utilization_percentage" in mlflow.MlflowClient(uri).get_run(ids[True]).data.metrics
-    assert not any(k.startswith("system/") for k in mlflow.MlflowClient(uri).get_run(ids[False]).data.metrics)
+        with sampled(wanted) as samples[wanted]:
+            time.sleep(1.6)
+    assert [s["step"] for s in samples[True]] == list(range(len(samples[True]))) and len(samples[True]) >= 2
+    assert "system/cpu_utilization_percentage" in samples[True][0]["metrics"]
+    assert samples[False] == []

@@ -44,10 +44,3 @@ def test_best_model_is_the_highest_trained_model_by_the_headline_metric():
     )
     assert best_model(comparison) == "B"  # the baseline's higher score does not make it the champion
     assert best_model(comparison[comparison["model"] == BASELINE_NAME]) is None
-
-
-def test_names_metrics_is_the_metric_registry_for_callers_that_still_read_it_there():
-    import alldag.names
-    from alldag.metrics import METRICS
-
-    assert list(METRICS) == alldag.names.METRICS

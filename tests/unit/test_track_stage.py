@@ -1,21 +1,22 @@
-"""alldag.track: the track stage logs a job's files into MLflow once, however often it runs, and completes a
-run that a computing job left half logged; LiveTracking turns a tracking failure into one warning."""
+"""alldag.track: the track stage is the one writer of a model's MLflow run: it makes the run from the files the
+computing jobs wrote, logs them once however often it runs, and completes (and moves under the current
+invocation's parent run) a run that an interrupted track attempt left half logged."""
 
 from __future__ import annotations
 
 import hashlib
 import json
-import logging
 import subprocess
 import sys
+from pathlib import Path
 
 import mlflow
 import pandas as pd
 import pytest
 from PIL import Image
 
-from alldag.track import track_model, tracked_runs_from_table
-from alldag.tracking import LiveTracking, Tracking, log_metrics_to
+from alldag.track import TrackInputs, TrackSettings, track_model, tracked_runs_from_table
+from alldag.tracking import Tracking, log_metrics_to
 
 EPOCHS = 4
 
@@ -78,12 +79,18 @@ def job_files(tmp_path):
         tags={},
     )
     return tracking, dict(
-        run_json=run,
-        split_manifest=manifest,
-        history=history,
-        metrics_json=metrics,
-        artefacts={"evaluation": [metrics], "": [history]},
-        tracked_out=tmp_path / "tracked.json",
+        run=run, manifest=manifest, history=history, metrics=metrics, tracked_out=tmp_path / "tracked.json"
+    )
+
+
+def _track(tracking, files, **inputs) -> str:
+    """The track job on the fixture's files (run, manifest, history, metrics; logged: history.tsv and
+    evaluation/metrics.json) and any other inputs."""
+    named = {k: str(v) for k, v in files.items() if k != "tracked_out"}
+    return track_model(
+        settings=TrackSettings(tracking, ("A", "B")),
+        inputs=TrackInputs(**named, **inputs),
+        tracked_out=files["tracked_out"],
     )
 
 
@@ -101,7 +108,7 @@ def _logged(tracking):
 
 def test_track_makes_the_run_once_and_a_rerun_adds_nothing(job_files):
     tracking, files = job_files
-    run_id = track_model(tracking=tracking, **files)
+    run_id = _track(tracking, files)
     first = _logged(tracking)
     assert first == (
         run_id,
@@ -111,7 +118,7 @@ def test_track_makes_the_run_once_and_a_rerun_adds_nothing(job_files):
         "FINISHED",
         3,
     )
-    track_model(tracking=tracking, **files)  # e.g. --forcerun track
+    _track(tracking, files)  # e.g. --forcerun track
     assert _logged(tracking) == first
     assert json.loads(files["tracked_out"].read_text())["logged_now"] == {
         "epochs": 0,
@@ -121,18 +128,27 @@ def test_track_makes_the_run_once_and_a_rerun_adds_nothing(job_files):
     }
 
 
-def test_track_completes_a_run_that_training_left_half_logged(job_files):
+def test_track_completes_the_run_an_interrupted_attempt_left_and_moves_it_to_the_current_parent(job_files):
+    """A track job killed (or cut off by an outage) after making the run: the next attempt, in a later invocation,
+    finds the run by its record id, moves it under that invocation's parent run (the earlier parents kept in
+    alldag.previous_parent_run_ids, oldest first) and logs what it lacks; no second run."""
+    from alldag.tracking import PARENT_TAG, PREVIOUS_PARENTS_TAG, create_child_run, ensure_experiment
+
     tracking, files = job_files
     client = mlflow.MlflowClient(tracking.uri)
-    mlflow.set_tracking_uri(tracking.uri)
-    experiment = client.create_experiment("study", artifact_location=tracking.artifact_root)  # not ./mlruns
-    run_id = client.create_run(experiment, tags={"mlflow.parentRunId": "p"}).info.run_id
-    for epoch in (0, 1):  # the server went away after two epochs
+    experiment = ensure_experiment(tracking.uri, "study", tracking.artifact_root)
+    first, second = (client.create_run(experiment).info.run_id for _ in range(2))  # two invocations' parents
+    Path(tracking.parent_run_file).write_text(json.dumps({"run_id": first}))
+    run_id, parent = create_child_run(tracking, json.loads(files["run"].read_text()))
+    assert parent == first
+    for epoch in (0, 1):  # the attempt died after two epochs
         log_metrics_to(run_id, {"loss": 1.0, "val_loss": 1.0}, step=epoch)
-    record = json.loads(files["run_json"].read_text())
-    files["run_json"].write_text(json.dumps({**record, "run_id": run_id}))
-    assert track_model(tracking=tracking, **files) == run_id
-    assert _logged(tracking)[1:3] == (list(range(EPOCHS)), 1)
+    Path(tracking.parent_run_file).write_text(json.dumps({"run_id": second}))
+    for _ in range(2):  # the second time: the same invocation again
+        assert _track(tracking, files) == run_id
+    assert _logged(tracking)[:3] == (run_id, list(range(EPOCHS)), 1)
+    tags = client.get_run(run_id).data.tags
+    assert tags[PARENT_TAG] == second and tags[PREVIOUS_PARENTS_TAG] == first
 
 
 def test_another_labs_metrics_and_images_reach_the_run_once(tmp_path, job_files):
@@ -145,7 +161,9 @@ def test_another_labs_metrics_and_images_reach_the_run_once(tmp_path, job_files)
         images, sep="\t", index=False
     )
     pd.DataFrame({"image_id": ["C/4.jpg"], "label": ["C"]}).to_csv(other, sep="\t", index=False)
-    external = dict(stress_metrics=[metrics], external_sets={"lab_b": images, "lab_c": other}, classes=["A", "B"])
+    no_scores = tmp_path / "none.json"
+    no_scores.write_text("{}")
+    external = {"lab_b": {"metrics": metrics, "images": images}, "lab_c": {"metrics": no_scores, "images": other}}
 
     def external_inputs(run_id):
         run = mlflow.MlflowClient(tracking.uri).get_run(run_id)
@@ -154,34 +172,18 @@ def test_another_labs_metrics_and_images_reach_the_run_once(tmp_path, job_files)
         history = mlflow.MlflowClient(tracking.uri).get_metric_history(run_id, "external_lab_b_balanced_accuracy")
         return [m.value for m in history], found
 
-    run_id = track_model(tracking=tracking, **files, **external)
+    run_id = _track(tracking, files, external=external)
     history, inputs = external_inputs(run_id)
     assert history == [0.625]
     assert [(name, t["mlflow.data.context"], t["external_set"], t["n_images"]) for name, t in inputs] == [
         ("t/external/lab_b", "external:lab_b", "lab_b", "2")
     ]
-    track_model(tracking=tracking, **files, **external)  # a rerun adds nothing
+    _track(tracking, files, external=external)  # a rerun adds nothing
     assert external_inputs(run_id) == ([0.625], inputs)
     assert json.loads(files["tracked_out"].read_text())["logged_now"]["external datasets"] == 0
     pd.DataFrame({"image_id": ["A/1.jpg", "B/9.jpg"], "label": ["A", "B"]}).to_csv(images, sep="\t", index=False)
-    track_model(tracking=tracking, **files, **external)  # other images under the set's name: logged anew
+    _track(tracking, files, external=external)  # other images under the set's name: logged anew
     assert len(external_inputs(run_id)[1]) == 2
-
-
-def test_live_tracking_warns_once_and_stops_logging(caplog):
-    live = LiveTracking("t/m/fold0")
-    calls = []
-
-    def down():
-        calls.append(1)
-        raise ConnectionError("server gone\nsecond line")
-
-    with caplog.at_level(logging.WARNING):
-        assert live.call(down) is None
-        assert live.call(down) is None
-    assert calls == [1] and live.error == "server gone"
-    assert len(caplog.records) == 1 and "t/m/fold0" in caplog.records[0].getMessage()
-    assert LiveTracking("x").call(lambda a: a + 1, 1) == 2
 
 
 def test_the_model_is_logged_once(tmp_path, job_files):
@@ -194,17 +196,18 @@ def test_the_model_is_logged_once(tmp_path, job_files):
     keras.Sequential(
         [keras.Input((8, 8, 3)), keras.layers.Flatten(), keras.layers.Dense(2, activation="softmax")]
     ).save(path)
-    run_id = track_model(tracking=tracking, **files)
+    run_id = _track(tracking, files)
     client = mlflow.MlflowClient(tracking.uri)
-    images = pd.read_csv(files["split_manifest"], sep="\t")
+    images = pd.read_csv(files["manifest"], sep="\t")
     for k in range(len(images)):  # the example image the logged model keeps
         Image.new("RGB", (8, 8), (k * 40, 0, 0)).save(tmp_path / f"{k}.png")
     images.assign(path=[str(tmp_path / f"{k}.png") for k in range(len(images))]).to_csv(
-        files["split_manifest"], sep="\t", index=False
+        files["manifest"], sep="\t", index=False
     )
-    assert log_model_once(client, run_id, path, files["split_manifest"], ["A", "B"])
-    assert not log_model_once(client, run_id, path, files["split_manifest"], ["A", "B"])
+    assert log_model_once(client, run_id, path, files["manifest"], ["A", "B"])
+    assert not log_model_once(client, run_id, path, files["manifest"], ["A", "B"])
     assert len(client.get_run(run_id).outputs.model_outputs) == 1
+    assert path.stat().st_nlink == 2  # the logged model's file is the DAG's (a local artifact store)
     # A track job finding the model logged imports neither TensorFlow (4 CPU-seconds per job) nor scikit-learn
     # or matplotlib (1.4 s): what it logs is named by alldag.run_metrics.
     check = (
@@ -217,18 +220,17 @@ def test_the_model_is_logged_once(tmp_path, job_files):
     assert out.returncode == 0 and out.stdout.strip() == "[]", out.stdout + out.stderr[-2000:]
 
 
-def test_a_training_job_logs_its_child_run_live_and_the_track_rule_completes_that_run(job_files):
+def test_a_training_jobs_record_becomes_its_one_child_run_made_by_the_track_rule(job_files):
     import dataclasses
-    from pathlib import Path
 
     from alldag.tracking import PARENT_TAG, RECORD_TAG, RUN_PARAMS, write_run_file
-    from alldag.train import TrainSettings, _open_live_run, run_record
+    from alldag.train import TrainSettings, run_record
 
     tracking, files = job_files
     tracking = dataclasses.replace(tracking, tags={"alldag.data_source": "synthetic"})
     weights_file = Path(files["history"]).parent / "m_notop.h5"  # the cached ImageNet file training started from
     weights_file.write_bytes(b"pretrained")
-    manifest = pd.read_csv(files["split_manifest"], sep="\t")
+    manifest = pd.read_csv(files["manifest"], sep="\t")
     settings = TrainSettings(
         backbone="m",
         task="t",
@@ -247,11 +249,19 @@ def test_a_training_job_logs_its_child_run_live_and_the_track_rule_completes_tha
     )
     hardware = {"gpus": 0, "devices": "CPU", "precision": "float32"}
     record = run_record(settings, tracking, manifest, {"flip": True}, hardware)
-    run_id, parent = _open_live_run(tracking, record, files["split_manifest"], manifest, None)
-    mlflow.end_run()
-    write_run_file(files["run_json"], tracking, record, run_id=run_id, parent=parent)
+    sample = {"step": 0, "timestamp": 1_700_000_005_000, "metrics": {"system/cpu_utilization_percentage": 50.0}}
+    # what train_model adds: its start and end (epoch ms), the recalibrated scores, system metrics if sampled
+    record |= {
+        "started": 1_700_000_000_000,
+        "ended": 1_700_000_060_000,
+        "metrics": {"val_loss_recalibrated": 0.5},
+        "system_metrics": [sample],
+    }
+    write_run_file(files["run"], tracking, record)
+    assert json.loads(files["run"].read_text())["run_id"] is None  # training makes no run
+    run_id = _track(tracking, files)
     run = mlflow.MlflowClient(tracking.uri).get_run(run_id)
-    assert run.data.tags[PARENT_TAG] == parent == json.loads(Path(tracking.parent_run_file).read_text())["run_id"]
+    assert run.data.tags[PARENT_TAG] == json.loads(Path(tracking.parent_run_file).read_text())["run_id"]
     assert run.data.tags[RECORD_TAG] == record["record"] and run.info.run_name == "t/m/fold0"
     assert "mlflow.source.name" in run.data.tags and len(run.inputs.dataset_inputs) == 3
     assert set(RUN_PARAMS) <= set(run.data.params)
@@ -265,8 +275,14 @@ def test_a_training_job_logs_its_child_run_live_and_the_track_rule_completes_tha
     lineage = {"weights_file": "m_notop.h5", "weights_sha256": hashlib.sha256(b"pretrained").hexdigest()}
     assert {k: run.data.params[k] for k in lineage} == lineage and run.data.params["weights"] == "imagenet"
     assert {k: run.data.tags[f"alldag.{k}"] for k in lineage} == lineage
-    assert track_model(tracking=tracking, **files) == run_id  # the track rule completes it: no second run
+    # the run spans the training job, as when training logged it live
+    assert (run.info.start_time, run.info.end_time, run.info.status) == (record["started"], record["ended"], "FINISHED")
+    assert run.data.metrics["val_loss_recalibrated"] == 0.5
+    cpu = mlflow.MlflowClient(tracking.uri).get_metric_history(run_id, "system/cpu_utilization_percentage")
+    assert [(m.value, m.timestamp, m.step) for m in cpu] == [(50.0, sample["timestamp"], 0)]
+    assert _track(tracking, files) == run_id  # again: the same run, nothing added
     assert _logged(tracking)[:3] == (run_id, list(range(EPOCHS)), 1)
+    assert json.loads(files["tracked_out"].read_text())["logged_now"]["system metrics"] == 0
 
 
 def test_explanation_metrics_log_the_means_and_the_maps_without_positive_attribution(tmp_path):

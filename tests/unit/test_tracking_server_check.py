@@ -82,10 +82,13 @@ def test_credentials_in_the_uri_are_refused():
         check_server("http://alice:hunter2@127.0.0.1:5000")
 
 
-def test_a_restarted_child_run_moves_to_the_current_parent_and_keeps_the_earlier_ones(tmp_path):
+def test_a_child_run_found_again_moves_to_the_current_parent_and_keeps_the_earlier_ones(tmp_path):
+    """The track job finds its record's run (made by an earlier, interrupted attempt) and moves it under the
+    parent run of the invocation it runs in."""
     import mlflow
 
-    from alldag.tracking import PARENT_TAG, PREVIOUS_PARENTS_TAG, Tracking, open_child_run
+    from alldag.track import find_or_create_run
+    from alldag.tracking import PARENT_TAG, PREVIOUS_PARENTS_TAG, Tracking
 
     uri = f"sqlite:///{tmp_path}/mlflow.db"
     mlflow.set_tracking_uri(uri)
@@ -96,12 +99,11 @@ def test_a_restarted_child_run_moves_to_the_current_parent_and_keeps_the_earlier
     tracking = Tracking(uri, "study", str(tmp_path / "art"), str(parent_file), {})
     record = {"name": "t/model/fold0", "record": "r", "tags": {}}
     parent_file.write_text(json.dumps({"run_id": first}))
-    child, _ = open_child_run(tracking, record)
-    mlflow.end_run()
+    child, created = find_or_create_run(client, tracking, record)
+    assert created
     for parent in (second, third, third):  # the last: the same invocation again
         parent_file.write_text(json.dumps({"run_id": parent}))
-        assert open_child_run(tracking, record, previous=child) == (child, parent)
-        mlflow.end_run()
+        assert find_or_create_run(client, tracking, record) == (child, False)
     tags = client.get_run(child).data.tags
     assert tags[PARENT_TAG] == third
     assert tags[PREVIOUS_PARENTS_TAG] == f"{first},{second}"

@@ -127,14 +127,14 @@ def _stressed(root, colour_shortcut: float, lab_b: str) -> dict:
         palette="second_lab",
     )
     rows, manifest = _split_manifest(root)
-    models = {CNN: (_train(root, rows), SIZE), BASELINE_NAME: (None, None)}
+    models = {CNN: _train(root, rows), BASELINE_NAME: None}
     probed = ProbeImageOutputs(str(root / "probed.tsv"), str(root / "probed"))
     write_probed_images(manifest=manifest, settings=ProbeImageSettings(seed=SEED), outputs=probed)
     probes, scored, in_domain = {}, {}, {}
-    for name, (model, size) in models.items():
+    for name, model in models.items():
         folder = root / name
         folder.mkdir()
-        scoring = ScoringSettings(ModelKey(TASK, name, 0), CLASSES, size, SEED)
+        scoring = ScoringSettings(ModelKey(TASK, name, 0), CLASSES, SEED)
         outputs = ProbeScoreOutputs(str(folder / "stain_probes.tsv"), str(folder / "stain_probes.json"))
         score_stain_probes(model=model, manifest=manifest, probed=probed.table, settings=scoring, outputs=outputs)
         probes[name] = {0: outputs.predictions}

@@ -278,10 +278,8 @@ def test_parallel_jobs_write_one_sqlite_store_without_failing(tmp_path):
 
 
 def _log_a_child_run(uri: str, workdir: str, i: int) -> str:
-    import mlflow
-
     from alldag.run_metrics import epoch_reporter
-    from alldag.tracking import Tracking, open_child_run, retry
+    from alldag.tracking import Tracking, client_for, create_child_run, retry
 
     tracking = Tracking(uri, "study", f"{workdir}/art", f"{workdir}/parent.json", {})
     parent = tracking.parent_run_id() if i == 0 else None
@@ -290,9 +288,9 @@ def _log_a_child_run(uri: str, workdir: str, i: int) -> str:
             parent = __import__("json").loads(Path(tracking.parent_run_file).read_text())["run_id"]
         except (OSError, ValueError):
             __import__("time").sleep(0.05)
-    run_id, _ = open_child_run(tracking, {"name": f"model{i}", "record": str(i), "tags": {}})
+    run_id, _ = create_child_run(tracking, {"name": f"model{i}", "record": str(i), "tags": {}})
     epoch_reporter(run_id)([{"epoch": e + 1, "loss": 1 / (e + 1)} for e in range(30)])
-    retry(mlflow.end_run)
+    retry(client_for(uri).set_terminated, run_id, "FINISHED")
     return run_id
 
 
@@ -364,3 +362,34 @@ def test_training_logs_a_progress_line_per_epoch(tmp_path, small_manifest, caplo
         line.startswith("train t/tiny/fold0 (full): 1/2 epochs (50%), ") and "ETA" in line for line in lines[1:-1]
     ), lines
     assert lines[-1].startswith("train t/tiny/fold0 (full): 2/2 epochs (100%), ") and "done in" in lines[-1]
+
+
+def test_a_training_job_writes_files_only_even_with_the_tracking_server_down(tmp_path, small_manifest):
+    """train_model makes no MLflow run and talks to no store (here, a server nobody answers): its run file holds
+    the record the track job makes the run from, with the job's start and end and the recalibrated scores."""
+    import json
+
+    from alldag.tracking import Tracking
+    from alldag.train import TrainOutputs, train_model
+
+    manifest, spec = tmp_path / "split_manifest.tsv", tmp_path / "augmentation.json"
+    small_manifest.to_csv(manifest, sep="\t", index=False)
+    spec.write_text(json.dumps(NO_AUGMENTATION))
+    outputs = TrainOutputs(*(str(tmp_path / f"m/{n}") for n in ("model.keras", "history.tsv", "c.png", "run.json")))
+    tracking = Tracking("http://127.0.0.1:9", "study", str(tmp_path / "art"), str(tmp_path / "parent.json"), {})
+    settings = train_settings(backbone="tiny", recalibrate_bn=True)
+    train_model(
+        settings=settings,
+        manifest=manifest,
+        augmentation=spec,
+        tracking=tracking,
+        outputs=outputs,
+        build_model=_tiny_cnn,
+    )
+    run = json.loads(Path(outputs.run).read_text())
+    assert run["run_id"] is None and run["tracking_uri"] == "http://127.0.0.1:9"
+    assert run["name"] == "t/tiny/fold0" and run["params"]["backbone"] == "tiny"
+    assert run["started"] <= run["ended"] and run["system_metrics"] == []  # mlflow.system_metrics is off
+    assert set(run["metrics"]) == {"val_loss_recalibrated", "val_accuracy_recalibrated"}
+    assert not (tmp_path / "parent.json").exists() and not (tmp_path / "m/checkpoint").exists()
+    assert all(Path(p).is_file() for p in (outputs.model, outputs.history, outputs.curves))

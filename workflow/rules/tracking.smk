@@ -1,4 +1,4 @@
-# MLflow: a parent run per pipeline invocation (only when jobs run); training jobs attach child runs.
+# MLflow: a parent run per pipeline invocation (only when jobs run); track jobs make and write the child runs.
 
 
 # Snakemake keeps one onstart handler: it also checks, first, that the pretrained weights can be had.

@@ -303,6 +303,7 @@ def mlflow_runs(run_jsons: dict[str, str], parent_run_file) -> dict:
         "parent_run_id": parent.get("run_id"),
         "tracking_uri": uri,
         "ui": ui,
-        "children": {name: r["run_id"] for name, r in runs.items()},
+        # the track jobs, after the report, make the child runs: each is found by its record id (RECORD_TAG)
+        "child_records": {name: r.get("record") for name, r in runs.items()},
         "pretrained_weights": [{"backbone": b, "file": f, "sha256": h} for b, f, h in sorted(used)],
     }

@@ -240,6 +240,10 @@ def test_search_runs_gives_one_clean_row_per_model_and_fold(e2e_run):
     assert set(children["params.data_source"]) == {"synthetic"} and set(children["params.task"]) == {TASK}
     names = sorted(f"{TASK}/{m}/fold0" for m in BACKBONES + list(CFG["custom_models"]) + ["colour_baseline"])
     assert sorted(children["tags.mlflow.runName"]) == names
+    # the report, written before the track jobs, names each child run by the record id the run is found by
+    records = json.loads((e2e_run / "results/summary.json").read_text())["mlflow"]["child_records"]
+    found = dict(zip(children["tags.alldag.record"], children["tags.mlflow.runName"], strict=True))
+    assert {found[record] for record in records.values()} == set(names) == set(records)
 
 
 def test_every_child_run_logs_its_split_as_datasets_and_the_parent_its_provenance(e2e_run):

@@ -174,3 +174,22 @@ def test_a_backbone_weights_file_lands_in_the_flat_model_beside_its_preprocessin
     kernel, bias = net.get_layer(PREPROCESS_LAYER).get_weights()
     np.testing.assert_allclose(kernel, np.eye(3) / 127.5, rtol=1e-6)
     np.testing.assert_allclose(bias, -1.0)
+
+
+def _conv_kernels(model) -> list[np.ndarray]:
+    return [np.array(layer.kernel) for layer in model.layers if isinstance(layer, keras.layers.Conv2D)]
+
+
+def test_he_normal_kernels_are_redrawn_per_layer_from_the_seed():
+    keras.utils.set_random_seed(0)
+    glorot = _conv_kernels(build_classifier("VGG16", 2, SIZE, None))
+    keras.utils.set_random_seed(0)
+    he = _conv_kernels(build_classifier("VGG16", 2, SIZE, None, kernel_initializer="he_normal", seed=5))
+    keras.utils.set_random_seed(99)  # the global seed does not matter: each layer has its own
+    again = _conv_kernels(build_classifier("VGG16", 2, SIZE, None, kernel_initializer="he_normal", seed=5))
+    assert len(he) == 13 and all(np.array_equal(a, b) for a, b in zip(he, again, strict=True))
+    assert not np.array_equal(he[1], he[2][..., : he[1].shape[-1]])  # not one draw repeated
+    for g, h in zip(glorot, he, strict=True):
+        fan_in = np.prod(h.shape[:-1])
+        assert h.std() == pytest.approx(np.sqrt(2 / fan_in), rel=0.15)  # He: variance 2 / fan_in
+        assert g.std() < h.std()  # glorot_uniform: 2 / (fan_in + fan_out), smaller for these layers

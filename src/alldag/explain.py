@@ -93,7 +93,7 @@ class ExplainOutputs:
     gallery: str  # explanation_gallery.png
     explanations: str  # explanations.tsv: per image and method
     agreement: str  # agreement.tsv: per image and method pair
-    means: str  # explanation_summary.tsv: per method (or pair), class and metric, the mean with its CI
+    explanation_summary: str  # explanation_summary.tsv: per method (or pair), class and metric, the mean with its CI
 
 
 def normalise_heatmap(heat: np.ndarray) -> np.ndarray:
@@ -569,7 +569,7 @@ def explain_model(*, model, manifest, settings: ExplainSettings, outputs: Explai
     means = summarise_explanations(per_image, agreement)
     write_tsv_atomic(per_image, outputs.explanations)
     write_tsv_atomic(agreement, outputs.agreement)
-    write_tsv_atomic(means, outputs.means)
+    write_tsv_atomic(means, outputs.explanation_summary)
     no_mask = np.zeros((image_size, image_size), bool)
     np.savez_compressed(
         outputs.heatmaps,

@@ -44,7 +44,7 @@ class ModelResult:
     roc: str  # roc_curve.png
     reliability: str  # reliability.png
     explanation: str  # explanation_gallery.png
-    explanation_means: str  # explanation_summary.tsv
+    explanation_summary: str  # explanation_summary.tsv
     run: str  # mlflow_run.json
     explanations: str = ""  # per image and method (explanations.tsv): the "where do the models look" verdict
     agreement: str = ""  # per image and method pair (agreement.tsv)

@@ -57,7 +57,7 @@ MODEL_OUTPUTS = {
     "roc": f"{EVALUATION_DIR}/roc_curve.png",
     "reliability": f"{EVALUATION_DIR}/reliability.png",
     "explanation": f"{EXPLANATION_DIR}/explanation_gallery.png",
-    "explanation_means": f"{EXPLANATION_DIR}/{EXPLANATION_SUMMARY_TSV}",
+    "explanation_summary": f"{EXPLANATION_DIR}/{EXPLANATION_SUMMARY_TSV}",
     "run": f"{MODEL_DIR}/{RUN_JSON}",
     "explanations": f"{EXPLANATION_DIR}/explanations.tsv",
     "agreement": f"{EXPLANATION_DIR}/agreement.tsv",

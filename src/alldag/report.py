@@ -232,15 +232,15 @@ def results_table(models: list[ModelResult]) -> pd.DataFrame:
         metrics = _json(m.metrics) or {}
         history = read_tsv(m.history) if _exists(m.history) else pd.DataFrame({"val_loss": [], "epoch": []})
         explained = (
-            _overall_rows(read_tsv(m.explanation_means)).set_index(["method", "metric"])["mean"]
-            if _exists(m.explanation_means)
+            _overall_rows(read_tsv(m.explanation_summary)).set_index(["method", "metric"])["mean"]
+            if _exists(m.explanation_summary)
             else pd.Series(dtype=float)
         )
         status = (
             "ok"
-            if _exists(m.metrics, m.history, m.explanation_means)
+            if _exists(m.metrics, m.history, m.explanation_summary)
             else "MISSING: "
-            + ", ".join(Path(p).name for p in (m.history, m.metrics, m.explanation_means) if not _exists(p))
+            + ", ".join(Path(p).name for p in (m.history, m.metrics, m.explanation_summary) if not _exists(p))
         )
         rows.append(
             {
@@ -516,9 +516,9 @@ def explanation_tables(task: str, models: list[ModelResult]) -> dict:
     over models of the study pair's agreement and of each method's corner and mask shares) and the
     "where do the models look" verdict (`where`, see where_section)."""
     frames = [
-        _overall_rows(read_tsv(m.explanation_means)).assign(backbone=m.backbone)
+        _overall_rows(read_tsv(m.explanation_summary)).assign(backbone=m.backbone)
         for m in models
-        if m.task == task and _exists(m.explanation_means)
+        if m.task == task and _exists(m.explanation_summary)
     ]
     where = where_section(task, models)
     if not frames:
@@ -598,13 +598,13 @@ def _provenance(path) -> dict:
 
 def _missing_files(models: list[ModelResult], comparisons: list[dict]) -> list[str]:
     """Every per-model file and comparison the report reads that is not there (a failed job)."""
-    kinds = ("metrics", "history", "explanation_means", "curves", "confusion", "roc", "reliability", "explanation")
+    kinds = ("metrics", "history", "explanation_summary", "curves", "confusion", "roc", "reliability", "explanation")
     absent = {str(p) for m in models for p in [*(getattr(m, k) for k in kinds), m.run] if not _exists(p)}
     return sorted(absent | {c["missing"] for c in comparisons if c.get("missing")})
 
 
 def _model_figures(models: list[ModelResult]) -> list[dict]:
-    """The figures of each model's first fold (every fold is in the tables), with its run id."""
+    """The figures of each model's first fold (every fold is in the tables), with its MLflow run's record id."""
     shown = [
         ("Training curves", "curves"),
         ("Confusion matrix", "confusion"),
@@ -616,9 +616,11 @@ def _model_figures(models: list[ModelResult]) -> list[dict]:
         {
             "title": f"{m.task} / {m.backbone}",
             "images": [(name, data_uri(getattr(m, k)), _missing(getattr(m, k))) for name, k in shown],
-            "run_id": (_json(m.run) or {}).get("run_id", "missing"),
-            "explanation_means": _table_html(read_tsv(m.explanation_means)) if _exists(m.explanation_means) else None,
-            "explanation_missing": _missing(m.explanation_means),
+            "record": (_json(m.run) or {}).get("record", "missing"),
+            "explanation_summary": _table_html(read_tsv(m.explanation_summary))
+            if _exists(m.explanation_summary)
+            else None,
+            "explanation_missing": _missing(m.explanation_summary),
         }
         for m in models
         if m.fold == 0

@@ -134,9 +134,9 @@ def test_a_registered_method_reaches_the_explanation_tables_the_gallery_the_verd
         extra = per_image[per_image["method"] == UNIFORM].assign(method=TOY_METHOD)
         extra[["mask_mass", "background_mass"]] = extra[["mask_mass", "background_mass"]].to_numpy() * [3, 0.5]
         pd.concat([per_image, extra]).to_csv(fake.path("explanations", model), sep="\t", index=False)
-        summary = pd.read_csv(fake.path("explanation_means", model), sep="\t")
+        summary = pd.read_csv(fake.path("explanation_summary", model), sep="\t")
         extra = summary[summary["method"] == UNIFORM].assign(method=TOY_METHOD)
-        pd.concat([summary, extra]).to_csv(fake.path("explanation_means", model), sep="\t", index=False)
+        pd.concat([summary, extra]).to_csv(fake.path("explanation_summary", model), sep="\t", index=False)
     html = fake.render()
     summary = json.loads(Path(fake.outputs.headline).read_text())
     where = summary["tasks"][TASK]["where_models_look"]

@@ -250,7 +250,7 @@ def fake_results(tmp_path) -> FakeResults:
             ("explanation", x / "explanation_gallery.png"),
         ):
             files[kind] = png(where)
-        files["explanation_means"] = tsv(
+        files["explanation_summary"] = tsv(
             x / "explanation_summary.tsv",
             pd.DataFrame(
                 [
@@ -273,7 +273,8 @@ def fake_results(tmp_path) -> FakeResults:
         )
         weights = {"backbone": model, "weights_file": f"{model.lower()}_notop.h5", "weights_sha256": model[0] * 64}
         files["run"] = jsonfile(
-            m / "mlflow_run.json", {"run_id": f"run-{model}", "tracking_uri": "sqlite:///x.db", "params": weights}
+            m / "mlflow_run.json",
+            {"run_id": None, "record": f"record-{model}", "tracking_uri": "sqlite:///x.db", "params": weights},
         )
         # per image: 10 % of the field is leukocyte; Grad-CAM puts 40 % there (4x chance), LIME 10 % (1x)
         files["explanations"] = tsv(
@@ -365,9 +366,11 @@ def test_page_has_every_section_working_images_and_expected_rows(fake_results):
     first_cells = [row[0] for row in page.rows if row]
     assert {"MobileNet", "VGG16", "colour_baseline"} <= set(first_cells)  # the comparison table
     assert first_cells.count(TASK) >= len(MODELS)  # results table: one row per model
-    assert {f"{TASK}/{m}/fold0" for m in MODELS} <= set(first_cells)  # provenance: run id per model
+    assert {f"{TASK}/{m}/fold0" for m in MODELS} <= set(first_cells)  # provenance: record id per model
     html = Path(fake.outputs.page).read_text()
-    assert "run-MobileNet" in html and "parent-1" in html and "mlflow ui --backend-store-uri sqlite:///x.db" in html
+    assert [f"{TASK}/MobileNet/fold0", "record-MobileNet"] in page.rows  # the tag its MLflow run is found by
+    assert html.count("record-MobileNet") == 2  # and with its figures
+    assert "parent-1" in html and "mlflow ui --backend-store-uri sqlite:///x.db" in html
     # provenance: the pretrained weights file each backbone started from, once however many folds used it
     assert json.loads(Path(fake.outputs.headline).read_text())["mlflow"]["pretrained_weights"] == [
         {"backbone": m, "file": f"{m.lower()}_notop.h5", "sha256": m[0] * 64} for m in sorted(MODELS)
@@ -674,7 +677,7 @@ def test_first_screen_in_a_real_browser_at_1280_by_800(fake_results, tmp_path):
 def test_an_empty_metric_cell_is_a_missing_number_not_a_crash(fake_results):
     """One explained image gives no agreement spread: the summary TSV holds an empty cell there."""
     fake = fake_results
-    path = Path(fake.path("explanation_means", "MobileNet"))
+    path = Path(fake.path("explanation_summary", "MobileNet"))
     summary = pd.read_csv(path, sep="\t")
     summary["mean"] = summary["mean"].astype(object)
     summary.loc[summary["metric"] == "spearman", "mean"] = ""

@@ -165,7 +165,7 @@ def track_inputs(wildcards):
         }
         paths |= {
             "augmentation": rules.augment.output.spec,
-            "explanation_summary": explain.summary,
+            "explanation_summary": explain.explanation_summary,
         }
     where = dict(task=wildcards.task, backbone=wildcards.backbone, fold=wildcards.fold)
     named = {name: fill(path, **where) for name, path in paths.items()}

@@ -12,7 +12,7 @@ rule explain:
         ),
         explanations=f"{EXPLANATION_DIR}/explanations.tsv",
         agreement=f"{EXPLANATION_DIR}/agreement.tsv",
-        summary=model_figure(
+        explanation_summary=model_figure(
             f"{EXPLANATION_DIR}/{EXPLANATION_SUMMARY_TSV}",
             "explanation_summary.rst",
             "Explanation",

@@ -9,6 +9,6 @@ run_rule(
         model=snakemake.input.model,
         manifest=snakemake.input.manifest,
         settings=ExplainSettings.from_params(snakemake.params, snakemake.wildcards),
-        outputs=named_files(ExplainOutputs, snakemake.output, means="summary"),
+        outputs=named_files(ExplainOutputs, snakemake.output),
     ),
 )

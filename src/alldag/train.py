@@ -115,7 +115,7 @@ def fit(
     tf.config.experimental.enable_op_determinism()  # same seed, same CPU -> same metrics
     train_rows = manifest[manifest["split"] == "train"]
     val_ds = make_dataset(manifest[manifest["split"] == "val"], settings.image_size, settings.batch_size)
-    model = _build_model(settings, build_model)
+    model = _build_model(settings, build_model, train_rows)
     phases = training_phases(settings, pretrained=build_model is None)
     key = run_fingerprint(settings, manifest, augmentation)
     state = checkpoint.load_state(checkpoint_dir, key)
@@ -135,12 +135,13 @@ def fit(
     return model, frame
 
 
-def _build_model(settings: TrainSettings, build_model):
-    """The classifier: build_model() for a custom architecture, else the keras.applications backbone's."""
-    from alldag.models import build_classifier
+def _build_model(settings: TrainSettings, build_model, train_rows: pd.DataFrame):
+    """The classifier: build_model() for a custom architecture, else the keras.applications backbone's (with
+    kernel_initializer lsuv, its kernels scaled on the first batch of training images)."""
+    from alldag.models import LSUV, build_classifier, unit_variance_kernels
 
     if build_model is None:
-        return build_classifier(
+        model = build_classifier(
             settings.backbone,
             len(settings.classes),
             settings.image_size,
@@ -150,6 +151,14 @@ def _build_model(settings: TrainSettings, build_model):
             settings.kernel_initializer,
             settings.seed,
         )
+        if settings.kernel_initializer == LSUV and settings.weights is None:
+            from alldag.images import load_images
+
+            drawn = train_rows.sample(n=min(settings.batch_size, len(train_rows)), random_state=settings.seed)
+            batch = load_images(drawn["path"], settings.image_size)
+            found = unit_variance_kernels(model, batch)
+            log.info("LSUV: convolution outputs had SD %s before scaling", [round(sd, 2) for sd in found])
+        return model
     if settings.weights is not None:
         log.info(
             "%s is a custom architecture (random init): one training phase, train.weights (%s) and "

@@ -193,3 +193,20 @@ def test_he_normal_kernels_are_redrawn_per_layer_from_the_seed():
         fan_in = np.prod(h.shape[:-1])
         assert h.std() == pytest.approx(np.sqrt(2 / fan_in), rel=0.15)  # He: variance 2 / fan_in
         assert g.std() < h.std()  # glorot_uniform: 2 / (fan_in + fan_out), smaller for these layers
+
+
+def test_lsuv_scales_every_convolution_to_unit_output_sd_on_the_images(images):
+    from alldag.models import unit_variance_kernels
+
+    keras.utils.set_random_seed(0)
+    model = build_classifier("VGG16", 2, SIZE, None, kernel_initializer="lsuv", seed=5)
+    batch = images  # raw RGB in [0, 255]
+    found = unit_variance_kernels(model, batch)
+    convs = [layer for layer in model.layers if isinstance(layer, keras.layers.Conv2D)]
+    assert len(found) == len(convs) == 13 and found[0] > 5  # caffe-preprocessed pixels: SD ~ 60 before
+    for layer in convs:
+        relu, layer.activation = layer.activation, keras.activations.linear
+        out = keras.Model(model.input, layer.output)(batch, training=False)
+        layer.activation = relu
+        assert float(keras.ops.std(out)) == pytest.approx(1.0, abs=0.06)
+    assert np.isfinite(np.asarray(model(batch, training=False))).all()

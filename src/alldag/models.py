@@ -107,7 +107,8 @@ def unit_variance_kernels(model: keras.Model, images, tolerance: float = 0.05, r
     to last, until its pre-activation output on `images` (raw RGB, the model's input) has standard deviation 1.
 
     He init keeps the signal's scale through a plain ReLU stack but not its size: the VGGs' caffe preprocessing
-    feeds pixels of SD about 60, and from scratch their first loss is about 100. Returns each layer's output SD
+    feeds 0-255 pixels minus the ImageNet mean (the first convolution's output SD was about 150 on the demo's
+    smears), and from scratch their first loss is about 100. Returns each layer's output SD
     before scaling."""
     found = []
     for layer in [layer for layer in model.layers if isinstance(layer, keras.layers.Conv2D)]:

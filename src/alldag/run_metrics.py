@@ -11,7 +11,7 @@ import numpy as np
 import pandas as pd
 
 from alldag.attribution_metrics import ALL_CLASSES, NO_POSITIVE
-from alldag.tracking import log_metrics_to, retry
+from alldag.tracking import log_metrics_to, log_steps_once
 
 EPOCH_COLUMNS = ("epoch", "phase", "learning_rate", "kept")  # history columns that are not per-epoch metrics
 
@@ -27,13 +27,14 @@ def epoch_reporter(run_id: str):
 
 
 def log_missing_epochs(run_id: str, history: pd.DataFrame) -> int:
-    """Log the epochs of history the run lacks (a kill between checkpoint and logging); returns how many."""
+    """Log the epochs of history the run lacks (step = epoch - 1); returns how many epochs got metrics."""
     import mlflow
 
-    logged = {m.step for m in retry(mlflow.MlflowClient().get_metric_history, run_id, "loss")}
-    missing = [row for row in history.to_dict("records") if row["epoch"] - 1 not in logged]
-    epoch_reporter(run_id)(missing)
-    return len(missing)
+    epochs = [
+        {"step": row["epoch"] - 1, "metrics": {k: v for k, v in row.items() if k not in EPOCH_COLUMNS}}
+        for row in history.to_dict("records")
+    ]
+    return len({m.step for m in log_steps_once(mlflow.MlflowClient(), run_id, epochs)})
 
 
 def best_epoch_metrics(history: pd.DataFrame) -> dict:

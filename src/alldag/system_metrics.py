@@ -1,5 +1,6 @@
 """A training job's system metrics (CPU, memory, disk, network, GPU), sampled with MLflow's own monitors into
-its run record; the `track` job logs them as the run's `system/...` metrics, each sample at its own time.
+its run record; the `track` job logs them (alldag.tracking.log_steps_once) as the run's `system/...` metrics,
+each sample at its own time.
 
 MLflow's SystemMetricsMonitor logs straight into a live run, but a computing job writes files only (the track
 job is the run's one writer), so this keeps MLflow's samplers, interval and names and hands the samples over.
@@ -84,23 +85,3 @@ def sampled(enabled: bool):
         yield sampler.samples
     finally:
         sampler.finish()
-
-
-def log_samples_once(client, run_id: str, samples: list[dict]) -> int:
-    """Log the samples' metrics the run lacks (by key and step), at their own times; returns how many."""
-    from mlflow.entities import Metric
-
-    from alldag.tracking import logged_steps, retry
-
-    present = retry(client.get_run, run_id).data.metrics
-    keys = {k for s in samples for k in s["metrics"]}
-    have = {k: logged_steps(client, run_id, k) if k in present else set() for k in keys}
-    batch = [
-        Metric(k, float(v), s["timestamp"], s["step"])
-        for s in samples
-        for k, v in s["metrics"].items()
-        if s["step"] not in have[k]
-    ]
-    for i in range(0, len(batch), 500):  # MLflow's batch limit is 1000 metrics
-        retry(client.log_batch, run_id, metrics=batch[i : i + 500])
-    return len(batch)

@@ -26,6 +26,7 @@ from alldag.tracking import (
     ensure_experiment,
     log_artifacts_once,
     log_metrics_once,
+    log_steps_once,
     read_run_file,
     reparent_run,
     retry,
@@ -241,7 +242,6 @@ def _log_run_metrics(client, run_id: str, record: dict, inputs: TrackInputs) -> 
     """Log the metrics the run lacks: each epoch, the best epoch, what training measured after it (the record's
     metrics and system metrics), the test, stress and explanation metrics. Returns how many, by kind."""
     from alldag.run_metrics import best_epoch_metrics, explanation_metrics, log_missing_epochs, test_metrics
-    from alldag.system_metrics import log_samples_once
 
     counts = {}
     if inputs.history is not None:
@@ -251,7 +251,7 @@ def _log_run_metrics(client, run_id: str, record: dict, inputs: TrackInputs) -> 
     if record.get("metrics"):
         counts["training metrics"] = log_metrics_once(client, run_id, record["metrics"])
     if record.get("system_metrics"):
-        counts["system metrics"] = log_samples_once(client, run_id, record["system_metrics"])
+        counts["system metrics"] = len(log_steps_once(client, run_id, record["system_metrics"]))
     if inputs.metrics is not None:
         counts["test metrics"] = log_metrics_once(
             client, run_id, test_metrics(json.loads(Path(inputs.metrics).read_text()))

@@ -374,18 +374,27 @@ def logged_steps(client, run_id: str, key: str) -> set[int]:
 
 def log_metrics_once(client, run_id: str, metrics: dict, step: int = 0) -> int:
     """Log the metrics the run lacks at step (a re-run adds no second copy); returns how many were logged."""
+    return len(log_steps_once(client, run_id, [{"step": step, "metrics": metrics}]))
+
+
+def log_steps_once(client, run_id: str, samples: list[dict]) -> list:
+    """Log each sample's metrics ({step, metrics, optional timestamp in epoch ms: else now}) the run lacks at
+    that step, so a re-run adds no second copy; returns the metrics logged (mlflow.entities.Metric)."""
     from mlflow.entities import Metric
 
     stamp = int(time.time() * 1000)
     present = retry(client.get_run, run_id).data.metrics  # one request; a key's history only if it has one
+    keys = {k for s in samples for k in s["metrics"]}
+    have = {k: logged_steps(client, run_id, k) if k in present else set() for k in keys}
     batch = [
-        Metric(k, float(v), stamp, step)
-        for k, v in metrics.items()
-        if k not in present or step not in logged_steps(client, run_id, k)
+        Metric(k, float(v), s.get("timestamp", stamp), s["step"])
+        for s in samples
+        for k, v in s["metrics"].items()
+        if s["step"] not in have[k]
     ]
     for i in range(0, len(batch), 500):  # MLflow's batch limit is 1000 metrics
         retry(client.log_batch, run_id, metrics=batch[i : i + 500])
-    return len(batch)
+    return batch
 
 
 def log_artifacts_once(client, run_id: str, paths, folder: str | None = None) -> int:

@@ -155,11 +155,21 @@ def write_evaluation(
     return result
 
 
-def evaluate_model(*, model, manifest, settings: EvaluationSettings, outputs: EvaluationOutputs) -> dict:
-    """Evaluate a trained Keras model (file `model`) on the test split of `manifest` (see write_evaluation)."""
+def evaluate_model(
+    *, model, manifest, settings: EvaluationSettings, outputs: EvaluationOutputs, probed=None, probe_outputs=None
+) -> dict:
+    """Evaluate a trained Keras model (file `model`) on the test split of `manifest` (see write_evaluation);
+    with `probed` (probed.tsv) and `probe_outputs` (alldag.stress.ProbeScoreOutputs), also on those test images
+    under every stain probe, from the same loaded model (one TensorFlow start per model, not two)."""
     from alldag.models import load_classifier
 
     rows = read_tsv(manifest)
     test = rows[rows["split"] == "test"].reset_index(drop=True)
-    proba = predict_split(load_classifier(model), test)
-    return write_evaluation(test, proba, settings=settings, outputs=outputs)
+    network = load_classifier(model)
+    result = write_evaluation(test, predict_split(network, test), settings=settings, outputs=outputs)
+    if probed is not None and probe_outputs is not None:
+        from alldag.stress import ScoringSettings, score_stain_probes
+
+        scoring = ScoringSettings(settings.key, settings.classes)
+        score_stain_probes(model=network, manifest=rows, probed=probed, settings=scoring, outputs=probe_outputs)
+    return result

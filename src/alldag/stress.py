@@ -49,7 +49,7 @@ class ScoringSettings:
 
     key: ModelKey
     classes: tuple[str, ...]
-    seed: int
+    seed: int = 0  # the colour baseline's fit (a trained model needs none)
 
     @classmethod
     def from_params(cls, params, wildcards, fold: int | None = None) -> ScoringSettings:
@@ -61,20 +61,21 @@ class ScoringSettings:
 
 @dataclass(frozen=True)
 class ProbeScoreOutputs:
-    """The files stain_probe writes for one model and fold."""
+    """The stain-probe files of one model and fold (written by its evaluate job, or stain_probe_colour_baseline)."""
 
     predictions: str  # stain_probes.tsv: one row per test image and probe
     metrics: str  # stain_probes.json: balanced accuracy per probe and its drop (the MLflow metrics)
 
 
-def predictor(*, model: str | None, manifest: pd.DataFrame, settings: ScoringSettings, threads: int = 1) -> Predictor:
-    """The fold's model as a function of image rows: the trained Keras model (file `model`), or (model None)
-    the colour baseline fitted on the manifest's training images as the colour_baseline rule fits it."""
+def predictor(*, model, manifest: pd.DataFrame, settings: ScoringSettings, threads: int = 1) -> Predictor:
+    """The fold's model as a function of image rows: the trained Keras model (a loaded one, or its file
+    `model`), or (model None) the colour baseline fitted on the manifest's training images as the
+    colour_baseline rule fits it."""
     if model is not None:
         from alldag.evaluate import predict_split
         from alldag.models import load_classifier
 
-        network = load_classifier(model)
+        network = load_classifier(model) if isinstance(model, (str, Path)) else model
         return lambda rows: predict_split(network, rows)
     train = manifest[manifest["split"] == "train"]
     fitted = fit_colour_baseline(features_of(train["path"], threads), train["y"].to_numpy(), settings.seed)
@@ -103,11 +104,11 @@ def balanced_accuracy(frame: pd.DataFrame) -> float:
 
 
 def score_stain_probes(
-    *, model: str | None, manifest, probed, settings: ScoringSettings, outputs: ProbeScoreOutputs, threads: int = 1
+    *, model, manifest, probed, settings: ScoringSettings, outputs: ProbeScoreOutputs, threads: int = 1
 ) -> dict:
     """Score the fold's model (see predictor) on its test images under every probe of `probed` (probed.tsv) and
-    write the predictions and the per-probe metrics. Returns those metrics."""
-    rows = read_tsv(manifest)
+    write the predictions and the per-probe metrics. Returns those metrics. manifest: path or table."""
+    rows = manifest if isinstance(manifest, pd.DataFrame) else read_tsv(manifest)
     test = rows[rows["split"] == "test"].drop(columns="path")
     table = read_tsv(probed).merge(test, on="image_id", validate="many_to_one")
     predict = predictor(model=model, manifest=rows, settings=settings, threads=threads)

@@ -79,7 +79,6 @@ def test_every_rule_with_a_script_has_an_env():
         "explain",
         "report",
         "stain_probe_images",
-        "stain_probe",
         "stain_probe_colour_baseline",
         "stain_probe_summary",
         "external_synthetic",

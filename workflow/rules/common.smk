@@ -147,11 +147,11 @@ def track_inputs(wildcards):
     """
     baseline = wildcards.backbone == BASELINE_NAME
     evaluated = rules.colour_baseline.output if baseline else rules.evaluate.output
-    probed = rules.stain_probe_colour_baseline if baseline else rules.stain_probe
+    probed = rules.stain_probe_colour_baseline if baseline else rules.evaluate
     paths = {
         "run": rules.colour_baseline.output.run if baseline else rules.train.output.run,
         "manifest": SPLIT_MANIFEST,
-        "stain_probes": probed.output.metrics,
+        "stain_probes": probed.output.stain_metrics,
         **{
             k: getattr(evaluated, k)
             for k in ("metrics", "predictions", "confusion", "roc", "reliability")

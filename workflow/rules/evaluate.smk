@@ -2,6 +2,7 @@ rule evaluate:
     input:
         model=rules.train.output.model,
         manifest=SPLIT_MANIFEST,
+        probed=PROBED_TABLE,
     output:
         metrics=f"{EVALUATION_DIR}/{METRICS_JSON}",
         predictions=PREDICTIONS,
@@ -20,6 +21,8 @@ rule evaluate:
             "Evaluation",
             "calibration",
         ),
+        stain_predictions=STAIN_PROBE_PREDICTIONS,
+        stain_metrics=STAIN_PROBE_METRICS,
     log:
         f"logs/evaluate/{MODEL_FOLD}.log",
     conda:

@@ -1,12 +1,13 @@
 # Shortcut stress tests (docs/evaluation-and-verdicts.md, "Stress tests"): every model's test images under
-# the stain probes, and every model on another lab's images (config external:).
+# the stain probes (a trained model's evaluate job scores them), and every model on another lab's images
+# (config external:).
 
 
 rule stain_probe_images:
     input:
         manifest=SPLIT_MANIFEST,
     output:
-        table=f"{PROBED_DIR}/probed.tsv",
+        table=PROBED_TABLE,
         folder=directory(f"{PROBED_DIR}/images"),
     log:
         "logs/stain_probe_images/{task}/fold{fold}.log",
@@ -18,16 +19,15 @@ rule stain_probe_images:
         "../scripts/stain_probe_images.py"
 
 
-rule stain_probe:
+rule stain_probe_colour_baseline:
     input:
-        model=rules.train.output.model,
         manifest=SPLIT_MANIFEST,
         probed=rules.stain_probe_images.output.table,
     output:
-        predictions=STAIN_PROBE_PREDICTIONS,
-        metrics=f"{EVALUATION_DIR}/stain_probes.json",
+        stain_predictions=fill(STAIN_PROBE_PREDICTIONS, backbone=BASELINE_NAME),
+        stain_metrics=fill(STAIN_PROBE_METRICS, backbone=BASELINE_NAME),
     log:
-        f"logs/stain_probe/{MODEL_FOLD}.log",
+        "logs/stain_probe/{task}/colour_baseline/fold{fold}.log",
     conda:
         "../../envs/evaluate.yaml"
     params:
@@ -35,20 +35,6 @@ rule stain_probe:
         seed=config["seed"],
     script:
         "../scripts/stain_probe.py"
-
-
-use rule stain_probe as stain_probe_colour_baseline with:
-    input:
-        manifest=SPLIT_MANIFEST,
-        probed=rules.stain_probe_images.output.table,
-    output:
-        predictions=fill(STAIN_PROBE_PREDICTIONS, backbone=BASELINE_NAME),
-        metrics=f"{BASELINE_EVALUATION_DIR}/stain_probes.json",
-    log:
-        "logs/stain_probe/{task}/colour_baseline/fold{fold}.log",
-    params:
-        classes=task_classes,
-        seed=config["seed"],
 
 
 rule stain_probe_summary:

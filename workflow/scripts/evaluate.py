@@ -1,7 +1,9 @@
 from alldag.evaluate import EvaluationOutputs, EvaluationSettings, evaluate_model
 from alldag.jobs import named_files
 from alldag.rulelog import run_rule
+from alldag.stress import ProbeScoreOutputs
 
+out = snakemake.output
 run_rule(
     snakemake.log[0],
     snakemake.threads,
@@ -9,6 +11,8 @@ run_rule(
         model=snakemake.input.model,
         manifest=snakemake.input.manifest,
         settings=EvaluationSettings.from_params(snakemake.params, snakemake.wildcards),
-        outputs=named_files(EvaluationOutputs, snakemake.output),
+        outputs=named_files(EvaluationOutputs, out),
+        probed=snakemake.input.probed,
+        probe_outputs=named_files(ProbeScoreOutputs, out, predictions="stain_predictions", metrics="stain_metrics"),
     ),
 )

@@ -11,19 +11,9 @@ import numpy as np
 import pandas as pd
 
 from alldag.attribution_metrics import ALL_CLASSES, NO_POSITIVE
-from alldag.tracking import log_metrics_to, log_steps_once
+from alldag.tracking import log_steps_once
 
 EPOCH_COLUMNS = ("epoch", "phase", "learning_rate", "kept")  # history columns that are not per-epoch metrics
-
-
-def epoch_reporter(run_id: str):
-    """report(rows) for fit(): logs each epoch's losses and accuracies to the run with step = epoch - 1."""
-
-    def report(rows: list[dict]) -> None:
-        for row in rows:
-            log_metrics_to(run_id, {k: v for k, v in row.items() if k not in EPOCH_COLUMNS}, step=row["epoch"] - 1)
-
-    return report
 
 
 def log_missing_epochs(run_id: str, history: pd.DataFrame) -> int:

@@ -308,16 +308,6 @@ def reparent_run(run_id: str, parent_id: str) -> str | None:
     return old
 
 
-def log_metrics_to(run_id: str, metrics: dict, step: int) -> None:
-    """Log metrics of one step to a given run in one batch (the run need not be active)."""
-    import mlflow
-    from mlflow.entities import Metric
-
-    stamp = int(time.time() * 1000)
-    batch = [Metric(k, float(v), stamp, step) for k, v in metrics.items()]
-    retry(mlflow.MlflowClient().log_batch, run_id, metrics=batch)
-
-
 def run_params(**values) -> dict:
     """The flat params every child run logs (RUN_PARAMS, all of them, as strings): one compare table."""
     if set(values) != set(RUN_PARAMS):

@@ -16,7 +16,7 @@ import pytest
 from PIL import Image
 
 from alldag.track import TrackInputs, TrackSettings, track_model, tracked_runs_from_table
-from alldag.tracking import Tracking, log_metrics_to
+from alldag.tracking import Tracking, log_steps_once
 
 EPOCHS = 4
 
@@ -141,8 +141,8 @@ def test_track_completes_the_run_an_interrupted_attempt_left_and_moves_it_to_the
     Path(tracking.parent_run_file).write_text(json.dumps({"run_id": first}))
     run_id, parent = create_child_run(tracking, json.loads(files["run"].read_text()))
     assert parent == first
-    for epoch in (0, 1):  # the attempt died after two epochs
-        log_metrics_to(run_id, {"loss": 1.0, "val_loss": 1.0}, step=epoch)
+    died = [{"step": epoch, "metrics": {"loss": 1.0, "val_loss": 1.0}} for epoch in (0, 1)]
+    log_steps_once(client, run_id, died)  # the attempt died after two epochs
     Path(tracking.parent_run_file).write_text(json.dumps({"run_id": second}))
     for _ in range(2):  # the second time: the same invocation again
         assert _track(tracking, files) == run_id

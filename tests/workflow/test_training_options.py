@@ -249,12 +249,12 @@ def test_missing_epochs_are_logged_once(tmp_path):
     import mlflow
     import pandas as pd
 
-    from alldag.run_metrics import epoch_reporter, log_missing_epochs
+    from alldag.run_metrics import log_missing_epochs
 
     mlflow.set_tracking_uri(f"sqlite:///{tmp_path}/m.db")
     run_id = mlflow.MlflowClient().create_run(mlflow.MlflowClient().create_experiment("e")).info.run_id
     history = pd.DataFrame({"epoch": [1, 2, 3], "phase": "full", "loss": [0.9, 0.5, 0.4], "val_loss": [1.0, 0.8, 0.7]})
-    epoch_reporter(run_id)(history.head(1).to_dict("records"))
+    assert log_missing_epochs(run_id, history.head(1)) == 1  # an earlier attempt logged the first epoch
     assert log_missing_epochs(run_id, history) == 2
     assert log_missing_epochs(run_id, history) == 0
     steps = [m.step for m in mlflow.MlflowClient().get_metric_history(run_id, "loss")]
@@ -278,7 +278,9 @@ def test_parallel_jobs_write_one_sqlite_store_without_failing(tmp_path):
 
 
 def _log_a_child_run(uri: str, workdir: str, i: int) -> str:
-    from alldag.run_metrics import epoch_reporter
+    import pandas as pd
+
+    from alldag.run_metrics import log_missing_epochs
     from alldag.tracking import Tracking, client_for, create_child_run, retry
 
     tracking = Tracking(uri, "study", f"{workdir}/art", f"{workdir}/parent.json", {})
@@ -289,7 +291,8 @@ def _log_a_child_run(uri: str, workdir: str, i: int) -> str:
         except (OSError, ValueError):
             __import__("time").sleep(0.05)
     run_id, _ = create_child_run(tracking, {"name": f"model{i}", "record": str(i), "tags": {}})
-    epoch_reporter(run_id)([{"epoch": e + 1, "loss": 1 / (e + 1)} for e in range(30)])
+    epochs = pd.DataFrame({"epoch": range(1, 31), "loss": [1 / e for e in range(1, 31)]})
+    assert log_missing_epochs(run_id, epochs) == 30
     retry(client_for(uri).set_terminated, run_id, "FINISHED")
     return run_id
 

@@ -155,21 +155,12 @@ def write_evaluation(
     return result
 
 
-def evaluate_model(
-    *, model, manifest, settings: EvaluationSettings, outputs: EvaluationOutputs, probed=None, probe_outputs=None
-) -> dict:
-    """Evaluate a trained Keras model (file `model`) on the test split of `manifest` (see write_evaluation);
-    with `probed` (probed.tsv) and `probe_outputs` (alldag.stress.ProbeScoreOutputs), also on those test images
-    under every stain probe, from the same loaded model (one TensorFlow start per model, not two)."""
+def evaluate_model(*, model, manifest, settings: EvaluationSettings, outputs: EvaluationOutputs) -> dict:
+    """Evaluate a trained Keras model (loaded, or its file `model`) on the test split of `manifest` (path or
+    table; see write_evaluation)."""
     from alldag.models import load_classifier
 
-    rows = read_tsv(manifest)
+    rows = manifest if isinstance(manifest, pd.DataFrame) else read_tsv(manifest)
     test = rows[rows["split"] == "test"].reset_index(drop=True)
-    network = load_classifier(model)
-    result = write_evaluation(test, predict_split(network, test), settings=settings, outputs=outputs)
-    if probed is not None and probe_outputs is not None:
-        from alldag.stress import ScoringSettings, score_stain_probes
-
-        scoring = ScoringSettings(settings.key, settings.classes)
-        score_stain_probes(model=network, manifest=rows, probed=probed, settings=scoring, outputs=probe_outputs)
-    return result
+    network = load_classifier(model) if isinstance(model, (str, Path)) else model
+    return write_evaluation(test, predict_split(network, test), settings=settings, outputs=outputs)

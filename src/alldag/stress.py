@@ -127,6 +127,20 @@ def score_stain_probes(
     return metrics
 
 
+def evaluate_with_probes(*, model, manifest, probed, settings, outputs, probe_outputs: ProbeScoreOutputs) -> dict:
+    """The evaluate job: a trained model (file `model`) on its test split (alldag.evaluate.evaluate_model with
+    settings and outputs) and on those test images under every probe of `probed` (probed.tsv), from one loaded
+    model: one TensorFlow start per model, not two. Returns the test metrics."""
+    from alldag.evaluate import evaluate_model
+    from alldag.models import load_classifier
+
+    network, rows = load_classifier(model), read_tsv(manifest)
+    result = evaluate_model(model=network, manifest=rows, settings=settings, outputs=outputs)
+    scoring = ScoringSettings(settings.key, settings.classes)
+    score_stain_probes(model=network, manifest=rows, probed=probed, settings=scoring, outputs=probe_outputs)
+    return result
+
+
 def _pooled(paths: dict[int, str]) -> pd.DataFrame:
     frames = [read_tsv(p).assign(fold=int(f)) for f, p in sorted(paths.items())]
     frame = pd.concat(frames, ignore_index=True)

@@ -62,13 +62,12 @@ _JOBID = re.compile(r"^jobid: (\d+)")
 _DONE = re.compile(r"^Finished job(?:id:)? (\d+)")
 
 
-def job_seconds(log: str) -> tuple[dict[str, float], Counter]:
+def job_seconds(log: str) -> tuple[Counter, Counter]:
     """Seconds per rule (summed over its jobs) and jobs per rule, from a Snakemake log: each job runs from the
     time stamp before its `rule NAME:` block to the one before its `Finished job N.` (1 s resolution)."""
     now = started_rule = None
     started: dict[str, tuple[str, datetime]] = {}
-    seconds: dict[str, float] = {}
-    jobs: Counter = Counter()
+    seconds, jobs = Counter(), Counter()
     for line in (raw.strip() for raw in log.splitlines()):
         if stamp := _STAMP.match(line):
             now = datetime.strptime(" ".join(stamp.group(1).split()), "%a %b %d %H:%M:%S %Y")
@@ -78,7 +77,7 @@ def job_seconds(log: str) -> tuple[dict[str, float], Counter]:
             started[jobid.group(1)], started_rule = started_rule, None
         elif (done := _DONE.match(line)) and done.group(1) in started:
             name, begun = started.pop(done.group(1))
-            seconds[name] = seconds.get(name, 0.0) + (now - begun).total_seconds()
+            seconds[name] += (now - begun).total_seconds()
             jobs[name] += 1
     return seconds, jobs
 
@@ -99,9 +98,10 @@ def main() -> int:
     args = parser.parse_args()
     workdir = args.keep or Path(tempfile.mkdtemp(prefix="alldag-bench-"))
     workdir.mkdir(parents=True, exist_ok=True)
-    full, log = timed_run(workdir, args.config.resolve())
+    configfile = args.config.resolve()
+    full, log = timed_run(workdir, configfile)
     jobs = [line for line in log.splitlines() if line.strip().startswith("total")]
-    noop, log2 = timed_run(workdir, args.config.resolve())
+    noop, log2 = timed_run(workdir, configfile)
     size, models = disk_usage(workdir / "results")
     print(f"cores: {os.cpu_count()}; workdir: {workdir}; config: {args.config}")
     print(
